@@ -1,0 +1,101 @@
+//! The command line, as clap types. Nothing outside this module and `lib.rs` sees them: `config`
+//! turns them into a validated `AppConfig` before anything touches the OS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ancm",
+    version,
+    about = "Run an ASP.NET Core (or any HTTP) app the way IIS's ASP.NET Core Module does: \
+             start it on a private loopback port, proxy to it, restart it, capture its output.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the app, proxy requests to it and keep it running until Ctrl+C.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+
+    /// Internal: kills the app's process groups when ancm dies without cleaning up.
+    #[command(name = "__guard", hide = true)]
+    Guard,
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  ancm run ./publish                       the app described by ./publish/web.config
+  ancm run --listen 127.0.0.1:0 .          any free port; the ready line says which
+  ancm run --port-env PORT -- node app.js  a non-.NET app, told its port in $PORT";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A folder holding web.config, or a web.config file.
+    #[arg(value_name = "APP", default_value = ".")]
+    pub app: PathBuf,
+
+    /// Address the proxy listens on (repeatable). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: Vec<SocketAddr>,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    /// The command to run instead of web.config's processPath and arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// One flag per `<aspNetCore>` attribute; each overrides web.config.
+#[derive(Debug, Args, Default, Clone)]
+pub struct Overrides {
+    /// Overrides processPath: the executable to start.
+    #[arg(long, value_name = "PATH")]
+    pub process_path: Option<String>,
+
+    /// Overrides arguments (split the way Windows splits a command line).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub arguments: Option<String>,
+
+    /// Adds or overrides an environment variable for the app (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log.
+    #[arg(long, value_name = "PREFIX")]
+    pub stdout_log: Option<String>,
+
+    /// Overrides startupTimeLimit: seconds the app has to start listening (0-3600).
+    #[arg(long, value_name = "SECS")]
+    pub startup_time_limit: Option<String>,
+
+    /// Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600).
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_time_limit: Option<String>,
+
+    /// Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100).
+    #[arg(long, value_name = "N")]
+    pub rapid_fails_per_minute: Option<String>,
+
+    /// Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever.
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+
+    /// The app's virtual path, given to it as ASPNETCORE_APPL_PATH (default /).
+    #[arg(long, value_name = "/BASE")]
+    pub app_path: Option<String>,
+
+    /// Also export the app's port under NAME, for apps that are not .NET (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub port_env: Vec<String>,
+}

@@ -1,0 +1,314 @@
+//! How `processPath` and `arguments` become a program and its argv on this OS: `%VAR%`
+//! expansion, Windows command-line splitting, Windows paths on Unix, and resolution against the
+//! app folder (spec §1.4).
+
+use std::path::{Path, PathBuf};
+
+/// Variables that stand for the app's port; they expand when the port is known, at each start.
+const PORT_VARIABLES: [&str; 2] = ["ASPNETCORE_PORT", "HTTP_PLATFORM_PORT"];
+
+/// The app's command line, resolved except for the port placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl CommandLine {
+    /// The program and argv for one start, with `%ASPNETCORE_PORT%` and `%HTTP_PLATFORM_PORT%`
+    /// replaced by `port`.
+    pub fn with_port(&self, port: u16) -> (PathBuf, Vec<String>) {
+        let port = port.to_string();
+        let program = expand_port(&self.program.to_string_lossy(), &port);
+        let args = self.args.iter().map(|a| expand_port(a, &port)).collect();
+        (PathBuf::from(program), args)
+    }
+}
+
+fn expand_port(s: &str, port: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    expand_with(s, |name| {
+        PORT_VARIABLES
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(name))
+            .then(|| port.to_owned())
+    })
+}
+
+/// Expands `%NAME%` from ancm's environment the way IIS expands "expanded" attributes: names
+/// are matched ignoring case (Windows habits, such as `%home%`, carry over) and undefined ones
+/// stay as written. The port variables are left for [`CommandLine::with_port`].
+pub(super) fn expand_env(s: &str) -> String {
+    expand_with(s, |name| {
+        if PORT_VARIABLES.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            return None;
+        }
+        std::env::var(name).ok().or_else(|| {
+            std::env::vars()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
+    })
+}
+
+fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('%') {
+            Some(end) if end > 0 => match lookup(&after[..end]) {
+                Some(value) => {
+                    out.push_str(&value);
+                    rest = &after[end + 1..];
+                }
+                // Undefined: keep the first `%` and look for a variable from the second one on.
+                None => {
+                    out.push('%');
+                    out.push_str(&after[..end]);
+                    rest = &after[end..];
+                }
+            },
+            _ => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Splits a command line into argv by the rules of the Windows C runtime, so that one
+/// web.config gives the same argv on Windows and Unix: whitespace separates arguments outside
+/// double quotes; 2n backslashes before a quote give n backslashes and a quote that opens or
+/// closes; 2n+1 give n backslashes and a literal quote; `""` inside quotes is a literal quote.
+pub fn split_command_line(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut in_arg = false;
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if !in_quotes && (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            if in_arg {
+                args.push(std::mem::take(&mut current));
+                in_arg = false;
+            }
+            i += 1;
+            continue;
+        }
+        in_arg = true;
+        match c {
+            '\\' => {
+                let run = chars[i..].iter().take_while(|&&c| c == '\\').count();
+                let next = i + run;
+                if chars.get(next) == Some(&'"') {
+                    current.extend(std::iter::repeat_n('\\', run / 2));
+                    if run % 2 == 1 {
+                        current.push('"');
+                        i = next + 1;
+                    } else {
+                        i = next;
+                    }
+                } else {
+                    current.extend(std::iter::repeat_n('\\', run));
+                    i = next;
+                }
+            }
+            '"' => {
+                if in_quotes && chars.get(i + 1) == Some(&'"') {
+                    current.push('"');
+                    i += 2;
+                } else {
+                    in_quotes = !in_quotes;
+                    i += 1;
+                }
+            }
+            _ => {
+                current.push(c);
+                i += 1;
+            }
+        }
+    }
+    if in_arg {
+        args.push(current);
+    }
+    args
+}
+
+/// A Windows path as this OS spells it: on Unix, `\` becomes `/` and the `\\?\` long-path
+/// prefix goes. On Windows, unchanged.
+pub(super) fn native_path(path: &str) -> String {
+    if cfg!(windows) {
+        return path.to_owned();
+    }
+    let path = path.strip_prefix(r"\\?\").unwrap_or(path);
+    path.replace('\\', "/")
+}
+
+/// Resolves `processPath` as ANCM does (spec §1.4): unless it holds `:` or `%`, it names a file
+/// in the app folder when that file exists; otherwise it is left for the OS to find on PATH.
+/// On Unix, `.\MyApp.exe` falls back to `./MyApp`, the name a Linux publish gives the apphost.
+pub(super) fn resolve_program(app_dir: &Path, process_path: &str) -> PathBuf {
+    if process_path.contains(':') || process_path.contains('%') {
+        return PathBuf::from(process_path);
+    }
+    let native = native_path(process_path);
+    let candidate = app_dir.join(&native);
+    if candidate.is_file() {
+        return normalize(&candidate);
+    }
+    let without_exe = strip_exe(&native);
+    if !cfg!(windows) {
+        if let Some(stem) = without_exe {
+            let candidate = app_dir.join(stem);
+            if candidate.is_file() {
+                return normalize(&candidate);
+            }
+        }
+    }
+    let is_bare_name = !native.contains('/') && !native.contains('\\');
+    match (is_bare_name, without_exe) {
+        // `dotnet.exe` on a Unix PATH is `dotnet`.
+        (true, Some(stem)) if !cfg!(windows) => PathBuf::from(stem),
+        (true, _) => PathBuf::from(native),
+        (false, _) => candidate,
+    }
+}
+
+/// Turns Windows-style relative paths in arguments (`.\MyApp.dll`) into native ones, when the
+/// argument plainly is a path: it starts with `.\` or `..\`, or names a file in the app folder.
+pub(super) fn native_argument(app_dir: &Path, arg: &str) -> String {
+    if cfg!(windows) || !arg.contains('\\') || arg.contains("://") {
+        return arg.to_owned();
+    }
+    let converted = native_path(arg);
+    if arg.starts_with(r".\") || arg.starts_with(r"..\") || app_dir.join(&converted).exists() {
+        converted
+    } else {
+        arg.to_owned()
+    }
+}
+
+fn strip_exe(path: &str) -> Option<&str> {
+    let split = path.len().checked_sub(4)?;
+    let (stem, ext) = (path.get(..split)?, path.get(split..)?);
+    (ext.eq_ignore_ascii_case(".exe") && !stem.is_empty()).then_some(stem)
+}
+
+/// Removes `.` and `..` components without touching the file system (no symlink resolution),
+/// so that error messages show the path the user wrote, made absolute.
+pub(super) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        split_command_line(s)
+    }
+
+    #[test]
+    fn splits_like_the_windows_c_runtime() {
+        assert_eq!(argv(r".\MyApp.dll"), [r".\MyApp.dll"]);
+        assert_eq!(argv(r#"a "b c" d"#), ["a", "b c", "d"]);
+        assert_eq!(argv(r#""a\"b""#), [r#"a"b"#]);
+        assert_eq!(argv(r#"a\\\"b"#), [r#"a\"b"#]);
+        assert_eq!(argv(r#""a\\" b"#), [r"a\", "b"]);
+        assert_eq!(argv(r"a\\b c"), [r"a\\b", "c"]);
+        assert_eq!(argv(r#""say ""hi"" now""#), [r#"say "hi" now"#]);
+        assert_eq!(argv(r#""" x"#), ["", "x"]);
+        assert_eq!(argv("  \t "), Vec::<String>::new());
+        assert_eq!(
+            argv(r#"--urls "http://*:5000""#),
+            ["--urls", "http://*:5000"]
+        );
+    }
+
+    #[test]
+    fn expands_defined_variables_and_keeps_the_rest() {
+        let lookup = |name: &str| (name == "HOME").then(|| "/home/app".to_owned());
+        assert_eq!(
+            expand_with(r"%HOME%\LogFiles", lookup),
+            r"/home/app\LogFiles"
+        );
+        assert_eq!(expand_with("%NOPE%/x", lookup), "%NOPE%/x");
+        assert_eq!(expand_with("100%", lookup), "100%");
+        assert_eq!(expand_with("%NOPE%HOME%", lookup), "%NOPE/home/app");
+        assert_eq!(expand_with("%%", lookup), "%%");
+    }
+
+    #[test]
+    fn port_variables_wait_for_the_port() {
+        std::env::var("ASPNETCORE_PORT").ok(); // whatever ancm's own environment says
+        let expanded = expand_env("--port %ASPNETCORE_PORT% --p2 %http_platform_port%");
+        assert_eq!(
+            expanded,
+            "--port %ASPNETCORE_PORT% --p2 %http_platform_port%"
+        );
+        let line = CommandLine {
+            program: PathBuf::from("app"),
+            args: split_command_line(&expanded),
+        };
+        let (_, args) = line.with_port(5123);
+        assert_eq!(args, ["--port", "5123", "--p2", "5123"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn windows_paths_resolve_on_unix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("MyApp"), b"").expect("write");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        std::fs::write(dir.path().join("bin/Tool.exe"), b"").expect("write");
+
+        assert_eq!(
+            resolve_program(dir.path(), r".\MyApp.exe"),
+            dir.path().join("MyApp")
+        );
+        assert_eq!(
+            resolve_program(dir.path(), r"bin\Tool.exe"),
+            dir.path().join("bin/Tool.exe")
+        );
+        assert_eq!(
+            resolve_program(dir.path(), "dotnet"),
+            PathBuf::from("dotnet")
+        );
+        assert_eq!(
+            resolve_program(dir.path(), "dotnet.exe"),
+            PathBuf::from("dotnet")
+        );
+        assert_eq!(
+            resolve_program(dir.path(), r".\Missing.exe"),
+            dir.path().join("Missing.exe")
+        );
+        assert_eq!(native_argument(dir.path(), r".\MyApp.dll"), "./MyApp.dll");
+        assert_eq!(native_argument(dir.path(), r"bin\Tool.exe"), "bin/Tool.exe");
+        assert_eq!(native_argument(dir.path(), r"a\b"), r"a\b");
+        assert_eq!(
+            native_path(r"\\?\%home%\LogFiles\stdout"),
+            "%home%/LogFiles/stdout"
+        );
+    }
+}

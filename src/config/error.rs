@@ -1,0 +1,82 @@
+//! Configuration errors: each names where the bad value came from (file, line and column, or
+//! flag), the value, and what is allowed, so a person can fix it without reading our source.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// An attribute in web.config.
+    File {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+    },
+    /// A command-line flag, e.g. `--startup-time-limit`.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}", path.display())
+            }
+            Origin::Flag(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: no web.config there; give a folder holding one, or the command after `--`", path.display())]
+    NoWebConfig { path: PathBuf },
+
+    #[error("{}:{line}:{column}: not well-formed XML: {message}", path.display())]
+    Xml {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+
+    #[error("{}: no <aspNetCore> element under <system.webServer> (outside <location> or in <location path=\".\">); give the command after `--` instead", path.display())]
+    NoAspNetCore { path: PathBuf },
+
+    #[error("{origin}: <aspNetCore> has no processPath; set it to the app's executable (e.g. processPath=\"dotnet\" arguments=\".\\MyApp.dll\")")]
+    MissingProcessPath { origin: Origin },
+
+    #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
+    Invalid {
+        origin: Origin,
+        /// `attribute startupTimeLimit`, `flag --env`, ...
+        what: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        origin: Origin,
+        what: impl Into<String>,
+        value: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> Self {
+        ConfigError::Invalid {
+            origin,
+            what: what.into(),
+            value: value.into(),
+            allowed: allowed.into(),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Reads the `<aspNetCore>` element out of a web.config file: its attributes and
+//! `<environmentVariables>`, each with the line and column it came from.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{ConfigError, Origin};
+
+/// The `<aspNetCore>` element as written, before any value is interpreted.
+#[derive(Debug, Clone)]
+pub(super) struct AspNetCoreElement {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+    pub attributes: Vec<Attribute>,
+    /// `<environmentVariables>` in order, after `<clear/>`; a later name replaces an earlier
+    /// one that differs only in case, as IIS compares them.
+    pub environment: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Attribute {
+    pub name: String,
+    pub value: String,
+    pub origin: Origin,
+}
+
+impl AspNetCoreElement {
+    pub(super) fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    pub(super) fn origin(&self) -> Origin {
+        Origin::File {
+            path: self.file.clone(),
+            line: self.line,
+            column: self.column,
+        }
+    }
+}
+
+/// The attributes of `<aspNetCore>` in ANCM's schema (spec §1.2).
+const KNOWN_ATTRIBUTES: &[&str] = &[
+    "processPath",
+    "arguments",
+    "startupTimeLimit",
+    "shutdownTimeLimit",
+    "rapidFailsPerMinute",
+    "requestTimeout",
+    "stdoutLogEnabled",
+    "stdoutLogFile",
+    "processesPerApplication",
+    "forwardWindowsAuthToken",
+    "disableStartUpErrorPage",
+    "hostingModel",
+];
+
+pub(super) fn read(path: &Path) -> Result<AspNetCoreElement, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = decode(&bytes).map_err(|message| ConfigError::Xml {
+        path: path.to_owned(),
+        line: 1,
+        column: 1,
+        message,
+    })?;
+    parse(path, &text)
+}
+
+/// web.config files come as UTF-8 (often with a BOM) or, from some Windows editors, UTF-16.
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    let utf16 = |data: &[u8], from: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = data
+            .chunks_exact(2)
+            .map(|pair| from([pair[0], pair[1]]))
+            .collect();
+        String::from_utf16(&units).map_err(|_| "invalid UTF-16 text".to_owned())
+    };
+    match bytes {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()),
+        [0xFF, 0xFE, rest @ ..] => return utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => return utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes.to_vec()),
+    }
+    .map_err(|e| {
+        format!(
+            "the file is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, ConfigError> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        let pos = e.pos();
+        ConfigError::Xml {
+            path: path.to_owned(),
+            line: pos.row,
+            column: pos.col,
+            message: e.to_string(),
+        }
+    })?;
+    let origin_of = |offset: usize| {
+        let pos = doc.text_pos_at(offset);
+        Origin::File {
+            path: path.to_owned(),
+            line: pos.row,
+            column: pos.col,
+        }
+    };
+
+    let root = doc.root_element();
+    let mut found: Vec<roxmltree::Node> = Vec::new();
+    if root.has_tag_name("configuration") {
+        for child in root.children().filter(|n| n.is_element()) {
+            match child.tag_name().name() {
+                "system.webServer" => found.extend(aspnetcore_in(child)),
+                // `<location path=".">` (what publish writes) or no path applies to this app;
+                // other paths configure child applications.
+                "location" if matches!(child.attribute("path"), None | Some("." | "")) => {
+                    for web_server in children_named(child, "system.webServer") {
+                        found.extend(aspnetcore_in(web_server));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let Some(element) = found.first().copied() else {
+        return Err(ConfigError::NoAspNetCore {
+            path: path.to_owned(),
+        });
+    };
+    if let Some(second) = found.get(1) {
+        // IIS refuses a section defined twice for one path (HTTP 500.19), and so do we.
+        let first = origin_of(element.range().start);
+        return Err(ConfigError::invalid(
+            origin_of(second.range().start),
+            "element",
+            "<aspNetCore>",
+            format!("one <aspNetCore> per application; another one is at {first}"),
+        ));
+    }
+
+    let mut warnings = Vec::new();
+    let attributes = element
+        .attributes()
+        .filter(|a| a.namespace().is_none())
+        .map(|a| {
+            if !KNOWN_ATTRIBUTES.contains(&a.name()) {
+                warnings.push(format!(
+                    "{}: unknown attribute {}=\"{}\" on <aspNetCore> is ignored",
+                    origin_of(a.range().start),
+                    a.name(),
+                    a.value()
+                ));
+            }
+            Attribute {
+                name: a.name().to_owned(),
+                value: a.value().to_owned(),
+                origin: origin_of(a.range_value().start),
+            }
+        })
+        .collect();
+
+    let mut environment: Vec<(String, String)> = Vec::new();
+    for collection in children_named(element, "environmentVariables") {
+        for entry in collection.children().filter(|n| n.is_element()) {
+            match entry.tag_name().name() {
+                "clear" => environment.clear(),
+                "environmentVariable" => {
+                    let name = entry.attribute("name").unwrap_or_default();
+                    if name.is_empty() {
+                        return Err(ConfigError::invalid(
+                            origin_of(entry.range().start),
+                            "<environmentVariable> attribute name",
+                            name,
+                            "a non-empty variable name",
+                        ));
+                    }
+                    let value = entry.attribute("value").unwrap_or_default();
+                    environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                    environment.push((name.to_owned(), value.to_owned()));
+                }
+                other => warnings.push(format!(
+                    "{}: unknown element <{other}> in <environmentVariables> is ignored",
+                    origin_of(entry.range().start)
+                )),
+            }
+        }
+    }
+
+    let Origin::File { line, column, .. } = origin_of(element.range().start) else {
+        unreachable!("origin_of always gives a file origin")
+    };
+    Ok(AspNetCoreElement {
+        file: path.to_owned(),
+        line,
+        column,
+        attributes,
+        environment,
+        warnings,
+    })
+}
+
+fn children_named<'a, 'i>(
+    node: roxmltree::Node<'a, 'i>,
+    name: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    node.children()
+        .filter(move |n| n.is_element() && n.tag_name().name() == name)
+}
+
+fn aspnetcore_in<'a, 'i>(
+    web_server: roxmltree::Node<'a, 'i>,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    children_named(web_server, "aspNetCore")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<AspNetCoreElement, ConfigError> {
+        parse(Path::new("web.config"), text)
+    }
+
+    #[test]
+    fn reads_the_published_layout() {
+        let el = parse_str(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <aspNetCore processPath="dotnet" arguments=".\App.dll" stdoutLogEnabled="false">
+        <environmentVariables>
+          <environmentVariable name="A" value="1" />
+          <environmentVariable name="a" value="2" />
+          <environmentVariable name="B" value="3" />
+        </environmentVariables>
+      </aspNetCore>
+    </system.webServer>
+  </location>
+</configuration>"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            el.attribute("processPath").map(|a| a.value.as_str()),
+            Some("dotnet")
+        );
+        assert_eq!(el.line, 5);
+        assert_eq!(
+            el.environment,
+            [
+                ("a".to_owned(), "2".to_owned()),
+                ("B".to_owned(), "3".to_owned())
+            ]
+        );
+        let Some(Attribute {
+            origin: Origin::File { line, .. },
+            ..
+        }) = el.attribute("arguments")
+        else {
+            panic!("arguments has a file origin");
+        };
+        assert_eq!(*line, 5);
+    }
+
+    #[test]
+    fn other_locations_and_comments_do_not_apply() {
+        let err = parse_str(
+            r#"<configuration>
+  <!-- <system.webServer><aspNetCore processPath="x"/></system.webServer> -->
+  <location path="child"><system.webServer><aspNetCore processPath="y"/></system.webServer></location>
+</configuration>"#,
+        )
+        .expect_err("no element applies");
+        assert!(matches!(err, ConfigError::NoAspNetCore { .. }), "{err}");
+    }
+
+    #[test]
+    fn clear_empties_inherited_variables() {
+        let el = parse_str(
+            r#"<configuration><system.webServer><aspNetCore processPath="x">
+<environmentVariables><environmentVariable name="A" value="1"/><clear/><environmentVariable name="B" value="2"/></environmentVariables>
+</aspNetCore></system.webServer></configuration>"#,
+        )
+        .expect("valid");
+        assert_eq!(el.environment, [("B".to_owned(), "2".to_owned())]);
+    }
+
+    #[test]
+    fn malformed_xml_names_line_and_column() {
+        let err = parse_str("<configuration>\n  <system.webServer>\n</configuration>")
+            .expect_err("malformed");
+        let text = err.to_string();
+        assert!(text.starts_with("web.config:3:"), "{text}");
+    }
+
+    #[test]
+    fn a_second_element_is_an_error_naming_both() {
+        let err = parse_str(
+            r#"<configuration>
+<system.webServer><aspNetCore processPath="a"/></system.webServer>
+<location path="."><system.webServer><aspNetCore processPath="b"/></system.webServer></location>
+</configuration>"#,
+        )
+        .expect_err("duplicate");
+        let text = err.to_string();
+        assert!(
+            text.contains("web.config:3:") && text.contains("web.config:2:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn utf16_and_bom() {
+        let text = r#"<configuration><system.webServer><aspNetCore processPath="x"/></system.webServer></configuration>"#;
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(decode(&utf16).as_deref(), Ok(text));
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(text.as_bytes());
+        assert_eq!(decode(&bom).as_deref(), Ok(text));
+    }
+}

@@ -1,0 +1,202 @@
+//! The app's stdout and stderr: relayed line by line to ancm's console (marked as the app's),
+//! written to the stdout log file when it is on, and kept as a 30 KB tail for the start-failure
+//! page. Reading never stops while the app runs, so the app never blocks on a full pipe.
+
+mod console;
+mod tail;
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use console::Console;
+pub use tail::Tail;
+
+/// Which of the app's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of the app's output, without its line ending.
+#[derive(Debug)]
+pub struct Line {
+    pub stream: Stream,
+    pub pid: u32,
+    pub text: Vec<u8>,
+}
+
+/// Longer lines are cut into pieces of this size, so one endless line cannot eat memory.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The name ANCM gives the stdout log (spec §3.8):
+/// `<prefix>_<yyyyMMddHHmmss>_<pid>.log`, in UTC, where `pid` is the host's (ancm's) process id.
+pub fn stdout_log_path(prefix: &Path, now: time::OffsetDateTime, host_pid: u32) -> PathBuf {
+    let stamp = now
+        .to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year][month][day][hour][minute][second]"
+        ))
+        .unwrap_or_default();
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(format!("_{stamp}_{host_pid}.log"));
+    PathBuf::from(name)
+}
+
+/// Opens (appending) the stdout log for one start of the app, creating missing folders.
+pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+}
+
+/// Starts relaying one app process's output. The returned task ends once both streams reach
+/// end of file and every line has been written out, so awaiting it means no line is lost.
+pub fn capture(
+    pid: u32,
+    stdout: impl AsyncRead + Unpin + Send + 'static,
+    stderr: impl AsyncRead + Unpin + Send + 'static,
+    console: Console,
+    log_file: Option<(PathBuf, tokio::fs::File)>,
+    tail: Tail,
+) -> JoinHandle<()> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(read_lines(pid, Stream::Stdout, stdout, tx.clone()));
+    tokio::spawn(read_lines(pid, Stream::Stderr, stderr, tx));
+    tokio::spawn(collect(rx, console, log_file, tail))
+}
+
+async fn read_lines(
+    pid: u32,
+    stream: Stream,
+    reader: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<Line>,
+) {
+    let mut reader = BufReader::with_capacity(16 * 1024, reader);
+    loop {
+        let mut text = Vec::new();
+        match read_line_capped(&mut reader, &mut text).await {
+            Ok(0) => break,
+            Ok(_) => {
+                if tx.send(Line { stream, pid, text }).await.is_err() {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::debug!(pid, ?stream, %err, "reading the app's output failed");
+                break;
+            }
+        }
+    }
+}
+
+/// Reads one line (without `\n` or `\r\n`) of at most [`MAX_LINE`] bytes; returns the number
+/// of bytes consumed, 0 at end of file.
+async fn read_line_capped(
+    reader: &mut BufReader<impl AsyncRead + Unpin>,
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            break;
+        }
+        let room = MAX_LINE - out.len();
+        let (take, done) = match buf.iter().take(room).position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len().min(room), buf.len() >= room),
+        };
+        out.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            break;
+        }
+    }
+    if out.last() == Some(&b'\n') {
+        out.pop();
+        if out.last() == Some(&b'\r') {
+            out.pop();
+        }
+    }
+    Ok(consumed)
+}
+
+async fn collect(
+    mut rx: mpsc::Receiver<Line>,
+    console: Console,
+    log_file: Option<(PathBuf, tokio::fs::File)>,
+    tail: Tail,
+) {
+    let mut file = log_file.map(|(path, file)| (path, tokio::io::BufWriter::new(file)));
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Write what has piled up, then flush once: fast writers get batched, slow ones
+        // still see each line in the file at once.
+        while let Some(line) = next.take().or_else(|| rx.try_recv().ok()) {
+            tail.push(&line.text);
+            if let Some((path, writer)) = &mut file {
+                let written = async {
+                    writer.write_all(&line.text).await?;
+                    writer.write_all(b"\n").await
+                };
+                if let Err(err) = written.await {
+                    tracing::warn!(path = %path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
+                    file = None;
+                }
+            }
+            console.send(line).await;
+        }
+        if let Some((path, writer)) = &mut file {
+            if let Err(err) = writer.flush().await {
+                tracing::warn!(path = %path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
+                file = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_name_follows_ancm() {
+        let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let path = stdout_log_path(Path::new("/app/logs/stdout"), now, 4242);
+        assert_eq!(path, Path::new("/app/logs/stdout_20260102030405_4242.log"));
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_and_capped() {
+        let mut input = b"one\r\ntwo\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        let mut reader = BufReader::new(&input[..]);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if read_line_capped(&mut reader, &mut line)
+                .await
+                .expect("read")
+                == 0
+            {
+                break;
+            }
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], b"one");
+        assert_eq!(lines[1], b"two");
+        assert_eq!(lines[2].len(), MAX_LINE);
+        assert_eq!(lines[3].len(), 10);
+    }
+}

@@ -1,0 +1,190 @@
+//! The pages ancm answers with itself: 502.5 when the app cannot be started (what happened and
+//! what to do, plus the app's output in Development), 502.3 when forwarding fails, 503 while
+//! stopping. Built only on the error path.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::config::AppConfig;
+use crate::supervisor::{FailureKind, Unavailable};
+
+/// The 502.5 page: the app could not be started.
+pub(super) fn startup_failure(
+    unavailable: &Unavailable,
+    cfg: &AppConfig,
+    show_output: bool,
+) -> Response<Full<Bytes>> {
+    if let Unavailable::Stopping = unavailable {
+        return stopping();
+    }
+    let mut what = String::new();
+    let mut todo: Vec<String> = Vec::new();
+    let mut output = None;
+    let run_it_yourself = format!(
+        "Run the app by hand to see what it says: <code>cd {} &amp;&amp; {}</code>",
+        escape(&cfg.app_dir.display().to_string()),
+        escape(&command_text(cfg)),
+    );
+    match unavailable {
+        Unavailable::Failed(failure) => {
+            let _ = write!(what, "{}.", escape(&failure.kind.to_string()));
+            output = Some(failure.output.as_str());
+            match &failure.kind {
+                FailureKind::Spawn { .. } => {
+                    todo.push("Check processPath in web.config (or <code>--process-path</code>): a relative path is looked up in the app folder, a bare name on PATH.".into());
+                }
+                FailureKind::Exited { .. } => {
+                    todo.push("Read the app's output (in ancm's console, or below in Development) for the exception or message that made it exit.".into());
+                    todo.push(run_it_yourself.clone());
+                }
+                FailureKind::StartTimeout { .. } => {
+                    todo.push("Make sure the app listens on 127.0.0.1 at the port in ASPNETCORE_PORT (ASP.NET Core does so through UseIISIntegration); for other apps, pass <code>--port-env PORT</code> or use %ASPNETCORE_PORT% in arguments.".into());
+                    todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
+                }
+            }
+        }
+        Unavailable::Paused {
+            until,
+            limit,
+            failure,
+        } => {
+            let secs = until
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_secs()
+                + 1;
+            let _ = write!(
+                what,
+                "The app failed more than rapidFailsPerMinute ({limit}) times within a minute, so ancm stopped starting it for now; it tries again in {secs} s."
+            );
+            if let Some(failure) = failure {
+                let _ = write!(
+                    what,
+                    " The last failure: {}.",
+                    escape(&failure.kind.to_string())
+                );
+                output = Some(failure.output.as_str());
+            }
+            todo.push(run_it_yourself.clone());
+            todo.push("Fix the cause, then restart ancm, or wait for the minute to pass.".into());
+        }
+        Unavailable::TimedOut(limit) => {
+            let _ = write!(
+                what,
+                "The app was still starting after startupTimeLimit ({} s).",
+                limit.as_secs()
+            );
+            todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
+        }
+        Unavailable::Stopping => {}
+    }
+    if let Some(prefix) = &cfg.stdout_log {
+        todo.push(format!(
+            "The stdout log is on: see {}_*.log.",
+            escape(&prefix.display().to_string())
+        ));
+    }
+
+    let mut body = String::with_capacity(4096);
+    body.push_str(HEAD);
+    body.push_str("<title>HTTP Error 502.5 - the app failed to start</title></head><body>\n");
+    body.push_str("<h1>HTTP Error 502.5 - the app failed to start</h1>\n");
+    let _ = writeln!(body, "<p>{what}</p>\n<h2>What to do</h2>\n<ul>");
+    for item in todo {
+        let _ = writeln!(body, "<li>{item}</li>");
+    }
+    body.push_str("</ul>\n");
+    match output {
+        Some(text) if show_output && !text.is_empty() => {
+            let _ = writeln!(
+                body,
+                "<h2>The app's last output</h2>\n<pre>{}</pre>",
+                escape(text)
+            );
+        }
+        Some(text) if !text.is_empty() => body.push_str(
+            "<p>The app's output is in ancm's console. Set ASPNETCORE_ENVIRONMENT=Development to see it on this page.</p>\n",
+        ),
+        _ => {}
+    }
+    body.push_str("</body></html>\n");
+    html(StatusCode::BAD_GATEWAY, body)
+}
+
+/// The 502.3 page: the app was ready but forwarding to it failed.
+pub(super) fn bad_gateway(reason: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "{HEAD}<title>HTTP Error 502.3 - Bad Gateway</title></head><body>\n\
+         <h1>HTTP Error 502.3 - Bad Gateway</h1>\n<p>{}</p>\n</body></html>\n",
+        escape(reason)
+    );
+    html(StatusCode::BAD_GATEWAY, body)
+}
+
+/// 503 while ancm stops the app.
+pub(super) fn stopping() -> Response<Full<Bytes>> {
+    let body = format!(
+        "{HEAD}<title>HTTP Error 503 - Service Unavailable</title></head><body>\n\
+         <h1>HTTP Error 503 - Service Unavailable</h1>\n<p>The app is shutting down.</p>\n</body></html>\n"
+    );
+    html(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+const HEAD: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
+pre{background:#f4f4f4;padding:1em;overflow:auto}code{background:#f4f4f4}</style>";
+
+fn html(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn command_text(cfg: &AppConfig) -> String {
+    let mut text = cfg.command.program.display().to_string();
+    for arg in &cfg.command.args {
+        text.push(' ');
+        if arg.is_empty() || arg.contains([' ', '\t', '"']) {
+            let _ = write!(text, "{arg:?}");
+        } else {
+            text.push_str(arg);
+        }
+    }
+    text
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

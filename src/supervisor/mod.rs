@@ -1,0 +1,233 @@
+//! The app's processes: each slot starts its process eagerly, waits until it listens, restarts
+//! it when it exits (within the rapidFailsPerMinute budget), and stops it gracefully. The proxy
+//! asks for a ready [`Backend`] and never spawns anything itself.
+//!
+//! Today there is one slot; the proxy already asks "give me a ready backend", so more slots
+//! (processesPerApplication) fit without changing it.
+
+mod platform;
+mod process;
+mod rapid_fail;
+mod slot;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::HeaderValue;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AppConfig;
+use crate::logs::Console;
+
+#[cfg(unix)]
+pub use platform::guard::{run as run_guard, Guard};
+
+/// What every slot shares: the configuration and the means to report and stop.
+pub struct Context {
+    pub config: Arc<AppConfig>,
+    pub console: Console,
+    /// For the shutdown message; reqwest because this is not the hot path.
+    pub http: reqwest::Client,
+    /// Kills the app's process groups if ancm dies without doing so.
+    #[cfg(unix)]
+    pub guard: Option<Arc<Guard>>,
+}
+
+/// A ready app process, as the proxy needs it.
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// `127.0.0.1:port`, ready for request URIs.
+    pub authority: Authority,
+    /// The pairing token, sent as MS-ASPNETCORE-TOKEN.
+    pub token: HeaderValue,
+    pub pid: u32,
+}
+
+/// Why a start failed or a running app went away.
+#[derive(Debug)]
+pub struct Failure {
+    /// Which start attempt this was about.
+    pub attempt: u64,
+    pub kind: FailureKind,
+    /// The last 30 KB the app printed.
+    pub output: String,
+}
+
+#[derive(Debug)]
+pub enum FailureKind {
+    /// The executable could not be started at all.
+    Spawn { program: String, error: String },
+    /// The app exited, before listening or after.
+    Exited { status: String, before_ready: bool },
+    /// It did not listen within startupTimeLimit and was killed.
+    StartTimeout { limit: Duration },
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Spawn { program, error } => {
+                write!(
+                    f,
+                    "the app's executable {program} could not be started: {error}"
+                )
+            }
+            FailureKind::Exited {
+                status,
+                before_ready: true,
+            } => write!(f, "the app {status} before it listened on its port"),
+            FailureKind::Exited {
+                status,
+                before_ready: false,
+            } => write!(f, "the app {status}"),
+            FailureKind::StartTimeout { limit } => write!(
+                f,
+                "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
+                limit.as_secs()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Phase {
+    Starting,
+    Ready(Arc<Backend>),
+    /// Too many failures within a minute; starts resume at `until`.
+    Paused {
+        until: Instant,
+    },
+    Stopping,
+    Stopped,
+}
+
+/// A slot's state, published through a watch channel.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub phase: Phase,
+    /// The number of the current (or last) start attempt.
+    pub attempt: u64,
+    pub last_failure: Option<Arc<Failure>>,
+}
+
+/// Why the proxy got no backend.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// The start this request waited for failed.
+    Failed(Arc<Failure>),
+    /// The rapid-fail limit was reached; no start until `until`.
+    Paused {
+        until: Instant,
+        limit: u32,
+        failure: Option<Arc<Failure>>,
+    },
+    Stopping,
+    /// The app was still starting after startupTimeLimit.
+    TimedOut(Duration),
+}
+
+/// A cloneable handle on the app's slots.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<Context>,
+    status: watch::Sender<Status>,
+    /// Cancelled to stop gracefully; the slot then stops its process.
+    cancel: CancellationToken,
+    /// Cancelled to skip the grace period (a second Ctrl+C).
+    kill_now: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Supervisor {
+    /// Starts the app now (eagerly) and keeps it running.
+    pub fn start(ctx: Context) -> Supervisor {
+        let ctx = Arc::new(ctx);
+        let (status, _) = watch::channel(Status {
+            phase: Phase::Starting,
+            attempt: 0,
+            last_failure: None,
+        });
+        let inner = Arc::new(Inner {
+            ctx: ctx.clone(),
+            status,
+            cancel: CancellationToken::new(),
+            kill_now: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        inner.tasks.spawn(slot::run(
+            ctx,
+            inner.status.clone(),
+            inner.cancel.clone(),
+            inner.kill_now.clone(),
+        ));
+        inner.tasks.close();
+        Supervisor { inner }
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.ctx.config
+    }
+
+    /// Follows the slot's state.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.inner.status.subscribe()
+    }
+
+    /// A ready backend: at once when there is one, else once the start under way succeeds.
+    /// A request never waits past startupTimeLimit, nor through more than one failed start.
+    pub async fn backend(&self) -> Result<Arc<Backend>, Unavailable> {
+        if let Phase::Ready(backend) = &self.inner.status.borrow().phase {
+            return Ok(backend.clone());
+        }
+        let mut rx = self.inner.status.subscribe();
+        let waiting_for = rx.borrow().attempt;
+        let settled = |s: &Status| {
+            !matches!(s.phase, Phase::Starting)
+                || s.last_failure
+                    .as_ref()
+                    .is_some_and(|f| f.attempt >= waiting_for)
+        };
+        let limit = self.config().startup_time_limit + Duration::from_secs(1);
+        let status = match tokio::time::timeout(limit, rx.wait_for(settled)).await {
+            Ok(Ok(status)) => status.clone(),
+            Ok(Err(_)) => return Err(Unavailable::Stopping),
+            Err(_) => return Err(Unavailable::TimedOut(self.config().startup_time_limit)),
+        };
+        match status.phase {
+            Phase::Ready(backend) => Ok(backend),
+            Phase::Paused { until } => Err(Unavailable::Paused {
+                until,
+                limit: self.config().rapid_fails_per_minute,
+                failure: status.last_failure,
+            }),
+            Phase::Stopping | Phase::Stopped => Err(Unavailable::Stopping),
+            Phase::Starting => match status.last_failure {
+                Some(failure) => Err(Unavailable::Failed(failure)),
+                None => Err(Unavailable::Stopping),
+            },
+        }
+    }
+
+    /// Stops every process gracefully (see the slot) and waits until they are gone.
+    pub async fn stop(&self) {
+        self.inner.cancel.cancel();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Makes a stop under way kill at once instead of waiting out shutdownTimeLimit.
+    pub fn kill_now(&self) {
+        self.inner.cancel.cancel();
+        self.inner.kill_now.cancel();
+    }
+}

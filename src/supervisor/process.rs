@@ -1,0 +1,355 @@
+//! One run of the app: spawn it with the pairing environment, wait until it listens, and stop
+//! it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::platform::Containment;
+use super::Context;
+use crate::logs::{self, Tail};
+
+/// What ASP.NET Core's IIS integration must see to load (spec §2); an app that did not call
+/// UseIISIntegration still gets it through this hosting startup assembly.
+const IIS_HOSTING_STARTUP: &str = "Microsoft.AspNetCore.Server.IISIntegration";
+
+/// A started app process, not necessarily listening yet.
+pub(crate) struct AppProcess {
+    child: Child,
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+    pub(crate) token: Arc<str>,
+    containment: Containment,
+    capture: Option<JoinHandle<()>>,
+    ctx: Arc<Context>,
+}
+
+/// How waiting for the app to listen ended.
+pub(crate) enum Readiness {
+    Listening(SocketAddr),
+    Exited(ExitStatus),
+    TimedOut,
+    Cancelled,
+}
+
+impl AppProcess {
+    /// Starts the app on `port`; output capture starts at once.
+    pub(crate) async fn spawn(
+        ctx: &Arc<Context>,
+        port: u16,
+        token: Arc<str>,
+        tail: &Tail,
+    ) -> Result<AppProcess, std::io::Error> {
+        let cfg = &ctx.config;
+        let (program, args) = cfg.command.with_port(port);
+        let mut command = Command::new(&program);
+        command
+            .args(&args)
+            .current_dir(&cfg.app_dir)
+            .envs(environment(ctx, port, &token))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A backstop only: the direct child dies with its handle; the tree is killed
+            // through `Containment`.
+            .kill_on_drop(true);
+        super::platform::contain(&mut command);
+
+        let log_file = match &cfg.stdout_log {
+            Some(prefix) => {
+                let path = logs::stdout_log_path(
+                    prefix,
+                    time::OffsetDateTime::now_utc(),
+                    std::process::id(),
+                );
+                match logs::open_stdout_log(&path).await {
+                    Ok(file) => Some((path, file)),
+                    Err(err) => {
+                        tracing::warn!(path = %path.display(), %err, "could not create the stdout log; the app's output still shows here");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+
+        let mut child = command.spawn()?;
+        let pid = child.id().unwrap_or_default();
+        let containment = match Containment::new(pid, &child) {
+            Ok(c) => c,
+            Err(err) => {
+                let _ = child.start_kill();
+                return Err(err);
+            }
+        };
+        #[cfg(unix)]
+        if let Some(guard) = &ctx.guard {
+            guard.watch(containment.group());
+        }
+        let capture = match (child.stdout.take(), child.stderr.take()) {
+            (Some(out), Some(err)) => Some(logs::capture(
+                pid,
+                out,
+                err,
+                ctx.console.clone(),
+                log_file,
+                tail.clone(),
+            )),
+            _ => None,
+        };
+        tracing::info!(pid, port, program = %program.display(), "started the app");
+        Ok(AppProcess {
+            child,
+            pid,
+            port,
+            token,
+            containment,
+            capture,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// Waits until the app accepts TCP connections on its port, over IPv4 or IPv6 loopback.
+    /// Polls fast at first, so the first request does not wait long once the app is up.
+    pub(crate) async fn wait_ready(
+        &mut self,
+        limit: Duration,
+        cancel: &CancellationToken,
+    ) -> Readiness {
+        let deadline = Instant::now() + limit;
+        let candidates = [
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)),
+        ];
+        let mut pause = Duration::from_millis(2);
+        loop {
+            for addr in candidates {
+                if let Ok(Ok(_)) =
+                    timeout(Duration::from_millis(250), TcpStream::connect(addr)).await
+                {
+                    return Readiness::Listening(addr);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Readiness::TimedOut;
+            }
+            tokio::select! {
+                status = self.child.wait() => {
+                    return match status {
+                        Ok(status) => Readiness::Exited(status),
+                        Err(err) => {
+                            tracing::warn!(pid = self.pid, %err, "lost track of the app");
+                            Readiness::TimedOut
+                        }
+                    };
+                }
+                () = cancel.cancelled() => return Readiness::Cancelled,
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + pause)) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the app to exit by itself.
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Stops the app as ANCM does (spec §3.5): if it listens, POST the shutdown message; if
+    /// that is not answered 202, SIGTERM (CTRL_BREAK) its process group; after `limit`, or at
+    /// once when `kill_now` fires, kill the whole tree. Returns the exit status if it exited
+    /// by itself.
+    pub(crate) async fn stop(
+        &mut self,
+        listening: Option<SocketAddr>,
+        kill_now: &CancellationToken,
+    ) -> Option<ExitStatus> {
+        let limit = self.ctx.config.shutdown_time_limit;
+        let deadline = Instant::now() + limit;
+        let stragglers = descendants(self.pid).await;
+        let graceful = async {
+            let accepted = match listening {
+                Some(addr) if !limit.is_zero() => self.send_shutdown_message(addr, limit).await,
+                _ => false,
+            };
+            if !accepted {
+                self.containment.terminate();
+            }
+            self.child.wait().await.ok()
+        };
+        let status = tokio::select! {
+            status = graceful => status,
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(pid = self.pid, limit_secs = limit.as_secs(), "the app did not stop within shutdownTimeLimit; killing it");
+                None
+            }
+            () = kill_now.cancelled() => None,
+        };
+        self.reap().await;
+        kill_stragglers(stragglers).await;
+        status
+    }
+
+    /// Kills whatever is left of the app's tree, reaps the direct child and waits for its
+    /// output to be written out.
+    pub(crate) async fn reap(&mut self) {
+        self.containment.kill();
+        let _ = self.child.wait().await;
+        #[cfg(unix)]
+        if let Some(guard) = &self.ctx.guard {
+            guard.forget(self.containment.group());
+        }
+        if let Some(capture) = self.capture.take() {
+            // The tree is dead, so the pipes close; the bound covers a descendant that left
+            // the process group and still holds them open.
+            if timeout(Duration::from_secs(5), capture).await.is_err() {
+                tracing::warn!(
+                    pid = self.pid,
+                    "a process outside the app's group still holds its output open"
+                );
+            }
+        }
+    }
+
+    /// `POST {APPL_PATH}/iisintegration` with `MS-ASPNETCORE-EVENT: shutdown`; true on 202.
+    async fn send_shutdown_message(&self, addr: SocketAddr, limit: Duration) -> bool {
+        let base = self.ctx.config.appl_path.trim_end_matches('/');
+        let url = format!("http://{addr}{base}/iisintegration");
+        let result = self
+            .ctx
+            .http
+            .post(&url)
+            .header("MS-ASPNETCORE-EVENT", "shutdown")
+            .header("MS-ASPNETCORE-TOKEN", &*self.token)
+            .timeout(limit)
+            .send()
+            .await;
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                tracing::info!(pid = self.pid, %status, "sent the shutdown message to the app");
+                status == reqwest::StatusCode::ACCEPTED
+            }
+            Err(err) => {
+                tracing::info!(pid = self.pid, err = %err.without_url(), "the app did not take the shutdown message; signalling it");
+                false
+            }
+        }
+    }
+}
+
+/// The child's environment on top of ancm's own (spec §2): `<environmentVariables>` and
+/// `--env`, then the pairing variables. A user-set ASPNETCORE_TOKEN is the token, as in ANCM.
+fn environment(ctx: &Context, port: u16, token: &str) -> Vec<(String, String)> {
+    let cfg = &ctx.config;
+    let mut env = cfg.environment.clone();
+    let mut set = |name: &str, value: String| {
+        env.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        env.push((name.to_owned(), value));
+    };
+    set("ASPNETCORE_PORT", port.to_string());
+    set("ASPNETCORE_APPL_PATH", cfg.appl_path.clone());
+    set("ASPNETCORE_TOKEN", token.to_owned());
+    // No Windows authentication outside IIS: the app must not expect a Windows identity.
+    set("ASPNETCORE_IIS_HTTPAUTH", "anonymous;".to_owned());
+    // Upgrade requests are not forwarded, so the app must not offer WebSockets.
+    set("ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED", "false".to_owned());
+    // ANCM means the app's folder here (out-of-process it passes the IIS app id instead).
+    set(
+        "ASPNETCORE_IIS_PHYSICAL_PATH",
+        cfg.app_dir.display().to_string(),
+    );
+    for name in &cfg.port_env {
+        set(name, port.to_string());
+    }
+    let user_set_startup = cfg
+        .environment
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("ASPNETCORE_HOSTINGSTARTUPASSEMBLIES"));
+    if !user_set_startup {
+        let value = match std::env::var("ASPNETCORE_HOSTINGSTARTUPASSEMBLIES") {
+            Ok(own) if !own.is_empty() => format!("{own};{IIS_HOSTING_STARTUP}"),
+            _ => IIS_HOSTING_STARTUP.to_owned(),
+        };
+        set("ASPNETCORE_HOSTINGSTARTUPASSEMBLIES", value);
+    }
+    env
+}
+
+/// The app's descendants now, found through the process table: the last resort for those that
+/// left its process group, and so would escape the group kill.
+async fn descendants(pid: u32) -> Vec<u32> {
+    tokio::task::spawn_blocking(move || {
+        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+        let Ok(mut system) = System::new() else {
+            return Vec::new();
+        };
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing(),
+        );
+        let mut found = vec![pid];
+        let mut i = 0;
+        while i < found.len() {
+            let parent = found[i];
+            found.extend(
+                system
+                    .processes()
+                    .iter()
+                    .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
+                    .map(|(child, _)| child.as_u32()),
+            );
+            i += 1;
+        }
+        found.remove(0);
+        found
+    })
+    .await
+    .unwrap_or_default()
+}
+
+async fn kill_stragglers(pids: Vec<u32>) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+        let wanted: Vec<sysinfo::Pid> = pids.iter().map(|&p| sysinfo::Pid::from_u32(p)).collect();
+        let Ok(mut system) = System::new() else {
+            return;
+        };
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&wanted),
+            true,
+            ProcessRefreshKind::nothing(),
+        );
+        for (pid, process) in system.processes() {
+            tracing::warn!(
+                pid = pid.as_u32(),
+                "killing a process the app left outside its process group"
+            );
+            process.kill();
+        }
+    })
+    .await;
+}
+
+/// A free loopback port for the app, from the OS's ephemeral range, which keeps clear of the
+/// static service ports that ANCM's random range ran into (spec §5, #46431).
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Whether something else holds `port` now: a start that failed on it was a collision.
+pub(crate) fn port_taken(port: u16) -> bool {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err()
+}
