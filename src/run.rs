@@ -39,6 +39,7 @@ pub(crate) async fn run(
         urls.push(format!("http://{addr}{base}/"));
     }
 
+    tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
     let shutdown_limit = config.shutdown_time_limit;
     let supervisor = Supervisor::start(supervisor::Context {
         config: Arc::new(config),

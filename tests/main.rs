@@ -1,1 +1,15 @@
-//! placeholder
+//! Integration tests: the real `ancm` binary against the real sample app (examples/sampleapp),
+//! on loopback port 0. One test binary; one module per concern.
+
+mod support;
+
+/// web.config and flags as the user writes them, and their errors.
+mod config;
+/// The stdout log file and the console.
+mod logs;
+/// The header contract, streaming, timeouts and the proxy's own pages.
+mod proxy;
+/// Graceful stop and no process left behind, also when ancm is killed.
+mod shutdown;
+/// Starting, waiting, restarting, the rapid-fail limit, failed starts.
+mod supervision;

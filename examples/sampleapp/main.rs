@@ -350,6 +350,8 @@ async fn handle(
         }
         (&Method::GET, "/sleep") => {
             let ms = query_num(&uri, "ms", 0);
+            // Tests wait for this line to know the request is in flight.
+            say(&format!("sampleapp sleeping {ms} ms"));
             tokio::time::sleep(Duration::from_millis(ms)).await;
             text(StatusCode::OK, format!("slept {ms}"))
         }

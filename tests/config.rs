@@ -1,0 +1,158 @@
+use std::process::Command;
+
+use crate::support::{ancm_bin, sampleapp, Ancm, AppDir};
+
+fn run_expecting_failure(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(ancm_bin())
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .expect("run ancm");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_file_line_and_value() {
+    let app = AppDir::with_web_config(
+        "<configuration>\n  <system.webServer>\n    <aspNetCore arguments=\"x\" />\n  </system.webServer>\n</configuration>\n",
+    );
+    let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("web.config:3:5: <aspNetCore> has no processPath"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let app = AppDir::new(r#"startupTimeLimit="9999""#, &[]);
+    let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("attribute startupTimeLimit \"9999\" is not valid: a whole number of seconds from 0 to 3600"),
+        "{stderr}"
+    );
+
+    let app = AppDir::new("", &[]);
+    let (code, stderr) = run_expecting_failure(&[
+        app.path().to_str().expect("utf-8"),
+        "--request-timeout",
+        "soon",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--request-timeout: value \"soon\" is not valid"),
+        "{stderr}"
+    );
+
+    let app = AppDir::with_web_config("<configuration>\n<system.webServer>\n</configuration>");
+    let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("web.config:3:") && stderr.contains("not well-formed XML"),
+        "{stderr}"
+    );
+
+    let empty = tempfile::tempdir().expect("dir");
+    let (code, stderr) = run_expecting_failure(&[empty.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no web.config there"), "{stderr}");
+}
+
+#[test]
+fn a_taken_listen_port_is_reported_before_the_app_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let app = AppDir::new("", &[]);
+    let output = Command::new(ancm_bin())
+        .args([
+            "run",
+            "--listen",
+            &addr,
+            app.path().to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run ancm");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--listen {addr}: cannot listen there")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("started the app"), "{stderr}");
+}
+
+/// A published app as Windows writes its web.config: `.\App.exe` runs `./App` on Unix.
+#[cfg(unix)]
+#[test]
+fn windows_style_process_path_runs_the_unix_apphost() {
+    let app = AppDir::with_web_config(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <handlers>
+        <add name="aspNetCore" path="*" verb="*" modules="AspNetCoreModuleV2" resourceType="Unspecified" />
+      </handlers>
+      <aspNetCore processPath=".\bin\SampleApp.exe" stdoutLogEnabled="false" stdoutLogFile=".\logs\stdout" hostingModel="OutOfProcess" />
+    </system.webServer>
+  </location>
+</configuration>"#,
+    );
+    std::fs::create_dir(app.path().join("bin")).expect("mkdir");
+    std::os::unix::fs::symlink(sampleapp(), app.path().join("bin/SampleApp")).expect("symlink");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    assert_eq!(ancm.get("/").status(), 200);
+}
+
+/// `%ASPNETCORE_PORT%` in arguments becomes the app's port; `--port-env` exports it too.
+#[cfg(unix)]
+#[test]
+fn port_placeholders_and_port_env() {
+    let app = AppDir::new(
+        &format!(
+            r#"processPath="sh" arguments="-c &quot;echo port-arg=%ASPNETCORE_PORT%; exec '{}'&quot;""#,
+            sampleapp().display()
+        ),
+        &[],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--port-env", "PORT"]);
+    let (_, port) = ancm.wait_ready();
+    ancm.wait_stdout("the port argument", |l| {
+        l.ends_with(&format!("port-arg={port}"))
+    });
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("json");
+    assert_eq!(echo["env"]["PORT"], port.to_string());
+}
+
+/// `-- COMMAND ARGS` needs no web.config; `--app-path` sets ASPNETCORE_APPL_PATH, and the
+/// shutdown message goes to {APPL_PATH}/iisintegration.
+#[test]
+fn command_after_dashes_and_app_path() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = sampleapp();
+    let mut ancm = Ancm::run(&[
+        dir.path().to_str().expect("utf-8"),
+        "--app-path",
+        "/shop",
+        "--",
+        app.to_str().expect("utf-8"),
+    ]);
+    let ready = ancm.wait_stderr("ready", |l| l.contains("Now listening on:"));
+    assert!(ready.contains(&format!("{}/shop/", ancm.url)), "{ready}");
+    let echo: serde_json::Value = ancm.get("/shop/echo").json().expect("json");
+    assert_eq!(echo["env"]["ASPNETCORE_APPL_PATH"], "/shop");
+    assert_eq!(echo["path"], "/shop/echo");
+    assert_eq!(ancm.get("/elsewhere").status(), 404);
+
+    ancm.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    assert!(ancm
+        .stdout()
+        .iter()
+        .any(|l| l.contains("shutdown message received")));
+}

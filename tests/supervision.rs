@@ -1,0 +1,160 @@
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::{Ancm, AppDir};
+
+fn pid(p: u32) -> Pid {
+    Pid::from_raw(i32::try_from(p).expect("pid"))
+}
+
+#[test]
+fn restarts_the_app_after_kill_9() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+    assert_eq!(ancm.get("/pid").text().expect("pid"), first.to_string());
+
+    kill(pid(first), Signal::SIGKILL).expect("kill -9 the app");
+    let (second, _) = ancm.wait_ready_after(first);
+    assert_ne!(first, second);
+    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+    ancm.wait_stderr("the crash to be reported", |l| {
+        l.contains("was killed by signal 9")
+    });
+}
+
+#[test]
+fn rapid_fail_limit_pauses_restarts_without_spinning() {
+    let app = AppDir::new(
+        r#"rapidFailsPerMinute="2""#,
+        &[("SAMPLEAPP_EXIT_AT_START", "3")],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_stderr("the rapid-fail pause", |l| {
+        l.contains("not starting it again")
+    });
+    let starts = |a: &Ancm| a.count_stderr(|l| l.contains("started the app"));
+    assert_eq!(
+        starts(&ancm),
+        3,
+        "the limit of 2 allows the first start and two restarts"
+    );
+
+    let page = ancm.get("/");
+    assert_eq!(page.status(), 502);
+    let body = page.text().expect("page");
+    assert!(
+        body.contains("rapidFailsPerMinute (2)") && body.contains("exited with code 3"),
+        "{body}"
+    );
+
+    // While paused, ancm neither restarts the app nor burns CPU.
+    let cpu_before = cpu_time(ancm.pid());
+    let watch_until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < watch_until {
+        assert_eq!(starts(&ancm), 3, "no start while paused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let used = cpu_time(ancm.pid()) - cpu_before;
+    assert!(
+        used < Duration::from_millis(300),
+        "ancm used {used:?} of CPU while paused"
+    );
+}
+
+/// User plus system CPU time of a process, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("fields")
+        .split_whitespace()
+        .collect();
+    // Fields after the command: state is [0], utime [11], stime [12] (in clock ticks).
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // USER_HZ: 100 ticks a second on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+#[test]
+fn failed_start_gives_a_502_page_that_says_why() {
+    let app = AppDir::new(
+        r#"rapidFailsPerMinute="100""#,
+        &[
+            ("SAMPLEAPP_EXIT_AT_START", "3"),
+            (
+                "SAMPLEAPP_STDERR_AT_START",
+                "boom: the connection string is missing",
+            ),
+            ("ASPNETCORE_ENVIRONMENT", "Production"),
+        ],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let page = ancm.get("/");
+    assert_eq!(page.status(), 502);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let body = page.text().expect("page");
+    assert!(
+        body.contains("502.5") && body.contains("exited with code 3 before it listened"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("connection string"),
+        "output only in Development: {body}"
+    );
+    assert!(
+        body.contains("ASPNETCORE_ENVIRONMENT=Development"),
+        "{body}"
+    );
+    drop(ancm);
+
+    let ancm = Ancm::run(&[
+        app.path().to_str().expect("utf-8"),
+        "--env",
+        "ASPNETCORE_ENVIRONMENT=Development",
+    ]);
+    let body = ancm.get("/").text().expect("page");
+    assert!(
+        body.contains("boom: the connection string is missing"),
+        "{body}"
+    );
+}
+
+#[test]
+fn start_timeout_and_missing_executable_give_502_pages() {
+    let app = AppDir::new(
+        r#"startupTimeLimit="1""#,
+        &[("SAMPLEAPP_NEVER_LISTEN", "1")],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let started = Instant::now();
+    let page = ancm.get("/");
+    assert_eq!(page.status(), 502);
+    let body = page.text().expect("page");
+    assert!(body.contains("within startupTimeLimit (1 s)"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(ancm);
+
+    let app = AppDir::new(r#"processPath=".\NoSuchApp.exe""#, &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let body = ancm.get("/").text().expect("page");
+    assert!(
+        body.contains("NoSuchApp") && body.contains("could not be started: not found"),
+        "{body}"
+    );
+}
+
+#[test]
+fn app_listening_only_on_ipv6_loopback_is_ready() {
+    let app = AppDir::new("", &[("SAMPLEAPP_IPV6", "1")]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return; // no IPv6 loopback on this machine
+    }
+    ancm.wait_ready();
+    assert_eq!(ancm.get("/").status(), 200);
+}

@@ -1,0 +1,385 @@
+//! The harness: runs the real `ancm` binary against the real sample app (examples/sampleapp) on
+//! loopback port 0, reads its output as it comes, and waits on conditions with deadlines.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn ancm_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ancm"))
+}
+
+/// The sample app, built beside the ancm binary (once per test run, so it is never stale).
+pub fn sampleapp() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let bin = ancm_bin();
+        let dir = bin.parent().expect("ancm sits in a target folder");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "--example", "sampleapp"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the sample app failed");
+        dir.join("examples")
+            .join(format!("sampleapp{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
+}
+
+/// A temporary app folder with a web.config.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    /// A web.config whose `<aspNetCore>` has `attributes` (processPath defaults to the sample
+    /// app) and `<environmentVariables>` from `env`.
+    pub fn new(attributes: &str, env: &[(&str, &str)]) -> AppDir {
+        let process_path = if attributes.contains("processPath=") {
+            String::new()
+        } else {
+            format!(" processPath=\"{}\"", sampleapp().display())
+        };
+        let vars: String = env
+            .iter()
+            .map(|(n, v)| format!("          <environmentVariable name=\"{n}\" value=\"{v}\" />\n"))
+            .collect();
+        AppDir::with_web_config(&format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <aspNetCore{process_path} {attributes}>
+        <environmentVariables>
+{vars}        </environmentVariables>
+      </aspNetCore>
+    </system.webServer>
+  </location>
+</configuration>
+"#
+        ))
+    }
+
+    pub fn with_web_config(text: &str) -> AppDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("web.config"), text).expect("write web.config");
+        AppDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Lines a stream has produced so far, and a way to wait for more.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    more: Condvar,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Lines {
+    fn follow(self: &Arc<Self>, reader: impl std::io::Read + Send + 'static) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                lines
+                    .lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+                lines.more.notify_all();
+            }
+            lines
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            lines.more.notify_all();
+        });
+    }
+
+    /// Waits until the stream reached end of file, so every line is in.
+    fn wait_closed(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            let now = Instant::now();
+            assert!(now < deadline, "ancm's output did not close");
+            lines = self
+                .more
+                .wait_timeout(lines, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = 0;
+        loop {
+            if let Some(line) = lines[seen..].iter().find(|l| pred(l)) {
+                return line.clone();
+            }
+            seen = lines.len();
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {what}; output so far:\n{}",
+                lines.join("\n")
+            );
+            lines = self
+                .more
+                .wait_timeout(lines, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A running `ancm` process.
+pub struct Ancm {
+    child: Child,
+    stdout: Arc<Lines>,
+    stderr: Arc<Lines>,
+    /// The proxy's base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+}
+
+impl Ancm {
+    /// `ancm run --listen 127.0.0.1:0 ARGS...`, returning once it listens.
+    pub fn run(args: &[&str]) -> Ancm {
+        let mut command = Command::new(ancm_bin());
+        command
+            .arg("run")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("ANCM_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start ancm");
+        let stdout = Arc::new(Lines::default());
+        let stderr = Arc::new(Lines::default());
+        stdout.follow(child.stdout.take().expect("stdout"));
+        stderr.follow(child.stderr.take().expect("stderr"));
+        let mut ancm = Ancm {
+            child,
+            stdout,
+            stderr,
+            url: String::new(),
+        };
+        let line = ancm.wait_stderr("the listening line", |l| {
+            l.contains("ancm listening on http://")
+        });
+        ancm.url = url_in(&line);
+        ancm
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the ready line and returns the app's pid and port from it.
+    pub fn wait_ready(&self) -> (u32, u16) {
+        self.wait_ready_after(0)
+    }
+
+    /// Waits for a ready line for an app process other than `previous_pid`.
+    pub fn wait_ready_after(&self, previous_pid: u32) -> (u32, u16) {
+        let line = self.wait_stderr("the app to be ready", |l| {
+            l.contains("Now listening on:") && parse_ready(l).0 != previous_pid
+        });
+        parse_ready(&line)
+    }
+
+    pub fn wait_stderr(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.stderr.wait_for(what, pred)
+    }
+
+    pub fn wait_stdout(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.stdout.wait_for(what, pred)
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.all()
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.all()
+    }
+
+    pub fn count_stderr(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.stderr.all().iter().filter(|l| pred(l)).count()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal ancm");
+    }
+
+    /// Waits for ancm to exit, failing the test after [`DEADLINE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for ancm") {
+                self.stdout.wait_closed();
+                self.stderr.wait_closed();
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ancm did not exit; its log:\n{}",
+                self.stderr.all().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .expect("request through ancm")
+    }
+}
+
+impl Drop for Ancm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM first so the app is stopped cleanly; SIGKILL if that hangs.
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A client that does not pool connections, so each test sees fresh connections.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(DEADLINE)
+        .build()
+        .expect("http client")
+}
+
+fn url_in(line: &str) -> String {
+    let start = line.find("http://").expect("a URL") + "http://".len();
+    let rest = &line[start..];
+    let end = rest.find(['/', ' ', ';']).unwrap_or(rest.len());
+    format!("http://{}", &rest[..end])
+}
+
+/// `(pid, port)` from "Now listening on: ... (app pid N, port M)".
+fn parse_ready(line: &str) -> (u32, u16) {
+    let number_after = |key: &str| {
+        let at = line
+            .find(key)
+            .map(|i| i + key.len())
+            .expect("key in ready line");
+        line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u64>()
+            .expect("number")
+    };
+    (
+        u32::try_from(number_after("app pid ")).expect("pid"),
+        u16::try_from(number_after("port ")).expect("port"),
+    )
+}
+
+/// Whether a process is alive (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Every descendant of `pid` right now, through the process table.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+    let mut system = System::new().expect("process table");
+    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            system
+                .processes()
+                .iter()
+                .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
+                .map(|(child, _)| child.as_u32()),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Waits until none of `pids` is alive.
+pub fn wait_all_gone(pids: &[u32]) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived ancm: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// 64-bit FNV-1a, as the sample app's /upload computes it.
+pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
