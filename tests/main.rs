@@ -1,5 +1,8 @@
 //! Integration tests: the real `ancm` binary against the real sample app (examples/sampleapp),
-//! on loopback port 0. One test binary; one module per concern.
+//! on loopback port 0. One test binary; one module per concern. Unix only: the tests send
+//! signals and read /proc.
+
+#![cfg(unix)]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! What keeps the app's process tree contained, per OS. Unix: the app leads its own process
 //! group, so signals and kills reach its children too, and on Linux it gets a parent-death
-//! signal. Windows: a new process group (for CTRL_BREAK) inside a kill-on-close job object.
+//! signal; a guard process covers grandchildren when ancm is killed. Windows: a new process
+//! group (for CTRL_BREAK) inside a kill-on-close job object.
 
 use std::io;
 
@@ -112,9 +113,11 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    //! Windows: the child gets CREATE_NEW_PROCESS_GROUP (so CTRL_BREAK reaches it and not us)
-    //! and CREATE_NO_WINDOW, and is assigned to a job object that kills every process in it
-    //! when the last handle closes, which happens when ancm exits in any way.
+    //! Windows: the child gets CREATE_NEW_PROCESS_GROUP, so that CTRL_BREAK sent to its group
+    //! reaches it and not us, and shares ancm's console, which that event needs (its output is
+    //! piped, so nothing shows in the console directly). It is assigned to a job object that
+    //! kills every process in it when the last handle closes, which happens when ancm exits in
+    //! any way.
 
     use std::io;
 
@@ -126,10 +129,10 @@ mod imp {
         SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
         JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     };
-    use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW};
+    use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
 
     pub(super) fn contain(command: &mut Command) {
-        command.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
+        command.creation_flags(CREATE_NEW_PROCESS_GROUP);
     }
 
     #[derive(Debug)]
