@@ -4,9 +4,10 @@ use nix::sys::signal::Signal;
 
 use crate::support::{alive, client, descendants, wait_all_gone, Ancm, AppDir};
 
-fn graceful_stop_finishes_requests_in_flight(signal: Signal) {
+/// ancm running an app that has a child of its own; returns every process below ancm.
+fn app_with_grandchild() -> (AppDir, Ancm, Vec<u32>) {
     let app = AppDir::new("", &[("SAMPLEAPP_SPAWN_CHILD", "1")]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     let (app_pid, _) = ancm.wait_ready();
     ancm.wait_stdout("the grandchild", |l| l.contains("spawned child"));
     let tree = descendants(ancm.pid());
@@ -14,6 +15,11 @@ fn graceful_stop_finishes_requests_in_flight(signal: Signal) {
         tree.contains(&app_pid) && tree.len() >= 3,
         "app, grandchild and guard: {tree:?}"
     );
+    (app, ancm, tree)
+}
+
+fn graceful_stop_finishes_requests_in_flight(signal: Signal) {
+    let (_app, mut ancm, tree) = app_with_grandchild();
 
     let url = format!("{}/sleep?ms=1500", ancm.url);
     let in_flight = std::thread::spawn(move || client().get(url).send().and_then(|r| r.text()));
@@ -85,15 +91,7 @@ fn a_second_signal_kills_at_once() {
 
 #[test]
 fn sigkill_of_ancm_leaves_no_process() {
-    let app = AppDir::new("", &[("SAMPLEAPP_SPAWN_CHILD", "1")]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
-    let (app_pid, _) = ancm.wait_ready();
-    ancm.wait_stdout("the grandchild", |l| l.contains("spawned child"));
-    let tree = descendants(ancm.pid());
-    assert!(
-        tree.contains(&app_pid) && tree.len() >= 3,
-        "app, grandchild and guard: {tree:?}"
-    );
+    let (_app, mut ancm, tree) = app_with_grandchild();
 
     ancm.signal(Signal::SIGKILL);
     ancm.wait_exit();

@@ -193,13 +193,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         }
     }
 
-    let Origin::File { line, column, .. } = origin_of(element.range().start) else {
-        unreachable!("origin_of always gives a file origin")
-    };
+    let position = doc.text_pos_at(element.range().start);
     Ok(AspNetCoreElement {
         file: path.to_owned(),
-        line,
-        column,
+        line: position.row,
+        column: position.col,
         attributes,
         environment,
         warnings,

@@ -28,6 +28,31 @@ use crate::logs::Console;
 #[cfg(unix)]
 pub use platform::guard::{run as run_guard, Guard};
 
+/// Every process descended from `pid` now, read from the process table (blocking: it reads
+/// the whole table).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+    let Ok(mut system) = System::new() else {
+        return Vec::new();
+    };
+    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            system
+                .processes()
+                .iter()
+                .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
+                .map(|(child, _)| child.as_u32()),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// What every slot shares: the configuration and the means to report and stop.
 pub struct Context {
     pub config: Arc<AppConfig>,

@@ -286,34 +286,9 @@ fn environment(ctx: &Context, port: u16, token: &str) -> Vec<(String, String)> {
 /// The app's descendants now, found through the process table: the last resort for those that
 /// left its process group, and so would escape the group kill.
 async fn descendants(pid: u32) -> Vec<u32> {
-    tokio::task::spawn_blocking(move || {
-        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-        let Ok(mut system) = System::new() else {
-            return Vec::new();
-        };
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing(),
-        );
-        let mut found = vec![pid];
-        let mut i = 0;
-        while i < found.len() {
-            let parent = found[i];
-            found.extend(
-                system
-                    .processes()
-                    .iter()
-                    .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
-                    .map(|(child, _)| child.as_u32()),
-            );
-            i += 1;
-        }
-        found.remove(0);
-        found
-    })
-    .await
-    .unwrap_or_default()
+    tokio::task::spawn_blocking(move || super::descendants(pid))
+        .await
+        .unwrap_or_default()
 }
 
 async fn kill_stragglers(pids: Vec<u32>) {

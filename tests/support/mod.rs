@@ -337,27 +337,7 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Every descendant of `pid` right now, through the process table.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-    let mut system = System::new().expect("process table");
-    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            system
-                .processes()
-                .iter()
-                .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
-                .map(|(child, _)| child.as_u32()),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
+pub use ancm::supervisor::descendants;
 
 /// Waits until none of `pids` is alive.
 pub fn wait_all_gone(pids: &[u32]) {
