@@ -27,6 +27,10 @@ pub enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
 
+    /// Validate the app's web.config and flags, and print the effective configuration.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+
     /// Internal: kills the app's process groups when ancm dies without cleaning up.
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -37,6 +41,32 @@ Examples:
   ancm run ./publish                       the app described by ./publish/web.config
   ancm run --listen 127.0.0.1:0 .          any free port; the ready line says which
   ancm run --port-env PORT -- node app.js  a non-.NET app, told its port in $PORT";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  ancm check ./publish                     is this web.config valid, and what will run?
+  ancm check --json . | jq .command        the resolved argv, for scripts
+  ancm check --launcher-path bin/Debug/net8.0/App.exe .   a dev-time web.config
+
+Exit status: 0 when valid (warnings allowed), 2 when not.";
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A folder holding web.config, or a web.config file.
+    #[arg(value_name = "APP", default_value = ".")]
+    pub app: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    /// The command to run instead of web.config's processPath and arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -98,4 +128,17 @@ pub struct Overrides {
     /// Also export the app's port under NAME, for apps that are not .NET (repeatable).
     #[arg(long, value_name = "NAME")]
     pub port_env: Vec<String>,
+
+    /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs).
+    #[arg(long, value_name = "PATH", env = "LAUNCHER_PATH")]
+    pub launcher_path: Option<String>,
+
+    /// What %LAUNCHER_ARGS% stands for.
+    #[arg(
+        long,
+        value_name = "ARGS",
+        env = "LAUNCHER_ARGS",
+        allow_hyphen_values = true
+    )]
+    pub launcher_args: Option<String>,
 }

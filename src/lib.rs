@@ -10,10 +10,13 @@
 //! - [`proxy`]: the front listener and forwarding, with the ANCM header contract.
 //! - [`logs`]: the app's output: console, stdout log file, start-failure tail.
 //! - [`signals`]: stop requests from the OS.
-//! - `run`: wires them together for `ancm run`.
+//! - [`logging`]: ancm's own log, and ANCM's diagnostic log.
+//! - `run`: wires them together for `ancm run`; `check`: `ancm check`.
 
+mod check;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod logs;
 pub mod proxy;
 mod run;
@@ -31,12 +34,16 @@ use cli::{Cli, Command};
 pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs one ancm command to completion.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
             let config = config::AppConfig::from_run_args(&args)?;
+            if let Err(err) = logging.apply(&config.debug_log) {
+                tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
+            }
             run_app(config)
         }
+        Command::Check(args) => Ok(check::run(&args)?),
         Command::Guard => {
             #[cfg(unix)]
             supervisor::run_guard();

@@ -41,16 +41,29 @@ fn expand_port(s: &str, port: &str) -> String {
 /// are matched ignoring case (Windows habits, such as `%home%`, carry over) and undefined ones
 /// stay as written. The port variables are left for [`CommandLine::with_port`].
 pub(super) fn expand_env(s: &str) -> String {
-    expand_with(s, |name| {
-        if PORT_VARIABLES.iter().any(|p| p.eq_ignore_ascii_case(name)) {
-            return None;
-        }
-        std::env::var(name).ok().or_else(|| {
-            std::env::vars()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        })
+    expand_with(s, lookup_env)
+}
+
+fn lookup_env(name: &str) -> Option<String> {
+    if PORT_VARIABLES.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    std::env::var(name).ok().or_else(|| {
+        std::env::vars()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     })
+}
+
+/// [`expand_env`], with `extra` variables looked up first (`None`: not given here).
+pub(super) fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)]) -> String {
+    let given = |name: &str| {
+        extra
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.map(str::to_owned))
+    };
+    expand_with(s, |name| given(name).or_else(|| lookup_env(name)))
 }
 
 fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {

@@ -55,6 +55,14 @@ pub enum ConfigError {
     #[error("{origin}: <aspNetCore> has no processPath; set it to the app's executable (e.g. processPath=\"dotnet\" arguments=\".\\MyApp.dll\")")]
     MissingProcessPath { origin: Origin },
 
+    #[error("{origin}: {attribute} uses %{variable}%, which Visual Studio fills in when it launches the app; give it with {flag} (or the {variable} environment variable), or use the web.config that publishing writes")]
+    Launcher {
+        origin: Origin,
+        attribute: String,
+        variable: &'static str,
+        flag: &'static str,
+    },
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,

@@ -1,7 +1,11 @@
 //! web.config and command-line flags become one validated [`AppConfig`], the only configuration
 //! type the supervisor and the proxy read. Nothing here binds a port or starts a process.
+//!
+//! Precedence, highest first: flags; ANCM_LAUNCHER_PATH/ARGS from ancm's environment; the
+//! `<aspNetCore>` element; ANCM's schema defaults (spec §1).
 
 mod command;
+mod debug_log;
 mod error;
 mod values;
 mod webconfig;
@@ -11,27 +15,48 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use command::{split_command_line, CommandLine};
+pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
 
-use crate::cli::{Overrides, RunArgs};
+use crate::cli::{CheckArgs, Overrides, RunArgs};
 use webconfig::AspNetCoreElement;
 
-/// Everything `ancm run` needs to know about the app, with defaults applied.
+/// Everything ancm needs to know about the app, with defaults applied.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     /// The app folder: the child's working directory and the base of relative paths.
     pub app_dir: PathBuf,
     pub web_config: Option<PathBuf>,
     pub command: CommandLine,
+    /// processPath and arguments after overrides and `%VAR%` expansion, as reported.
+    pub process_path: String,
+    pub arguments: String,
     /// `<environmentVariables>` then `--env`, in order; names unique ignoring case.
     pub environment: Vec<(String, String)>,
-    /// The stdout log prefix (absolute), when the stdout log is on.
+    pub stdout_log_enabled: bool,
+    /// The stdout log prefix (absolute), whether or not the log is on.
+    pub stdout_log_file: PathBuf,
+    /// The stdout log prefix when the log is really written: on, and output captured.
     pub stdout_log: Option<PathBuf>,
+    /// enableOutOfProcessConsoleRedirection: read the app's stdout and stderr at all.
+    pub capture_output: bool,
     pub startup_time_limit: Duration,
     pub shutdown_time_limit: Duration,
     pub rapid_fails_per_minute: u32,
     /// `None` waits for ever (a requestTimeout of 0).
     pub request_timeout: Option<Duration>,
+    /// `outofprocess` or `inprocess` (which runs out-of-process here, with a warning).
+    pub hosting_model: String,
+    pub processes_per_application: u32,
+    /// Accepted for compatibility; there is no Windows identity to forward outside IIS.
+    pub forward_windows_auth_token: bool,
+    /// Answer a failed start with a bare 502 instead of the explanatory page.
+    pub disable_startup_error_page: bool,
+    /// forwardResponseConnectionHeader: pass the app's Connection response header on.
+    pub forward_response_connection_header: bool,
+    /// `<handlerSettings>` as written (names unique ignoring case).
+    pub handler_settings: Vec<(String, String)>,
+    pub debug_log: DebugLog,
     /// ASPNETCORE_APPL_PATH: `/` or `/base` without a trailing slash.
     pub appl_path: String,
     /// Extra variables that receive the app's port.
@@ -47,21 +72,69 @@ const DEFAULT_SHUTDOWN_TIME_LIMIT: u64 = 10;
 const DEFAULT_RAPID_FAILS_PER_MINUTE: u64 = 10;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_STDOUT_LOG_FILE: &str = r".\aspnetcore-stdout";
+const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
+
+/// Handler settings that only the in-process handler reads (spec §1.3).
+const IN_PROCESS_SETTINGS: &[&str] = &[
+    "stackSize",
+    "setCurrentDirectory",
+    "callStartupHook",
+    "experimentalEnableShadowCopy",
+    "enableShadowCopy",
+    "shadowCopyDirectory",
+    "cleanShadowCopyDirectory",
+    "suppressRecycleOnStartupTimeout",
+];
 
 impl AppConfig {
-    /// Builds the configuration for `ancm run` from its arguments and the app's web.config.
+    /// The configuration for `ancm run`, from its arguments and the app's web.config.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let (app_dir, web_config) = locate(&args.app, !args.command.is_empty())?;
-        let element = web_config.as_deref().map(webconfig::read).transpose()?;
-        build(
+        load(&args.app, &args.overrides, &args.command, &args.listen)
+    }
+
+    /// The configuration `ancm check` reports: the same as `ancm run` would use.
+    pub fn from_check_args(args: &CheckArgs) -> Result<Self, ConfigError> {
+        load(&args.app, &args.overrides, &args.command, &[])
+    }
+}
+
+/// Parses and validates web.config bytes with no flags, as if they were the file at `path`
+/// (whose folder is the app folder). Never panics, whatever the bytes.
+pub fn parse_web_config(path: &Path, bytes: &[u8]) -> Result<AppConfig, ConfigError> {
+    let element = webconfig::from_bytes(path, bytes)?;
+    let app_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    build(
+        Sources {
+            app_dir,
+            web_config: Some(path.to_owned()),
+            element: Some(element),
+            flags: &Overrides::default(),
+            command_after_dashes: &[],
+            listen: &[],
+        },
+        &|name| std::env::var(name).ok(),
+    )
+}
+
+fn load(
+    app: &Path,
+    flags: &Overrides,
+    command: &[String],
+    listen: &[SocketAddr],
+) -> Result<AppConfig, ConfigError> {
+    let (app_dir, web_config) = locate(app, !command.is_empty())?;
+    let element = web_config.as_deref().map(webconfig::read).transpose()?;
+    build(
+        Sources {
             app_dir,
             web_config,
             element,
-            &args.overrides,
-            &args.command,
-            &args.listen,
-        )
-    }
+            flags,
+            command_after_dashes: command,
+            listen,
+        },
+        &|name| std::env::var(name).ok(),
+    )
 }
 
 /// Finds the app folder and its web.config. A missing web.config is fine when the command
@@ -88,127 +161,153 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
     }
 }
 
-fn build(
+/// Everything a configuration is built from.
+struct Sources<'a> {
     app_dir: PathBuf,
     web_config: Option<PathBuf>,
     element: Option<AspNetCoreElement>,
-    flags: &Overrides,
-    command_after_dashes: &[String],
-    listen: &[SocketAddr],
-) -> Result<AppConfig, ConfigError> {
+    flags: &'a Overrides,
+    command_after_dashes: &'a [String],
+    listen: &'a [SocketAddr],
+}
+
+/// ancm's own environment, injectable so that tests need not change the process's.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
+    let Sources {
+        app_dir,
+        web_config,
+        element,
+        flags,
+        command_after_dashes,
+        listen,
+    } = sources;
     let settings = Settings {
         element: element.as_ref(),
         flags,
+        env,
     };
     let mut warnings = element
         .as_ref()
         .map(|e| e.warnings.clone())
         .unwrap_or_default();
 
-    if let Some(model) = settings.attribute("hostingModel", None) {
-        let value = model.1.trim();
-        if value.eq_ignore_ascii_case("inprocess") {
-            warnings.push(format!(
-                "{}: hostingModel=\"{value}\" asks IIS to load the app into its own process; \
-                 ancm runs it out-of-process instead, as its own process behind the proxy",
-                model.0
-            ));
-        } else if !value.is_empty() && !value.eq_ignore_ascii_case("outofprocess") {
-            return Err(ConfigError::invalid(
-                model.0,
-                "attribute hostingModel",
-                value,
-                "inprocess or outofprocess (any case), or empty",
-            ));
-        }
-    }
-
-    let command = settings.command(&app_dir, command_after_dashes)?;
+    let hosting_model = settings.hosting_model(&mut warnings)?;
+    let (command, process_path, arguments) = settings.command(&app_dir, command_after_dashes)?;
 
     let startup = settings.uint(
         "startupTimeLimit",
-        "--startup-time-limit",
-        &flags.startup_time_limit,
+        ("--startup-time-limit", &flags.startup_time_limit),
         (0, 3600),
         DEFAULT_STARTUP_TIME_LIMIT,
     )?;
     let shutdown = settings.uint(
         "shutdownTimeLimit",
-        "--shutdown-time-limit",
-        &flags.shutdown_time_limit,
+        ("--shutdown-time-limit", &flags.shutdown_time_limit),
         (0, 600),
         DEFAULT_SHUTDOWN_TIME_LIMIT,
     )?;
     let rapid_fails = settings.uint(
         "rapidFailsPerMinute",
-        "--rapid-fails-per-minute",
-        &flags.rapid_fails_per_minute,
+        ("--rapid-fails-per-minute", &flags.rapid_fails_per_minute),
         (0, 100),
         DEFAULT_RAPID_FAILS_PER_MINUTE,
     )?;
-    let request_timeout = settings.request_timeout()?;
-
-    let log_enabled = match settings.attribute("stdoutLogEnabled", None) {
-        Some((origin, value)) => values::boolean(&value).map_err(|allowed| {
-            ConfigError::invalid(origin, "attribute stdoutLogEnabled", value, allowed)
-        })?,
-        None => false,
-    };
-    let stdout_log = match (&flags.stdout_log, log_enabled) {
-        (Some(prefix), _) => Some(prefix.clone()),
-        (None, true) => Some(
-            settings
-                .attribute("stdoutLogFile", None)
-                .map_or_else(|| DEFAULT_STDOUT_LOG_FILE.to_owned(), |(_, v)| v),
-        ),
-        (None, false) => None,
+    let processes = settings.uint(
+        "processesPerApplication",
+        ("", &None),
+        (1, 100),
+        DEFAULT_PROCESSES_PER_APPLICATION,
+    )?;
+    if processes > 1 {
+        warnings.push(format!(
+            "processesPerApplication=\"{processes}\": ancm runs one process per app, which \
+             serves all requests"
+        ));
     }
-    .map(|prefix| {
-        let native = command::native_path(&command::expand_env(&prefix));
-        command::normalize(&app_dir.join(native))
-    });
+    let request_timeout = settings.request_timeout()?;
+    let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
+    let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
 
-    let mut environment: Vec<(String, String)> = element
+    let handler_settings: Vec<(String, String)> = element
         .as_ref()
         .map(|e| {
-            e.environment
+            e.handler_settings
                 .iter()
-                .map(|(name, value)| (name.clone(), command::expand_env(value)))
+                .map(|(n, v, _)| (n.clone(), v.clone()))
                 .collect()
         })
         .unwrap_or_default();
-    for pair in &flags.env {
-        let (name, value) = pair
-            .split_once('=')
-            .filter(|(name, _)| !name.is_empty())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    Origin::Flag("--env"),
-                    "value",
-                    pair,
-                    "NAME=VALUE with a non-empty NAME",
-                )
-            })?;
-        environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        environment.push((name.to_owned(), value.to_owned()));
-    }
-
-    let appl_path = match &flags.app_path {
-        None => "/".to_owned(),
-        Some(path) => {
-            if !path.starts_with('/') || path.contains(['?', '#']) {
-                return Err(ConfigError::invalid(
-                    Origin::Flag("--app-path"),
-                    "value",
-                    path,
-                    "a URL path that starts with / (such as /shop), without ? or #",
-                ));
-            }
-            let trimmed = path.trim_end_matches('/');
-            if trimmed.is_empty() { "/" } else { trimmed }.to_owned()
-        }
+    let handler = |name: &str| {
+        handler_settings
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     };
+    for (name, _) in &handler_settings {
+        if IN_PROCESS_SETTINGS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name))
+        {
+            warnings.push(format!(
+                "handlerSetting {name} applies only to in-process hosting; ignored"
+            ));
+        } else if name.eq_ignore_ascii_case("handlerVersion") {
+            warnings
+                .push("handlerSetting handlerVersion picks an IIS handler DLL; ignored".to_owned());
+        } else if ![
+            "debugFile",
+            "debugLevel",
+            "enableOutOfProcessConsoleRedirection",
+            "forwardResponseConnectionHeader",
+        ]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
+        {
+            warnings.push(format!("unknown handlerSetting {name}; ignored"));
+        }
+    }
+    // Exactly "false" turns capture off, as in ANCM.
+    let capture_output = !handler("enableOutOfProcessConsoleRedirection")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    let forward_response_connection_header = handler("forwardResponseConnectionHeader")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let debug_level = handler("debugLevel")
+        .map(str::to_owned)
+        .or_else(|| env("ASPNETCORE_MODULE_DEBUG").map(|v| module_debug_level(&v)));
+    let debug_file = handler("debugFile")
+        .map(str::to_owned)
+        .or_else(|| env("ASPNETCORE_MODULE_DEBUG_FILE"));
+    let debug_log = DebugLog::parse(
+        debug_level.as_deref(),
+        debug_file.as_deref(),
+        &app_dir,
+        &mut warnings,
+    );
 
+    let stdout_log_enabled =
+        flags.stdout_log.is_some() || settings.boolean("stdoutLogEnabled", false)?;
+    let stdout_log_file = {
+        let prefix = flags.stdout_log.clone().unwrap_or_else(|| {
+            settings
+                .attribute("stdoutLogFile")
+                .map_or_else(|| DEFAULT_STDOUT_LOG_FILE.to_owned(), |(_, v)| v)
+        });
+        let native = command::native_path(&command::expand_env(&prefix));
+        command::normalize(&app_dir.join(native))
+    };
+    if stdout_log_enabled && !capture_output {
+        warnings.push(
+            "stdoutLogEnabled is on but enableOutOfProcessConsoleRedirection is false: \
+             the app's output is not captured, so no stdout log is written"
+                .to_owned(),
+        );
+    }
+    let stdout_log = (stdout_log_enabled && capture_output).then(|| stdout_log_file.clone());
+
+    let environment = settings.environment()?;
+    let appl_path = app_path(flags.app_path.as_deref())?;
     for name in &flags.port_env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
             return Err(ConfigError::invalid(
@@ -219,17 +318,30 @@ fn build(
             ));
         }
     }
+    check_fixed_port(&environment, element.as_ref())?;
 
     Ok(AppConfig {
         app_dir,
         web_config,
         command,
+        process_path,
+        arguments,
         environment,
+        stdout_log_enabled,
+        stdout_log_file,
         stdout_log,
+        capture_output,
         startup_time_limit: Duration::from_secs(startup),
         shutdown_time_limit: Duration::from_secs(shutdown),
         rapid_fails_per_minute: u32::try_from(rapid_fails).unwrap_or(u32::MAX),
         request_timeout,
+        hosting_model,
+        processes_per_application: u32::try_from(processes).unwrap_or(1),
+        forward_windows_auth_token,
+        disable_startup_error_page,
+        forward_response_connection_header,
+        handler_settings,
+        debug_log,
         appl_path,
         port_env: flags.port_env.clone(),
         listen: listen.to_vec(),
@@ -237,35 +349,89 @@ fn build(
     })
 }
 
+/// ASPNETCORE_MODULE_DEBUG holds a level name, or ANCM's old numbers 1 (errors) to 4 (trace).
+fn module_debug_level(value: &str) -> String {
+    match value.trim() {
+        "1" => "ERROR".to_owned(),
+        "2" => "WARNING".to_owned(),
+        "3" => "INFO".to_owned(),
+        "4" => "TRACE".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn app_path(flag: Option<&str>) -> Result<String, ConfigError> {
+    let Some(path) = flag else {
+        return Ok("/".to_owned());
+    };
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        return Err(ConfigError::invalid(
+            Origin::Flag("--app-path"),
+            "value",
+            path,
+            "a URL path that starts with / (such as /shop), without ? or #",
+        ));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
+/// A user-set ASPNETCORE_PORT fixes the app's port; ANCM allows 1025-48000 (spec §2).
+fn check_fixed_port(
+    environment: &[(String, String)],
+    element: Option<&AspNetCoreElement>,
+) -> Result<(), ConfigError> {
+    let Some((_, value)) = environment
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case("ASPNETCORE_PORT") && !v.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    values::uint(value, 1025, 48000, "")
+        .map(|_| ())
+        .map_err(|allowed| {
+            ConfigError::invalid(
+                element.map_or(Origin::Flag("--env"), AspNetCoreElement::origin),
+                "environment variable ASPNETCORE_PORT",
+                value,
+                format!("{allowed}, or empty for a free port picked at each start"),
+            )
+        })
+}
+
 /// Looks a setting up in the flags first, then in `<aspNetCore>`.
 struct Settings<'a> {
     element: Option<&'a AspNetCoreElement>,
     flags: &'a Overrides,
+    env: Env<'a>,
 }
 
 impl Settings<'_> {
-    /// The value of a setting and where it came from: the flag when given, else the attribute.
-    fn attribute(
-        &self,
-        name: &str,
-        flag: Option<(&'static str, &Option<String>)>,
-    ) -> Option<(Origin, String)> {
-        if let Some((flag_name, Some(value))) = flag {
-            return Some((Origin::Flag(flag_name), value.clone()));
-        }
+    fn attribute(&self, name: &str) -> Option<(Origin, String)> {
         let attribute = self.element?.attribute(name)?;
         Some((attribute.origin.clone(), attribute.value.clone()))
+    }
+
+    /// The flag's value when given, else the attribute's.
+    fn value(
+        &self,
+        name: &str,
+        (flag, flag_value): (&'static str, &Option<String>),
+    ) -> Option<(Origin, String)> {
+        match flag_value {
+            Some(value) => Some((Origin::Flag(flag), value.clone())),
+            None => self.attribute(name),
+        }
     }
 
     fn uint(
         &self,
         name: &str,
-        flag: &'static str,
-        flag_value: &Option<String>,
+        flag: (&'static str, &Option<String>),
         (min, max): (u64, u64),
         default: u64,
     ) -> Result<u64, ConfigError> {
-        let Some((origin, value)) = self.attribute(name, Some((flag, flag_value))) else {
+        let Some((origin, value)) = self.value(name, flag) else {
             return Ok(default);
         };
         let unit = if name.ends_with("TimeLimit") {
@@ -274,29 +440,52 @@ impl Settings<'_> {
             ""
         };
         values::uint(&value, min, max, unit).map_err(|allowed| {
-            let what = match origin {
-                Origin::Flag(_) => "value".to_owned(),
-                Origin::File { .. } => format!("attribute {name}"),
-            };
-            ConfigError::invalid(origin, what, value, allowed)
+            ConfigError::invalid(origin.clone(), what(&origin, name), &value, allowed)
         })
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        let Some((origin, value)) = self.attribute(name) else {
+            return Ok(default);
+        };
+        values::boolean(&value).map_err(|allowed| {
+            ConfigError::invalid(origin.clone(), what(&origin, name), &value, allowed)
+        })
+    }
+
+    fn hosting_model(&self, warnings: &mut Vec<String>) -> Result<String, ConfigError> {
+        let Some((origin, value)) = self.attribute("hostingModel") else {
+            return Ok("outofprocess".to_owned());
+        };
+        let model = value.trim();
+        if model.eq_ignore_ascii_case("inprocess") {
+            warnings.push(format!(
+                "{origin}: hostingModel=\"{model}\" asks IIS to load the app into its own \
+                 process; ancm runs it out-of-process instead, as its own process behind the proxy"
+            ));
+            Ok("inprocess".to_owned())
+        } else if model.is_empty() || model.eq_ignore_ascii_case("outofprocess") {
+            Ok("outofprocess".to_owned())
+        } else {
+            Err(ConfigError::invalid(
+                origin,
+                "attribute hostingModel",
+                model,
+                "inprocess or outofprocess (any case), or empty",
+            ))
+        }
     }
 
     fn request_timeout(&self) -> Result<Option<Duration>, ConfigError> {
         let timeout = match (
             &self.flags.request_timeout,
-            self.element.and_then(|e| e.attribute("requestTimeout")),
+            self.attribute("requestTimeout"),
         ) {
             (Some(flag), _) => values::human_duration(flag).map_err(|allowed| {
                 ConfigError::invalid(Origin::Flag("--request-timeout"), "value", flag, allowed)
             })?,
-            (None, Some(attr)) => values::timespan(&attr.value).map_err(|allowed| {
-                ConfigError::invalid(
-                    attr.origin.clone(),
-                    "attribute requestTimeout",
-                    &attr.value,
-                    allowed,
-                )
+            (None, Some((origin, value))) => values::timespan(&value).map_err(|allowed| {
+                ConfigError::invalid(origin, "attribute requestTimeout", &value, allowed)
             })?,
             (None, None) => DEFAULT_REQUEST_TIMEOUT,
         };
@@ -304,36 +493,145 @@ impl Settings<'_> {
         Ok((!timeout.is_zero()).then_some(timeout))
     }
 
-    fn command(&self, app_dir: &Path, after_dashes: &[String]) -> Result<CommandLine, ConfigError> {
+    /// `<environmentVariables>` (expanded; ancm's own values win where
+    /// ANCM_PREFER_ENVIRONMENT_VARIABLES asks), then `--env`.
+    fn environment(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let prefer_own = (self.env)("ANCM_PREFER_ENVIRONMENT_VARIABLES")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
+        let mut environment: Vec<(String, String)> = self
+            .element
+            .map(|e| {
+                e.environment
+                    .iter()
+                    .map(|(name, value)| {
+                        let own = prefer_own.then(|| (self.env)(name)).flatten();
+                        (
+                            name.clone(),
+                            own.unwrap_or_else(|| command::expand_env(value)),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for pair in &self.flags.env {
+            let (name, value) = pair
+                .split_once('=')
+                .filter(|(name, _)| !name.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        Origin::Flag("--env"),
+                        "value",
+                        pair,
+                        "NAME=VALUE with a non-empty NAME",
+                    )
+                })?;
+            environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            environment.push((name.to_owned(), value.to_owned()));
+        }
+        Ok(environment)
+    }
+
+    /// The program and argv, plus processPath and arguments as they end up after overrides
+    /// and expansion.
+    fn command(
+        &self,
+        app_dir: &Path,
+        after_dashes: &[String],
+    ) -> Result<(CommandLine, String, String), ConfigError> {
         if let Some((program, args)) = after_dashes.split_first() {
-            return Ok(CommandLine {
+            let line = CommandLine {
                 program: command::resolve_program(app_dir, program),
                 args: args.to_vec(),
-            });
-        }
-        let process_path = self
-            .attribute(
-                "processPath",
-                Some(("--process-path", &self.flags.process_path)),
-            )
-            .filter(|(_, v)| !v.trim().is_empty());
-        let Some((_, process_path)) = process_path else {
-            let origin = match self.element {
-                Some(element) => element.origin(),
-                None => Origin::Flag("--process-path"),
             };
+            return Ok((line, program.clone(), args.join(" ")));
+        }
+        let launcher_path = (self.env)("ANCM_LAUNCHER_PATH").filter(|v| !v.is_empty());
+        let launcher_args = (self.env)("ANCM_LAUNCHER_ARGS");
+        let process_path = match (&self.flags.process_path, launcher_path) {
+            (Some(flag), _) => Some((Origin::Flag("--process-path"), flag.clone())),
+            (None, Some(launcher)) => Some((Origin::Flag("ANCM_LAUNCHER_PATH"), launcher)),
+            (None, None) => self.attribute("processPath"),
+        };
+        let Some((origin, process_path)) = process_path.filter(|(_, v)| !v.trim().is_empty())
+        else {
+            let origin = self
+                .element
+                .map_or(Origin::Flag("--process-path"), AspNetCoreElement::origin);
             return Err(ConfigError::MissingProcessPath { origin });
         };
-        let arguments = self
-            .attribute("arguments", Some(("--arguments", &self.flags.arguments)))
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        let program = command::resolve_program(app_dir, &command::expand_env(process_path.trim()));
-        let args = split_command_line(&command::expand_env(&arguments))
+        let (args_origin, arguments) = match (&self.flags.arguments, launcher_args) {
+            (Some(flag), _) => (Some(Origin::Flag("--arguments")), flag.clone()),
+            (None, Some(launcher)) => (Some(Origin::Flag("ANCM_LAUNCHER_ARGS")), launcher),
+            (None, None) => match self.attribute("arguments") {
+                Some((origin, value)) => (Some(origin), value),
+                None => (None, String::new()),
+            },
+        };
+
+        let process_path = self.expand_launcher(&origin, "processPath", process_path.trim())?;
+        let arguments = match &args_origin {
+            Some(origin) => self.expand_launcher(origin, "arguments", &arguments)?,
+            None => arguments,
+        };
+        let program = command::resolve_program(app_dir, &process_path);
+        let args = split_command_line(&arguments)
             .iter()
             .map(|arg| command::native_argument(app_dir, arg))
             .collect();
-        Ok(CommandLine { program, args })
+        Ok((CommandLine { program, args }, process_path, arguments))
+    }
+
+    /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags (or their
+    /// variables). Visual Studio fills those in at dev time; unfilled, nothing can run.
+    fn expand_launcher(
+        &self,
+        origin: &Origin,
+        attribute: &str,
+        value: &str,
+    ) -> Result<String, ConfigError> {
+        let flags = self.flags;
+        let expanded = command::expand_env_with(
+            value,
+            &[
+                ("LAUNCHER_PATH", flags.launcher_path.as_deref()),
+                // With a launcher path but no arguments, the arguments are empty.
+                (
+                    "LAUNCHER_ARGS",
+                    flags
+                        .launcher_args
+                        .as_deref()
+                        .or(flags.launcher_path.as_ref().map(|_| "")),
+                ),
+            ],
+        );
+        for (variable, flag) in [
+            ("LAUNCHER_PATH", "--launcher-path"),
+            ("LAUNCHER_ARGS", "--launcher-args"),
+        ] {
+            if contains_variable(&expanded, variable) {
+                return Err(ConfigError::Launcher {
+                    origin: origin.clone(),
+                    attribute: attribute.to_owned(),
+                    variable,
+                    flag,
+                });
+            }
+        }
+        Ok(expanded)
+    }
+}
+
+fn contains_variable(s: &str, name: &str) -> bool {
+    let needle = format!("%{name}%");
+    s.to_ascii_uppercase().contains(&needle)
+}
+
+/// "attribute startupTimeLimit" for web.config, "value" for a flag (whose name the origin
+/// already gives).
+fn what(origin: &Origin, name: &str) -> String {
+    match origin {
+        Origin::Flag(_) => "value".to_owned(),
+        Origin::File { .. } => format!("attribute {name}"),
     }
 }
 
@@ -345,14 +643,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("web.config");
         std::fs::write(&path, web_config).expect("write");
-        let element = webconfig::read(&path)?;
+        config_with_env(&path, flags, &|_| None)
+    }
+
+    fn config_with_env(
+        path: &Path,
+        flags: Overrides,
+        env: Env<'_>,
+    ) -> Result<AppConfig, ConfigError> {
+        let element = webconfig::read(path)?;
         build(
-            dir.path().to_owned(),
-            Some(path),
-            Some(element),
-            &flags,
-            &[],
-            &[],
+            Sources {
+                app_dir: path.parent().expect("folder").to_owned(),
+                web_config: Some(path.to_owned()),
+                element: Some(element),
+                flags: &flags,
+                command_after_dashes: &[],
+                listen: &[],
+            },
+            env,
         )
     }
 

@@ -15,6 +15,8 @@ pub(super) struct AspNetCoreElement {
     /// `<environmentVariables>` in order, after `<clear/>`; a later name replaces an earlier
     /// one that differs only in case, as IIS compares them.
     pub environment: Vec<(String, String)>,
+    /// `<handlerSettings>` in order, after `<clear/>`; names unique ignoring case.
+    pub handler_settings: Vec<(String, String, Origin)>,
     pub warnings: Vec<String>,
 }
 
@@ -60,7 +62,13 @@ pub(super) fn read(path: &Path) -> Result<AspNetCoreElement, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let text = decode(&bytes).map_err(|message| ConfigError::Xml {
+    from_bytes(path, &bytes)
+}
+
+/// Parses web.config bytes (UTF-8, with or without BOM, or UTF-16 with BOM); `path` is only
+/// for messages.
+pub(super) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<AspNetCoreElement, ConfigError> {
+    let text = decode(bytes).map_err(|message| ConfigError::Xml {
         path: path.to_owned(),
         line: 1,
         column: 1,
@@ -93,7 +101,15 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, ConfigError> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| {
+    // DTDs are allowed so that entity declarations work; roxmltree bounds entity expansion and
+    // the node count, so a hostile file cannot blow up.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        nodes_limit: 1_000_000,
+        // External entities are never fetched.
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| {
         let pos = e.pos();
         ConfigError::Xml {
             path: path.to_owned(),
@@ -167,27 +183,58 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         .collect();
 
     let mut environment: Vec<(String, String)> = Vec::new();
-    for collection in children_named(element, "environmentVariables") {
-        for entry in collection.children().filter(|n| n.is_element()) {
-            match entry.tag_name().name() {
-                "clear" => environment.clear(),
-                "environmentVariable" => {
+    let mut handler_settings: Vec<(String, String, Origin)> = Vec::new();
+    for child in element.children().filter(|n| n.is_element()) {
+        let collection = match child.tag_name().name() {
+            "environmentVariables" => Collection::Environment,
+            "handlerSettings" => Collection::HandlerSettings,
+            "recycleOnFileChange" => {
+                warnings.push(format!(
+                    "{}: <recycleOnFileChange> is ignored, as ANCM ignores it",
+                    origin_of(child.range().start)
+                ));
+                continue;
+            }
+            other => {
+                warnings.push(format!(
+                    "{}: unknown element <{other}> in <aspNetCore> is ignored",
+                    origin_of(child.range().start)
+                ));
+                continue;
+            }
+        };
+        for entry in child.children().filter(|n| n.is_element()) {
+            let tag = entry.tag_name().name();
+            match (collection, tag) {
+                (Collection::Environment, "clear") => environment.clear(),
+                (Collection::HandlerSettings, "clear") => handler_settings.clear(),
+                (Collection::Environment, "environmentVariable")
+                | (Collection::HandlerSettings, "handlerSetting") => {
                     let name = entry.attribute("name").unwrap_or_default();
-                    if name.is_empty() {
+                    if name.trim().is_empty() {
                         return Err(ConfigError::invalid(
                             origin_of(entry.range().start),
-                            "<environmentVariable> attribute name",
+                            format!("<{tag}> attribute name"),
                             name,
-                            "a non-empty variable name",
+                            "a non-empty name",
                         ));
                     }
-                    let value = entry.attribute("value").unwrap_or_default();
-                    environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                    environment.push((name.to_owned(), value.to_owned()));
+                    let value = entry.attribute("value").unwrap_or_default().to_owned();
+                    if collection == Collection::Environment {
+                        environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                        environment.push((name.to_owned(), value));
+                    } else {
+                        handler_settings.retain(|(n, _, _)| !n.eq_ignore_ascii_case(name));
+                        let origin = entry
+                            .attribute_node("value")
+                            .map_or_else(|| entry.range().start, |a| a.range_value().start);
+                        handler_settings.push((name.to_owned(), value, origin_of(origin)));
+                    }
                 }
-                other => warnings.push(format!(
-                    "{}: unknown element <{other}> in <environmentVariables> is ignored",
-                    origin_of(entry.range().start)
+                (_, other) => warnings.push(format!(
+                    "{}: unknown element <{other}> in <{}> is ignored",
+                    origin_of(entry.range().start),
+                    child.tag_name().name()
                 )),
             }
         }
@@ -200,8 +247,15 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         column: position.col,
         attributes,
         environment,
+        handler_settings,
         warnings,
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collection {
+    Environment,
+    HandlerSettings,
 }
 
 fn children_named<'a, 'i>(

@@ -40,9 +40,18 @@ pub(super) fn rewrite_request(headers: &mut HeaderMap, token: &HeaderValue, clie
     append_list(headers, X_FORWARDED_PROTO, &client.proto);
 }
 
-/// Rewrites the app's response headers for the client.
-pub(super) fn rewrite_response(headers: &mut HeaderMap) {
+/// Rewrites the app's response headers for the client. With forwardResponseConnectionHeader,
+/// the app's Connection header itself goes through (spec §4.5).
+pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) {
+    let connection = if keep_connection {
+        headers.remove(header::CONNECTION)
+    } else {
+        None
+    };
     strip_hop_by_hop(headers);
+    if let Some(value) = connection {
+        headers.insert(header::CONNECTION, value);
+    }
 }
 
 /// `existing, ours` in one header line, as ANCM writes it; all existing lines are joined.
@@ -152,10 +161,14 @@ mod tests {
         headers.append(header::VARY, HeaderValue::from_static("Cookie"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("x-custom-hop"));
         headers.insert("x-custom-hop", HeaderValue::from_static("1"));
-        rewrite_response(&mut headers);
+        let mut kept = headers.clone();
+        rewrite_response(&mut headers, false);
         assert_eq!(headers.get_all(header::SET_COOKIE).iter().count(), 2);
         assert_eq!(headers.get_all(header::VARY).iter().count(), 2);
         assert!(!headers.contains_key("x-custom-hop"));
         assert!(!headers.contains_key(header::CONNECTION));
+
+        rewrite_response(&mut kept, true);
+        assert_eq!(kept[header::CONNECTION], "x-custom-hop");
     }
 }

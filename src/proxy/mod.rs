@@ -43,6 +43,7 @@ pub struct Proxy {
     request_timeout: Option<Duration>,
     /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
     show_output: bool,
+    keep_connection_header: bool,
 }
 
 impl Proxy {
@@ -58,6 +59,7 @@ impl Proxy {
         let show_output = is_development(&cfg.environment);
         Proxy {
             request_timeout: cfg.request_timeout,
+            keep_connection_header: cfg.forward_response_connection_header,
             client,
             show_output,
             supervisor,
@@ -115,7 +117,7 @@ impl Proxy {
         match result {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
-                headers::rewrite_response(&mut parts.headers);
+                headers::rewrite_response(&mut parts.headers, self.keep_connection_header);
                 Response::from_parts(
                     parts,
                     Either::Left(IdleTimeout::new(body, self.request_timeout)),

@@ -20,6 +20,12 @@ pub(super) fn startup_failure(
     if let Unavailable::Stopping = unavailable {
         return stopping();
     }
+    if cfg.disable_startup_error_page {
+        // disableStartUpErrorPage: the status only, as ANCM leaves the body to IIS.
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        return response;
+    }
     let mut what = String::new();
     let mut todo: Vec<String> = Vec::new();
     let mut output = None;

@@ -49,14 +49,22 @@ impl AppProcess {
     ) -> Result<AppProcess, std::io::Error> {
         let cfg = &ctx.config;
         let (program, args) = cfg.command.with_port(port);
+        // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
+        let output = || {
+            if cfg.capture_output {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
         let mut command = Command::new(&program);
         command
             .args(&args)
             .current_dir(&cfg.app_dir)
             .envs(environment(ctx, port, &token))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(output())
+            .stderr(output())
             // A backstop only: the direct child dies with its handle; the tree is killed
             // through `Containment`.
             .kill_on_drop(true);

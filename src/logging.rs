@@ -1,0 +1,124 @@
+//! ancm's own log: to stderr at the level ANCM_LOG asks (info by default), plus ANCM's
+//! diagnostic log when web.config asks for it (debugLevel / debugFile): more detail on the
+//! console, and/or every line in a file, written by a background thread.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Layer, Registry};
+
+use crate::config::{DebugLevel, DebugLog};
+
+/// The variable that sets how much ancm logs to stderr.
+const LOG_VARIABLE: &str = "ANCM_LOG";
+
+/// Handle on the installed subscriber, for turning the diagnostic log on once the
+/// configuration is known. Keep it until exit: dropping it flushes the log file.
+pub struct Logging {
+    console: reload::Handle<EnvFilter, Registry>,
+    file: Arc<DebugFile>,
+}
+
+#[derive(Default)]
+struct DebugFile {
+    writer: OnceLock<tracing_appender::non_blocking::NonBlocking>,
+    /// Flushes the file when ancm exits.
+    guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
+    level: OnceLock<tracing::Level>,
+}
+
+/// Installs the global subscriber. Call once, first thing.
+pub fn init() -> Logging {
+    let console_filter =
+        EnvFilter::try_from_env(LOG_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (console_filter, console) = reload::Layer::new(console_filter);
+    let file = Arc::new(DebugFile::default());
+    let file_level = file.clone();
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(DebugFileWriter(file.clone()))
+        .with_filter(filter_fn(move |meta| {
+            file_level
+                .level
+                .get()
+                .is_some_and(|level| meta.target().starts_with("ancm") && meta.level() <= level)
+        }));
+    let console_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .compact()
+        .with_filter(console_filter);
+    // A second init (in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(console_layer)
+        .with(file_layer)
+        .try_init();
+    Logging { console, file }
+}
+
+impl Logging {
+    /// Turns on the diagnostic log that web.config (or ASPNETCORE_MODULE_DEBUG) asks for.
+    /// ANCM_LOG, when set, keeps the say over the console.
+    pub fn apply(&self, debug: &DebugLog) -> std::io::Result<()> {
+        let Some(level) = debug.level.map(to_tracing) else {
+            return Ok(());
+        };
+        if debug.console && std::env::var_os(LOG_VARIABLE).is_none() && level > tracing::Level::INFO
+        {
+            let filter = EnvFilter::new(format!("info,ancm={level}"));
+            if let Err(err) = self.console.reload(filter) {
+                tracing::warn!(%err, "cannot raise the console log level");
+            }
+        }
+        if let Some(path) = &debug.file {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            let (writer, guard) = tracing_appender::non_blocking(file);
+            let _ = self.file.writer.set(writer);
+            if let Ok(mut slot) = self.file.guard.lock() {
+                *slot = Some(guard);
+            }
+            let _ = self.file.level.set(level);
+            let level_name = debug.level.map_or("INFO", DebugLevel::as_str);
+            tracing::info!(
+                pid = std::process::id(),
+                version = env!("CARGO_PKG_VERSION"),
+                "diagnostic log ({level_name}) started"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn to_tracing(level: DebugLevel) -> tracing::Level {
+    match level {
+        DebugLevel::Error => tracing::Level::ERROR,
+        DebugLevel::Warning => tracing::Level::WARN,
+        DebugLevel::Info => tracing::Level::INFO,
+        DebugLevel::Trace => tracing::Level::TRACE,
+    }
+}
+
+/// Writes to the diagnostic log file once there is one, and nowhere before.
+struct DebugFileWriter(Arc<DebugFile>);
+
+impl<'a> MakeWriter<'a> for DebugFileWriter {
+    type Writer = Box<dyn std::io::Write + 'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self.0.writer.get() {
+            Some(writer) => Box::new(writer.make_writer()),
+            None => Box::new(std::io::sink()),
+        }
+    }
+}
