@@ -6,6 +6,8 @@
 
 mod support;
 
+/// `ancm check`, and the settings it reports acting on `ancm run`.
+mod check;
 /// web.config and flags as the user writes them, and their errors.
 mod config;
 /// The stdout log file and the console.

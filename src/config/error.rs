@@ -55,6 +55,9 @@ pub enum ConfigError {
     #[error("{origin}: <aspNetCore> has no processPath; set it to the app's executable (e.g. processPath=\"dotnet\" arguments=\".\\MyApp.dll\")")]
     MissingProcessPath { origin: Origin },
 
+    #[error("{origin}: <aspNetCore> has no processPath: this file is an XDT transform (such as web.Release.config), which publishing applies to a web.config; point ancm at the web.config it produces")]
+    Transform { origin: Origin },
+
     #[error("{origin}: {attribute} uses %{variable}%, which Visual Studio fills in when it launches the app; give it with {flag} (or the {variable} environment variable), or use the web.config that publishing writes")]
     Launcher {
         origin: Origin,

@@ -554,10 +554,17 @@ impl Settings<'_> {
         };
         let Some((origin, process_path)) = process_path.filter(|(_, v)| !v.trim().is_empty())
         else {
-            let origin = self
-                .element
-                .map_or(Origin::Flag("--process-path"), AspNetCoreElement::origin);
-            return Err(ConfigError::MissingProcessPath { origin });
+            return Err(match self.element {
+                Some(element) if element.is_transform => ConfigError::Transform {
+                    origin: element.origin(),
+                },
+                Some(element) => ConfigError::MissingProcessPath {
+                    origin: element.origin(),
+                },
+                None => ConfigError::MissingProcessPath {
+                    origin: Origin::Flag("--process-path"),
+                },
+            });
         };
         let (args_origin, arguments) = match (&self.flags.arguments, launcher_args) {
             (Some(flag), _) => (Some(Origin::Flag("--arguments")), flag.clone()),

@@ -17,6 +17,9 @@ pub(super) struct AspNetCoreElement {
     pub environment: Vec<(String, String)>,
     /// `<handlerSettings>` in order, after `<clear/>`; names unique ignoring case.
     pub handler_settings: Vec<(String, String, Origin)>,
+    /// The file declares the XML-Document-Transform namespace: it is a transform such as
+    /// web.Release.config, not a web.config.
+    pub is_transform: bool,
     pub warnings: Vec<String>,
 }
 
@@ -40,6 +43,8 @@ impl AspNetCoreElement {
         }
     }
 }
+
+const XDT_NAMESPACE: &str = "http://schemas.microsoft.com/XML-Document-Transform";
 
 /// The attributes of `<aspNetCore>` in ANCM's schema (spec §1.2).
 const KNOWN_ATTRIBUTES: &[&str] = &[
@@ -248,6 +253,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         attributes,
         environment,
         handler_settings,
+        is_transform: doc
+            .descendants()
+            .any(|n| n.namespaces().any(|ns| ns.uri() == XDT_NAMESPACE)),
         warnings,
     })
 }

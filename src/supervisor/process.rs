@@ -131,7 +131,8 @@ impl AppProcess {
         limit: Duration,
         cancel: &CancellationToken,
     ) -> Readiness {
-        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let deadline = started + limit;
         let candidates = [
             SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
             SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)),
@@ -142,6 +143,7 @@ impl AppProcess {
                 if let Ok(Ok(_)) =
                     timeout(Duration::from_millis(250), TcpStream::connect(addr)).await
                 {
+                    tracing::debug!(pid = self.pid, %addr, after = ?started.elapsed(), "the app accepts connections");
                     return Readiness::Listening(addr);
                 }
             }

@@ -175,11 +175,16 @@ impl Ancm {
     /// `ancm run --listen 127.0.0.1:0 ARGS...`, returning once it listens.
     pub fn run(args: &[&str]) -> Ancm {
         let mut command = Command::new(ancm_bin());
+        command.env("ANCM_LOG", "info");
+        Ancm::run_with(command, args)
+    }
+
+    /// Like [`Ancm::run`], from a prepared command (for its environment).
+    pub fn run_with(mut command: Command, args: &[&str]) -> Ancm {
         command
             .arg("run")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("ANCM_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,0 +1,438 @@
+use std::process::{Command, Output};
+
+use crate::support::{ancm_bin, Ancm, AppDir};
+
+/// `ancm check ARGS...` with a clean launcher environment.
+fn check(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(ancm_bin());
+    command.arg("check").args(args);
+    for name in [
+        "ANCM_LAUNCHER_PATH",
+        "ANCM_LAUNCHER_ARGS",
+        "LAUNCHER_PATH",
+        "LAUNCHER_ARGS",
+        "ANCM_PREFER_ENVIRONMENT_VARIABLES",
+        "ASPNETCORE_MODULE_DEBUG",
+        "ASPNETCORE_MODULE_DEBUG_FILE",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run ancm check")
+}
+
+fn check_json(
+    dir: &AppDir,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec![dir.path().to_str().expect("utf-8"), "--json"];
+    all.extend_from_slice(args);
+    let output = check(&all, env);
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), json)
+}
+
+#[test]
+fn json_reports_every_attribute_after_defaults_and_expansion() {
+    let dir = AppDir::with_web_config(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<configuration xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform">
+  <location path="" inheritInChildApplications="false">
+    <system.webServer>
+      <!-- a comment -->
+      <aspNetCore processPath="dotnet" arguments="exec &quot;%ANCM_TEST_DIR%\My App.dll&quot; --name &quot;a \&quot;b\&quot;&quot; &amp; &#x41;"
+                  startupTimeLimit="30" shutdownTimeLimit="5" rapidFailsPerMinute="3"
+                  requestTimeout="1.00:00:00" stdoutLogEnabled="TRUE" stdoutLogFile="%ANCM_TEST_DIR%\logs\out"
+                  hostingModel="InProcess" processesPerApplication="1" forwardWindowsAuthToken="false"
+                  disableStartUpErrorPage="true" xdt:Transform="SetAttributes" futureAttribute="x">
+        <environmentVariables>
+          <environmentVariable name="DROPPED" value="1" />
+          <clear />
+          <environmentVariable name="Sample_Var" value="first" />
+          <environmentVariable name="SAMPLE_VAR" value="from %ANCM_TEST_DIR%" />
+        </environmentVariables>
+        <handlerSettings>
+          <handlerSetting name="stackSize" value="2097152" />
+          <handlerSetting name="ForwardResponseConnectionHeader" value="true" />
+        </handlerSettings>
+        <![CDATA[ ignored text ]]>
+      </aspNetCore>
+    </system.webServer>
+  </location>
+</configuration>"#,
+    );
+    let (code, json) = check_json(&dir, &[], &[("ANCM_TEST_DIR", "/opt/app")]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["processPath"], "dotnet");
+    assert_eq!(
+        json["command"],
+        serde_json::json!([
+            "dotnet",
+            "exec",
+            r"/opt/app\My App.dll",
+            "--name",
+            r#"a "b""#,
+            "&",
+            "A"
+        ])
+    );
+    assert_eq!(json["startupTimeLimit"], 30);
+    assert_eq!(json["shutdownTimeLimit"], 5);
+    assert_eq!(json["rapidFailsPerMinute"], 3);
+    assert_eq!(json["requestTimeout"], 86_400);
+    assert_eq!(json["stdoutLogEnabled"], true);
+    assert!(json["stdoutLogFile"]
+        .as_str()
+        .expect("path")
+        .ends_with("/opt/app/logs/out"));
+    assert_eq!(json["hostingModel"], "inprocess");
+    assert_eq!(json["processesPerApplication"], 1);
+    assert_eq!(json["forwardWindowsAuthToken"], false);
+    assert_eq!(json["disableStartUpErrorPage"], true);
+    assert_eq!(
+        json["environmentVariables"],
+        serde_json::json!({"SAMPLE_VAR": "from /opt/app"})
+    );
+    assert_eq!(
+        json["handlerSettings"],
+        serde_json::json!({"stackSize": "2097152", "ForwardResponseConnectionHeader": "true"})
+    );
+    let workdir = std::fs::canonicalize(dir.path()).expect("dir");
+    assert_eq!(json["workingDirectory"], workdir.to_str().expect("utf-8"));
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    let warned = |needle: &str| warnings.iter().any(|w| w.contains(needle));
+    assert!(
+        warned("out-of-process"),
+        "inprocess is run out-of-process: {warnings:?}"
+    );
+    assert!(
+        warned("futureAttribute"),
+        "unknown attributes warn: {warnings:?}"
+    );
+    assert!(
+        warned("stackSize applies only to in-process"),
+        "{warnings:?}"
+    );
+    assert!(
+        !warned("Transform"),
+        "xdt: attributes are not web.config's: {warnings:?}"
+    );
+}
+
+#[test]
+fn defaults_text_output_and_help() {
+    let dir = AppDir::with_web_config(
+        "<configuration><system.webServer><aspNetCore processPath=\"dotnet\" arguments=\".\\App.dll\"/></system.webServer></configuration>",
+    );
+    let (code, json) = check_json(&dir, &[], &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(json["command"], serde_json::json!(["dotnet", "./App.dll"]));
+    for (key, value) in [
+        ("startupTimeLimit", serde_json::json!(120)),
+        ("shutdownTimeLimit", serde_json::json!(10)),
+        ("rapidFailsPerMinute", serde_json::json!(10)),
+        ("requestTimeout", serde_json::json!(120)),
+        ("stdoutLogEnabled", serde_json::json!(false)),
+        ("hostingModel", serde_json::json!("outofprocess")),
+        ("processesPerApplication", serde_json::json!(1)),
+        ("forwardWindowsAuthToken", serde_json::json!(true)),
+        ("disableStartUpErrorPage", serde_json::json!(false)),
+        ("warnings", serde_json::json!([])),
+    ] {
+        assert_eq!(json[key], value, "{key}");
+    }
+    assert!(json["stdoutLogFile"]
+        .as_str()
+        .expect("path")
+        .ends_with("/aspnetcore-stdout"));
+
+    let text = check(&[dir.path().to_str().expect("utf-8")], &[]);
+    assert_eq!(text.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("command                  dotnet \"./App.dll\""),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("valid\n"), "{stdout}");
+
+    let help = Command::new(ancm_bin())
+        .args(["check", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Examples:") && help.contains("ancm check --json"),
+        "{help}"
+    );
+}
+
+#[test]
+fn flags_override_web_config_as_in_run() {
+    let dir = AppDir::new(
+        r#"startupTimeLimit="60" requestTimeout="00:05:00""#,
+        &[("SAMPLE_VAR", "file")],
+    );
+    let (code, json) = check_json(
+        &dir,
+        &[
+            "--startup-time-limit",
+            "5",
+            "--request-timeout",
+            "90s",
+            "--env",
+            "sample_var=flag",
+            "--process-path",
+            "node",
+            "--arguments",
+            "server.js --port %ASPNETCORE_PORT%",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["startupTimeLimit"], 5);
+    assert_eq!(json["requestTimeout"], 90);
+    assert_eq!(
+        json["environmentVariables"],
+        serde_json::json!({"sample_var": "flag"})
+    );
+    assert_eq!(
+        json["command"],
+        serde_json::json!(["node", "server.js", "--port", "%ASPNETCORE_PORT%"])
+    );
+}
+
+#[test]
+fn invalid_values_exit_2_with_file_line_attribute_value_and_range() {
+    for (attribute, allowed) in [
+        (r#"requestTimeout="00:60:00""#, "minutes and seconds 0-59"),
+        (r#"shutdownTimeLimit="601""#, "from 0 to 600"),
+        (r#"processesPerApplication="0""#, "from 1 to 100"),
+        (r#"stdoutLogEnabled="yes""#, "true or false"),
+        (r#"hostingModel="sideways""#, "inprocess or outofprocess"),
+    ] {
+        let dir = AppDir::with_web_config(&format!(
+            "<configuration>\n <system.webServer>\n  <aspNetCore processPath=\"x\" {attribute} />\n </system.webServer>\n</configuration>\n"
+        ));
+        let (code, json) = check_json(&dir, &[], &[]);
+        assert_eq!(code, Some(2), "{attribute}: {json}");
+        let message = json["error"].as_str().expect("error");
+        let (name, value) = attribute.split_once('=').expect("attribute");
+        assert!(message.contains("web.config:3:"), "{message}");
+        assert!(
+            message.contains(name) && message.contains(value),
+            "{message}"
+        );
+        assert!(message.contains(allowed), "{message}");
+    }
+}
+
+#[test]
+fn launcher_variables() {
+    let dir = AppDir::with_web_config(
+        r#"<configuration><system.webServer><aspNetCore processPath="%LAUNCHER_PATH%" arguments="%LAUNCHER_ARGS%" /></system.webServer></configuration>"#,
+    );
+    let (code, json) = check_json(&dir, &[], &[]);
+    assert_eq!(code, Some(2));
+    let message = json["error"].as_str().expect("error");
+    assert!(
+        message.contains("%LAUNCHER_PATH%") && message.contains("--launcher-path"),
+        "{message}"
+    );
+
+    let (code, json) = check_json(
+        &dir,
+        &[
+            "--launcher-path",
+            "bin/App",
+            "--launcher-args",
+            "--urls \"a b\"",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["command"][1], "--urls");
+    assert_eq!(json["command"][2], "a b");
+
+    let (code, json) = check_json(
+        &dir,
+        &[],
+        &[("LAUNCHER_PATH", "dotnet"), ("LAUNCHER_ARGS", "App.dll")],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["command"], serde_json::json!(["dotnet", "App.dll"]));
+
+    // ANCM_LAUNCHER_PATH/ARGS replace whatever web.config says (spec §1.4).
+    let (code, json) = check_json(
+        &dir,
+        &[],
+        &[
+            ("ANCM_LAUNCHER_PATH", "node"),
+            ("ANCM_LAUNCHER_ARGS", "server.js"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["command"], serde_json::json!(["node", "server.js"]));
+}
+
+#[test]
+fn prefer_environment_variables() {
+    let dir = AppDir::new("", &[("SAMPLE_VAR", "from web.config"), ("OTHER", "kept")]);
+    let (_, json) = check_json(&dir, &[], &[("SAMPLE_VAR", "from ancm")]);
+    assert_eq!(
+        json["environmentVariables"]["SAMPLE_VAR"],
+        "from web.config"
+    );
+    for on in ["true", "1"] {
+        let (_, json) = check_json(
+            &dir,
+            &[],
+            &[
+                ("SAMPLE_VAR", "from ancm"),
+                ("ANCM_PREFER_ENVIRONMENT_VARIABLES", on),
+            ],
+        );
+        assert_eq!(json["environmentVariables"]["SAMPLE_VAR"], "from ancm");
+        assert_eq!(json["environmentVariables"]["OTHER"], "kept");
+    }
+}
+
+#[test]
+fn encodings_and_locations() {
+    let text = r#"<?xml version="1.0" encoding="utf-16"?>
+<configuration>
+  <location path="child"><system.webServer><aspNetCore processPath="child-app" /></system.webServer></location>
+  <location path="."><system.webServer><aspNetCore processPath="app" /></system.webServer></location>
+</configuration>"#;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(dir.path().join("web.config"), utf16).expect("write");
+    let output = check(&["--json", dir.path().to_str().expect("utf-8")], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["command"], serde_json::json!(["app"]));
+
+    let only_child = AppDir::with_web_config(
+        r#"<configuration><location path="child"><system.webServer><aspNetCore processPath="x" /></system.webServer></location></configuration>"#,
+    );
+    let (code, json) = check_json(&only_child, &[], &[]);
+    assert_eq!(code, Some(2));
+    assert!(json["error"]
+        .as_str()
+        .expect("error")
+        .contains("no <aspNetCore> element"));
+
+    let transform = AppDir::with_web_config(
+        r#"<configuration xmlns:xdt="http://schemas.microsoft.com/XML-Document-Transform"><location><system.webServer><aspNetCore><environmentVariables><environmentVariable name="A" value="1" xdt:Transform="Replace" xdt:Locator="Match(name)" /></environmentVariables></aspNetCore></system.webServer></location></configuration>"#,
+    );
+    let (code, json) = check_json(&transform, &[], &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        json["error"]
+            .as_str()
+            .expect("error")
+            .contains("XDT transform"),
+        "{json}"
+    );
+}
+
+#[test]
+fn handler_settings_change_what_run_does() {
+    // enableOutOfProcessConsoleRedirection=false: nothing captured, no stdout log.
+    let dir = AppDir::new(
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[("SAMPLEAPP_PRINT_AT_START", "3")],
+    );
+    let config = std::fs::read_to_string(dir.path().join("web.config")).expect("read");
+    let config = config.replace(
+        "</environmentVariables>",
+        "</environmentVariables>\n        <handlerSettings>\n          <handlerSetting name=\"enableOutOfProcessConsoleRedirection\" value=\"False\" />\n          <handlerSetting name=\"forwardResponseConnectionHeader\" value=\"true\" />\n          <handlerSetting name=\"debugFile\" value=\".\\diag\\ancm.log\" />\n          <handlerSetting name=\"debugLevel\" value=\"FILE,TRACE\" />\n        </handlerSettings>",
+    );
+    std::fs::write(dir.path().join("web.config"), config).expect("write");
+    let mut ancm = Ancm::run(&[dir.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let response = ancm.get("/headers");
+    assert_eq!(
+        response.headers()["connection"],
+        "x-custom-hop",
+        "forwardResponseConnectionHeader"
+    );
+    ancm.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    assert!(
+        !ancm.stdout().iter().any(|l| l.starts_with("[app ")),
+        "no app output without redirection: {:?}",
+        ancm.stdout()
+    );
+    assert!(
+        !dir.path().join("logs").exists(),
+        "no stdout log without redirection"
+    );
+    assert!(ancm
+        .stderr()
+        .iter()
+        .any(|l| l.contains("no stdout log is written")));
+    let diag =
+        std::fs::read_to_string(dir.path().join("diag/ancm.log")).expect("debugFile written");
+    assert!(diag.contains("started the app"), "{diag}");
+    assert!(
+        diag.contains("the app accepts connections"),
+        "TRACE level reaches the file: {diag}"
+    );
+}
+
+#[test]
+fn debug_level_console_and_disabled_error_page() {
+    let dir = AppDir::new(
+        r#"disableStartUpErrorPage="true" rapidFailsPerMinute="100""#,
+        &[("SAMPLEAPP_EXIT_AT_START", "3")],
+    );
+    let config = std::fs::read_to_string(dir.path().join("web.config")).expect("read");
+    let config = config.replace(
+        "</environmentVariables>",
+        "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"debugLevel\" value=\"CONSOLE,TRACE\" /></handlerSettings>",
+    );
+    std::fs::write(dir.path().join("web.config"), config).expect("write");
+    let mut command = Command::new(ancm_bin());
+    command.env_remove("ANCM_LOG");
+    let ancm = Ancm::run_with(command, &[dir.path().to_str().expect("utf-8")]);
+    let response = ancm.get("/");
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        response.text().expect("body"),
+        "",
+        "disableStartUpErrorPage: status only"
+    );
+    drop(ancm);
+
+    // CONSOLE,TRACE shows ancm's debug lines on the console.
+    let ok = AppDir::new("", &[]);
+    let config = std::fs::read_to_string(ok.path().join("web.config")).expect("read").replace(
+        "</environmentVariables>",
+        "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"debugLevel\" value=\"CONSOLE,TRACE\" /></handlerSettings>",
+    );
+    std::fs::write(ok.path().join("web.config"), config).expect("write");
+    let mut command = Command::new(ancm_bin());
+    command.env_remove("ANCM_LOG");
+    let ancm = Ancm::run_with(command, &[ok.path().to_str().expect("utf-8")]);
+    ancm.wait_stderr("a debug line", |l| {
+        l.contains("the app accepts connections")
+    });
+}
