@@ -10,6 +10,8 @@ mod support;
 mod check;
 /// web.config and flags as the user writes them, and their errors.
 mod config;
+/// Every real-world web.config in tests/fixtures/webconfig gets the verdict ANCM would give.
+mod corpus;
 /// The stdout log file and the console.
 mod logs;
 /// The header contract, streaming, timeouts and the proxy's own pages.

@@ -95,6 +95,50 @@ fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// The `%NAME%` references left in an expanded string: variables that are not set. The port
+/// variables are not among them; they are filled in at each start.
+pub(super) fn undefined_variables(expanded: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = expanded;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('%') else { break };
+        let name = &after[..end];
+        let plausible = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '(' | ')' | '.' | '-'));
+        if plausible && !PORT_VARIABLES.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            found.push(name.to_owned());
+            rest = &after[end + 1..];
+        } else {
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+/// On Unix, the file name of a Windows absolute path (`C:\dir\app.exe`, `\\server\share\app`),
+/// which cannot be used as a path here. `None` for anything else, and always on Windows.
+pub(super) fn windows_absolute_file_name(path: &str) -> Option<&str> {
+    if cfg!(windows) {
+        return None;
+    }
+    let path = path.strip_prefix(r"\\?\").unwrap_or(path);
+    let bytes = path.as_bytes();
+    let drive = bytes.len() >= 3
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && matches!(bytes[2], b'\\' | b'/');
+    let unc = path.starts_with(r"\\");
+    if !(drive || unc) {
+        return None;
+    }
+    path.rsplit(['\\', '/'])
+        .next()
+        .filter(|name| !name.is_empty())
+}
+
 /// Splits a command line into argv by the rules of the Windows C runtime, so that one
 /// web.config gives the same argv on Windows and Unix: whitespace separates arguments outside
 /// double quotes; 2n backslashes before a quote give n backslashes and a quote that opens or
@@ -270,6 +314,34 @@ mod tests {
         assert_eq!(expand_with("100%", lookup), "100%");
         assert_eq!(expand_with("%NOPE%HOME%", lookup), "%NOPE/home/app");
         assert_eq!(expand_with("%%", lookup), "%%");
+    }
+
+    #[test]
+    fn finds_undefined_variables() {
+        assert_eq!(
+            undefined_variables("%DNX_PATH% x %DNX_ARGS%"),
+            ["DNX_PATH", "DNX_ARGS"]
+        );
+        assert_eq!(
+            undefined_variables("100% sure %ASPNETCORE_PORT%"),
+            Vec::<String>::new()
+        );
+        assert_eq!(undefined_variables("50% and 60% off"), Vec::<String>::new());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn windows_absolute_paths() {
+        assert_eq!(
+            windows_absolute_file_name(r"C:\Program Files\dotnet\dotnet.exe"),
+            Some("dotnet.exe")
+        );
+        assert_eq!(
+            windows_absolute_file_name(r"\\server\share\App.exe"),
+            Some("App.exe")
+        );
+        assert_eq!(windows_absolute_file_name(r".\App.exe"), None);
+        assert_eq!(windows_absolute_file_name("dotnet"), None);
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub enum ConfigError {
         flag: &'static str,
     },
 
+    #[error("{origin}: {attribute} uses %{variable}%, which is not set in ancm's environment; set it, or write the value out")]
+    UndefinedVariable {
+        origin: Origin,
+        attribute: String,
+        variable: String,
+    },
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,

@@ -74,6 +74,14 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_STDOUT_LOG_FILE: &str = r".\aspnetcore-stdout";
 const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
 
+/// Variables ancm always sets for the app, whatever web.config says (spec §2).
+const OWN_VARIABLES: &[&str] = &[
+    "ASPNETCORE_APPL_PATH",
+    "ASPNETCORE_IIS_HTTPAUTH",
+    "ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED",
+    "ASPNETCORE_IIS_PHYSICAL_PATH",
+];
+
 /// Handler settings that only the in-process handler reads (spec §1.3).
 const IN_PROCESS_SETTINGS: &[&str] = &[
     "stackSize",
@@ -194,7 +202,8 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         .unwrap_or_default();
 
     let hosting_model = settings.hosting_model(&mut warnings)?;
-    let (command, process_path, arguments) = settings.command(&app_dir, command_after_dashes)?;
+    let (command, process_path, arguments) =
+        settings.command(&app_dir, command_after_dashes, &mut warnings)?;
 
     let startup = settings.uint(
         "startupTimeLimit",
@@ -289,13 +298,31 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let stdout_log_enabled =
         flags.stdout_log.is_some() || settings.boolean("stdoutLogEnabled", false)?;
     let stdout_log_file = {
-        let prefix = flags.stdout_log.clone().unwrap_or_else(|| {
-            settings
+        let (origin, prefix) = match &flags.stdout_log {
+            Some(flag) => (Origin::Flag("--stdout-log"), flag.clone()),
+            None => settings
                 .attribute("stdoutLogFile")
-                .map_or_else(|| DEFAULT_STDOUT_LOG_FILE.to_owned(), |(_, v)| v)
-        });
-        let native = command::native_path(&command::expand_env(&prefix));
-        command::normalize(&app_dir.join(native))
+                .unwrap_or_else(|| (Origin::Flag("default"), DEFAULT_STDOUT_LOG_FILE.to_owned())),
+        };
+        let mut expanded = command::expand_env(&prefix);
+        if stdout_log_enabled {
+            for variable in command::undefined_variables(&expanded) {
+                warnings.push(format!(
+                    "{origin}: stdoutLogFile uses %{variable}%, which is not set; the name is used as written"
+                ));
+            }
+        }
+        if command::windows_absolute_file_name(&expanded).is_some() {
+            if stdout_log_enabled {
+                warnings.push(format!(
+                    "{origin}: stdoutLogFile \"{expanded}\" is a Windows drive path, which this \
+                     system cannot use; the stdout log goes to {DEFAULT_STDOUT_LOG_FILE} in the \
+                     app folder instead"
+                ));
+            }
+            expanded = DEFAULT_STDOUT_LOG_FILE.to_owned();
+        }
+        log_prefix(&app_dir, &expanded)
     };
     if stdout_log_enabled && !capture_output {
         warnings.push(
@@ -307,6 +334,13 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let stdout_log = (stdout_log_enabled && capture_output).then(|| stdout_log_file.clone());
 
     let environment = settings.environment()?;
+    for (name, _) in &environment {
+        if let Some(set_by) = OWN_VARIABLES.iter().find(|v| v.eq_ignore_ascii_case(name)) {
+            warnings.push(format!(
+                "environment variable {name}: ancm sets {set_by} for the app itself (as ANCM does); this value is replaced"
+            ));
+        }
+    }
     let appl_path = app_path(flags.app_path.as_deref())?;
     for name in &flags.port_env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
@@ -347,6 +381,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         listen: listen.to_vec(),
         warnings,
     })
+}
+
+/// The stdout log prefix as an absolute path. A prefix ending in a separator names a folder:
+/// the files go inside it (`logs\` gives `logs/_<time>_<pid>.log`), as with ANCM.
+fn log_prefix(app_dir: &Path, prefix: &str) -> PathBuf {
+    let native = command::native_path(prefix);
+    let path = command::normalize(&app_dir.join(&native));
+    if native.ends_with(std::path::MAIN_SEPARATOR) || native.ends_with('/') {
+        let mut folder = path.into_os_string();
+        folder.push(std::path::MAIN_SEPARATOR_STR);
+        PathBuf::from(folder)
+    } else {
+        path
+    }
 }
 
 /// ASPNETCORE_MODULE_DEBUG holds a level name, or ANCM's old numbers 1 (errors) to 4 (trace).
@@ -537,6 +585,7 @@ impl Settings<'_> {
         &self,
         app_dir: &Path,
         after_dashes: &[String],
+        warnings: &mut Vec<String>,
     ) -> Result<(CommandLine, String, String), ConfigError> {
         if let Some((program, args)) = after_dashes.split_first() {
             let line = CommandLine {
@@ -580,7 +629,19 @@ impl Settings<'_> {
             Some(origin) => self.expand_launcher(origin, "arguments", &arguments)?,
             None => arguments,
         };
-        let program = command::resolve_program(app_dir, &process_path);
+        let program = match command::windows_absolute_file_name(&process_path) {
+            // A Windows install path (C:\Program Files\dotnet\dotnet.exe) means that program;
+            // here it is found on PATH.
+            Some(name) => {
+                let program = command::resolve_program(app_dir, name);
+                warnings.push(format!(
+                    "{origin}: processPath \"{process_path}\" is a Windows path; running \"{}\" instead",
+                    program.display()
+                ));
+                program
+            }
+            None => command::resolve_program(app_dir, &process_path),
+        };
         let args = split_command_line(&arguments)
             .iter()
             .map(|arg| command::native_argument(app_dir, arg))
@@ -611,26 +672,31 @@ impl Settings<'_> {
                 ),
             ],
         );
-        for (variable, flag) in [
+        let undefined = command::undefined_variables(&expanded);
+        let launcher = [
             ("LAUNCHER_PATH", "--launcher-path"),
             ("LAUNCHER_ARGS", "--launcher-args"),
-        ] {
-            if contains_variable(&expanded, variable) {
-                return Err(ConfigError::Launcher {
-                    origin: origin.clone(),
-                    attribute: attribute.to_owned(),
-                    variable,
-                    flag,
-                });
-            }
+        ]
+        .into_iter()
+        .find(|(name, _)| undefined.iter().any(|v| v.eq_ignore_ascii_case(name)));
+        if let Some((variable, flag)) = launcher {
+            return Err(ConfigError::Launcher {
+                origin: origin.clone(),
+                attribute: attribute.to_owned(),
+                variable,
+                flag,
+            });
+        }
+        if let Some(variable) = undefined.into_iter().next() {
+            // IIS would pass it on as written, and the start would fail (502.5): say so now.
+            return Err(ConfigError::UndefinedVariable {
+                origin: origin.clone(),
+                attribute: attribute.to_owned(),
+                variable,
+            });
         }
         Ok(expanded)
     }
-}
-
-fn contains_variable(s: &str, name: &str) -> bool {
-    let needle = format!("%{name}%");
-    s.to_ascii_uppercase().contains(&needle)
 }
 
 /// "attribute startupTimeLimit" for web.config, "value" for a flag (whose name the origin

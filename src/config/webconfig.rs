@@ -167,6 +167,13 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
     }
 
     let mut warnings = Vec::new();
+    if let Some(host) = children_named(root, "system.applicationHost").next() {
+        warnings.push(format!(
+            "{}: this file has <system.applicationHost>: it looks like a server-level IIS \
+             configuration (applicationHost.config), not an app's web.config",
+            origin_of(host.range().start)
+        ));
+    }
     let attributes = element
         .attributes()
         .filter(|a| a.namespace().is_none())
