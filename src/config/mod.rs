@@ -852,4 +852,47 @@ mod tests {
             cfg.warnings
         );
     }
+
+    #[test]
+    fn warnings_for_what_cannot_apply_here() {
+        let cfg = config_for(
+            r#"<configuration>
+<system.applicationHost />
+<system.webServer><aspNetCore processPath="C:\Program Files\dotnet\dotnet.exe" stdoutLogEnabled="true" stdoutLogFile="logs\">
+<environmentVariables><environmentVariable name="ASPNETCORE_IIS_HTTPAUTH" value="windows;" /></environmentVariables>
+</aspNetCore></system.webServer></configuration>"#,
+            Overrides::default(),
+        )
+        .expect("valid");
+        let warned = |needle: &str| cfg.warnings.iter().any(|w| w.contains(needle));
+        assert!(
+            warned("server-level IIS configuration"),
+            "{:?}",
+            cfg.warnings
+        );
+        assert!(
+            warned("ancm sets ASPNETCORE_IIS_HTTPAUTH"),
+            "{:?}",
+            cfg.warnings
+        );
+        if cfg!(unix) {
+            assert_eq!(cfg.command.program, PathBuf::from("dotnet"));
+            assert!(warned("is a Windows path"), "{:?}", cfg.warnings);
+            assert!(
+                cfg.stdout_log_file.to_string_lossy().ends_with("/logs/"),
+                "{:?}",
+                cfg.stdout_log_file
+            );
+        }
+    }
+
+    #[test]
+    fn an_unset_variable_in_process_path_is_an_error() {
+        let err = config_for(
+            r#"<configuration><system.webServer><aspNetCore processPath="%ANCM_SURELY_UNSET_VAR%\app" /></system.webServer></configuration>"#,
+            Overrides::default(),
+        )
+        .expect_err("unset variable");
+        assert!(err.to_string().contains("%ANCM_SURELY_UNSET_VAR%"), "{err}");
+    }
 }
