@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,9 +31,16 @@ pub enum Command {
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
 
-    /// Internal: kills the app's process groups when ancm dies without cleaning up.
-    #[command(name = "__guard", hide = true)]
-    Guard,
+    /// Start the app behind the proxy, request some paths, stop: for CI.
+    #[command(after_help = SMOKE_EXAMPLES)]
+    Smoke(SmokeArgs),
+
+    /// Print the shell completion script for SHELL.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -49,6 +56,52 @@ Examples:
   ancm check --launcher-path bin/Debug/net8.0/App.exe .   a dev-time web.config
 
 Exit status: 0 when valid (warnings allowed), 2 when not.";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  ancm completions bash > ~/.local/share/bash-completion/completions/ancm
+  ancm completions zsh > ~/.zfunc/_ancm
+  ancm completions fish > ~/.config/fish/completions/ancm.fish
+  ancm completions powershell >> $PROFILE
+
+The same scripts are in the completions/ folder of the source.";
+
+const SMOKE_EXAMPLES: &str = "\
+Examples:
+  ancm smoke ./publish                            GET / must answer 200
+  ancm smoke . --path /health --path /api/ping    several checks
+  ancm smoke . --path /admin --expect 401 --timeout 30
+
+Exit status: 0 when every check passes, 1 when one fails or the app does not start,
+2 for a usage or configuration error. Nothing is left running either way.";
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// A folder holding web.config, or a web.config file.
+    #[arg(value_name = "APP", default_value = ".")]
+    pub app: PathBuf,
+
+    /// A path to GET through the proxy (repeatable; default /).
+    #[arg(long = "path", value_name = "P")]
+    pub paths: Vec<String>,
+
+    /// The status every path must answer with.
+    #[arg(long, value_name = "STATUS", default_value_t = 200,
+          value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub expect: u16,
+
+    /// Fail if the app is not up and every check done within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    /// The command to run instead of web.config's processPath and arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -141,4 +194,9 @@ pub struct Overrides {
         allow_hyphen_values = true
     )]
     pub launcher_args: Option<String>,
+}
+
+/// Writes the completion script for `shell`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "ancm", out);
 }

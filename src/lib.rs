@@ -11,22 +11,22 @@
 //! - [`logs`]: the app's output: console, stdout log file, start-failure tail.
 //! - [`signals`]: stop requests from the OS.
 //! - [`logging`]: ancm's own log, and ANCM's diagnostic log.
-//! - `run`: wires them together for `ancm run`; `check`: `ancm check`.
+//! - `run`: wires them together for `ancm run`; `smoke` and `check` for those commands;
+//!   `host`: what every command that runs an app sets up around it.
 
 mod check;
 pub mod cli;
 pub mod config;
+mod host;
 pub mod logging;
 pub mod logs;
 pub mod proxy;
 mod run;
 pub mod signals;
+mod smoke;
 pub mod supervisor;
 
 use std::process::ExitCode;
-use std::time::Duration;
-
-use anyhow::Context as _;
 
 use cli::{Cli, Command};
 
@@ -44,45 +44,21 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             run_app(config)
         }
         Command::Check(args) => Ok(check::run(&args)?),
-        Command::Guard => {
-            #[cfg(unix)]
-            supervisor::run_guard();
+        Command::Smoke(args) => {
+            let config = config::AppConfig::from_smoke_args(&args)?;
+            let checks = smoke::Checks::from_args(&args);
+            host::run(|host| smoke::run(host, config, checks))
+        }
+        Command::Completions { shell } => {
+            cli::write_completions(shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn run_app(config: config::AppConfig) -> anyhow::Result<ExitCode> {
-    let signals = signals::Signals::install().context("cannot install the Ctrl+C handler")?;
-    let (console, console_thread) =
-        logs::Console::start().context("cannot start the console writer")?;
-    #[cfg(unix)]
-    let guard = match supervisor::Guard::start() {
-        Ok(guard) => Some(std::sync::Arc::new(guard)),
-        Err(err) => {
-            tracing::warn!(%err, "cannot start the process guard; if ancm is killed, the app's children may outlive it");
-            None
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("ancm")
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run::run(
-        config,
-        console,
-        #[cfg(unix)]
-        guard.clone(),
-        signals,
-    ));
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    // Outside the runtime: dropping the guard waits for it to exit, and joining the console
-    // writes out the app's last lines.
-    #[cfg(unix)]
-    drop(guard);
-    console_thread.join();
-    result.map(|()| ExitCode::SUCCESS)
+    host::run(|host| run::run(host, config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit status for an error that ended ancm: 2 for configuration and usage errors.

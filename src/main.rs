@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // ancm starts a copy of itself as the process guard (see supervisor::Guard).
+    #[cfg(unix)]
+    if ancm::supervisor::is_guard_process() {
+        ancm::supervisor::run_guard();
+        return ExitCode::SUCCESS;
+    }
     let logging = ancm::logging::init();
     let cli = ancm::cli::Cli::parse();
     match ancm::run(cli, &logging) {

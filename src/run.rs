@@ -2,69 +2,97 @@
 //! to browse, and on a signal stops in three steps: stop accepting and finish requests in
 //! flight, stop the app, exit.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AppConfig;
-use crate::logs::Console;
+use crate::host::Host;
 use crate::proxy::{self, Proxy};
-use crate::signals::Signals;
-use crate::supervisor::{self, Phase, Supervisor};
+use crate::supervisor::{Phase, Supervisor};
 
-/// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
-pub(crate) async fn run(
-    config: AppConfig,
-    console: Console,
-    #[cfg(unix)] guard: Option<Arc<supervisor::Guard>>,
-    mut signals: Signals,
-) -> anyhow::Result<()> {
+/// The app behind the proxy, serving.
+pub(crate) struct Serving {
+    pub(crate) supervisor: Supervisor,
+    /// Where the proxy listens, as URLs to browse (with the app's base path).
+    pub(crate) urls: Vec<String>,
+    /// Where the proxy listens.
+    pub(crate) addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+/// Binds the listeners, starts the app and the proxy. Binding comes first, so a taken port is
+/// reported before anything runs.
+pub(crate) async fn serve(host: &Host, config: AppConfig) -> anyhow::Result<Serving> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    // Bind before starting the app: a taken port is reported before anything runs.
     let mut listeners = Vec::with_capacity(config.listen.len());
+    let mut addrs = Vec::with_capacity(config.listen.len());
     for addr in &config.listen {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("--listen {addr}: cannot listen there"))?;
+        addrs.push(listener.local_addr()?);
         listeners.push(listener);
     }
-    let mut urls = Vec::with_capacity(listeners.len());
-    for listener in &listeners {
-        let addr = listener.local_addr()?;
-        let base = config.appl_path.trim_end_matches('/');
-        urls.push(format!("http://{addr}{base}/"));
-    }
-
+    let base = config.appl_path.trim_end_matches('/');
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}{base}/")).collect();
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
-    let shutdown_limit = config.shutdown_time_limit;
-    let supervisor = Supervisor::start(supervisor::Context {
-        config: Arc::new(config),
-        console,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .context("cannot set up the HTTP client for the shutdown message")?,
-        #[cfg(unix)]
-        guard,
-    });
+
+    let supervisor = Supervisor::start(host.context(config)?);
     let proxy = Arc::new(Proxy::new(supervisor.clone()));
     let shutdown = CancellationToken::new();
-    let mut server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
-    let announcer = tokio::spawn(announce(supervisor.clone(), urls.join(" and ")));
+    let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
+    Ok(Serving {
+        supervisor,
+        urls,
+        addrs,
+        shutdown,
+        server,
+    })
+}
 
-    signals.next().await;
+impl Serving {
+    /// Stops accepting, lets requests in flight finish (up to shutdownTimeLimit, or until
+    /// `kill_now`), then stops the app.
+    pub(crate) async fn stop(mut self, kill_now: &CancellationToken) {
+        self.shutdown.cancel();
+        let limit = self.supervisor.config().shutdown_time_limit;
+        tokio::select! {
+            _ = &mut self.server => {}
+            () = tokio::time::sleep(limit) => {
+                tracing::warn!("requests still in flight after shutdownTimeLimit ({} s); stopping the app anyway", limit.as_secs());
+                self.server.abort();
+            }
+            () = kill_now.cancelled() => self.server.abort(),
+        }
+        self.supervisor.stop().await;
+    }
+}
+
+/// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
+pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()> {
+    let serving = serve(&host, config).await?;
+    let announcer = tokio::spawn(announce(
+        serving.supervisor.clone(),
+        serving.urls.join(" and "),
+    ));
+
+    host.signals.next().await;
     tracing::info!(
         "stopping: finishing requests in flight, then stopping the app (Ctrl+C again kills it now)"
     );
-    shutdown.cancel();
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
-        let supervisor = supervisor.clone();
+        let supervisor = serving.supervisor.clone();
         let kill_now = kill_now.clone();
+        let mut signals = host.signals;
         async move {
             signals.next().await;
             tracing::warn!("second stop request: killing the app now");
@@ -72,16 +100,7 @@ pub(crate) async fn run(
             supervisor.kill_now();
         }
     });
-
-    tokio::select! {
-        _ = &mut server => {}
-        () = tokio::time::sleep(shutdown_limit) => {
-            tracing::warn!("requests still in flight after shutdownTimeLimit ({} s); stopping the app anyway", shutdown_limit.as_secs());
-            server.abort();
-        }
-        () = kill_now.cancelled() => server.abort(),
-    }
-    supervisor.stop().await;
+    serving.stop(&kill_now).await;
     announcer.abort();
     second_signal.abort();
     tracing::info!("stopped");

@@ -8,6 +8,8 @@ mod support;
 
 /// `ancm check`, and the settings it reports acting on `ancm run`.
 mod check;
+/// The command line itself: completions and help.
+mod cli;
 /// web.config and flags as the user writes them, and their errors.
 mod config;
 /// Every real-world web.config in tests/fixtures/webconfig gets the verdict ANCM would give.
@@ -18,5 +20,7 @@ mod logs;
 mod proxy;
 /// Graceful stop and no process left behind, also when ancm is killed.
 mod shutdown;
+/// `ancm smoke`, for CI.
+mod smoke;
 /// Starting, waiting, restarting, the rapid-fail limit, failed starts.
 mod supervision;

@@ -18,7 +18,7 @@ pub use command::{split_command_line, CommandLine};
 pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
 
-use crate::cli::{CheckArgs, Overrides, RunArgs};
+use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs};
 use webconfig::AspNetCoreElement;
 
 /// Everything ancm needs to know about the app, with defaults applied.
@@ -98,6 +98,12 @@ impl AppConfig {
     /// The configuration for `ancm run`, from its arguments and the app's web.config.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
         load(&args.app, &args.overrides, &args.command, &args.listen)
+    }
+
+    /// The configuration for `ancm smoke`: as `ancm run`, listening on a free loopback port.
+    pub fn from_smoke_args(args: &SmokeArgs) -> Result<Self, ConfigError> {
+        let listen = [SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))];
+        load(&args.app, &args.overrides, &args.command, &listen)
     }
 
     /// The configuration `ancm check` reports: the same as `ancm run` would use.

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use console::Console;
+pub use console::{Console, ConsoleThread};
 pub use tail::Tail;
 
 /// Which of the app's output streams a line came from.

@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::AppConfig;
-use crate::logs::Console;
+use crate::logs::{Console, Tail};
 
 #[cfg(unix)]
-pub use platform::guard::{run as run_guard, Guard};
+pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 
 /// Every process descended from `pid` now, read from the process table (blocking: it reads
 /// the whole table).
@@ -172,6 +172,8 @@ struct Inner {
     /// Cancelled to skip the grace period (a second Ctrl+C).
     kill_now: CancellationToken,
     tasks: TaskTracker,
+    /// The current start's last output (the slot clears it at each start).
+    tail: Tail,
 }
 
 impl Supervisor {
@@ -189,12 +191,14 @@ impl Supervisor {
             cancel: CancellationToken::new(),
             kill_now: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            tail: Tail::default(),
         });
         inner.tasks.spawn(slot::run(
             ctx,
             inner.status.clone(),
             inner.cancel.clone(),
             inner.kill_now.clone(),
+            inner.tail.clone(),
         ));
         inner.tasks.close();
         Supervisor { inner }
@@ -202,6 +206,11 @@ impl Supervisor {
 
     pub fn config(&self) -> &AppConfig {
         &self.inner.ctx.config
+    }
+
+    /// The last 30 KB the current (or last) app process printed.
+    pub fn recent_output(&self) -> String {
+        self.inner.tail.text()
     }
 
     /// Follows the slot's state.

@@ -204,7 +204,7 @@ mod imp {
     }
 }
 
-/// Unix: a small process (ancm itself, run as `ancm __guard`) that kills the app's process
+/// Unix: a small process (ancm itself, started with ANCM_PROCESS_GUARD set) that kills the app's process
 /// groups if ancm dies without doing so, e.g. by SIGKILL. The parent-death signal only
 /// reaches the app's direct child; the guard also reaches grandchildren. ancm tells it which
 /// groups to kill over a pipe; end of file on that pipe means ancm is gone.
@@ -228,7 +228,7 @@ pub(super) mod guard {
             let exe = std::env::current_exe()?;
             use std::os::unix::process::CommandExt;
             let mut child = Command::new(exe)
-                .arg("__guard")
+                .env(GUARD_VARIABLE, "1")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -277,7 +277,15 @@ pub(super) mod guard {
         }
     }
 
-    /// The guard's main loop (`ancm __guard`).
+    /// Set in the guard's environment: it is how ancm, started again, knows to be the guard.
+    const GUARD_VARIABLE: &str = "ANCM_PROCESS_GUARD";
+
+    /// Whether this process was started as the guard.
+    pub fn is_guard_process() -> bool {
+        std::env::var_os(GUARD_VARIABLE).is_some()
+    }
+
+    /// The guard's main loop.
     pub fn run() {
         let mut groups = BTreeSet::new();
         for line in std::io::stdin().lock().lines() {

@@ -24,10 +24,10 @@ pub(super) async fn run(
     status: watch::Sender<Status>,
     cancel: CancellationToken,
     kill_now: CancellationToken,
+    tail: Tail,
 ) {
     let cfg = ctx.config.clone();
     let mut window = RapidFailWindow::new(cfg.rapid_fails_per_minute);
-    let tail = Tail::default();
     let mut attempt = 0;
     let mut collisions = 0;
     let fixed_port = user_value(&ctx, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok());

@@ -1,0 +1,131 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'ancm'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'ancm' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
+            [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ancm;run' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address the proxy listens on (repeatable). Port 0 picks a free port')
+            [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
+            [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
+            [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
+            [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
+            [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
+            [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever')
+            [CompletionResult]::new('--app-path', '--app-path', [CompletionResultType]::ParameterName, 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)')
+            [CompletionResult]::new('--port-env', '--port-env', [CompletionResultType]::ParameterName, 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)')
+            [CompletionResult]::new('--launcher-path', '--launcher-path', [CompletionResultType]::ParameterName, 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)')
+            [CompletionResult]::new('--launcher-args', '--launcher-args', [CompletionResultType]::ParameterName, 'What %LAUNCHER_ARGS% stands for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;check' {
+            [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
+            [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
+            [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
+            [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
+            [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
+            [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever')
+            [CompletionResult]::new('--app-path', '--app-path', [CompletionResultType]::ParameterName, 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)')
+            [CompletionResult]::new('--port-env', '--port-env', [CompletionResultType]::ParameterName, 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)')
+            [CompletionResult]::new('--launcher-path', '--launcher-path', [CompletionResultType]::ParameterName, 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)')
+            [CompletionResult]::new('--launcher-args', '--launcher-args', [CompletionResultType]::ParameterName, 'What %LAUNCHER_ARGS% stands for')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;smoke' {
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'A path to GET through the proxy (repeatable; default /)')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'The status every path must answer with')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Fail if the app is not up and every check done within this many seconds')
+            [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
+            [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
+            [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
+            [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
+            [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
+            [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever')
+            [CompletionResult]::new('--app-path', '--app-path', [CompletionResultType]::ParameterName, 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)')
+            [CompletionResult]::new('--port-env', '--port-env', [CompletionResultType]::ParameterName, 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)')
+            [CompletionResult]::new('--launcher-path', '--launcher-path', [CompletionResultType]::ParameterName, 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)')
+            [CompletionResult]::new('--launcher-args', '--launcher-args', [CompletionResultType]::ParameterName, 'What %LAUNCHER_ARGS% stands for')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;help' {
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
+            [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ancm;help;run' {
+            break
+        }
+        'ancm;help;check' {
+            break
+        }
+        'ancm;help;smoke' {
+            break
+        }
+        'ancm;help;completions' {
+            break
+        }
+        'ancm;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

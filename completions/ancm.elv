@@ -1,0 +1,115 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[ancm] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'ancm'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'ancm'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+            cand check 'Validate the app''s web.config and flags, and print the effective configuration'
+            cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand completions 'Print the shell completion script for SHELL'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ancm;run'= {
+            cand --listen 'Address the proxy listens on (repeatable). Port 0 picks a free port'
+            cand --process-path 'Overrides processPath: the executable to start'
+            cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
+            cand --env 'Adds or overrides an environment variable for the app (repeatable)'
+            cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
+            cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
+            cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
+            cand --request-timeout 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever'
+            cand --app-path 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)'
+            cand --port-env 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)'
+            cand --launcher-path 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)'
+            cand --launcher-args 'What %LAUNCHER_ARGS% stands for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;check'= {
+            cand --process-path 'Overrides processPath: the executable to start'
+            cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
+            cand --env 'Adds or overrides an environment variable for the app (repeatable)'
+            cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
+            cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
+            cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
+            cand --request-timeout 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever'
+            cand --app-path 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)'
+            cand --port-env 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)'
+            cand --launcher-path 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)'
+            cand --launcher-args 'What %LAUNCHER_ARGS% stands for'
+            cand --json 'Print one JSON object instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;smoke'= {
+            cand --path 'A path to GET through the proxy (repeatable; default /)'
+            cand --expect 'The status every path must answer with'
+            cand --timeout 'Fail if the app is not up and every check done within this many seconds'
+            cand --process-path 'Overrides processPath: the executable to start'
+            cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
+            cand --env 'Adds or overrides an environment variable for the app (repeatable)'
+            cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
+            cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
+            cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
+            cand --request-timeout 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever'
+            cand --app-path 'The app''s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)'
+            cand --port-env 'Also export the app''s port under NAME, for apps that are not .NET (repeatable)'
+            cand --launcher-path 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)'
+            cand --launcher-args 'What %LAUNCHER_ARGS% stands for'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;help'= {
+            cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+            cand check 'Validate the app''s web.config and flags, and print the effective configuration'
+            cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand completions 'Print the shell completion script for SHELL'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ancm;help;run'= {
+        }
+        &'ancm;help;check'= {
+        }
+        &'ancm;help;smoke'= {
+        }
+        &'ancm;help;completions'= {
+        }
+        &'ancm;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,87 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ancm_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_ancm_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ancm_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ancm_using_subcommand
+    set -l cmd (__fish_ancm_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ancm -n "__fish_ancm_needs_command" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_needs_command" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable). Port 0 picks a free port' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Overrides processPath: the executable to start' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l json -d 'Print one JSON object instead of text'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l path -d 'A path to GET through the proxy (repeatable; default /)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l expect -d 'The status every path must answer with' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l timeout -d 'Fail if the app is not up and every check done within this many seconds' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l process-path -d 'Overrides processPath: the executable to start' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke completions help" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke completions help" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke completions help" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke completions help" -f -a "completions" -d 'Print the shell completion script for SHELL'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

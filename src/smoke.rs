@@ -1,0 +1,185 @@
+//! `ancm smoke`: start the app behind the proxy, wait until it is ready, request each path
+//! through the proxy, print a line per check and a summary, stop everything. Bounded by
+//! `--timeout` from start to finish, so a CI job never hangs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::SmokeArgs;
+use crate::config::AppConfig;
+use crate::host::Host;
+use crate::run::{serve, Serving};
+use crate::supervisor::{FailureKind, Unavailable};
+
+/// What to check, from the command line.
+pub(crate) struct Checks {
+    paths: Vec<String>,
+    expect: u16,
+    timeout: Duration,
+}
+
+impl Checks {
+    pub(crate) fn from_args(args: &SmokeArgs) -> Checks {
+        let paths = if args.paths.is_empty() {
+            vec!["/".to_owned()]
+        } else {
+            args.paths
+                .iter()
+                .map(|p| {
+                    if p.starts_with('/') {
+                        p.clone()
+                    } else {
+                        format!("/{p}")
+                    }
+                })
+                .collect()
+        };
+        Checks {
+            paths,
+            expect: args.expect,
+            timeout: Duration::from_secs(args.timeout),
+        }
+    }
+}
+
+pub(crate) async fn run(
+    mut host: Host,
+    config: AppConfig,
+    checks: Checks,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let deadline = started + checks.timeout;
+    let serving = serve(&host, config).await?;
+    let supervisor = serving.supervisor.clone();
+
+    // Past the deadline, nothing is waited for any more: the app is killed.
+    let kill_now = CancellationToken::new();
+    let watchdog = tokio::spawn({
+        let kill_now = kill_now.clone();
+        let supervisor = supervisor.clone();
+        async move {
+            tokio::time::sleep_until(deadline).await;
+            kill_now.cancel();
+            supervisor.kill_now();
+        }
+    });
+
+    let outcome = tokio::select! {
+        outcome = smoke(&serving, &checks, deadline, started) => outcome,
+        () = host.signals.next() => {
+            println!("interrupted");
+            Outcome::Failed
+        }
+    };
+    if matches!(outcome, Outcome::NotStarted) {
+        let output = supervisor.recent_output();
+        if !output.trim().is_empty() {
+            eprintln!("the app's last output:\n{}", output.trim_end());
+        }
+    }
+    serving.stop(&kill_now).await;
+    watchdog.abort();
+    Ok(match outcome {
+        Outcome::Passed => ExitCode::SUCCESS,
+        Outcome::Failed | Outcome::NotStarted => ExitCode::FAILURE,
+    })
+}
+
+enum Outcome {
+    Passed,
+    Failed,
+    NotStarted,
+}
+
+async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: Instant) -> Outcome {
+    let ready = tokio::time::timeout_at(deadline, serving.supervisor.backend()).await;
+    match ready {
+        Ok(Ok(backend)) => println!(
+            "ready  the app (pid {}) after {} ms",
+            backend.pid,
+            started.elapsed().as_millis()
+        ),
+        Ok(Err(unavailable)) => {
+            println!("FAIL   the app did not start: {}", describe(&unavailable));
+            println!("smoke: 0 passed, {} failed", checks.paths.len());
+            return Outcome::NotStarted;
+        }
+        Err(_) => {
+            println!(
+                "FAIL   the app did not start within --timeout ({} s)",
+                checks.timeout.as_secs()
+            );
+            println!("smoke: 0 passed, {} failed", checks.paths.len());
+            return Outcome::NotStarted;
+        }
+    }
+
+    let Some(addr) = serving.addrs.first() else {
+        return Outcome::Failed;
+    };
+    let client = match reqwest::Client::builder().no_proxy().build() {
+        Ok(client) => client,
+        Err(err) => {
+            println!("FAIL   cannot make an HTTP client: {err}");
+            return Outcome::Failed;
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for path in &checks.paths {
+        let url = format!("http://{addr}{path}");
+        let sent = Instant::now();
+        let remaining = deadline.saturating_duration_since(sent);
+        let result = client.get(&url).timeout(remaining).send().await;
+        let ms = sent.elapsed().as_millis();
+        match result {
+            Ok(response) if response.status().as_u16() == checks.expect => {
+                passed += 1;
+                println!(
+                    "ok     GET {path} -> {} ({ms} ms)",
+                    response.status().as_u16()
+                );
+            }
+            Ok(response) => {
+                failed += 1;
+                println!(
+                    "FAIL   GET {path} -> {} ({ms} ms), expected {}",
+                    response.status().as_u16(),
+                    checks.expect
+                );
+            }
+            Err(err) if err.is_timeout() => {
+                failed += 1;
+                println!(
+                    "FAIL   GET {path} -> no answer within --timeout ({} s)",
+                    checks.timeout.as_secs()
+                );
+            }
+            Err(err) => {
+                failed += 1;
+                println!("FAIL   GET {path} -> {}", err.without_url());
+            }
+        }
+    }
+    println!("smoke: {passed} passed, {failed} failed");
+    if failed == 0 {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn describe(unavailable: &Unavailable) -> String {
+    match unavailable {
+        Unavailable::Failed(failure) => failure.kind.to_string(),
+        Unavailable::Paused {
+            failure: Some(failure),
+            ..
+        } => failure.kind.to_string(),
+        Unavailable::Paused { .. } => "the rapid-fail limit was reached".to_owned(),
+        Unavailable::Stopping => "ancm was stopping".to_owned(),
+        Unavailable::TimedOut(limit) => FailureKind::StartTimeout { limit: *limit }.to_string(),
+    }
+}

@@ -1,0 +1,124 @@
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::{ancm_bin, descendants, wait_all_gone, AppDir};
+
+fn smoke(dir: &AppDir, args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = Command::new(ancm_bin())
+        .arg("smoke")
+        .arg(dir.path())
+        .args(args)
+        .output()
+        .expect("run ancm smoke");
+    (output, started.elapsed())
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn passing_checks_exit_0() {
+    let dir = AppDir::new("", &[]);
+    let (output, _) = smoke(&dir, &["--path", "/", "--path", "pid"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("ok     GET / -> 200"), "{out}");
+    assert!(out.contains("ok     GET /pid -> 200"), "{out}");
+    assert!(out.contains("smoke: 2 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_failing_check_exits_1() {
+    let dir = AppDir::new("", &[]);
+    let (output, _) = smoke(&dir, &["--path", "/", "--path", "/missing"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL   GET /missing -> 404"), "{out}");
+    assert!(out.contains("smoke: 1 passed, 1 failed"), "{out}");
+
+    let (output, _) = smoke(&dir, &["--path", "/missing", "--expect", "404"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn an_app_that_fails_to_start_exits_1_with_its_output() {
+    let dir = AppDir::new(
+        "",
+        &[
+            ("SAMPLEAPP_EXIT_AT_START", "3"),
+            ("SAMPLEAPP_STDERR_AT_START", "fatal: no database"),
+        ],
+    );
+    let (output, elapsed) = smoke(&dir, &["--timeout", "20"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the app did not start: the app exited with code 3"),
+        "{out}"
+    );
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("the app's last output:") && err.contains("fatal: no database"),
+        "{err}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "a crashing app fails at once: {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_hung_app_fails_within_the_timeout_and_leaves_nothing() {
+    let dir = AppDir::new(
+        r#"shutdownTimeLimit="30""#,
+        &[
+            ("SAMPLEAPP_NEVER_LISTEN", "1"),
+            ("SAMPLEAPP_IGNORE_SHUTDOWN", "1"),
+            ("SAMPLEAPP_SPAWN_CHILD", "1"),
+            ("SAMPLEAPP_PRINT_AT_START", "1"),
+        ],
+    );
+    let mut child = Command::new(ancm_bin())
+        .arg("smoke")
+        .arg(dir.path())
+        .args(["--timeout", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ancm smoke");
+    // The app and its child, while smoke waits for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tree = Vec::new();
+    while Instant::now() < deadline && tree.len() < 3 {
+        tree = descendants(child.id());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let output = child.wait_with_output().expect("wait");
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("did not start within --timeout (2 s)"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1 of 1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no waiting out shutdownTimeLimit"
+    );
+    wait_all_gone(&tree);
+}
+
+#[test]
+fn usage_and_config_errors_exit_2() {
+    let dir = AppDir::with_web_config(
+        "<configuration><system.webServer><aspNetCore /></system.webServer></configuration>",
+    );
+    let (output, _) = smoke(&dir, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let dir = AppDir::new("", &[]);
+    let (output, _) = smoke(&dir, &["--expect", "99"]);
+    assert_eq!(output.status.code(), Some(2));
+}
