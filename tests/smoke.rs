@@ -80,7 +80,7 @@ fn a_hung_app_fails_within_the_timeout_and_leaves_nothing() {
             ("SAMPLEAPP_PRINT_AT_START", "1"),
         ],
     );
-    let mut child = Command::new(ancm_bin())
+    let child = Command::new(ancm_bin())
         .arg("smoke")
         .arg(dir.path())
         .args(["--timeout", "2"])
