@@ -74,8 +74,10 @@ pub(crate) async fn run(
             Outcome::Failed
         }
     };
-    if matches!(outcome, Outcome::NotStarted) {
-        let output = supervisor.recent_output();
+    if let Outcome::NotStarted(failure_output) = &outcome {
+        let output = failure_output
+            .clone()
+            .unwrap_or_else(|| supervisor.recent_output());
         if !output.trim().is_empty() {
             eprintln!("the app's last output:\n{}", output.trim_end());
         }
@@ -84,14 +86,15 @@ pub(crate) async fn run(
     watchdog.abort();
     Ok(match outcome {
         Outcome::Passed => ExitCode::SUCCESS,
-        Outcome::Failed | Outcome::NotStarted => ExitCode::FAILURE,
+        Outcome::Failed | Outcome::NotStarted(_) => ExitCode::FAILURE,
     })
 }
 
 enum Outcome {
     Passed,
     Failed,
-    NotStarted,
+    /// With the failed start's output, when it has one (else the running process's is shown).
+    NotStarted(Option<String>),
 }
 
 async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: Instant) -> Outcome {
@@ -105,7 +108,15 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
         Ok(Err(unavailable)) => {
             println!("FAIL   the app did not start: {}", describe(&unavailable));
             println!("smoke: 0 passed, {} failed", checks.paths.len());
-            return Outcome::NotStarted;
+            let output = match &unavailable {
+                Unavailable::Failed(failure)
+                | Unavailable::Paused {
+                    failure: Some(failure),
+                    ..
+                } => Some(failure.output.clone()),
+                _ => None,
+            };
+            return Outcome::NotStarted(output);
         }
         Err(_) => {
             println!(
@@ -113,7 +124,7 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
                 checks.timeout.as_secs()
             );
             println!("smoke: 0 passed, {} failed", checks.paths.len());
-            return Outcome::NotStarted;
+            return Outcome::NotStarted(None);
         }
     }
 

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::supervisor::InFlight;
+
 pin_project_lite::pin_project! {
     pub struct IdleTimeout<B> {
         #[pin]
@@ -20,18 +22,21 @@ pin_project_lite::pin_project! {
         sleep: Option<Sleep>,
         limit: Duration,
         last_activity: Instant,
+        // Counts the request as in flight until the whole body has gone (or failed).
+        in_flight: Option<InFlight>,
     }
 }
 
 impl<B> IdleTimeout<B> {
     /// `limit` of `None` never times out.
-    pub fn new(inner: B, limit: Option<Duration>) -> Self {
+    pub fn new(inner: B, limit: Option<Duration>, in_flight: Option<InFlight>) -> Self {
         let now = Instant::now();
         IdleTimeout {
             inner,
             sleep: limit.map(|l| tokio::time::sleep_until(now + l)),
             limit: limit.unwrap_or(Duration::MAX),
             last_activity: now,
+            in_flight,
         }
     }
 }
@@ -56,6 +61,9 @@ where
         let mut this = self.project();
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             *this.last_activity = Instant::now();
+            if frame.is_none() {
+                this.in_flight.take();
+            }
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
         let Some(mut sleep) = this.sleep.as_mut().as_pin_mut() else {
@@ -92,6 +100,7 @@ mod tests {
         let mut body = std::pin::pin!(IdleTimeout::new(
             StreamBody::new(stream),
             Some(Duration::from_secs(2)),
+            None,
         ));
         let sender = tokio::spawn(async move {
             for _ in 0..3 {

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::supervisor::{Supervisor, Unavailable};
+use crate::supervisor::{InFlight, Supervisor, Unavailable};
 use body::IdleTimeout;
 pub use headers::ClientInfo;
 
@@ -76,6 +76,7 @@ impl Proxy {
             Ok(backend) => backend,
             Err(unavailable) => return self.unavailable(&unavailable),
         };
+        let in_flight = InFlight::new(backend.clone());
 
         let path = request
             .uri()
@@ -120,7 +121,11 @@ impl Proxy {
                 headers::rewrite_response(&mut parts.headers, self.keep_connection_header);
                 Response::from_parts(
                     parts,
-                    Either::Left(IdleTimeout::new(body, self.request_timeout)),
+                    Either::Left(IdleTimeout::new(
+                        body,
+                        self.request_timeout,
+                        Some(in_flight),
+                    )),
                 )
             }
             Err(err) => {

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use http::HeaderValue;
-use tokio::sync::watch;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -73,6 +75,45 @@ pub struct Backend {
     /// The pairing token, sent as MS-ASPNETCORE-TOKEN.
     pub token: HeaderValue,
     pub pid: u32,
+    /// Requests forwarded to this process and not yet answered in full; a recycle waits for
+    /// them to finish before stopping the process. Counted by the proxy's [`InFlight`].
+    pub(crate) in_flight: AtomicUsize,
+}
+
+/// One request in flight to a backend, for as long as this lives.
+#[derive(Debug)]
+pub struct InFlight(Arc<Backend>);
+
+impl InFlight {
+    pub fn new(backend: Arc<Backend>) -> InFlight {
+        backend.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(backend)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What happens to a slot, as it happens (for the helper protocol).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Starting {
+        attempt: u64,
+    },
+    Ready(Arc<Backend>),
+    /// A start failed, or a running app exited.
+    Failed(Arc<Failure>),
+    /// The rapid-fail limit was reached; no start until `until`.
+    Paused {
+        until: Instant,
+        limit: u32,
+    },
+    Recycling,
+    Stopping,
+    Stopped,
 }
 
 /// Why a start failed or a running app went away.
@@ -140,6 +181,12 @@ pub struct Status {
     /// The number of the current (or last) start attempt.
     pub attempt: u64,
     pub last_failure: Option<Arc<Failure>>,
+    /// Starts after the first one: restarts after exits, and recycles.
+    pub restarts: u64,
+    /// When the current process became ready.
+    pub ready_since: Option<Instant>,
+    /// The current (or last) process's output.
+    pub output: Tail,
 }
 
 /// Why the proxy got no backend.
@@ -158,6 +205,15 @@ pub enum Unavailable {
     TimedOut(Duration),
 }
 
+/// Why a recycle did not happen.
+#[derive(Debug)]
+pub enum RecycleError {
+    /// The new process did not start; the old one still serves.
+    Failed(Arc<Failure>),
+    /// No app process is running to recycle (it is starting, paused or stopping).
+    NotRunning,
+}
+
 /// A cloneable handle on the app's slots.
 #[derive(Clone)]
 pub struct Supervisor {
@@ -172,8 +228,8 @@ struct Inner {
     /// Cancelled to skip the grace period (a second Ctrl+C).
     kill_now: CancellationToken,
     tasks: TaskTracker,
-    /// The current start's last output (the slot clears it at each start).
-    tail: Tail,
+    events: broadcast::Sender<Event>,
+    commands: mpsc::Sender<slot::Command>,
 }
 
 impl Supervisor {
@@ -184,21 +240,30 @@ impl Supervisor {
             phase: Phase::Starting,
             attempt: 0,
             last_failure: None,
+            restarts: 0,
+            ready_since: None,
+            output: Tail::default(),
         });
+        let (events, _) = broadcast::channel(256);
+        let (commands, commands_rx) = mpsc::channel(8);
         let inner = Arc::new(Inner {
             ctx: ctx.clone(),
             status,
             cancel: CancellationToken::new(),
             kill_now: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            tail: Tail::default(),
+            events,
+            commands,
         });
         inner.tasks.spawn(slot::run(
             ctx,
-            inner.status.clone(),
-            inner.cancel.clone(),
-            inner.kill_now.clone(),
-            inner.tail.clone(),
+            slot::Wiring {
+                status: inner.status.clone(),
+                events: inner.events.clone(),
+                commands: commands_rx,
+                cancel: inner.cancel.clone(),
+                kill_now: inner.kill_now.clone(),
+            },
         ));
         inner.tasks.close();
         Supervisor { inner }
@@ -210,7 +275,32 @@ impl Supervisor {
 
     /// The last 30 KB the current (or last) app process printed.
     pub fn recent_output(&self) -> String {
-        self.inner.tail.text()
+        self.inner.status.borrow().output.text()
+    }
+
+    /// Follows what happens to the app; subscribe before starting anything that should be seen.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Replaces the app's process with a new one without a gap: the new one is ready before
+    /// the old one stops, which first finishes its requests. On failure the old one keeps
+    /// serving and the failure is returned.
+    pub async fn recycle(&self) -> Result<Arc<Backend>, RecycleError> {
+        if !matches!(self.inner.status.borrow().phase, Phase::Ready(_)) {
+            return Err(RecycleError::NotRunning);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(slot::Command::Recycle(reply))
+            .await
+            .map_err(|_| RecycleError::NotRunning)?;
+        match answer.await {
+            Ok(Ok(backend)) => Ok(backend),
+            Ok(Err(failure)) => Err(RecycleError::Failed(failure)),
+            Err(_) => Err(RecycleError::NotRunning),
+        }
     }
 
     /// Follows the slot's state.

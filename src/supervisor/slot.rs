@@ -1,161 +1,345 @@
 //! One slot's life: start, wait until listening, serve, and on exit start again, pausing when
-//! the rapid-fail limit is reached. Runs as one task until the supervisor is stopped.
+//! the rapid-fail limit is reached; on request, recycle with no gap (the new process is ready
+//! before the old one stops). Runs as one task until the supervisor is stopped.
 
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::uri::Authority;
 use http::HeaderValue;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{free_port, port_taken, AppProcess, Readiness};
 use super::rapid_fail::RapidFailWindow;
-use super::{Backend, Context, Failure, FailureKind, Phase, Status};
+use super::{Backend, Context, Event, Failure, FailureKind, Phase, Status};
 use crate::logs::Tail;
 
 /// How many times in a row a start may lose its port to another process before that counts
 /// as a failure.
 const MAX_PORT_COLLISIONS: u32 = 3;
 
-pub(super) async fn run(
+/// Requests to a running slot.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Start a replacement, switch to it once ready, then drain and stop the old process.
+    Recycle(oneshot::Sender<Result<Arc<Backend>, Arc<Failure>>>),
+}
+
+/// The slot's channels and flags, made by the supervisor.
+pub(super) struct Wiring {
+    pub(super) status: watch::Sender<Status>,
+    pub(super) events: broadcast::Sender<Event>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    /// Cancelled to stop gracefully.
+    pub(super) cancel: CancellationToken,
+    /// Cancelled to kill at once.
+    pub(super) kill_now: CancellationToken,
+}
+
+struct Slot {
     ctx: Arc<Context>,
-    status: watch::Sender<Status>,
-    cancel: CancellationToken,
-    kill_now: CancellationToken,
-    tail: Tail,
-) {
-    let cfg = ctx.config.clone();
-    let mut window = RapidFailWindow::new(cfg.rapid_fails_per_minute);
-    let mut attempt = 0;
-    let mut collisions = 0;
-    let fixed_port = user_value(&ctx, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok());
+    wiring: Wiring,
+    window: RapidFailWindow,
+    attempt: u64,
+    fixed_port: Option<u16>,
+    /// Old processes draining after a recycle; awaited before the slot ends.
+    retiring: JoinSet<()>,
+}
 
-    while !cancel.is_cancelled() {
-        if let Some(until) = window.paused_until(Instant::now()) {
-            let wait = until.saturating_duration_since(Instant::now());
-            tracing::warn!(
-                failures = window.failures(),
-                "the app failed more than rapidFailsPerMinute ({}) times within a minute; \
-                 not starting it again for {} s",
-                cfg.rapid_fails_per_minute,
-                wait.as_secs() + 1
-            );
-            status.send_modify(|s| s.phase = Phase::Paused { until });
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => {
-                    tracing::info!("the rapid-fail minute has passed; starting the app again");
+/// A process that listens, and what the proxy sees of it.
+struct Running {
+    process: AppProcess,
+    backend: Arc<Backend>,
+}
+
+/// How one start went. Short-lived and moved once: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Started {
+    Running(Running),
+    Failed(Arc<Failure>),
+    Cancelled,
+}
+
+pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
+    let mut slot = Slot {
+        window: RapidFailWindow::new(ctx.config.rapid_fails_per_minute),
+        fixed_port: user_value(&ctx, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok()),
+        ctx,
+        wiring,
+        attempt: 0,
+        retiring: JoinSet::new(),
+    };
+    slot.run().await;
+}
+
+impl Slot {
+    async fn run(&mut self) {
+        while !self.wiring.cancel.is_cancelled() {
+            if !self.wait_out_rapid_fails().await {
+                break;
+            }
+            self.attempt += 1;
+            let attempt = self.attempt;
+            self.wiring.status.send_modify(|s| {
+                s.phase = Phase::Starting;
+                s.attempt = attempt;
+                if attempt > 1 {
+                    s.restarts += 1;
                 }
-                () = cancel.cancelled() => break,
-            }
-        }
-
-        attempt += 1;
-        status.send_modify(|s| {
-            s.phase = Phase::Starting;
-            s.attempt = attempt;
-        });
-        tail.clear();
-        let fail = |kind: FailureKind, window: &mut RapidFailWindow| {
-            let failure = Arc::new(Failure {
-                attempt,
-                kind,
-                output: tail.text(),
             });
-            report(&failure);
-            window.record(Instant::now());
-            status.send_modify(|s| s.last_failure = Some(failure));
-        };
-
-        let port = match fixed_port.map_or_else(free_port, Ok) {
-            Ok(port) => port,
-            Err(err) => {
-                let kind = FailureKind::Spawn {
-                    program: cfg.command.program.display().to_string(),
-                    error: format!("no free loopback port: {err}"),
-                };
-                fail(kind, &mut window);
-                continue;
-            }
-        };
-        let token = new_token(&ctx);
-        let mut process = match AppProcess::spawn(&ctx, port, token.0.clone(), &tail).await {
-            Ok(process) => process,
-            Err(err) => {
-                let kind = FailureKind::Spawn {
-                    program: cfg.command.program.display().to_string(),
-                    error: spawn_error_text(&err),
-                };
-                fail(kind, &mut window);
-                continue;
-            }
-        };
-
-        match process.wait_ready(cfg.startup_time_limit, &cancel).await {
-            Readiness::Listening(addr) => {
-                collisions = 0;
-                let backend = Arc::new(Backend {
-                    addr,
-                    authority: Authority::try_from(addr.to_string().as_str())
-                        .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
-                    token: token.1,
-                    pid: process.pid,
-                });
-                status.send_modify(|s| s.phase = Phase::Ready(backend));
-                tokio::select! {
-                    exit = process.wait() => {
-                        // New requests wait for the next start, not for this one's report.
-                        status.send_modify(|s| {
-                            s.phase = Phase::Starting;
-                            s.attempt = attempt + 1;
-                        });
-                        process.reap().await;
-                        let status = exit.map_or_else(|e| format!("was lost ({e})"), describe_exit);
-                        fail(FailureKind::Exited { status, before_ready: false }, &mut window);
-                    }
-                    () = cancel.cancelled() => {
-                        status.send_modify(|s| s.phase = Phase::Stopping);
-                        let exit = process.stop(Some(addr), &kill_now).await;
-                        log_stopped(process.pid, exit);
+            self.emit(Event::Starting { attempt });
+            match self.start(attempt).await {
+                Started::Running(running) => {
+                    if !self.serve(running).await {
                         break;
                     }
                 }
+                Started::Failed(_) => {}
+                Started::Cancelled => break,
             }
-            Readiness::Exited(exit) => {
-                process.reap().await;
-                if fixed_port.is_none() && collisions < MAX_PORT_COLLISIONS && port_taken(port) {
-                    collisions += 1;
-                    tracing::warn!(port, "another process took the app's port as it started; starting again on another port");
-                    continue;
+        }
+        while self.retiring.join_next().await.is_some() {}
+        self.wiring.status.send_modify(|s| s.phase = Phase::Stopped);
+        self.emit(Event::Stopped);
+    }
+
+    fn emit(&self, event: Event) {
+        // Nobody listening is fine: events are for the helper protocol.
+        let _ = self.wiring.events.send(event);
+    }
+
+    /// Past the rapid-fail limit, waits for the minute to pass; false if stopped meanwhile.
+    async fn wait_out_rapid_fails(&mut self) -> bool {
+        let Some(until) = self.window.paused_until(Instant::now()) else {
+            return true;
+        };
+        let limit = self.ctx.config.rapid_fails_per_minute;
+        let wait = until.saturating_duration_since(Instant::now());
+        tracing::warn!(
+            failures = self.window.failures(),
+            "the app failed more than rapidFailsPerMinute ({limit}) times within a minute; \
+             not starting it again for {} s",
+            wait.as_secs() + 1
+        );
+        self.wiring
+            .status
+            .send_modify(|s| s.phase = Phase::Paused { until });
+        self.emit(Event::Paused { until, limit });
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {
+                tracing::info!("the rapid-fail minute has passed; starting the app again");
+                true
+            }
+            () = self.wiring.cancel.cancelled() => false,
+        }
+    }
+
+    /// Records a failed start or an exit: logged, counted, published.
+    fn fail(&mut self, attempt: u64, kind: FailureKind, tail: &Tail) -> Arc<Failure> {
+        let failure = Arc::new(Failure {
+            attempt,
+            kind,
+            output: tail.text(),
+        });
+        report(&failure);
+        self.window.record(Instant::now());
+        let published = failure.clone();
+        self.wiring
+            .status
+            .send_modify(|s| s.last_failure = Some(published));
+        self.emit(Event::Failed(failure.clone()));
+        failure
+    }
+
+    /// Starts one process and waits until it listens. A port lost to another process is
+    /// retried on a fresh port without counting as a failure.
+    async fn start(&mut self, attempt: u64) -> Started {
+        let cfg = self.ctx.config.clone();
+        let mut collisions = 0;
+        loop {
+            let tail = Tail::default();
+            self.wiring.status.send_modify(|s| s.output = tail.clone());
+            let port = match self.fixed_port.map_or_else(free_port, Ok) {
+                Ok(port) => port,
+                Err(err) => {
+                    let kind = FailureKind::Spawn {
+                        program: cfg.command.program.display().to_string(),
+                        error: format!("no free loopback port: {err}"),
+                    };
+                    return Started::Failed(self.fail(attempt, kind, &tail));
                 }
-                let status = describe_exit(exit);
-                fail(
+            };
+            let token = new_token(&self.ctx);
+            let mut process = match AppProcess::spawn(&self.ctx, port, token.0.clone(), &tail).await
+            {
+                Ok(process) => process,
+                Err(err) => {
+                    let kind = FailureKind::Spawn {
+                        program: cfg.command.program.display().to_string(),
+                        error: spawn_error_text(&err),
+                    };
+                    return Started::Failed(self.fail(attempt, kind, &tail));
+                }
+            };
+            let kind = match process
+                .wait_ready(cfg.startup_time_limit, &self.wiring.cancel)
+                .await
+            {
+                Readiness::Listening(addr) => {
+                    let backend = Arc::new(Backend::new(addr, token.1, process.pid));
+                    return Started::Running(Running { process, backend });
+                }
+                Readiness::Exited(exit) => {
+                    process.reap().await;
+                    if self.fixed_port.is_none()
+                        && collisions < MAX_PORT_COLLISIONS
+                        && port_taken(port)
+                    {
+                        collisions += 1;
+                        tracing::warn!(port, "another process took the app's port as it started; starting again on another port");
+                        continue;
+                    }
                     FailureKind::Exited {
-                        status,
+                        status: describe_exit(exit),
                         before_ready: true,
-                    },
-                    &mut window,
-                );
-            }
-            Readiness::TimedOut => {
-                process.reap().await;
-                fail(
+                    }
+                }
+                Readiness::TimedOut => {
+                    process.reap().await;
                     FailureKind::StartTimeout {
                         limit: cfg.startup_time_limit,
-                    },
-                    &mut window,
-                );
-            }
-            Readiness::Cancelled => {
-                status.send_modify(|s| s.phase = Phase::Stopping);
-                let exit = process.stop(None, &kill_now).await;
-                log_stopped(process.pid, exit);
-                break;
+                    }
+                }
+                Readiness::Cancelled => {
+                    self.wiring
+                        .status
+                        .send_modify(|s| s.phase = Phase::Stopping);
+                    let exit = process.stop(None, &self.wiring.kill_now).await;
+                    log_stopped(process.pid, exit);
+                    return Started::Cancelled;
+                }
+            };
+            return Started::Failed(self.fail(attempt, kind, &tail));
+        }
+    }
+
+    /// Serves with `running` until it exits (true: start again) or the slot is stopped (false).
+    async fn serve(&mut self, mut running: Running) -> bool {
+        loop {
+            let backend = running.backend.clone();
+            self.wiring.status.send_modify(|s| {
+                s.phase = Phase::Ready(backend.clone());
+                s.ready_since = Some(Instant::now());
+            });
+            self.emit(Event::Ready(backend));
+            tokio::select! {
+                exit = running.process.wait() => {
+                    // New requests wait for the next start, not for this one's report.
+                    let next = self.attempt + 1;
+                    self.wiring.status.send_modify(|s| {
+                        s.phase = Phase::Starting;
+                        s.attempt = next;
+                        s.ready_since = None;
+                    });
+                    running.process.reap().await;
+                    let status = exit.map_or_else(|e| format!("was lost ({e})"), describe_exit);
+                    let tail = self.wiring.status.borrow().output.clone();
+                    self.fail(self.attempt, FailureKind::Exited { status, before_ready: false }, &tail);
+                    return true;
+                }
+                () = self.wiring.cancel.cancelled() => {
+                    self.wiring.status.send_modify(|s| s.phase = Phase::Stopping);
+                    self.emit(Event::Stopping);
+                    let exit = running.process.stop(Some(running.backend.addr), &self.wiring.kill_now).await;
+                    log_stopped(running.process.pid, exit);
+                    return false;
+                }
+                Some(command) = self.wiring.commands.recv() => match command {
+                    Command::Recycle(reply) => {
+                        if let Some(old) = self.recycle(&mut running, reply).await {
+                            self.retire(old);
+                        }
+                    }
+                }
             }
         }
     }
-    status.send_modify(|s| s.phase = Phase::Stopped);
+
+    /// Starts a replacement for `running`; once it listens, swaps it in and returns the old
+    /// process. If it fails, `running` keeps serving and the caller hears why.
+    async fn recycle(
+        &mut self,
+        running: &mut Running,
+        reply: oneshot::Sender<Result<Arc<Backend>, Arc<Failure>>>,
+    ) -> Option<Running> {
+        tracing::info!(
+            pid = running.process.pid,
+            "recycling: starting a new process before stopping this one"
+        );
+        self.emit(Event::Recycling);
+        self.attempt += 1;
+        let attempt = self.attempt;
+        let previous_output = self.wiring.status.borrow().output.clone();
+        match self.start(attempt).await {
+            Started::Running(new) => {
+                let backend = new.backend.clone();
+                self.wiring.status.send_modify(|s| s.restarts += 1);
+                let _ = reply.send(Ok(backend));
+                Some(std::mem::replace(running, new))
+            }
+            Started::Failed(failure) => {
+                tracing::warn!(
+                    pid = running.process.pid,
+                    "the new process did not start; the old one keeps serving"
+                );
+                self.wiring
+                    .status
+                    .send_modify(|s| s.output = previous_output);
+                let _ = reply.send(Err(failure));
+                None
+            }
+            Started::Cancelled => None,
+        }
+    }
+
+    /// Lets the old process finish the requests it has (up to shutdownTimeLimit), then stops it.
+    fn retire(&mut self, old: Running) {
+        let limit = self.ctx.config.shutdown_time_limit;
+        let kill_now = self.wiring.kill_now.clone();
+        self.retiring.spawn(async move {
+            let Running {
+                mut process,
+                backend,
+            } = old;
+            let deadline = Instant::now() + limit;
+            while backend.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    () = kill_now.cancelled() => break,
+                }
+            }
+            let exit = process.stop(Some(backend.addr), &kill_now).await;
+            log_stopped(process.pid, exit);
+        });
+    }
+}
+
+impl Backend {
+    fn new(addr: std::net::SocketAddr, token: HeaderValue, pid: u32) -> Backend {
+        Backend {
+            addr,
+            authority: Authority::try_from(addr.to_string().as_str())
+                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
+            token,
+            pid,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 /// A value the user gave the app in `<environmentVariables>` or `--env`, if not empty.
