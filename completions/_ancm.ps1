@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -94,6 +95,13 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ancm;helper' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ancm;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -105,6 +113,7 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -116,6 +125,9 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             break
         }
         'ancm;help;smoke' {
+            break
+        }
+        'ancm;help;helper' {
             break
         }
         'ancm;help;completions' {

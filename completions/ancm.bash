@@ -25,6 +25,9 @@ _ancm() {
             ancm,help)
                 cmd="ancm__subcmd__help"
                 ;;
+            ancm,helper)
+                cmd="ancm__subcmd__helper"
+                ;;
             ancm,run)
                 cmd="ancm__subcmd__run"
                 ;;
@@ -40,6 +43,9 @@ _ancm() {
             ancm__subcmd__help,help)
                 cmd="ancm__subcmd__help__subcmd__help"
                 ;;
+            ancm__subcmd__help,helper)
+                cmd="ancm__subcmd__help__subcmd__helper"
+                ;;
             ancm__subcmd__help,run)
                 cmd="ancm__subcmd__help__subcmd__run"
                 ;;
@@ -53,7 +59,7 @@ _ancm() {
 
     case "${cmd}" in
         ancm)
-            opts="-h -V --help --version run check smoke completions help"
+            opts="-h -V --help --version run check smoke helper completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,7 +149,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__help)
-            opts="run check smoke completions help"
+            opts="run check smoke helper completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -198,6 +204,20 @@ _ancm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ancm__subcmd__help__subcmd__helper)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ancm__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -215,6 +235,20 @@ _ancm() {
         ancm__subcmd__help__subcmd__smoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ancm__subcmd__helper)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -25,6 +25,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -87,6 +88,12 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ancm;helper'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ancm;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -97,6 +104,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -105,6 +113,8 @@ set edit:completion:arg-completer[ancm] = {|@words|
         &'ancm;help;check'= {
         }
         &'ancm;help;smoke'= {
+        }
+        &'ancm;help;helper'= {
         }
         &'ancm;help;completions'= {
         }

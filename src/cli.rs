@@ -35,6 +35,10 @@ pub enum Command {
     #[command(after_help = SMOKE_EXAMPLES)]
     Smoke(SmokeArgs),
 
+    /// Serve a native web-server module over stdin/stdout (docs/helper-protocol.md).
+    #[command(after_help = HELPER_EXAMPLES)]
+    Helper,
+
     /// Print the shell completion script for SHELL.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
@@ -56,6 +60,14 @@ Examples:
   ancm check --launcher-path bin/Debug/net8.0/App.exe .   a dev-time web.config
 
 Exit status: 0 when valid (warnings allowed), 2 when not.";
+
+const HELPER_EXAMPLES: &str = "\
+The helper speaks newline-delimited JSON: requests on stdin, events on stdout, logs on stderr.
+See docs/helper-protocol.md.
+
+Examples:
+  ancm helper                      then type: {\"op\":\"start\",\"appPath\":\"./publish\"}
+  printf '%s\\n' '{\"op\":\"start\",\"appPath\":\".\"}' '{\"op\":\"stop\"}' | ancm helper";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:

@@ -43,9 +43,19 @@ where
     F: FnOnce(Host) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
+    run_with(false, body)
+}
+
+/// [`run`], with stdout kept for a protocol when `stdout_reserved`: the app's output then
+/// goes to stderr only.
+pub(crate) fn run_with<T, F, Fut>(stdout_reserved: bool, body: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Host) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
     let signals = Signals::install().context("cannot install the Ctrl+C handler")?;
     let (console, console_thread): (Console, ConsoleThread) =
-        Console::start().context("cannot start the console writer")?;
+        Console::start(stdout_reserved).context("cannot start the console writer")?;
     #[cfg(unix)]
     let guard = match supervisor::Guard::start() {
         Ok(guard) => Some(Arc::new(guard)),

@@ -13,10 +13,12 @@
 //! - [`logging`]: ancm's own log, and ANCM's diagnostic log.
 //! - `run`: wires them together for `ancm run`; `smoke` and `check` for those commands;
 //!   `host`: what every command that runs an app sets up around it.
+//! - `helper`: `ancm helper`, the protocol for native web-server modules.
 
 mod check;
 pub mod cli;
 pub mod config;
+mod helper;
 mod host;
 pub mod logging;
 pub mod logs;
@@ -49,6 +51,7 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             let checks = smoke::Checks::from_args(&args);
             host::run(|host| smoke::run(host, config, checks))
         }
+        Command::Helper => host::run_with(true, helper::run),
         Command::Completions { shell } => {
             cli::write_completions(shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)

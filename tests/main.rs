@@ -14,6 +14,8 @@ mod cli;
 mod config;
 /// Every real-world web.config in tests/fixtures/webconfig gets the verdict ANCM would give.
 mod corpus;
+/// `ancm helper`, the protocol for native web-server modules.
+mod helper;
 /// The stdout log file and the console.
 mod logs;
 /// The header contract, streaming, timeouts and the proxy's own pages.

@@ -561,6 +561,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(code) = env_num::<i32>("SAMPLEAPP_EXIT_AT_START") {
         std::process::exit(code);
     }
+    // Lets a test make later starts fail while the running process keeps serving.
+    if let Ok(marker) = std::env::var("SAMPLEAPP_EXIT_IF_FILE") {
+        if std::path::Path::new(&marker).exists() {
+            say_err(&format!("sampleapp: {marker} exists; exiting"));
+            std::process::exit(4);
+        }
+    }
     // Spawned before the delay / never-listen stages so those can be combined
     // with it (e.g. to check the supervisor also reaps a stuck app's children).
     if env_flag("SAMPLEAPP_SPAWN_CHILD") {

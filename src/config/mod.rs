@@ -100,6 +100,17 @@ impl AppConfig {
         load(&args.app, &args.overrides, &args.command, &args.listen)
     }
 
+    /// The configuration from its parts: the app (folder or web.config), flag values, the
+    /// command after `--` (may be empty) and the proxy's listen addresses.
+    pub fn load(
+        app: &Path,
+        overrides: &Overrides,
+        command: &[String],
+        listen: &[SocketAddr],
+    ) -> Result<Self, ConfigError> {
+        load(app, overrides, command, listen)
+    }
+
     /// The configuration for `ancm smoke`: as `ancm run`, listening on a free loopback port.
     pub fn from_smoke_args(args: &SmokeArgs) -> Result<Self, ConfigError> {
         let listen = [SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))];

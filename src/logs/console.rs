@@ -22,7 +22,9 @@ pub struct ConsoleThread {
 }
 
 impl Console {
-    pub fn start() -> std::io::Result<(Console, ConsoleThread)> {
+    /// Starts the writer. With `stdout_reserved` (the helper protocol owns stdout), the app's
+    /// stdout lines go to stderr too.
+    pub fn start(stdout_reserved: bool) -> std::io::Result<(Console, ConsoleThread)> {
         // Bounded: a terminal that cannot keep up slows the app's output down instead of
         // growing memory, as a plain pipe would.
         let (tx, mut rx) = mpsc::channel::<Line>(1024);
@@ -32,8 +34,12 @@ impl Console {
                 while let Some(line) = rx.blocking_recv() {
                     // Ignore write errors: a closed terminal must not stop the app.
                     let _ = match line.stream {
-                        Stream::Stdout => write_line(&mut std::io::stdout().lock(), &line),
-                        Stream::Stderr => write_line(&mut std::io::stderr().lock(), &line),
+                        Stream::Stdout if !stdout_reserved => {
+                            write_line(&mut std::io::stdout().lock(), &line)
+                        }
+                        Stream::Stdout | Stream::Stderr => {
+                            write_line(&mut std::io::stderr().lock(), &line)
+                        }
                     };
                 }
             })?;

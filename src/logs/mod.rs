@@ -100,7 +100,7 @@ async fn read_lines(
 
 /// Reads one line (without `\n` or `\r\n`) of at most [`MAX_LINE`] bytes; returns the number
 /// of bytes consumed, 0 at end of file.
-async fn read_line_capped(
+pub(crate) async fn read_line_capped(
     reader: &mut BufReader<impl AsyncRead + Unpin>,
     out: &mut Vec<u8>,
 ) -> std::io::Result<usize> {

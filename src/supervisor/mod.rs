@@ -229,6 +229,9 @@ struct Inner {
     kill_now: CancellationToken,
     tasks: TaskTracker,
     events: broadcast::Sender<Event>,
+    /// Subscribed before the slot started, so that the first [`Supervisor::events`] call sees
+    /// every event from the very first start.
+    first_events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
     commands: mpsc::Sender<slot::Command>,
 }
 
@@ -244,7 +247,7 @@ impl Supervisor {
             ready_since: None,
             output: Tail::default(),
         });
-        let (events, _) = broadcast::channel(256);
+        let (events, first_events) = broadcast::channel(256);
         let (commands, commands_rx) = mpsc::channel(8);
         let inner = Arc::new(Inner {
             ctx: ctx.clone(),
@@ -253,6 +256,7 @@ impl Supervisor {
             kill_now: CancellationToken::new(),
             tasks: TaskTracker::new(),
             events,
+            first_events: std::sync::Mutex::new(Some(first_events)),
             commands,
         });
         inner.tasks.spawn(slot::run(
@@ -278,9 +282,15 @@ impl Supervisor {
         self.inner.status.borrow().output.text()
     }
 
-    /// Follows what happens to the app; subscribe before starting anything that should be seen.
+    /// Follows what happens to the app. The first call sees every event since the start.
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        let first = self
+            .inner
+            .first_events
+            .lock()
+            .ok()
+            .and_then(|mut first| first.take());
+        first.unwrap_or_else(|| self.inner.events.subscribe())
     }
 
     /// Replaces the app's process with a new one without a gap: the new one is ready before

@@ -284,6 +284,8 @@ impl Slot {
         self.emit(Event::Recycling);
         self.attempt += 1;
         let attempt = self.attempt;
+        self.wiring.status.send_modify(|s| s.attempt = attempt);
+        self.emit(Event::Starting { attempt });
         let previous_output = self.wiring.status.borrow().output.clone();
         match self.start(attempt).await {
             Started::Running(new) => {
