@@ -55,13 +55,14 @@ pub(crate) async fn run(
     let serving = serve(&host, config).await?;
     let supervisor = serving.supervisor.clone();
 
-    // Past the deadline, nothing is waited for any more: the app is killed.
+    // Shortly past the deadline, nothing is waited for any more: the app is killed. The grace
+    // second lets the checks report the timeout themselves first.
     let kill_now = CancellationToken::new();
     let watchdog = tokio::spawn({
         let kill_now = kill_now.clone();
         let supervisor = supervisor.clone();
         async move {
-            tokio::time::sleep_until(deadline).await;
+            tokio::time::sleep_until(deadline + Duration::from_secs(1)).await;
             kill_now.cancel();
             supervisor.kill_now();
         }
