@@ -10,7 +10,7 @@
 //! - [`proxy`]: the front listener and forwarding, with the ANCM header contract.
 //! - [`logs`]: the app's output: console, stdout log file, start-failure tail.
 //! - [`signals`]: stop requests from the OS.
-//! - [`logging`]: ancm's own log, and ANCM's diagnostic log.
+//! - [`logging`]: ancm's own log, and ANCM's diagnostic log; `progress`: the start-up spinner.
 //! - `run`: wires them together for `ancm run`; `smoke` and `check` for those commands;
 //!   `host`: what every command that runs an app sets up around it.
 //! - `helper`: `ancm helper`, the protocol for native web-server modules.
@@ -22,6 +22,7 @@ mod helper;
 mod host;
 pub mod logging;
 pub mod logs;
+mod progress;
 pub mod proxy;
 mod run;
 pub mod signals;

@@ -48,7 +48,7 @@ pub fn init() -> Logging {
                 .is_some_and(|level| meta.target().starts_with("ancm") && meta.level() <= level)
         }));
     let console_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::Stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .compact()

@@ -83,6 +83,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()>
         serving.supervisor.clone(),
         serving.urls.join(" and "),
     ));
+    let spinner = tokio::spawn(crate::progress::follow(serving.supervisor.clone()));
 
     host.signals.next().await;
     tracing::info!(
@@ -100,6 +101,8 @@ pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()>
             supervisor.kill_now();
         }
     });
+    spinner.abort();
+    crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
     announcer.abort();
     second_signal.abort();

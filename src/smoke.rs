@@ -54,6 +54,7 @@ pub(crate) async fn run(
     let deadline = started + checks.timeout;
     let serving = serve(&host, config).await?;
     let supervisor = serving.supervisor.clone();
+    let spinner = tokio::spawn(crate::progress::follow(supervisor.clone()));
 
     // Shortly past the deadline, nothing is waited for any more: the app is killed. The grace
     // second lets the checks report the timeout themselves first.
@@ -83,6 +84,8 @@ pub(crate) async fn run(
             eprintln!("the app's last output:\n{}", output.trim_end());
         }
     }
+    spinner.abort();
+    crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
     watchdog.abort();
     Ok(match outcome {

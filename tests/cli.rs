@@ -46,3 +46,79 @@ fn every_subcommand_help_ends_with_an_example() {
         );
     }
 }
+
+/// On a terminal, a spinner with the elapsed time and the app's latest line shows while the app
+/// starts; piped, there is none.
+#[test]
+fn start_spinner_only_on_a_terminal() {
+    use crate::support::{descendants, sampleapp, Ancm, AppDir};
+    use std::io::{BufRead, BufReader};
+
+    let app = AppDir::new(
+        "",
+        &[
+            ("SAMPLEAPP_START_DELAY_MS", "1200"),
+            ("SAMPLEAPP_PRINT_AT_START", "1"),
+        ],
+    );
+    let ancm_command = format!(
+        "{} run --listen 127.0.0.1:0 --process-path {} {}",
+        ancm_bin().display(),
+        sampleapp().display(),
+        app.path().display()
+    );
+    // `script` runs ancm on a pseudo-terminal and copies what it draws to our pipe.
+    let mut script = Command::new("script")
+        .args(["-qfec", &ancm_command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ancm under script(1) (util-linux)");
+    let stdout = script.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    while !screen.contains("Now listening on:") {
+        let line = rx
+            .recv_timeout(crate::support::DEADLINE)
+            .unwrap_or_else(|_| panic!("no ready line on the terminal:\n{screen}"));
+        screen.push_str(&line);
+        screen.push('\n');
+    }
+    // Each redraw of the spinner line is separated by a carriage return.
+    let spinner_shows_latest_line = screen
+        .split(['\r', '\n'])
+        .any(|frame| frame.contains("starting the app") && frame.contains("line 1 of 1"));
+    assert!(spinner_shows_latest_line, "{screen}");
+    assert!(screen.contains("starting the app… "), "{screen}");
+
+    for pid in descendants(script.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let _ = script.wait();
+
+    let mut piped = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    piped.wait_ready();
+    piped.signal(nix::sys::signal::Signal::SIGTERM);
+    piped.wait_exit();
+    assert!(
+        !piped
+            .stderr()
+            .iter()
+            .any(|l| l.contains("starting the app…")),
+        "no spinner without a terminal"
+    );
+}

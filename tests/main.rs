@@ -18,6 +18,8 @@ mod corpus;
 mod helper;
 /// The stdout log file and the console.
 mod logs;
+/// The reference native-module client in C, against `ancm helper`.
+mod native_module;
 /// The header contract, streaming, timeouts and the proxy's own pages.
 mod proxy;
 /// Graceful stop and no process left behind, also when ancm is killed.

@@ -32,15 +32,16 @@ impl Console {
             .name("ancm-console".into())
             .spawn(move || {
                 while let Some(line) = rx.blocking_recv() {
+                    crate::progress::note_line(&line.text);
                     // Ignore write errors: a closed terminal must not stop the app.
-                    let _ = match line.stream {
+                    let _ = crate::progress::suspend(|| match line.stream {
                         Stream::Stdout if !stdout_reserved => {
                             write_line(&mut std::io::stdout().lock(), &line)
                         }
                         Stream::Stdout | Stream::Stderr => {
                             write_line(&mut std::io::stderr().lock(), &line)
                         }
-                    };
+                    });
                 }
             })?;
         Ok((Console { tx }, ConsoleThread { handle }))

@@ -1,0 +1,94 @@
+//! The start-up spinner: while the app starts and stderr is a terminal, one line shows a
+//! spinner, the time elapsed and the app's latest output line. Everything else written to the
+//! terminal meanwhile goes through [`suspend`], so lines never tear the spinner apart.
+//! Without a terminal there is no spinner, only the usual log lines.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::supervisor::{Phase, Supervisor};
+
+/// The spinner on screen, if any.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `write` with the spinner (if any) taken off the screen, then redraws it. Holds the
+/// lock throughout, so the spinner cannot be removed halfway and redrawn after.
+pub(crate) fn suspend<T>(write: impl FnOnce() -> T) -> T {
+    match ACTIVE.lock() {
+        Ok(active) => match active.as_ref() {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        },
+        Err(_) => write(),
+    }
+}
+
+/// Shows `line` (the app's latest output) beside the spinner.
+pub(crate) fn note_line(line: &[u8]) {
+    let bar = ACTIVE.lock().ok().and_then(|active| active.clone());
+    if let Some(bar) = bar {
+        let text = String::from_utf8_lossy(line);
+        bar.set_message(text.chars().take(120).collect::<String>());
+    }
+}
+
+/// Shows the spinner whenever the app is starting, until ancm stops. Does nothing unless
+/// stderr is a terminal.
+pub(crate) async fn follow(supervisor: Supervisor) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let mut status = supervisor.watch();
+    loop {
+        let starting = matches!(status.borrow_and_update().phase, Phase::Starting);
+        if starting {
+            show();
+        } else {
+            hide();
+        }
+        if status.changed().await.is_err() {
+            hide();
+            return;
+        }
+    }
+}
+
+fn show() {
+    let Ok(mut active) = ACTIVE.lock() else {
+        return;
+    };
+    if active.is_some() {
+        return;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{spinner} starting the app… {elapsed:>3} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    *active = Some(bar);
+}
+
+fn hide() {
+    if let Ok(mut active) = ACTIVE.lock() {
+        if let Some(bar) = active.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// ancm's log lines on stderr, kept clear of the spinner.
+pub(crate) struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

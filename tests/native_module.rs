@@ -1,0 +1,152 @@
+// The reference native-module client (examples/native-module/client.c), built with the system
+// C compiler and run against `ancm helper` and the sample app, as a web-server module would run
+// it: the protocol as documented works for a thin client in C, without a JSON library.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{alive, ancm_bin, sampleapp, wait_all_gone, AppDir, DEADLINE};
+
+/// The client gives up after 30 seconds by itself; this only catches a client that did not.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(45);
+
+/// Compiles client.c into `dir` with `$CC` (default `cc`), as strictly as the README says.
+fn compile_client(dir: &Path) -> PathBuf {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    // CC may carry a wrapper or flags ("ccache gcc").
+    let mut words = cc.split_whitespace();
+    let program = words.next().unwrap_or("cc");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/native-module/client.c");
+    let exe = dir.join("client");
+    let output = Command::new(program)
+        .args(words)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+        .arg("-D_POSIX_C_SOURCE=200809L")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run the C compiler `{cc}`: {e}. This test needs one: install cc \
+                 (CI does) or point CC at one"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "`{cc}` could not compile {}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    exe
+}
+
+/// Everything a stream has produced so far, read on a thread, and whether it has closed.
+fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<(Vec<u8>, bool)>> {
+    let buffer = Arc::new(Mutex::new((Vec::new(), false)));
+    let sink = buffer.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = reader.read(&mut chunk).unwrap_or(0);
+            let mut buffer = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if n == 0 {
+                buffer.1 = true;
+                return;
+            }
+            buffer.0.extend_from_slice(&chunk[..n]);
+        }
+    });
+    buffer
+}
+
+fn text(buffer: &Mutex<(Vec<u8>, bool)>) -> (String, bool) {
+    let buffer = buffer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (String::from_utf8_lossy(&buffer.0).into_owned(), buffer.1)
+}
+
+/// The number right after `key` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u32> {
+    let at = text.find(key)? + key.len();
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_c_client_starts_the_app_through_the_helper_and_leaves_nothing_behind() {
+    let build = tempfile::tempdir().expect("dir for the client");
+    let client = compile_client(build.path());
+    let app = AppDir::new("", &[]);
+
+    let mut child = Command::new(&client)
+        .arg(ancm_bin())
+        .arg(app.path())
+        .arg(sampleapp())
+        .env("ANCM_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    let stdout = collect(child.stdout.take().expect("stdout"));
+    let stderr = collect(child.stderr.take().expect("stderr"));
+
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the client did not finish; its stderr so far:\n{}",
+                text(&stderr).0
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // The helper and the app had the client's stderr: it closes once they are all gone.
+    let deadline = Instant::now() + DEADLINE;
+    let ((out, out_closed), (err, err_closed)) = loop {
+        let (out, err) = (text(&stdout), text(&stderr));
+        if (out.1 && err.1) || Instant::now() >= deadline {
+            break (out, err);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        out_closed && err_closed,
+        "a process outlived the client and still holds its output; stderr:\n{err}"
+    );
+
+    assert!(
+        status.success(),
+        "client exited with {status}; stdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("HTTP/1.1 200") && out.contains("hello from sampleapp"),
+        "the app's answer to GET / with the token; stdout:\n{out}\nstderr:\n{err}"
+    );
+
+    let app_pid = number_after(&out, "hello from sampleapp pid=").expect("the app's pid in /");
+    let ready_pid = number_after(&err, "client: ready: pid=").expect("the client's ready line");
+    assert_eq!(
+        ready_pid, app_pid,
+        "`ready` names the process that answered"
+    );
+    wait_all_gone(&[app_pid]);
+    assert!(!alive(app_pid), "the app was stopped with the helper");
+}
