@@ -30,7 +30,7 @@ fn committed_completions_match_the_cli() {
 /// Every subcommand's help ends with examples.
 #[test]
 fn every_subcommand_help_ends_with_an_example() {
-    for subcommand in ["run", "check", "smoke", "completions"] {
+    for subcommand in ["run", "check", "smoke", "helper", "completions"] {
         let output = Command::new(ancm_bin())
             .args([subcommand, "--help"])
             .output()
