@@ -73,7 +73,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__check)
-            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --launcher-path --launcher-args --help --version"
+            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,6 +116,10 @@ _ancm() {
                     return 0
                     ;;
                 --port-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --processes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -261,7 +265,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,6 +315,10 @@ _ancm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --processes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --launcher-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -327,7 +335,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__smoke)
-            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --launcher-path --launcher-args --help --version"
+            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,6 +390,10 @@ _ancm() {
                     return 0
                     ;;
                 --port-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --processes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

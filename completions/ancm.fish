@@ -43,8 +43,10 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l rapid-fails-per-minute
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Overrides processPath: the executable to start' -r
@@ -57,9 +59,11 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l rapid-fails-per-minu
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l json -d 'Print one JSON object instead of text'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l path -d 'A path to GET through the proxy (repeatable; default /)' -r
@@ -75,8 +79,10 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l rapid-fails-per-minu
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand helper" -s h -l help -d 'Print help'

@@ -194,6 +194,14 @@ pub struct Overrides {
     #[arg(long, value_name = "NAME")]
     pub port_env: Vec<String>,
 
+    /// Overrides processesPerApplication: how many processes serve the app (1-100).
+    #[arg(long, value_name = "N")]
+    pub processes: Option<String>,
+
+    /// Start the app on the first request, as ANCM does, instead of at once.
+    #[arg(long)]
+    pub lazy: bool,
+
     /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs).
     #[arg(long, value_name = "PATH", env = "LAUNCHER_PATH")]
     pub launcher_path: Option<String>,

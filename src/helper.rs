@@ -18,7 +18,7 @@ use crate::cli::Overrides;
 use crate::config::AppConfig;
 use crate::host::Host;
 use crate::run::{serve, Serving};
-use crate::supervisor::{Event, FailureKind, Phase, RecycleError, Supervisor};
+use crate::supervisor::{Event, EventKind, FailureKind, Phase, RecycleError, Supervisor};
 
 /// The protocol version in `hello`; see the document's Versioning section.
 const PROTOCOL: u32 = 1;
@@ -56,6 +56,9 @@ struct StartRequest {
     command: Vec<String>,
     #[serde(default)]
     listen: Vec<SocketAddr>,
+    processes: Option<Value>,
+    #[serde(default)]
+    lazy: bool,
 }
 
 impl StartRequest {
@@ -80,6 +83,8 @@ impl StartRequest {
             port_env: self.port_env.clone(),
             launcher_path: self.launcher_path.clone(),
             launcher_args: self.launcher_args.clone(),
+            processes: text(&self.processes),
+            lazy: self.lazy,
         }
     }
 }
@@ -230,6 +235,7 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                     started.supervisor().events(),
                     events.clone(),
                     urls,
+                    started.supervisor().slot_count(),
                 )));
                 app = Some(started);
             }
@@ -323,9 +329,11 @@ fn parse_request(value: Value) -> Result<Request, String> {
 fn status(supervisor: &Supervisor) -> Value {
     let status = supervisor.watch().borrow().clone();
     let (state, pid, port) = match &status.phase {
-        Phase::Starting => ("starting", None, None),
+        Phase::Idle => ("idle", None, None),
+        Phase::Starting | Phase::Backoff { .. } => ("starting", None, None),
         Phase::Ready(backend) => ("ready", Some(backend.pid), Some(backend.addr.port())),
         Phase::Paused { .. } => ("paused", None, None),
+        Phase::Offline => ("offline", None, None),
         Phase::Stopping => ("stopping", None, None),
         Phase::Stopped => ("stopped", None, None),
     };
@@ -340,9 +348,15 @@ fn status(supervisor: &Supervisor) -> Value {
     })
 }
 
-/// Turns the supervisor's events into protocol events, until the app has stopped.
-async fn forward(mut rx: broadcast::Receiver<Event>, events: Events, urls: Vec<String>) {
-    let mut ready_pid = None;
+/// Turns the supervisor's events into protocol events, until every process has stopped.
+async fn forward(
+    mut rx: broadcast::Receiver<Event>,
+    events: Events,
+    urls: Vec<String>,
+    slots: usize,
+) {
+    let mut ready_pids = vec![None; slots];
+    let mut stopped = 0;
     loop {
         let event = match rx.recv().await {
             Ok(event) => event,
@@ -352,10 +366,12 @@ async fn forward(mut rx: broadcast::Receiver<Event>, events: Events, urls: Vec<S
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let out = match event {
-            Event::Starting { attempt } => json!({"event": "starting", "attempt": attempt}),
-            Event::Ready(backend) => {
-                ready_pid = Some(backend.pid);
+        let mut out = match event.kind {
+            EventKind::Starting { attempt } => json!({"event": "starting", "attempt": attempt}),
+            EventKind::Ready(backend) => {
+                if let Some(pid) = ready_pids.get_mut(event.slot) {
+                    *pid = Some(backend.pid);
+                }
                 let mut ready = json!({
                     "event": "ready",
                     "pid": backend.pid,
@@ -367,13 +383,13 @@ async fn forward(mut rx: broadcast::Receiver<Event>, events: Events, urls: Vec<S
                 }
                 ready
             }
-            Event::Failed(failure) => match &failure.kind {
+            EventKind::Failed(failure) => match &failure.kind {
                 FailureKind::Exited {
                     before_ready: false,
                     ..
                 } => json!({
                     "event": "exited",
-                    "pid": ready_pid,
+                    "pid": ready_pids.get(event.slot).copied().flatten(),
                     "reason": failure.kind.to_string(),
                     "output": failure.output,
                 }),
@@ -383,16 +399,25 @@ async fn forward(mut rx: broadcast::Receiver<Event>, events: Events, urls: Vec<S
                     "output": failure.output,
                 }),
             },
-            Event::Paused { until, limit } => json!({
+            EventKind::Paused { until, limit } => json!({
                 "event": "paused",
                 "reason": format!("the app failed more than rapidFailsPerMinute ({limit}) times within a minute"),
                 "retryInSecs": until.saturating_duration_since(Instant::now()).as_secs() + 1,
             }),
-            Event::Recycling => json!({"event": "recycling"}),
+            EventKind::Recycling => json!({"event": "recycling"}),
             // The helper says these itself, in order with its exit.
-            Event::Stopping => continue,
-            Event::Stopped => return,
+            EventKind::Stopping => continue,
+            EventKind::Stopped => {
+                stopped += 1;
+                if stopped >= slots {
+                    return;
+                }
+                continue;
+            }
         };
+        if slots > 1 {
+            out["slot"] = json!(event.slot);
+        }
         events.send(out);
     }
 }

@@ -24,16 +24,16 @@ pub(crate) struct Host {
 impl Host {
     /// The supervisor's context for `config`.
     pub(crate) fn context(&self, config: AppConfig) -> anyhow::Result<supervisor::Context> {
-        Ok(supervisor::Context {
-            config: Arc::new(config),
-            console: self.console.clone(),
-            http: reqwest::Client::builder()
+        Ok(supervisor::Context::new(
+            config,
+            self.console.clone(),
+            reqwest::Client::builder()
                 .no_proxy()
                 .build()
                 .context("cannot set up the HTTP client for the shutdown message")?,
             #[cfg(unix)]
-            guard: self.guard.clone(),
-        })
+            self.guard.clone(),
+        ))
     }
 }
 

@@ -79,10 +79,10 @@ impl Serving {
 /// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
 pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()> {
     let serving = serve(&host, config).await?;
-    let announcer = tokio::spawn(announce(
-        serving.supervisor.clone(),
-        serving.urls.join(" and "),
-    ));
+    let urls = serving.urls.join(" and ");
+    let announcers: Vec<_> = (0..serving.supervisor.slot_count())
+        .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
+        .collect();
     let spinner = tokio::spawn(crate::progress::follow(serving.supervisor.clone()));
 
     host.signals.next().await;
@@ -104,15 +104,17 @@ pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()>
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
-    announcer.abort();
+    for announcer in announcers {
+        announcer.abort();
+    }
     second_signal.abort();
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Says where to browse each time a new app process is ready.
-async fn announce(supervisor: Supervisor, urls: String) {
-    let mut status = supervisor.watch();
+async fn announce(supervisor: Supervisor, slot: usize, urls: String) {
+    let mut status = supervisor.watch_slot(slot);
     let mut announced = None;
     loop {
         if let Phase::Ready(backend) = &status.borrow_and_update().phase {

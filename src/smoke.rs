@@ -195,6 +195,7 @@ fn describe(unavailable: &Unavailable) -> String {
         } => failure.kind.to_string(),
         Unavailable::Paused { .. } => "the rapid-fail limit was reached".to_owned(),
         Unavailable::Stopping => "ancm was stopping".to_owned(),
+        Unavailable::Offline(_) => "app_offline.htm is there".to_owned(),
         Unavailable::TimedOut(limit) => FailureKind::StartTimeout { limit: *limit }.to_string(),
     }
 }

@@ -48,6 +48,8 @@ pub struct AppConfig {
     /// `outofprocess` or `inprocess` (which runs out-of-process here, with a warning).
     pub hosting_model: String,
     pub processes_per_application: u32,
+    /// Start on the first request (`--lazy`), as ANCM does; at once otherwise.
+    pub lazy: bool,
     /// Accepted for compatibility; there is no Windows identity to forward outside IIS.
     pub forward_windows_auth_token: bool,
     /// Answer a failed start with a bare 502 instead of the explanatory page.
@@ -242,16 +244,10 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     )?;
     let processes = settings.uint(
         "processesPerApplication",
-        ("", &None),
+        ("--processes", &flags.processes),
         (1, 100),
         DEFAULT_PROCESSES_PER_APPLICATION,
     )?;
-    if processes > 1 {
-        warnings.push(format!(
-            "processesPerApplication=\"{processes}\": ancm runs one process per app, which \
-             serves all requests"
-        ));
-    }
     let request_timeout = settings.request_timeout()?;
     let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
     let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
@@ -388,6 +384,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         request_timeout,
         hosting_model,
         processes_per_application: u32::try_from(processes).unwrap_or(1),
+        lazy: flags.lazy,
         forward_windows_auth_token,
         disable_startup_error_page,
         forward_response_connection_header,

@@ -143,7 +143,7 @@ impl Proxy {
     fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
         page(pages::startup_failure(
             unavailable,
-            self.supervisor.config(),
+            &self.supervisor.config(),
             self.show_output,
         ))
     }

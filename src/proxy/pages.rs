@@ -17,8 +17,10 @@ pub(super) fn startup_failure(
     cfg: &AppConfig,
     show_output: bool,
 ) -> Response<Full<Bytes>> {
-    if let Unavailable::Stopping = unavailable {
-        return stopping();
+    match unavailable {
+        Unavailable::Stopping => return stopping(),
+        Unavailable::Offline(content) => return offline(content.clone()),
+        _ => {}
     }
     if cfg.disable_startup_error_page {
         // disableStartUpErrorPage: the status only, as ANCM leaves the body to IIS.
@@ -84,7 +86,7 @@ pub(super) fn startup_failure(
             );
             todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
         }
-        Unavailable::Stopping => {}
+        Unavailable::Stopping | Unavailable::Offline(_) => {}
     }
     if let Some(prefix) = &cfg.stdout_log {
         todo.push(format!(
@@ -127,6 +129,17 @@ pub(super) fn bad_gateway(reason: &str) -> Response<Full<Bytes>> {
         escape(reason)
     );
     html(StatusCode::BAD_GATEWAY, body)
+}
+
+/// 503 with app_offline.htm's bytes as the page, as ANCM answers every request while the file
+/// is there (spec §3.7).
+pub(super) fn offline(content: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(content));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// 503 while ancm stops the app.

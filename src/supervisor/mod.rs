@@ -2,8 +2,8 @@
 //! it when it exits (within the rapidFailsPerMinute budget), and stops it gracefully. The proxy
 //! asks for a ready [`Backend`] and never spawns anything itself.
 //!
-//! Today there is one slot; the proxy already asks "give me a ready backend", so more slots
-//! (processesPerApplication) fit without changing it.
+//! There are processesPerApplication slots, each with its own process, port and token; the
+//! proxy asks for the least busy ready one.
 
 mod platform;
 mod process;
@@ -19,6 +19,7 @@ use http::uri::Authority;
 use http::HeaderValue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -57,13 +58,36 @@ pub fn descendants(pid: u32) -> Vec<u32> {
 
 /// What every slot shares: the configuration and the means to report and stop.
 pub struct Context {
-    pub config: Arc<AppConfig>,
+    /// The configuration new processes start with; a reload replaces it.
+    config: watch::Sender<Arc<AppConfig>>,
     pub console: Console,
     /// For the shutdown message; reqwest because this is not the hot path.
     pub http: reqwest::Client,
     /// Kills the app's process groups if ancm dies without doing so.
     #[cfg(unix)]
     pub guard: Option<Arc<Guard>>,
+}
+
+impl Context {
+    pub fn new(
+        config: AppConfig,
+        console: Console,
+        http: reqwest::Client,
+        #[cfg(unix)] guard: Option<Arc<Guard>>,
+    ) -> Context {
+        Context {
+            config: watch::Sender::new(Arc::new(config)),
+            console,
+            http,
+            #[cfg(unix)]
+            guard,
+        }
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.config.borrow().clone()
+    }
 }
 
 /// A ready app process, as the proxy needs it.
@@ -99,7 +123,14 @@ impl Drop for InFlight {
 
 /// What happens to a slot, as it happens (for the helper protocol).
 #[derive(Debug, Clone)]
-pub enum Event {
+pub struct Event {
+    /// Which of the app's processes (0 unless processesPerApplication > 1).
+    pub slot: usize,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventKind {
     Starting {
         attempt: u64,
     },
@@ -164,12 +195,20 @@ impl fmt::Display for FailureKind {
 
 #[derive(Debug, Clone)]
 pub enum Phase {
+    /// Lazy start: waiting for the first request.
+    Idle,
     Starting,
     Ready(Arc<Backend>),
+    /// After repeated failures, waiting before the next start.
+    Backoff {
+        until: Instant,
+    },
     /// Too many failures within a minute; starts resume at `until`.
     Paused {
         until: Instant,
     },
+    /// app_offline.htm is there: no process runs until it goes.
+    Offline,
     Stopping,
     Stopped,
 }
@@ -200,6 +239,8 @@ pub enum Unavailable {
         limit: u32,
         failure: Option<Arc<Failure>>,
     },
+    /// app_offline.htm is there; its content.
+    Offline(Bytes),
     Stopping,
     /// The app was still starting after startupTimeLimit.
     TimedOut(Duration),
@@ -220,66 +261,121 @@ pub struct Supervisor {
     inner: Arc<Inner>,
 }
 
+/// One slot as the supervisor sees it.
+struct SlotHandle {
+    status: watch::Sender<Status>,
+    commands: mpsc::Sender<slot::Command>,
+}
+
 struct Inner {
     ctx: Arc<Context>,
-    status: watch::Sender<Status>,
-    /// Cancelled to stop gracefully; the slot then stops its process.
+    slots: Vec<SlotHandle>,
+    /// Bumped whenever any slot's status changes, for requests waiting on any of them.
+    changed: watch::Sender<u64>,
+    /// Cancelled to stop gracefully; each slot then stops its process.
     cancel: CancellationToken,
     /// Cancelled to skip the grace period (a second Ctrl+C).
     kill_now: CancellationToken,
     tasks: TaskTracker,
     events: broadcast::Sender<Event>,
-    /// Subscribed before the slot started, so that the first [`Supervisor::events`] call sees
-    /// every event from the very first start.
+    /// Subscribed before the slots started, so that the first [`Supervisor::events`] call
+    /// sees every event from the very first start.
     first_events: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
-    commands: mpsc::Sender<slot::Command>,
+    /// Set by the first request when the start is lazy.
+    demand: watch::Sender<bool>,
+    /// app_offline.htm's content while it is there.
+    offline: watch::Sender<Option<Bytes>>,
+    /// Where the search for the least busy slot starts, so that idle slots share the load.
+    next: AtomicUsize,
 }
 
 impl Supervisor {
-    /// Starts the app now (eagerly) and keeps it running.
+    /// Starts the app's processes (now, or on the first request when the start is lazy) and
+    /// keeps them running.
     pub fn start(ctx: Context) -> Supervisor {
         let ctx = Arc::new(ctx);
-        let (status, _) = watch::channel(Status {
-            phase: Phase::Starting,
-            attempt: 0,
-            last_failure: None,
-            restarts: 0,
-            ready_since: None,
-            output: Tail::default(),
-        });
+        let config = ctx.config();
+        let count = usize::try_from(config.processes_per_application.max(1)).unwrap_or(1);
         let (events, first_events) = broadcast::channel(256);
-        let (commands, commands_rx) = mpsc::channel(8);
-        let inner = Arc::new(Inner {
-            ctx: ctx.clone(),
-            status,
-            cancel: CancellationToken::new(),
-            kill_now: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            events,
-            first_events: std::sync::Mutex::new(Some(first_events)),
-            commands,
-        });
-        inner.tasks.spawn(slot::run(
-            ctx,
-            slot::Wiring {
-                status: inner.status.clone(),
-                events: inner.events.clone(),
-                commands: commands_rx,
-                cancel: inner.cancel.clone(),
-                kill_now: inner.kill_now.clone(),
-            },
-        ));
-        inner.tasks.close();
-        Supervisor { inner }
+        let (changed, _) = watch::channel(0u64);
+        let (demand, _) = watch::channel(!config.lazy);
+        let (offline, _) = watch::channel(None);
+        let cancel = CancellationToken::new();
+        let kill_now = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mut slots = Vec::with_capacity(count);
+        for index in 0..count {
+            let (status, _) = watch::channel(Status {
+                phase: if config.lazy {
+                    Phase::Idle
+                } else {
+                    Phase::Starting
+                },
+                attempt: 0,
+                last_failure: None,
+                restarts: 0,
+                ready_since: None,
+                output: Tail::default(),
+            });
+            let (commands, commands_rx) = mpsc::channel(8);
+            tasks.spawn(slot::run(
+                ctx.clone(),
+                slot::Wiring {
+                    index,
+                    status: status.clone(),
+                    changed: changed.clone(),
+                    events: events.clone(),
+                    commands: commands_rx,
+                    demand: demand.subscribe(),
+                    offline: offline.subscribe(),
+                    cancel: cancel.clone(),
+                    kill_now: kill_now.clone(),
+                },
+            ));
+            slots.push(SlotHandle { status, commands });
+        }
+        tasks.close();
+        Supervisor {
+            inner: Arc::new(Inner {
+                ctx,
+                slots,
+                changed,
+                cancel,
+                kill_now,
+                tasks,
+                events,
+                first_events: std::sync::Mutex::new(Some(first_events)),
+                demand,
+                offline,
+                next: AtomicUsize::new(0),
+            }),
+        }
     }
 
-    pub fn config(&self) -> &AppConfig {
-        &self.inner.ctx.config
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.inner.ctx.config()
     }
 
-    /// The last 30 KB the current (or last) app process printed.
+    pub fn slot_count(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Follows the first slot's state.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.watch_slot(0)
+    }
+
+    /// Follows one slot's state.
+    pub fn watch_slot(&self, index: usize) -> watch::Receiver<Status> {
+        self.inner.slots[index.min(self.inner.slots.len() - 1)]
+            .status
+            .subscribe()
+    }
+
+    /// The last 30 KB the first slot's current (or last) process printed.
     pub fn recent_output(&self) -> String {
-        self.inner.status.borrow().output.text()
+        self.inner.slots[0].status.borrow().output.text()
     }
 
     /// Follows what happens to the app. The first call sees every event since the start.
@@ -293,64 +389,143 @@ impl Supervisor {
         first.unwrap_or_else(|| self.inner.events.subscribe())
     }
 
-    /// Replaces the app's process with a new one without a gap: the new one is ready before
-    /// the old one stops, which first finishes its requests. On failure the old one keeps
-    /// serving and the failure is returned.
-    pub async fn recycle(&self) -> Result<Arc<Backend>, RecycleError> {
-        if !matches!(self.inner.status.borrow().phase, Phase::Ready(_)) {
-            return Err(RecycleError::NotRunning);
+    /// The least busy ready process, if any. The hot path: a few uncontended reads.
+    fn pick(&self) -> Option<Arc<Backend>> {
+        let slots = &self.inner.slots;
+        if let [only] = slots.as_slice() {
+            return match &only.status.borrow().phase {
+                Phase::Ready(backend) => Some(backend.clone()),
+                _ => None,
+            };
         }
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .commands
-            .send(slot::Command::Recycle(reply))
-            .await
-            .map_err(|_| RecycleError::NotRunning)?;
-        match answer.await {
-            Ok(Ok(backend)) => Ok(backend),
-            Ok(Err(failure)) => Err(RecycleError::Failed(failure)),
-            Err(_) => Err(RecycleError::NotRunning),
-        }
-    }
-
-    /// Follows the slot's state.
-    pub fn watch(&self) -> watch::Receiver<Status> {
-        self.inner.status.subscribe()
-    }
-
-    /// A ready backend: at once when there is one, else once the start under way succeeds.
-    /// A request never waits past startupTimeLimit, nor through more than one failed start.
-    pub async fn backend(&self) -> Result<Arc<Backend>, Unavailable> {
-        if let Phase::Ready(backend) = &self.inner.status.borrow().phase {
-            return Ok(backend.clone());
-        }
-        let mut rx = self.inner.status.subscribe();
-        let waiting_for = rx.borrow().attempt;
-        let settled = |s: &Status| {
-            !matches!(s.phase, Phase::Starting)
-                || s.last_failure
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<Arc<Backend>> = None;
+        for i in 0..slots.len() {
+            if let Phase::Ready(backend) = &slots[(start + i) % slots.len()].status.borrow().phase {
+                let busy = backend.in_flight.load(Ordering::Relaxed);
+                if best
                     .as_ref()
-                    .is_some_and(|f| f.attempt >= waiting_for)
-        };
-        let limit = self.config().startup_time_limit + Duration::from_secs(1);
-        let status = match tokio::time::timeout(limit, rx.wait_for(settled)).await {
-            Ok(Ok(status)) => status.clone(),
-            Ok(Err(_)) => return Err(Unavailable::Stopping),
-            Err(_) => return Err(Unavailable::TimedOut(self.config().startup_time_limit)),
-        };
-        match status.phase {
-            Phase::Ready(backend) => Ok(backend),
-            Phase::Paused { until } => Err(Unavailable::Paused {
-                until,
-                limit: self.config().rapid_fails_per_minute,
-                failure: status.last_failure,
-            }),
-            Phase::Stopping | Phase::Stopped => Err(Unavailable::Stopping),
-            Phase::Starting => match status.last_failure {
-                Some(failure) => Err(Unavailable::Failed(failure)),
-                None => Err(Unavailable::Stopping),
-            },
+                    .is_none_or(|b| busy < b.in_flight.load(Ordering::Relaxed))
+                {
+                    best = Some(backend.clone());
+                }
+            }
         }
+        best
+    }
+
+    /// A ready backend: at once when there is one, else once a start under way succeeds. A
+    /// request never waits past startupTimeLimit, nor through more than one failed start of
+    /// each process.
+    pub async fn backend(&self) -> Result<Arc<Backend>, Unavailable> {
+        if let Some(backend) = self.pick() {
+            return Ok(backend);
+        }
+        if let Some(content) = self.inner.offline.borrow().clone() {
+            return Err(Unavailable::Offline(content));
+        }
+        // Lazy start: the first request starts the app.
+        self.inner
+            .demand
+            .send_if_modified(|wanted| !std::mem::replace(wanted, true));
+
+        let mut changed = self.inner.changed.subscribe();
+        let waiting_for: Vec<u64> = self
+            .inner
+            .slots
+            .iter()
+            .map(|slot| slot.status.borrow().attempt.max(1))
+            .collect();
+        let limit = self.config().startup_time_limit + Duration::from_secs(1);
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(backend) = self.pick() {
+                return Ok(backend);
+            }
+            if let Some(content) = self.inner.offline.borrow().clone() {
+                return Err(Unavailable::Offline(content));
+            }
+            if let Some(unavailable) = self.settled_unavailable(&waiting_for) {
+                return Err(unavailable);
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Unavailable::Stopping),
+                Err(_) => return Err(Unavailable::TimedOut(self.config().startup_time_limit)),
+            }
+        }
+    }
+
+    /// Why no slot can serve, once every slot has settled: stopped, paused, backing off, or
+    /// failed the start the request waited for. `None` while some slot may still become ready.
+    fn settled_unavailable(&self, waiting_for: &[u64]) -> Option<Unavailable> {
+        let mut first = None;
+        for (slot, &attempt) in self.inner.slots.iter().zip(waiting_for) {
+            let status = slot.status.borrow();
+            let failure = status.last_failure.clone();
+            let verdict = match &status.phase {
+                Phase::Stopping | Phase::Stopped => Unavailable::Stopping,
+                Phase::Paused { until } => Unavailable::Paused {
+                    until: *until,
+                    limit: self.config().rapid_fails_per_minute,
+                    failure,
+                },
+                Phase::Backoff { .. } => match failure {
+                    Some(failure) => Unavailable::Failed(failure),
+                    None => return None,
+                },
+                Phase::Starting | Phase::Idle | Phase::Offline => match failure {
+                    Some(failure) if failure.attempt >= attempt => Unavailable::Failed(failure),
+                    _ => return None,
+                },
+                Phase::Ready(_) => return None,
+            };
+            first.get_or_insert(verdict);
+        }
+        first
+    }
+
+    /// Replaces the app's processes with new ones without a gap, one slot at a time: each new
+    /// process is ready before the old one stops, which first finishes its requests. On the
+    /// first failure the old process keeps serving and the failure is returned.
+    pub async fn recycle(&self) -> Result<(), RecycleError> {
+        for slot in &self.inner.slots {
+            if !matches!(slot.status.borrow().phase, Phase::Ready(_)) {
+                return Err(RecycleError::NotRunning);
+            }
+        }
+        for slot in &self.inner.slots {
+            let (reply, answer) = oneshot::channel();
+            slot.commands
+                .send(slot::Command::Recycle(reply))
+                .await
+                .map_err(|_| RecycleError::NotRunning)?;
+            match answer.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(failure)) => return Err(RecycleError::Failed(failure)),
+                Err(_) => return Err(RecycleError::NotRunning),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the processes over with a new configuration (a changed web.config), without a
+    /// gap. If the new processes fail to start, the old ones keep serving, with the old
+    /// configuration.
+    pub async fn reload(&self, config: AppConfig) -> Result<(), RecycleError> {
+        let previous = self.inner.ctx.config.send_replace(Arc::new(config));
+        let result = self.recycle().await;
+        if result.is_err() {
+            self.inner.ctx.config.send_replace(previous);
+        }
+        result
+    }
+
+    /// Takes the app offline (app_offline.htm appeared, or its content changed: `Some`) or
+    /// back online (`None`). Offline, every process stops gracefully and requests get the
+    /// content with a 503.
+    pub fn set_offline(&self, content: Option<Bytes>) {
+        self.inner.offline.send_replace(content);
     }
 
     /// Stops every process gracefully (see the slot) and waits until they are gone.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::platform::Containment;
 use super::Context;
+use crate::config::AppConfig;
 use crate::logs::{self, Tail};
 
 /// What ASP.NET Core's IIS integration must see to load (spec §2); an app that did not call
@@ -29,6 +30,8 @@ pub(crate) struct AppProcess {
     containment: Containment,
     capture: Option<JoinHandle<()>>,
     ctx: Arc<Context>,
+    /// The configuration this process was started with (a reload does not change it).
+    config: Arc<AppConfig>,
 }
 
 /// How waiting for the app to listen ended.
@@ -43,11 +46,11 @@ impl AppProcess {
     /// Starts the app on `port`; output capture starts at once.
     pub(crate) async fn spawn(
         ctx: &Arc<Context>,
+        cfg: &Arc<AppConfig>,
         port: u16,
         token: Arc<str>,
         tail: &Tail,
     ) -> Result<AppProcess, std::io::Error> {
-        let cfg = &ctx.config;
         let (program, args) = cfg.command.with_port(port);
         // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
         let output = || {
@@ -61,7 +64,7 @@ impl AppProcess {
         command
             .args(&args)
             .current_dir(&cfg.app_dir)
-            .envs(environment(ctx, port, &token))
+            .envs(environment(cfg, port, &token))
             .stdin(Stdio::null())
             .stdout(output())
             .stderr(output())
@@ -121,6 +124,7 @@ impl AppProcess {
             containment,
             capture,
             ctx: ctx.clone(),
+            config: cfg.clone(),
         })
     }
 
@@ -181,7 +185,7 @@ impl AppProcess {
         listening: Option<SocketAddr>,
         kill_now: &CancellationToken,
     ) -> Option<ExitStatus> {
-        let limit = self.ctx.config.shutdown_time_limit;
+        let limit = self.config.shutdown_time_limit;
         let deadline = Instant::now() + limit;
         let stragglers = descendants(self.pid).await;
         let graceful = async {
@@ -230,7 +234,7 @@ impl AppProcess {
 
     /// `POST {APPL_PATH}/iisintegration` with `MS-ASPNETCORE-EVENT: shutdown`; true on 202.
     async fn send_shutdown_message(&self, addr: SocketAddr, limit: Duration) -> bool {
-        let base = self.ctx.config.appl_path.trim_end_matches('/');
+        let base = self.config.appl_path.trim_end_matches('/');
         let url = format!("http://{addr}{base}/iisintegration");
         let result = self
             .ctx
@@ -257,8 +261,7 @@ impl AppProcess {
 
 /// The child's environment on top of ancm's own (spec §2): `<environmentVariables>` and
 /// `--env`, then the pairing variables. A user-set ASPNETCORE_TOKEN is the token, as in ANCM.
-fn environment(ctx: &Context, port: u16, token: &str) -> Vec<(String, String)> {
-    let cfg = &ctx.config;
+fn environment(cfg: &AppConfig, port: u16, token: &str) -> Vec<(String, String)> {
     let mut env = cfg.environment.clone();
     let mut set = |name: &str, value: String| {
         env.retain(|(n, _)| !n.eq_ignore_ascii_case(name));

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::Authority;
 use http::HeaderValue;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -16,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{free_port, port_taken, AppProcess, Readiness};
 use super::rapid_fail::RapidFailWindow;
-use super::{Backend, Context, Event, Failure, FailureKind, Phase, Status};
+use super::{Backend, Context, Event, EventKind, Failure, FailureKind, Phase, Status};
+use crate::config::AppConfig;
 use crate::logs::Tail;
 
 /// How many times in a row a start may lose its port to another process before that counts
@@ -32,20 +34,36 @@ pub(super) enum Command {
 
 /// The slot's channels and flags, made by the supervisor.
 pub(super) struct Wiring {
+    pub(super) index: usize,
     pub(super) status: watch::Sender<Status>,
+    /// Bumped after every status change, for requests waiting on any slot.
+    pub(super) changed: watch::Sender<u64>,
     pub(super) events: broadcast::Sender<Event>,
     pub(super) commands: mpsc::Receiver<Command>,
+    /// True once the app is wanted (at once, or on the first request when lazy).
+    pub(super) demand: watch::Receiver<bool>,
+    /// app_offline.htm's content while it is there.
+    pub(super) offline: watch::Receiver<Option<Bytes>>,
     /// Cancelled to stop gracefully.
     pub(super) cancel: CancellationToken,
     /// Cancelled to kill at once.
     pub(super) kill_now: CancellationToken,
 }
 
+/// After this long up, a process counts as healthy and the restart backoff starts over.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// The first repeated failure waits this long; each further one twice as long, up to the cap.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
 struct Slot {
     ctx: Arc<Context>,
     wiring: Wiring,
     window: RapidFailWindow,
     attempt: u64,
+    /// Failures since the app was last healthy: the first restart is immediate, later ones
+    /// back off.
+    streak: u32,
     fixed_port: Option<u16>,
     /// Old processes draining after a recycle; awaited before the slot ends.
     retiring: JoinSet<()>,
@@ -62,16 +80,27 @@ struct Running {
 enum Started {
     Running(Running),
     Failed(Arc<Failure>),
+    /// app_offline.htm appeared meanwhile; the process was stopped.
+    Offline,
     Cancelled,
 }
 
+/// Why serving ended.
+enum Served {
+    Exited,
+    Offline,
+    Stopped,
+}
+
 pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
+    let config = ctx.config();
     let mut slot = Slot {
-        window: RapidFailWindow::new(ctx.config.rapid_fails_per_minute),
-        fixed_port: user_value(&ctx, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok()),
+        window: RapidFailWindow::new(config.rapid_fails_per_minute),
+        fixed_port: fixed_port(&config),
         ctx,
         wiring,
         attempt: 0,
+        streak: 0,
         retiring: JoinSet::new(),
     };
     slot.run().await;
@@ -79,38 +108,89 @@ pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
 
 impl Slot {
     async fn run(&mut self) {
+        if self.wait_for_demand().await {
+            self.serve_until_stopped().await;
+        }
+        while self.retiring.join_next().await.is_some() {}
+        self.publish(|s| s.phase = Phase::Stopped);
+        self.emit(EventKind::Stopped);
+    }
+
+    async fn serve_until_stopped(&mut self) {
         while !self.wiring.cancel.is_cancelled() {
-            if !self.wait_out_rapid_fails().await {
-                break;
+            if self.wiring.offline.borrow().is_some() {
+                if !self.wait_while_offline().await {
+                    return;
+                }
+                continue;
+            }
+            if !self.wait_out_rapid_fails().await || !self.wait_out_backoff().await {
+                return;
             }
             self.attempt += 1;
             let attempt = self.attempt;
-            self.wiring.status.send_modify(|s| {
+            self.publish(|s| {
                 s.phase = Phase::Starting;
                 s.attempt = attempt;
                 if attempt > 1 {
                     s.restarts += 1;
                 }
             });
-            self.emit(Event::Starting { attempt });
+            self.emit(EventKind::Starting { attempt });
             match self.start(attempt).await {
-                Started::Running(running) => {
-                    if !self.serve(running).await {
-                        break;
-                    }
-                }
-                Started::Failed(_) => {}
-                Started::Cancelled => break,
+                Started::Running(running) => match self.serve(running).await {
+                    Served::Exited | Served::Offline => {}
+                    Served::Stopped => return,
+                },
+                Started::Failed(_) | Started::Offline => {}
+                Started::Cancelled => return,
             }
         }
-        while self.retiring.join_next().await.is_some() {}
-        self.wiring.status.send_modify(|s| s.phase = Phase::Stopped);
-        self.emit(Event::Stopped);
     }
 
-    fn emit(&self, event: Event) {
+    /// Publishes a status change, and tells requests waiting on any slot.
+    fn publish(&self, change: impl FnOnce(&mut Status)) {
+        self.wiring.status.send_modify(change);
+        self.wiring.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn emit(&self, kind: EventKind) {
         // Nobody listening is fine: events are for the helper protocol.
-        let _ = self.wiring.events.send(event);
+        let _ = self.wiring.events.send(Event {
+            slot: self.wiring.index,
+            kind,
+        });
+    }
+
+    /// Lazy start: waits for the first request. False if stopped first.
+    async fn wait_for_demand(&mut self) -> bool {
+        let cancel = self.wiring.cancel.clone();
+        tokio::select! {
+            wanted = self.wiring.demand.wait_for(|wanted| *wanted) => wanted.is_ok(),
+            () = cancel.cancelled() => false,
+        }
+    }
+
+    /// While app_offline.htm is there: no process. False if stopped meanwhile.
+    async fn wait_while_offline(&mut self) -> bool {
+        tracing::info!(
+            "app_offline.htm is there: the app stays stopped and requests get its content"
+        );
+        self.publish(|s| {
+            s.phase = Phase::Offline;
+            s.ready_since = None;
+        });
+        let cancel = self.wiring.cancel.clone();
+        let online = tokio::select! {
+            online = self.wiring.offline.wait_for(Option::is_none) => online.is_ok(),
+            () = cancel.cancelled() => false,
+        };
+        if online {
+            tracing::info!("app_offline.htm is gone: starting the app");
+            // A fresh start after a deliberate stop.
+            self.streak = 0;
+        }
+        online
     }
 
     /// Past the rapid-fail limit, waits for the minute to pass; false if stopped meanwhile.
@@ -118,7 +198,7 @@ impl Slot {
         let Some(until) = self.window.paused_until(Instant::now()) else {
             return true;
         };
-        let limit = self.ctx.config.rapid_fails_per_minute;
+        let limit = self.ctx.config().rapid_fails_per_minute;
         let wait = until.saturating_duration_since(Instant::now());
         tracing::warn!(
             failures = self.window.failures(),
@@ -126,16 +206,32 @@ impl Slot {
              not starting it again for {} s",
             wait.as_secs() + 1
         );
-        self.wiring
-            .status
-            .send_modify(|s| s.phase = Phase::Paused { until });
-        self.emit(Event::Paused { until, limit });
+        self.publish(|s| s.phase = Phase::Paused { until });
+        self.emit(EventKind::Paused { until, limit });
+        self.sleep_until(until).await
+    }
+
+    /// After repeated failures, waits before the next start: 0, then 100 ms doubling up to
+    /// 5 s. False if stopped meanwhile.
+    async fn wait_out_backoff(&mut self) -> bool {
+        if self.streak < 2 {
+            return true;
+        }
+        let doublings = (self.streak - 2).min(16);
+        let delay = BACKOFF_BASE.saturating_mul(1 << doublings).min(BACKOFF_CAP);
+        let until = Instant::now() + delay;
+        tracing::info!(failures = self.streak, "restarting the app in {delay:?}");
+        self.publish(|s| s.phase = Phase::Backoff { until });
+        self.sleep_until(until).await
+    }
+
+    /// Sleeps until `until`, or until stopped (false) or taken offline (true, at once).
+    async fn sleep_until(&mut self, until: Instant) -> bool {
+        let cancel = self.wiring.cancel.clone();
         tokio::select! {
-            () = tokio::time::sleep_until(until) => {
-                tracing::info!("the rapid-fail minute has passed; starting the app again");
-                true
-            }
-            () = self.wiring.cancel.cancelled() => false,
+            () = tokio::time::sleep_until(until) => true,
+            () = went_offline(&mut self.wiring.offline) => true,
+            () = cancel.cancelled() => false,
         }
     }
 
@@ -148,22 +244,21 @@ impl Slot {
         });
         report(&failure);
         self.window.record(Instant::now());
+        self.streak = self.streak.saturating_add(1);
         let published = failure.clone();
-        self.wiring
-            .status
-            .send_modify(|s| s.last_failure = Some(published));
-        self.emit(Event::Failed(failure.clone()));
+        self.publish(|s| s.last_failure = Some(published));
+        self.emit(EventKind::Failed(failure.clone()));
         failure
     }
 
     /// Starts one process and waits until it listens. A port lost to another process is
     /// retried on a fresh port without counting as a failure.
     async fn start(&mut self, attempt: u64) -> Started {
-        let cfg = self.ctx.config.clone();
+        let cfg = self.ctx.config();
         let mut collisions = 0;
         loop {
             let tail = Tail::default();
-            self.wiring.status.send_modify(|s| s.output = tail.clone());
+            self.publish(|s| s.output = tail.clone());
             let port = match self.fixed_port.map_or_else(free_port, Ok) {
                 Ok(port) => port,
                 Err(err) => {
@@ -174,9 +269,9 @@ impl Slot {
                     return Started::Failed(self.fail(attempt, kind, &tail));
                 }
             };
-            let token = new_token(&self.ctx);
-            let mut process = match AppProcess::spawn(&self.ctx, port, token.0.clone(), &tail).await
-            {
+            let token = new_token(&cfg);
+            let spawned = AppProcess::spawn(&self.ctx, &cfg, port, token.0.clone(), &tail).await;
+            let mut process = match spawned {
                 Ok(process) => process,
                 Err(err) => {
                     let kind = FailureKind::Spawn {
@@ -186,10 +281,15 @@ impl Slot {
                     return Started::Failed(self.fail(attempt, kind, &tail));
                 }
             };
-            let kind = match process
-                .wait_ready(cfg.startup_time_limit, &self.wiring.cancel)
-                .await
-            {
+            let readiness = tokio::select! {
+                readiness = process.wait_ready(cfg.startup_time_limit, &self.wiring.cancel) => readiness,
+                () = went_offline(&mut self.wiring.offline) => {
+                    let exit = process.stop(None, &self.wiring.kill_now).await;
+                    log_stopped(process.pid, exit);
+                    return Started::Offline;
+                }
+            };
+            let kind = match readiness {
                 Readiness::Listening(addr) => {
                     let backend = Arc::new(Backend::new(addr, token.1, process.pid));
                     return Started::Running(Running { process, backend });
@@ -216,9 +316,7 @@ impl Slot {
                     }
                 }
                 Readiness::Cancelled => {
-                    self.wiring
-                        .status
-                        .send_modify(|s| s.phase = Phase::Stopping);
+                    self.publish(|s| s.phase = Phase::Stopping);
                     let exit = process.stop(None, &self.wiring.kill_now).await;
                     log_stopped(process.pid, exit);
                     return Started::Cancelled;
@@ -228,36 +326,46 @@ impl Slot {
         }
     }
 
-    /// Serves with `running` until it exits (true: start again) or the slot is stopped (false).
-    async fn serve(&mut self, mut running: Running) -> bool {
+    /// Serves with `running` until it exits, app_offline.htm appears, or the slot is stopped.
+    async fn serve(&mut self, mut running: Running) -> Served {
         loop {
             let backend = running.backend.clone();
-            self.wiring.status.send_modify(|s| {
+            let ready_at = Instant::now();
+            self.publish(|s| {
                 s.phase = Phase::Ready(backend.clone());
-                s.ready_since = Some(Instant::now());
+                s.ready_since = Some(ready_at);
             });
-            self.emit(Event::Ready(backend));
+            self.emit(EventKind::Ready(backend));
+            let cancel = self.wiring.cancel.clone();
             tokio::select! {
                 exit = running.process.wait() => {
                     // New requests wait for the next start, not for this one's report.
                     let next = self.attempt + 1;
-                    self.wiring.status.send_modify(|s| {
+                    self.publish(|s| {
                         s.phase = Phase::Starting;
                         s.attempt = next;
                         s.ready_since = None;
                     });
+                    if ready_at.elapsed() >= HEALTHY_AFTER {
+                        self.streak = 0;
+                    }
                     running.process.reap().await;
                     let status = exit.map_or_else(|e| format!("was lost ({e})"), describe_exit);
                     let tail = self.wiring.status.borrow().output.clone();
                     self.fail(self.attempt, FailureKind::Exited { status, before_ready: false }, &tail);
-                    return true;
+                    return Served::Exited;
                 }
-                () = self.wiring.cancel.cancelled() => {
-                    self.wiring.status.send_modify(|s| s.phase = Phase::Stopping);
-                    self.emit(Event::Stopping);
-                    let exit = running.process.stop(Some(running.backend.addr), &self.wiring.kill_now).await;
-                    log_stopped(running.process.pid, exit);
-                    return false;
+                () = cancel.cancelled() => {
+                    self.publish(|s| s.phase = Phase::Stopping);
+                    self.emit(EventKind::Stopping);
+                    self.stop_running(running).await;
+                    return Served::Stopped;
+                }
+                () = went_offline(&mut self.wiring.offline) => {
+                    tracing::info!(pid = running.process.pid, "app_offline.htm appeared: stopping the app");
+                    self.publish(|s| s.phase = Phase::Offline);
+                    self.stop_running(running).await;
+                    return Served::Offline;
                 }
                 Some(command) = self.wiring.commands.recv() => match command {
                     Command::Recycle(reply) => {
@@ -268,6 +376,24 @@ impl Slot {
                 }
             }
         }
+    }
+
+    /// Stops a serving process once its requests in flight are done (bounded).
+    async fn stop_running(&mut self, running: Running) {
+        let Running {
+            mut process,
+            backend,
+        } = running;
+        drain(
+            &backend,
+            self.ctx.config().shutdown_time_limit,
+            &self.wiring.kill_now,
+        )
+        .await;
+        let exit = process
+            .stop(Some(backend.addr), &self.wiring.kill_now)
+            .await;
+        log_stopped(process.pid, exit);
     }
 
     /// Starts a replacement for `running`; once it listens, swaps it in and returns the old
@@ -281,16 +407,16 @@ impl Slot {
             pid = running.process.pid,
             "recycling: starting a new process before stopping this one"
         );
-        self.emit(Event::Recycling);
+        self.emit(EventKind::Recycling);
         self.attempt += 1;
         let attempt = self.attempt;
-        self.wiring.status.send_modify(|s| s.attempt = attempt);
-        self.emit(Event::Starting { attempt });
+        self.publish(|s| s.attempt = attempt);
+        self.emit(EventKind::Starting { attempt });
         let previous_output = self.wiring.status.borrow().output.clone();
         match self.start(attempt).await {
             Started::Running(new) => {
                 let backend = new.backend.clone();
-                self.wiring.status.send_modify(|s| s.restarts += 1);
+                self.publish(|s| s.restarts += 1);
                 let _ = reply.send(Ok(backend));
                 Some(std::mem::replace(running, new))
             }
@@ -299,36 +425,51 @@ impl Slot {
                     pid = running.process.pid,
                     "the new process did not start; the old one keeps serving"
                 );
-                self.wiring
-                    .status
-                    .send_modify(|s| s.output = previous_output);
+                self.publish(|s| s.output = previous_output);
                 let _ = reply.send(Err(failure));
                 None
             }
-            Started::Cancelled => None,
+            Started::Offline | Started::Cancelled => None,
         }
     }
 
     /// Lets the old process finish the requests it has (up to shutdownTimeLimit), then stops it.
     fn retire(&mut self, old: Running) {
-        let limit = self.ctx.config.shutdown_time_limit;
+        let limit = self.ctx.config().shutdown_time_limit;
         let kill_now = self.wiring.kill_now.clone();
         self.retiring.spawn(async move {
             let Running {
                 mut process,
                 backend,
             } = old;
-            let deadline = Instant::now() + limit;
-            while backend.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
-                    () = kill_now.cancelled() => break,
-                }
-            }
+            drain(&backend, limit, &kill_now).await;
             let exit = process.stop(Some(backend.addr), &kill_now).await;
             log_stopped(process.pid, exit);
         });
     }
+}
+
+/// Returns once app_offline.htm is there (never, if the supervisor is gone).
+async fn went_offline(offline: &mut watch::Receiver<Option<Bytes>>) {
+    if offline.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Waits until no request is in flight to `backend`, for at most `limit`.
+async fn drain(backend: &Backend, limit: Duration, kill_now: &CancellationToken) {
+    let deadline = Instant::now() + limit;
+    while backend.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            () = kill_now.cancelled() => return,
+        }
+    }
+}
+
+/// A user-set ASPNETCORE_PORT, which fixes the port (one process only).
+fn fixed_port(config: &AppConfig) -> Option<u16> {
+    user_value(config, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok())
 }
 
 impl Backend {
@@ -345,8 +486,8 @@ impl Backend {
 }
 
 /// A value the user gave the app in `<environmentVariables>` or `--env`, if not empty.
-fn user_value<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
-    ctx.config
+fn user_value<'a>(config: &'a AppConfig, name: &str) -> Option<&'a str> {
+    config
         .environment
         .iter()
         .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
@@ -354,8 +495,8 @@ fn user_value<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
 }
 
 /// The pairing token: the user's ASPNETCORE_TOKEN if set (as in ANCM), else a fresh UUID.
-fn new_token(ctx: &Context) -> (Arc<str>, HeaderValue) {
-    if let Some(user) = user_value(ctx, "ASPNETCORE_TOKEN") {
+fn new_token(config: &AppConfig) -> (Arc<str>, HeaderValue) {
+    if let Some(user) = user_value(config, "ASPNETCORE_TOKEN") {
         if let Ok(header) = HeaderValue::from_str(user) {
             return (Arc::from(user), header);
         }
