@@ -33,6 +33,9 @@ complete -c ancm -n "__fish_ancm_needs_command" -f -a "helper" -d 'Serve a nativ
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable). Port 0 picks a free port' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-cert -d 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key' -r -F
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-key -d 'The PEM private key for --tls-cert' -r -F
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r

@@ -51,7 +51,9 @@ const RUN_EXAMPLES: &str = "\
 Examples:
   ancm run ./publish                       the app described by ./publish/web.config
   ancm run --listen 127.0.0.1:0 .          any free port; the ready line says which
-  ancm run --port-env PORT -- node app.js  a non-.NET app, told its port in $PORT";
+  ancm run --port-env PORT -- node app.js  a non-.NET app, told its port in $PORT
+  ancm run --processes 4 --watch 'bin/*.dll' .   four processes, recycled on a new build
+  ancm run --tls-cert cert.pem --tls-key key.pem --listen 0.0.0.0:443 .";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
@@ -133,7 +135,7 @@ pub struct CheckArgs {
     pub command: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// A folder holding web.config, or a web.config file.
     #[arg(value_name = "APP", default_value = ".")]
@@ -142,6 +144,20 @@ pub struct RunArgs {
     /// Address the proxy listens on (repeatable). Port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: Vec<SocketAddr>,
+
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Recycle the app without downtime when a file matching GLOB (relative to the app
+    /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
+    /// always watched.
+    #[arg(long = "watch", value_name = "GLOB")]
+    pub watch: Vec<String>,
 
     #[command(flatten)]
     pub overrides: Overrides,

@@ -46,7 +46,7 @@ pub(crate) async fn serve(host: &Host, config: AppConfig) -> anyhow::Result<Serv
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
 
     let supervisor = Supervisor::start(host.context(config)?);
-    let proxy = Arc::new(Proxy::new(supervisor.clone()));
+    let proxy = Arc::new(Proxy::new(supervisor.clone())?);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
     Ok(Serving {

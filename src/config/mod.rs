@@ -64,8 +64,19 @@ pub struct AppConfig {
     /// Extra variables that receive the app's port.
     pub port_env: Vec<String>,
     pub listen: Vec<SocketAddr>,
+    /// HTTPS on the front: the certificate chain and key files (PEM).
+    pub tls: Option<TlsFiles>,
+    /// Globs (relative to the app folder) whose changes recycle the app.
+    pub watch: Vec<String>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// The front's TLS certificate chain and private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// ANCM's schema defaults (spec §1.2).
@@ -99,7 +110,26 @@ const IN_PROCESS_SETTINGS: &[&str] = &[
 impl AppConfig {
     /// The configuration for `ancm run`, from its arguments and the app's web.config.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        load(&args.app, &args.overrides, &args.command, &args.listen)
+        let mut config = load(&args.app, &args.overrides, &args.command, &args.listen)?;
+        for glob in &args.watch {
+            globset::Glob::new(glob).map_err(|err| {
+                ConfigError::invalid(
+                    Origin::Flag("--watch"),
+                    "value",
+                    glob,
+                    format!("a glob such as bin/*.dll or **/*.json ({})", err.kind()),
+                )
+            })?;
+        }
+        config.watch.clone_from(&args.watch);
+        config.tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(config)
     }
 
     /// The configuration from its parts: the app (folder or web.config), flag values, the
@@ -393,6 +423,8 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         appl_path,
         port_env: flags.port_env.clone(),
         listen: listen.to_vec(),
+        tls: None,
+        watch: Vec::new(),
         warnings,
     })
 }

@@ -47,7 +47,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(supervisor: Supervisor) -> Proxy {
+    pub fn new(supervisor: Supervisor) -> anyhow::Result<Proxy> {
         let cfg = supervisor.config();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -57,13 +57,13 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let show_output = is_development(&cfg.environment);
-        Proxy {
+        Ok(Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
             client,
             show_output,
             supervisor,
-        }
+        })
     }
 
     /// Forwards one request; never fails, since every failure becomes a response.
