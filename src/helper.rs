@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -19,6 +20,7 @@ use crate::config::AppConfig;
 use crate::host::Host;
 use crate::run::{serve, Serving};
 use crate::supervisor::{Event, EventKind, FailureKind, Phase, RecycleError, Supervisor};
+use crate::watch::Reload;
 
 /// The protocol version in `hello`; see the document's Versioning section.
 const PROTOCOL: u32 = 1;
@@ -34,7 +36,7 @@ enum Request {
 }
 
 /// `start`: the app and `ancm run`'s overrides, in camelCase.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StartRequest {
     app_path: PathBuf,
@@ -118,21 +120,25 @@ fn with_id(mut event: Value, id: Option<&Value>) -> Value {
 
 /// The app once started: the supervisor, and the proxy when `listen` was given.
 enum App {
-    Supervised(Supervisor),
+    /// The module forwards to the app itself; ancm watches the app folder.
+    Supervised {
+        supervisor: Supervisor,
+        _watch: crate::watch::Watch,
+    },
     Serving(Serving),
 }
 
 impl App {
     fn supervisor(&self) -> &Supervisor {
         match self {
-            App::Supervised(supervisor) => supervisor,
+            App::Supervised { supervisor, .. } => supervisor,
             App::Serving(serving) => &serving.supervisor,
         }
     }
 
     async fn stop(self, kill_now: &CancellationToken) {
         match self {
-            App::Supervised(supervisor) => supervisor.stop().await,
+            App::Supervised { supervisor, .. } => supervisor.stop().await,
             App::Serving(serving) => serving.stop(kill_now).await,
         }
     }
@@ -216,8 +222,19 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                     }
                 };
                 let listening = !config.listen.is_empty();
+                let reload: Reload = {
+                    let start = start.clone();
+                    Arc::new(move || {
+                        AppConfig::load(
+                            &start.app_path,
+                            &start.overrides(),
+                            &start.command,
+                            &start.listen,
+                        )
+                    })
+                };
                 let started = if listening {
-                    match serve(&host, config).await {
+                    match serve(&host, config, Some(reload)).await {
                         Ok(serving) => App::Serving(serving),
                         Err(err) => {
                             events.send(json!({"event": "failed", "reason": format!("{err:#}"), "output": ""}));
@@ -225,11 +242,24 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                         }
                     }
                 } else {
-                    App::Supervised(Supervisor::start(host.context(config)?))
+                    let offline = crate::watch::app_offline(&config.app_dir);
+                    let watched = config.clone();
+                    let supervisor = Supervisor::start(host.context(config)?, offline);
+                    match crate::watch::start(&watched, supervisor.clone(), reload) {
+                        Ok(watch) => App::Supervised {
+                            supervisor,
+                            _watch: watch,
+                        },
+                        Err(err) => {
+                            supervisor.stop().await;
+                            events.send(json!({"event": "failed", "reason": format!("{err:#}"), "output": ""}));
+                            continue;
+                        }
+                    }
                 };
                 let urls = match &started {
                     App::Serving(serving) => serving.urls.clone(),
-                    App::Supervised(_) => Vec::new(),
+                    App::Supervised { .. } => Vec::new(),
                 };
                 forwarder = Some(tokio::spawn(forward(
                     started.supervisor().events(),

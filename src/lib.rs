@@ -14,6 +14,7 @@
 //! - `run`: wires them together for `ancm run`; `smoke` and `check` for those commands;
 //!   `host`: what every command that runs an app sets up around it.
 //! - `helper`: `ancm helper`, the protocol for native web-server modules.
+//! - `watch`: app_offline.htm, web.config and `--watch` changes.
 
 mod check;
 pub mod cli;
@@ -28,6 +29,7 @@ mod run;
 pub mod signals;
 mod smoke;
 pub mod supervisor;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -44,7 +46,8 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            run_app(config)
+            host::run(|host| run::run(host, args))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => Ok(check::run(&args)?),
         Command::Smoke(args) => {
@@ -58,11 +61,6 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn run_app(config: config::AppConfig) -> anyhow::Result<ExitCode> {
-    host::run(|host| run::run(host, config))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit status for an error that ended ancm: 2 for configuration and usage errors.

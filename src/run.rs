@@ -10,10 +10,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::RunArgs;
 use crate::config::AppConfig;
 use crate::host::Host;
 use crate::proxy::{self, Proxy};
 use crate::supervisor::{Phase, Supervisor};
+use crate::watch::{self, Reload};
 
 /// The app behind the proxy, serving.
 pub(crate) struct Serving {
@@ -24,11 +26,18 @@ pub(crate) struct Serving {
     pub(crate) addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
+    /// Watching the app folder, for as long as this serves.
+    _watch: Option<watch::Watch>,
 }
 
 /// Binds the listeners, starts the app and the proxy. Binding comes first, so a taken port is
-/// reported before anything runs.
-pub(crate) async fn serve(host: &Host, config: AppConfig) -> anyhow::Result<Serving> {
+/// reported before anything runs. With `reload`, the app folder is watched (app_offline.htm,
+/// web.config, `--watch` globs); app_offline.htm is honoured at start either way.
+pub(crate) async fn serve(
+    host: &Host,
+    config: AppConfig,
+    reload: Option<Reload>,
+) -> anyhow::Result<Serving> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -45,7 +54,16 @@ pub(crate) async fn serve(host: &Host, config: AppConfig) -> anyhow::Result<Serv
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}{base}/")).collect();
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
 
-    let supervisor = Supervisor::start(host.context(config)?);
+    let offline = watch::app_offline(&config.app_dir);
+    if offline.is_some() {
+        tracing::info!("app_offline.htm is there: the app starts when it goes");
+    }
+    let watched = config.clone();
+    let supervisor = Supervisor::start(host.context(config)?, offline);
+    let watch = match reload {
+        Some(reload) => Some(watch::start(&watched, supervisor.clone(), reload)?),
+        None => None,
+    };
     let proxy = Arc::new(Proxy::new(supervisor.clone())?);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
@@ -55,6 +73,7 @@ pub(crate) async fn serve(host: &Host, config: AppConfig) -> anyhow::Result<Serv
         addrs,
         shutdown,
         server,
+        _watch: watch,
     })
 }
 
@@ -77,8 +96,10 @@ impl Serving {
 }
 
 /// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
-pub(crate) async fn run(mut host: Host, config: AppConfig) -> anyhow::Result<()> {
-    let serving = serve(&host, config).await?;
+pub(crate) async fn run(mut host: Host, args: RunArgs) -> anyhow::Result<()> {
+    let config = AppConfig::from_run_args(&args)?;
+    let reload: Reload = Arc::new(move || AppConfig::from_run_args(&args));
+    let serving = serve(&host, config, Some(reload)).await?;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))

@@ -52,7 +52,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = started + checks.timeout;
-    let serving = serve(&host, config).await?;
+    let serving = serve(&host, config, None).await?;
     let supervisor = serving.supervisor.clone();
     let spinner = tokio::spawn(crate::progress::follow(supervisor.clone()));
 

@@ -108,12 +108,9 @@ fn web_config_survives_hostile_input() {
     let deep = format!("{}{}", "<x>".repeat(depth), "</x>".repeat(depth));
     let _ = check_web_config(web_config_with(r#"processPath="app""#, &deep).as_bytes());
     let deep_root = format!(
-        "<configuration>{}</configuration>",
-        format!(
-            "{}{}",
-            "<system.webServer>".repeat(depth),
-            "</system.webServer>".repeat(depth)
-        )
+        "<configuration>{}{}</configuration>",
+        "<system.webServer>".repeat(depth),
+        "</system.webServer>".repeat(depth)
     );
     check_web_config(deep_root.as_bytes()).expect_err("no <aspNetCore> at the right depth");
     let unclosed = "<a>".repeat(depth);
@@ -225,7 +222,7 @@ fn command_line_splitter_survives_hostile_input() {
 
     // 1000 backslashes: literal alone; before a quote, halved (then an odd one escapes it).
     let slashes = "\\".repeat(1000);
-    assert_eq!(check_split(&slashes), [slashes.clone()]);
+    assert_eq!(check_split(&slashes), [slashes.as_str()]);
     assert_eq!(check_split(&format!("{slashes}\"")), ["\\".repeat(500)]);
     assert_eq!(
         check_split(&format!("{slashes}\\\"")),

@@ -16,6 +16,8 @@ mod config;
 mod corpus;
 /// `ancm helper`, the protocol for native web-server modules.
 mod helper;
+/// app_offline.htm, recycles without downtime, several processes, lazy start, backoff.
+mod lifecycle;
 /// The stdout log file and the console.
 mod logs;
 /// The reference native-module client in C, against `ancm helper`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Parses a whole number in `min..=max`; `Err` holds the allowed-values text.
 pub(crate) fn uint(value: &str, min: u64, max: u64, unit: &str) -> Result<u64, String> {
     let allowed = || format!("a whole number{unit} from {min} to {max}");
-    let n: u64 = value.trim().parse().map_err(|_| allowed())?;
+    let n = digits(value.trim()).ok_or_else(allowed)?;
     if (min..=max).contains(&n) {
         Ok(n)
     } else {
@@ -27,7 +27,7 @@ pub(crate) fn boolean(value: &str) -> Result<bool, String> {
 pub(crate) const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(360 * 3600);
 
 const TIMESPAN_ALLOWED: &str =
-    "an IIS TimeSpan [d.]hh:mm:ss (minutes and seconds 0-59), from 00:00:00 to 15.00:00:00";
+    "an IIS TimeSpan [d.]hh:mm:ss (hours 0-23, minutes and seconds 0-59), from 00:00:00 to 15.00:00:00";
 
 /// An IIS TimeSpan as web.config writes it: `hh:mm:ss`, `d.hh:mm:ss`, optionally with
 /// `.fffffff` fractions of a second. A 60 in the minutes or seconds field is an error under
@@ -60,7 +60,8 @@ pub(crate) fn timespan(value: &str) -> Result<Duration, String> {
             ),
         },
     };
-    if hours > 23 && days > 0 || minutes > 59 || seconds > 59 {
+    // As .NET's TimeSpan: hours 0-23 (more is written as days), minutes and seconds 0-59.
+    if hours > 23 || minutes > 59 || seconds > 59 {
         return Err(err());
     }
     let total = days
@@ -135,6 +136,7 @@ mod tests {
     #[test]
     fn timespans_iis_rejects() {
         for bad in [
+            "99:00:00",
             "00:60:00",
             "00:00:60",
             "15.00:00:01",
@@ -168,6 +170,7 @@ mod tests {
             Err("a whole number of seconds from 0 to 3600".to_owned())
         );
         assert!(uint("-1", 0, 10, "").is_err());
+        assert!(uint("+5", 0, 10, "").is_err());
         assert_eq!(boolean("TRUE"), Ok(true));
         assert_eq!(boolean("False"), Ok(false));
         assert!(boolean("yes").is_err());

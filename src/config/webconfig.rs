@@ -62,11 +62,21 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "hostingModel",
 ];
 
+/// Larger files are refused: a web.config is a few kilobytes.
+const MAX_SIZE: u64 = 16 * 1024 * 1024;
+
 pub(super) fn read(path: &Path) -> Result<AspNetCoreElement, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_SIZE {
+        return Err(read_error(std::io::Error::other(format!(
+            "the file is {size} bytes; a web.config over {MAX_SIZE} bytes is not read"
+        ))));
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
     from_bytes(path, &bytes)
 }
 
@@ -85,6 +95,9 @@ pub(super) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<AspNetCoreElement,
 /// web.config files come as UTF-8 (often with a BOM) or, from some Windows editors, UTF-16.
 fn decode(bytes: &[u8]) -> Result<String, String> {
     let utf16 = |data: &[u8], from: fn([u8; 2]) -> u16| {
+        if data.len() % 2 != 0 {
+            return Err("the file is UTF-16 (it starts with its byte-order mark) but has an odd number of bytes".to_owned());
+        }
         let units: Vec<u16> = data
             .chunks_exact(2)
             .map(|pair| from([pair[0], pair[1]]))
@@ -106,12 +119,11 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, ConfigError> {
-    // DTDs are allowed so that entity declarations work; roxmltree bounds entity expansion and
-    // the node count, so a hostile file cannot blow up.
+    // No DTDs, as in IIS's configuration system: entity declarations could expand a small file
+    // into gigabytes. The predefined entities and character references still work.
     let options = roxmltree::ParsingOptions {
-        allow_dtd: true,
+        allow_dtd: false,
         nodes_limit: 1_000_000,
-        // External entities are never fetched.
         ..roxmltree::ParsingOptions::default()
     };
     let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| {
@@ -140,7 +152,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
                 "system.webServer" => found.extend(aspnetcore_in(child)),
                 // `<location path=".">` (what publish writes) or no path applies to this app;
                 // other paths configure child applications.
-                "location" if matches!(child.attribute("path"), None | Some("." | "")) => {
+                "location"
+                    if matches!(
+                        child.attribute("path"),
+                        None | Some("." | "" | "./" | ".\\")
+                    ) =>
+                {
                     for web_server in children_named(child, "system.webServer") {
                         found.extend(aspnetcore_in(web_server));
                     }
@@ -392,5 +409,40 @@ mod tests {
         let mut bom = vec![0xEF, 0xBB, 0xBF];
         bom.extend_from_slice(text.as_bytes());
         assert_eq!(decode(&bom).as_deref(), Ok(text));
+    }
+
+    #[test]
+    fn entity_declarations_are_refused_so_a_small_file_cannot_explode() {
+        let mut text = String::from("<!DOCTYPE configuration [<!ENTITY a \"");
+        text.push_str(&"a".repeat(10_000));
+        text.push_str("\"><!ENTITY b \"");
+        text.push_str(&"&a;".repeat(255));
+        text.push_str(
+            "\">]><configuration><system.webServer><aspNetCore processPath=\"x\" arguments=\"",
+        );
+        text.push_str(&"&b;".repeat(200));
+        text.push_str("\"/></system.webServer></configuration>");
+        let started = std::time::Instant::now();
+        let err = parse_str(&text).expect_err("DTD refused");
+        assert!(matches!(err, ConfigError::Xml { .. }), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Predefined entities and character references still work without a DTD.
+        let el = parse_str(r#"<configuration><system.webServer><aspNetCore processPath="a&amp;b&#x41;"/></system.webServer></configuration>"#)
+            .expect("valid");
+        assert_eq!(
+            el.attribute("processPath").map(|a| a.value.as_str()),
+            Some("a&bA")
+        );
+    }
+
+    #[test]
+    fn odd_length_utf16_is_an_error() {
+        let text = "<configuration/>";
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        utf16.push(b'<');
+        assert!(decode(&utf16)
+            .expect_err("odd length")
+            .contains("odd number of bytes"));
     }
 }

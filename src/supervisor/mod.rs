@@ -292,14 +292,17 @@ struct Inner {
 impl Supervisor {
     /// Starts the app's processes (now, or on the first request when the start is lazy) and
     /// keeps them running.
-    pub fn start(ctx: Context) -> Supervisor {
+    ///
+    /// `offline` is app_offline.htm's content when the file is already there: then nothing
+    /// starts until it goes.
+    pub fn start(ctx: Context, offline: Option<Bytes>) -> Supervisor {
         let ctx = Arc::new(ctx);
         let config = ctx.config();
         let count = usize::try_from(config.processes_per_application.max(1)).unwrap_or(1);
         let (events, first_events) = broadcast::channel(256);
         let (changed, _) = watch::channel(0u64);
         let (demand, _) = watch::channel(!config.lazy);
-        let (offline, _) = watch::channel(None);
+        let (offline, _) = watch::channel(offline);
         let cancel = CancellationToken::new();
         let kill_now = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -519,6 +522,11 @@ impl Supervisor {
             self.inner.ctx.config.send_replace(previous);
         }
         result
+    }
+
+    /// Makes `config` the one the next start uses, without recycling.
+    pub fn replace_config(&self, config: AppConfig) {
+        self.inner.ctx.config.send_replace(Arc::new(config));
     }
 
     /// Takes the app offline (app_offline.htm appeared, or its content changed: `Some`) or

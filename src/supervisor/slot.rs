@@ -56,14 +56,44 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
+/// Restart backoff: the first restart after a failure is immediate; repeated failures wait
+/// 100 ms, 200 ms, 400 ms ... up to 5 s; a process that stayed up a while starts it over.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Failures since the app was last healthy.
+    streak: u32,
+}
+
+impl Backoff {
+    /// A start failed, or a process exited after being up for `up_for`.
+    fn failed(&mut self, up_for: Option<Duration>) {
+        if up_for.is_some_and(|up| up >= HEALTHY_AFTER) {
+            self.streak = 0;
+        }
+        self.streak = self.streak.saturating_add(1);
+    }
+
+    fn reset(&mut self) {
+        self.streak = 0;
+    }
+
+    /// How long to wait before the next start.
+    fn delay(&self) -> Duration {
+        match self.streak {
+            0 | 1 => Duration::ZERO,
+            n => BACKOFF_BASE
+                .saturating_mul(1 << (n - 2).min(16))
+                .min(BACKOFF_CAP),
+        }
+    }
+}
+
 struct Slot {
     ctx: Arc<Context>,
     wiring: Wiring,
     window: RapidFailWindow,
     attempt: u64,
-    /// Failures since the app was last healthy: the first restart is immediate, later ones
-    /// back off.
-    streak: u32,
+    backoff: Backoff,
     fixed_port: Option<u16>,
     /// Old processes draining after a recycle; awaited before the slot ends.
     retiring: JoinSet<()>,
@@ -100,7 +130,7 @@ pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
         ctx,
         wiring,
         attempt: 0,
-        streak: 0,
+        backoff: Backoff::default(),
         retiring: JoinSet::new(),
     };
     slot.run().await;
@@ -188,7 +218,7 @@ impl Slot {
         if online {
             tracing::info!("app_offline.htm is gone: starting the app");
             // A fresh start after a deliberate stop.
-            self.streak = 0;
+            self.backoff.reset();
         }
         online
     }
@@ -214,13 +244,15 @@ impl Slot {
     /// After repeated failures, waits before the next start: 0, then 100 ms doubling up to
     /// 5 s. False if stopped meanwhile.
     async fn wait_out_backoff(&mut self) -> bool {
-        if self.streak < 2 {
+        let delay = self.backoff.delay();
+        if delay.is_zero() {
             return true;
         }
-        let doublings = (self.streak - 2).min(16);
-        let delay = BACKOFF_BASE.saturating_mul(1 << doublings).min(BACKOFF_CAP);
         let until = Instant::now() + delay;
-        tracing::info!(failures = self.streak, "restarting the app in {delay:?}");
+        tracing::info!(
+            failures = self.backoff.streak,
+            "restarting the app in {delay:?}"
+        );
         self.publish(|s| s.phase = Phase::Backoff { until });
         self.sleep_until(until).await
     }
@@ -235,8 +267,14 @@ impl Slot {
         }
     }
 
-    /// Records a failed start or an exit: logged, counted, published.
-    fn fail(&mut self, attempt: u64, kind: FailureKind, tail: &Tail) -> Arc<Failure> {
+    /// Records a failed start or an exit (after `up_for` serving): logged, counted, published.
+    fn fail(
+        &mut self,
+        attempt: u64,
+        kind: FailureKind,
+        tail: &Tail,
+        up_for: Option<Duration>,
+    ) -> Arc<Failure> {
         let failure = Arc::new(Failure {
             attempt,
             kind,
@@ -244,7 +282,7 @@ impl Slot {
         });
         report(&failure);
         self.window.record(Instant::now());
-        self.streak = self.streak.saturating_add(1);
+        self.backoff.failed(up_for);
         let published = failure.clone();
         self.publish(|s| s.last_failure = Some(published));
         self.emit(EventKind::Failed(failure.clone()));
@@ -266,7 +304,7 @@ impl Slot {
                         program: cfg.command.program.display().to_string(),
                         error: format!("no free loopback port: {err}"),
                     };
-                    return Started::Failed(self.fail(attempt, kind, &tail));
+                    return Started::Failed(self.fail(attempt, kind, &tail, None));
                 }
             };
             let token = new_token(&cfg);
@@ -278,7 +316,7 @@ impl Slot {
                         program: cfg.command.program.display().to_string(),
                         error: spawn_error_text(&err),
                     };
-                    return Started::Failed(self.fail(attempt, kind, &tail));
+                    return Started::Failed(self.fail(attempt, kind, &tail, None));
                 }
             };
             let readiness = tokio::select! {
@@ -322,7 +360,7 @@ impl Slot {
                     return Started::Cancelled;
                 }
             };
-            return Started::Failed(self.fail(attempt, kind, &tail));
+            return Started::Failed(self.fail(attempt, kind, &tail, None));
         }
     }
 
@@ -346,13 +384,11 @@ impl Slot {
                         s.attempt = next;
                         s.ready_since = None;
                     });
-                    if ready_at.elapsed() >= HEALTHY_AFTER {
-                        self.streak = 0;
-                    }
+                    let up_for = ready_at.elapsed();
                     running.process.reap().await;
                     let status = exit.map_or_else(|e| format!("was lost ({e})"), describe_exit);
                     let tail = self.wiring.status.borrow().output.clone();
-                    self.fail(self.attempt, FailureKind::Exited { status, before_ready: false }, &tail);
+                    self.fail(self.attempt, FailureKind::Exited { status, before_ready: false }, &tail, Some(up_for));
                     return Served::Exited;
                 }
                 () = cancel.cancelled() => {
@@ -568,7 +604,24 @@ fn log_stopped(pid: u32, exit: Option<ExitStatus>) {
 
 #[cfg(test)]
 mod tests {
-    use super::last_lines;
+    use super::{last_lines, Backoff, Duration};
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets_after_a_healthy_run() {
+        let mut backoff = Backoff::default();
+        let mut delays = Vec::new();
+        for _ in 0..9 {
+            backoff.failed(None);
+            delays.push(backoff.delay().as_millis());
+        }
+        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        // A crash after a long healthy run is a first failure again: restart at once.
+        backoff.failed(Some(Duration::from_secs(60)));
+        assert_eq!(backoff.delay(), Duration::ZERO);
+        // A short run does not reset it.
+        backoff.failed(Some(Duration::from_secs(1)));
+        assert_eq!(backoff.delay(), Duration::from_millis(100));
+    }
 
     #[test]
     fn last_lines_keeps_the_end() {

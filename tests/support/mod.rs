@@ -231,6 +231,42 @@ impl Ancm {
         self.stdout.wait_for(what, pred)
     }
 
+    /// Waits until `count` lines of stderr match.
+    pub fn wait_stderr_count(&self, what: &str, count: usize, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = self
+            .stderr
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if lines.iter().filter(|l| pred(l)).count() >= count {
+                return;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {count} x {what}; output so far:\n{}",
+                lines.join("\n")
+            );
+            lines = self
+                .stderr
+                .more
+                .wait_timeout(lines, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The app pids of every ready line so far, in order.
+    pub fn ready_pids(&self) -> Vec<u32> {
+        self.stderr()
+            .iter()
+            .filter(|l| l.contains("Now listening on:"))
+            .map(|l| parse_ready(l).0)
+            .collect()
+    }
+
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.all()
     }

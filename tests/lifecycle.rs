@@ -1,0 +1,281 @@
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::{alive, client, wait_all_gone, Ancm, AppDir};
+
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn app_offline_stops_the_app_serves_503_and_its_removal_starts_it_again() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+
+    let offline = app.path().join("App_Offline.htm");
+    write(&offline, "<h1>Back soon</h1>");
+    ancm.wait_stdout("the graceful stop", |l| {
+        l.contains("shutdown message received")
+    });
+    wait_all_gone(&[first]);
+    let response = ancm.get("/anything");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    assert_eq!(response.text().expect("body"), "<h1>Back soon</h1>");
+
+    // A new content is served as soon as it is written.
+    write(&offline, "<h1>Still down</h1>");
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    while ancm.get("/").text().expect("body") != "<h1>Still down</h1>" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new app_offline.htm content not served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    std::fs::remove_file(&offline).expect("remove");
+    let (second, _) = ancm.wait_ready_after(first);
+    assert_ne!(first, second);
+    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+}
+
+#[test]
+fn app_offline_at_start_keeps_the_app_down_until_it_goes() {
+    let app = AppDir::new("", &[]);
+    write(&app.path().join("app_offline.htm"), "maintenance");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let response = ancm.get("/");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.text().expect("body"), "maintenance");
+    assert_eq!(ancm.count_stderr(|l| l.contains("started the app")), 0);
+    std::fs::remove_file(app.path().join("app_offline.htm")).expect("remove");
+    ancm.wait_ready();
+    assert_eq!(ancm.get("/").status(), 200);
+}
+
+/// Requests in a loop until `stop`: how many failed, and which pids answered.
+fn load(
+    url: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, usize, BTreeSet<String>)> {
+    std::thread::spawn(move || {
+        let client = client();
+        let (mut ok, mut failed, mut pids) = (0, 0, BTreeSet::new());
+        while !stop.load(Ordering::SeqCst) {
+            match client.get(&url).send() {
+                Ok(response) if response.status() == 200 => {
+                    ok += 1;
+                    if let Ok(body) = response.text() {
+                        pids.insert(body);
+                    }
+                }
+                _ => failed += 1,
+            }
+        }
+        (ok, failed, pids)
+    })
+}
+
+#[test]
+fn web_config_change_recycles_under_load_with_no_failed_request() {
+    let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let fast = load(format!("{}/pid", ancm.url), stop.clone());
+    let slow = load(format!("{}/sleep?ms=300", ancm.url), stop.clone());
+    // Both load loops are under way once the slow one is in the app.
+    ancm.wait_stdout("load", |l| l.contains("sampleapp sleeping"));
+
+    let config = std::fs::read_to_string(app.path().join("web.config")).expect("read");
+    write(
+        &app.path().join("web.config"),
+        &config.replace("before", "after"),
+    );
+    ancm.wait_stderr("the recycle", |l| {
+        l.contains("recycled: the new process serves")
+    });
+    let (second, _) = ancm.wait_ready_after(first);
+    wait_all_gone(&[first]);
+    // Keep the load on the new process for a moment too.
+    ancm.wait_stdout("a request to the new process", |l| {
+        l.starts_with(&format!("[app {second}] sampleapp sleeping"))
+    });
+    stop.store(true, Ordering::SeqCst);
+    let (fast_ok, fast_failed, pids) = fast.join().expect("fast load");
+    let (slow_ok, slow_failed, _) = slow.join().expect("slow load");
+    assert_eq!(
+        (fast_failed, slow_failed),
+        (0, 0),
+        "no request fails during a recycle"
+    );
+    assert!(fast_ok > 10 && slow_ok > 1, "{fast_ok} {slow_ok}");
+    assert!(
+        pids.contains(&first.to_string()) && pids.contains(&second.to_string()),
+        "{pids:?}"
+    );
+
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("json");
+    assert_eq!(
+        echo["env"]["SAMPLE_VAR"], "after",
+        "the new process has the new configuration"
+    );
+}
+
+#[test]
+fn a_bad_new_web_config_or_a_failing_new_process_keeps_the_old_one() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+    let config = std::fs::read_to_string(app.path().join("web.config")).expect("read");
+
+    write(
+        &app.path().join("web.config"),
+        &config.replace("</aspNetCore>", "</aspNetCor>"),
+    );
+    let error = ancm.wait_stderr("the config error", |l| {
+        l.contains("is not valid, so the app keeps running")
+    });
+    assert!(
+        error.contains("web.config:") && error.contains("not well-formed XML"),
+        "{error}"
+    );
+    assert_eq!(ancm.get("/pid").text().expect("pid"), pid.to_string());
+
+    let failing = config.replace(
+        "</environmentVariables>",
+        "  <environmentVariable name=\"SAMPLEAPP_EXIT_AT_START\" value=\"3\" />\n        </environmentVariables>",
+    );
+    write(&app.path().join("web.config"), &failing);
+    ancm.wait_stderr("the failed recycle", |l| {
+        l.contains("recycle failed, so the old process keeps serving")
+    });
+    assert_eq!(ancm.get("/pid").text().expect("pid"), pid.to_string());
+    assert!(alive(pid));
+}
+
+#[test]
+fn watched_files_recycle_the_app() {
+    let app = AppDir::new("", &[]);
+    std::fs::create_dir(app.path().join("bin")).expect("mkdir");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--watch", "bin/*.dll"]);
+    let (first, _) = ancm.wait_ready();
+    write(&app.path().join("bin/notes.txt"), "not watched");
+    write(&app.path().join("bin/App.dll"), "new build");
+    let (second, _) = ancm.wait_ready_after(first);
+    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("recycling: starting a new process")),
+        1
+    );
+}
+
+#[test]
+fn several_processes_share_the_load_and_survive_a_crash() {
+    let app = AppDir::new(r#"processesPerApplication="3""#, &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ready = |l: &str| l.contains("Now listening on:");
+    ancm.wait_stderr_count("three processes", 3, ready);
+    let pids: BTreeSet<u32> = ancm.ready_pids().into_iter().collect();
+    assert_eq!(pids.len(), 3, "three processes, each its own: {pids:?}");
+    let answered: BTreeSet<String> = (0..30)
+        .map(|_| ancm.get("/pid").text().expect("pid"))
+        .collect();
+    assert!(
+        answered.len() >= 2,
+        "requests spread over the processes: {answered:?}"
+    );
+
+    let victim = *pids.iter().next().expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(victim).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    for _ in 0..30 {
+        assert_eq!(
+            ancm.get("/pid").status(),
+            200,
+            "the others serve while one restarts"
+        );
+    }
+    ancm.wait_stderr_count("the restarted process", 4, ready);
+    let restarted = *ancm.ready_pids().last().expect("a pid");
+    assert!(
+        !pids.contains(&restarted),
+        "a new process replaced the killed one"
+    );
+}
+
+#[test]
+fn requests_go_to_the_least_busy_process() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--processes", "2"]);
+    ancm.wait_stderr_count("two processes", 2, |l| l.contains("Now listening on:"));
+    let url = format!("{}/sleep?ms=1500", ancm.url);
+    let busy = std::thread::spawn(move || client().get(url).send().and_then(|r| r.text()));
+    let line = ancm.wait_stdout("the slow request", |l| {
+        l.contains("sampleapp sleeping 1500")
+    });
+    let busy_pid = line
+        .trim_start_matches("[app ")
+        .split(']')
+        .next()
+        .expect("pid")
+        .to_owned();
+    for _ in 0..10 {
+        assert_ne!(
+            ancm.get("/pid").text().expect("pid"),
+            busy_pid,
+            "the idle process takes it"
+        );
+    }
+    busy.join().expect("thread").expect("slow request");
+}
+
+#[test]
+fn lazy_start_waits_for_the_first_request() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--lazy"]);
+    assert_eq!(ancm.count_stderr(|l| l.contains("started the app")), 0);
+    assert_eq!(ancm.get("/").status(), 200);
+    assert_eq!(ancm.count_stderr(|l| l.contains("started the app")), 1);
+}
+
+#[test]
+fn repeated_crashes_back_off() {
+    let app = AppDir::new(
+        r#"rapidFailsPerMinute="100""#,
+        &[("SAMPLEAPP_EXIT_AT_START", "1")],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_stderr("the fifth start", |l| {
+        l.contains("restarting the app in 800ms")
+    });
+    let stamps: Vec<time::OffsetDateTime> = ancm
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("started the app"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .collect();
+    assert!(stamps.len() >= 5, "{stamps:?}");
+    let gaps: Vec<i128> = stamps
+        .windows(2)
+        .map(|w| (w[1] - w[0]).whole_milliseconds())
+        .collect();
+    // Immediate, then 100, 200, 400 ms (plus the time the app takes to fail).
+    assert!(gaps[0] < 100, "the first restart is immediate: {gaps:?}");
+    assert!(
+        gaps[1] >= 100 && gaps[2] >= 200 && gaps[3] >= 400,
+        "{gaps:?}"
+    );
+    assert!(gaps[3] > gaps[1], "{gaps:?}");
+}
