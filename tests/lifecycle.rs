@@ -197,6 +197,7 @@ fn several_processes_share_the_load_and_survive_a_crash() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
+    ancm.wait_stderr("the crash", |l| l.contains("was killed by signal 9"));
     for _ in 0..30 {
         assert_eq!(
             ancm.get("/pid").status(),
