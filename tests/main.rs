@@ -22,6 +22,8 @@ mod lifecycle;
 mod logs;
 /// The reference native-module client in C, against `ancm helper`.
 mod native_module;
+/// WebSockets, HTTP/2 (h2c and TLS), requests aborted by the client, server-sent events.
+mod protocols;
 /// The header contract, streaming, timeouts and the proxy's own pages.
 mod proxy;
 /// Graceful stop and no process left behind, also when ancm is killed.

@@ -375,6 +375,40 @@ async fn handle(
         }
         (&Method::GET, "/print") => print_lines(&uri).await,
         (&Method::GET, "/headers") => headers_response(),
+        (&Method::GET, "/ws") => websocket(req),
+        (&Method::GET, "/sse") => {
+            let mut res = Response::new(
+                SseBody {
+                    sent: 0,
+                    total: query_num(&uri, "events", 0),
+                    gap: Duration::from_millis(query_num(&uri, "gap_ms", 0)),
+                    // Already due: the first event goes at once.
+                    sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                }
+                .boxed(),
+            );
+            let h = res.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            res
+        }
+        (&Method::GET, "/abort-watch") => {
+            let ms = query_num(&uri, "ms", 0);
+            // hyper drops this handler's future when the connection closes mid-request, and
+            // the guard with it; a request that runs its course disarms the guard first.
+            let mut watch = AbortWatch { finished: false };
+            // Tests wait for this line to know the request is in flight.
+            say(&format!("sampleapp abort-watch waiting {ms} ms"));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            watch.finished = true;
+            text(StatusCode::OK, format!("waited {ms}"))
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
     Ok(res)
@@ -471,6 +505,110 @@ fn headers_response() -> Response<ResBody> {
     res
 }
 
+/// Says so when dropped before `finished` is set: `/abort-watch`'s request was aborted.
+struct AbortWatch {
+    finished: bool,
+}
+
+impl Drop for AbortWatch {
+    fn drop(&mut self) {
+        if !self.finished {
+            say("sampleapp request aborted");
+        }
+    }
+}
+
+/// `/sse` body: `data: i\n\n` events, the first at once and then one every `gap`, each a frame
+/// of its own so a proxy that buffers shows.
+struct SseBody {
+    sent: u64,
+    total: u64,
+    gap: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sent >= self.total {
+            return Poll::Ready(None);
+        }
+        ready!(self.sleep.as_mut().poll(cx));
+        let event = format!("data: {}\n\n", self.sent);
+        self.sent += 1;
+        let next = Instant::now() + self.gap;
+        self.sleep.as_mut().reset(next);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.total
+    }
+}
+
+/// `/ws`: a WebSocket echo server (RFC 6455): text and binary messages come back as they
+/// came. The 101 also carries `x-seen-extensions`, the Sec-WebSocket-Extensions the request
+/// arrived with, so tests can see what the proxy passed on; no extension is accepted.
+fn websocket(mut req: Request<Incoming>) -> Response<ResBody> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role, Message};
+
+    let asks_websocket = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let Some(key) = req
+        .headers()
+        .get("sec-websocket-key")
+        .filter(|_| asks_websocket)
+    else {
+        return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade");
+    };
+    let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
+        return text(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key");
+    };
+    let seen_extensions = req.headers().get("sec-websocket-extensions").cloned();
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return say_err(&format!("sampleapp: WebSocket upgrade failed: {e}")),
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        // Pings are answered and closes completed by tungstenite itself.
+        while let Some(Ok(message)) = ws.next().await {
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && ws.send(message).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut res = Response::new(full(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("upgrade"),
+    );
+    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert("sec-websocket-accept", accept);
+    if let Some(extensions) = seen_extensions {
+        h.insert("x-seen-extensions", extensions);
+    }
+    res
+}
+
 /// Serves one connection; on shutdown it asks hyper to finish the in-flight
 /// request (if any) and close, rather than dropping the socket.
 /// `_drain` is held until the connection is done so `main` can wait for all.
@@ -481,7 +619,9 @@ async fn serve_connection(
     _drain: mpsc::Sender<()>,
 ) {
     let service = service_fn(move |req| handle(req, state.clone()));
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,

@@ -1,8 +1,15 @@
 //! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host, drop
 //! client-sent MS-ASPNETCORE-*, set the pairing token, append X-Forwarded-For/Proto, and strip
 //! hop-by-hop headers (RFC 9110 §7.6.1) both ways. Repeated response headers are kept.
+//!
+//! An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade` on both hops, and its
+//! `Sec-WebSocket-*` headers, `Sec-WebSocket-Extensions` included: ANCM deletes that one only
+//! because WinHTTP cannot take server extensions (spec §4.3), while ancm splices the upgraded
+//! bytes untouched, so client and app can negotiate permessage-deflate end to end.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
+use http::Version;
 
 /// Per-connection facts the request rewrite needs, computed once per connection.
 #[derive(Debug, Clone)]
@@ -20,9 +27,60 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Rewrites a client's request headers for the app.
-pub(super) fn rewrite_request(headers: &mut HeaderMap, token: &HeaderValue, client: &ClientInfo) {
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// The protocol a request asks to switch to, if it asks: an HTTP/1.1 request with Upgrade and
+/// `upgrade` among its Connection options (RFC 9110 §7.8). HTTP/2 has no Upgrade (its extended
+/// CONNECT is not forwarded), and HTTP/1.0 predates it.
+pub(super) fn requested_upgrade(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let protocol = headers.get(header::UPGRADE)?;
+    let asked = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|option| option.trim().eq_ignore_ascii_case("upgrade"));
+    asked.then(|| protocol.clone())
+}
+
+/// Makes an HTTP/2 request's headers what the app expects over HTTP/1.1 (RFC 9113 §8.3.1,
+/// §8.2.3): Host from `:authority` when the client sent no Host, so the app sees the Host it
+/// sees over HTTP/1.1, and the Cookie crumbs HTTP/2 may send one per field joined into one line.
+pub(super) fn from_http2(headers: &mut HeaderMap, authority: Option<&Authority>) {
+    if let (Entry::Vacant(host), Some(authority)) = (headers.entry(header::HOST), authority) {
+        if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+            host.insert(value);
+        }
+    }
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if let (Some(first), Some(_)) = (cookies.next(), cookies.next()) {
+        let mut joined = first.as_bytes().to_vec();
+        for crumb in headers.get_all(header::COOKIE).iter().skip(1) {
+            joined.extend_from_slice(b"; ");
+            joined.extend_from_slice(crumb.as_bytes());
+        }
+        if let Ok(value) = HeaderValue::from_bytes(&joined) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+/// Rewrites a client's request headers for the app. `upgrade` is the protocol the client asks
+/// for (from [`requested_upgrade`]): that request keeps `Connection: upgrade` and `Upgrade`.
+pub(super) fn rewrite_request(
+    headers: &mut HeaderMap,
+    token: &HeaderValue,
+    client: &ClientInfo,
+    upgrade: Option<&HeaderValue>,
+) {
     strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
 
     // Only ancm may speak for the module: a client cannot forge the token or a Windows
     // identity, whatever the case of the name.
@@ -51,6 +109,17 @@ pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) {
     strip_hop_by_hop(headers);
     if let Some(value) = connection {
         headers.insert(header::CONNECTION, value);
+    }
+}
+
+/// Rewrites the app's 101 answer to an upgrade for the client: hop-by-hop headers go except the
+/// switch itself (`Connection: upgrade` and the app's `Upgrade`); `Sec-WebSocket-*` stay.
+pub(super) fn rewrite_switching(headers: &mut HeaderMap) {
+    let protocol = headers.remove(header::UPGRADE);
+    strip_hop_by_hop(headers);
+    headers.insert(header::CONNECTION, UPGRADE_TOKEN);
+    if let Some(protocol) = protocol {
+        headers.insert(header::UPGRADE, protocol);
     }
 }
 
@@ -130,7 +199,13 @@ mod tests {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
         headers.insert("x-app", HeaderValue::from_static("kept"));
 
-        rewrite_request(&mut headers, &HeaderValue::from_static("tok"), &client());
+        assert_eq!(requested_upgrade(Version::HTTP_11, &headers), None);
+        rewrite_request(
+            &mut headers,
+            &HeaderValue::from_static("tok"),
+            &client(),
+            None,
+        );
 
         assert_eq!(headers[header::HOST], "example.test");
         assert_eq!(
@@ -170,5 +245,109 @@ mod tests {
 
         rewrite_response(&mut kept, true);
         assert_eq!(kept[header::CONNECTION], "x-custom-hop");
+    }
+
+    fn websocket_request() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("example.test"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade, x-hop"),
+        );
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            "sec-websocket-key",
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        headers.insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+        );
+        headers
+    }
+
+    #[test]
+    fn upgrade_keeps_the_switch_and_the_websocket_headers() {
+        let mut headers = websocket_request();
+        let upgrade = requested_upgrade(Version::HTTP_11, &headers);
+        assert_eq!(upgrade, Some(HeaderValue::from_static("websocket")));
+        rewrite_request(
+            &mut headers,
+            &HeaderValue::from_static("tok"),
+            &client(),
+            upgrade.as_ref(),
+        );
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert!(
+            !headers.contains_key("x-hop"),
+            "other Connection options still go"
+        );
+        assert_eq!(headers["sec-websocket-version"], "13");
+        assert_eq!(
+            headers["sec-websocket-extensions"],
+            "permessage-deflate; client_max_window_bits"
+        );
+
+        let mut answer = HeaderMap::new();
+        answer.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Upgrade, x-hop"),
+        );
+        answer.insert("x-hop", HeaderValue::from_static("1"));
+        answer.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        answer.insert(
+            "sec-websocket-accept",
+            HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        );
+        answer.insert(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate"),
+        );
+        rewrite_switching(&mut answer);
+        assert_eq!(answer[header::CONNECTION], "upgrade");
+        assert_eq!(answer[header::UPGRADE], "websocket");
+        assert!(!answer.contains_key("x-hop"));
+        assert_eq!(
+            answer["sec-websocket-accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(answer["sec-websocket-extensions"], "permessage-deflate");
+    }
+
+    #[test]
+    fn only_http_1_1_with_the_connection_option_upgrades() {
+        let headers = websocket_request();
+        assert_eq!(requested_upgrade(Version::HTTP_10, &headers), None);
+        assert_eq!(requested_upgrade(Version::HTTP_2, &headers), None);
+        let mut no_option = headers.clone();
+        no_option.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(requested_upgrade(Version::HTTP_11, &no_option), None);
+        let mut no_protocol = headers;
+        no_protocol.remove(header::UPGRADE);
+        assert_eq!(requested_upgrade(Version::HTTP_11, &no_protocol), None);
+    }
+
+    #[test]
+    fn http2_gets_host_and_one_cookie_line() {
+        let authority = Authority::from_static("example.test:8443");
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        from_http2(&mut headers, Some(&authority));
+        assert_eq!(headers[header::HOST], "example.test:8443");
+        assert_eq!(
+            headers.get_all(header::COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2"]
+        );
+
+        let mut kept = HeaderMap::new();
+        kept.insert(header::HOST, HeaderValue::from_static("sent.test"));
+        kept.insert(header::COOKIE, HeaderValue::from_static("a=1"));
+        from_http2(&mut kept, Some(&authority));
+        assert_eq!(kept[header::HOST], "sent.test");
+        assert_eq!(kept[header::COOKIE], "a=1");
     }
 }

@@ -1,32 +1,38 @@
-//! The front listener: accepts client connections, forwards each request to a ready app
-//! process over pooled HTTP/1.1 keep-alive connections, streaming bodies both ways, and answers
-//! with ancm's own pages when there is no app to forward to.
+//! Forwarding: each request from the front (HTTP/1.1 or HTTP/2, plain or TLS; see `front.rs`)
+//! goes to a ready app process over pooled HTTP/1.1 keep-alive connections, bodies streamed
+//! both ways and each frame passed on as it comes (server-sent events are not held back). An
+//! upgrade (WebSocket) the app accepts becomes a byte tunnel (`tunnel.rs`). When there is no
+//! app to forward to, ancm answers with its own pages.
+//!
+//! A client that goes away drops its request's future here: the legacy client then closes the
+//! app connection it was using rather than pooling it half-read (hyper closes a connection
+//! whose response future or body receiver is dropped before the end), so the app sees its
+//! request aborted.
 
 mod body;
+mod front;
 mod headers;
 mod pages;
+mod tls;
+mod tunnel;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::supervisor::{InFlight, Supervisor, Unavailable};
 use body::IdleTimeout;
+pub use front::serve;
 pub use headers::ClientInfo;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
@@ -36,7 +42,7 @@ pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
 /// connections for ever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Shared, read-only state for every request.
+/// Shared state for every request; read-only but for the tunnel tracker.
 pub struct Proxy {
     supervisor: Supervisor,
     client: Client<HttpConnector, Incoming>,
@@ -44,6 +50,13 @@ pub struct Proxy {
     /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
     show_output: bool,
     keep_connection_header: bool,
+    /// HTTPS on the front, from --tls-cert/--tls-key.
+    tls: Option<TlsAcceptor>,
+    /// Upgraded connections being spliced. They outlive the HTTP connection they came on, so
+    /// [`serve`] waits for them on its own, for a bounded time.
+    tunnels: TaskTracker,
+    /// Closes every tunnel; cancelled by [`serve`] when its grace is over or it is dropped.
+    close_tunnels: CancellationToken,
 }
 
 impl Proxy {
@@ -57,11 +70,15 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let show_output = is_development(&cfg.environment);
+        let tls = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
         Ok(Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
             client,
             show_output,
+            tls,
+            tunnels: TaskTracker::new(),
+            close_tunnels: CancellationToken::new(),
             supervisor,
         })
     }
@@ -77,6 +94,16 @@ impl Proxy {
             Err(unavailable) => return self.unavailable(&unavailable),
         };
         let in_flight = InFlight::new(backend.clone());
+
+        let version = request.version();
+        if version == Version::HTTP_2 {
+            let authority = request.uri().authority().cloned();
+            headers::from_http2(request.headers_mut(), authority.as_ref());
+        }
+        // Taken before the request moves on: hyper hands the client's connection over here once
+        // our 101 has been written.
+        let upgrade = headers::requested_upgrade(version, request.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
         let path = request
             .uri()
@@ -97,7 +124,12 @@ impl Proxy {
             }
         }
         *request.version_mut() = Version::HTTP_11;
-        headers::rewrite_request(request.headers_mut(), &backend.token, client);
+        headers::rewrite_request(
+            request.headers_mut(),
+            &backend.token,
+            client,
+            upgrade.as_ref(),
+        );
 
         let forwarded = self.client.request(request);
         let result = match self.request_timeout {
@@ -116,9 +148,26 @@ impl Proxy {
             None => forwarded.await,
         };
         match result {
+            Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                match client_upgrade {
+                    Some(client_side) => self.tunnel(response, client_side, in_flight),
+                    None => {
+                        // RFC 9110 §15.2.2: a server must not switch unasked, and HTTP/2 cannot.
+                        tracing::warn!(
+                            pid = backend.pid,
+                            "the app answered 101 to a request that asked for no upgrade; answering 502"
+                        );
+                        page(pages::bad_gateway(
+                            "The app switched protocols on a request that did not ask for it.",
+                        ))
+                    }
+                }
+            }
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
-                headers::rewrite_response(&mut parts.headers, self.keep_connection_header);
+                // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
+                let keep_connection = self.keep_connection_header && version < Version::HTTP_2;
+                headers::rewrite_response(&mut parts.headers, keep_connection);
                 Response::from_parts(
                     parts,
                     Either::Left(IdleTimeout::new(
@@ -177,84 +226,4 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Serves on every listener until `shutdown` fires, then stops accepting and lets each
-/// connection finish its request in flight. Returns when every connection has closed.
-pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
-    let connections = TaskTracker::new();
-    let accepting: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| {
-            tokio::spawn(accept(
-                listener,
-                proxy.clone(),
-                shutdown.clone(),
-                connections.clone(),
-            ))
-        })
-        .collect();
-    for task in accepting {
-        let _ = task.await;
-    }
-    connections.close();
-    connections.wait().await;
-}
-
-async fn accept(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    shutdown: CancellationToken,
-    connections: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                connections.spawn(connection(stream, remote, proxy.clone(), shutdown.clone()));
-            }
-            Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%err, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    remote: SocketAddr,
-    proxy: Arc<Proxy>,
-    shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let client = Arc::new(ClientInfo {
-        forwarded_for: HeaderValue::from_str(&remote.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-        proto: HeaderValue::from_static("http"),
-    });
-    let service = service_fn(move |request| {
-        let proxy = proxy.clone();
-        let client = client.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(request, &client).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(err) = result {
-        tracing::debug!(%remote, err = %error_chain(&err), "client connection ended with an error");
-    }
 }

@@ -1,0 +1,199 @@
+//! The front listeners: accept loops, TLS handshakes, and one HTTP/1.1-or-HTTP/2 server
+//! connection per client (HTTP/2 by ALPN over TLS, or by its preface in plain text, i.e. h2c
+//! with prior knowledge). On shutdown they stop accepting, let requests in flight finish, and
+//! give upgraded connections a short grace before closing them.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{error_chain, ClientInfo, Proxy, HEADER_READ_TIMEOUT};
+
+/// How long upgraded connections (WebSockets) may stay open once ancm is stopping. They have
+/// no end a shutdown could wait for, and the app is only told to stop after the proxy has
+/// drained, so this is a moment for frames already on their way, then both ends are closed.
+const TUNNEL_GRACE: Duration = Duration::from_secs(2);
+
+type Server = auto::Builder<TokioExecutor>;
+
+/// Serves on every listener until `shutdown` fires, then stops accepting and lets each
+/// connection finish its request in flight. Returns when every connection has closed.
+pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
+    // Also when the caller gives up on the drain and drops this future: tunnels close with it.
+    let _close_tunnels = proxy.close_tunnels.clone().drop_guard();
+    let server = Arc::new(server());
+    let connections = TaskTracker::new();
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept(
+                listener,
+                proxy.clone(),
+                server.clone(),
+                shutdown.clone(),
+                connections.clone(),
+            ))
+        })
+        .collect();
+    for task in accepting {
+        let _ = task.await;
+    }
+    connections.close();
+    proxy.tunnels.close();
+    let tunnels = async {
+        if tokio::time::timeout(TUNNEL_GRACE, proxy.tunnels.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                open = proxy.tunnels.len(),
+                "closing upgraded connections (WebSockets) still open"
+            );
+            proxy.close_tunnels.cancel();
+            proxy.tunnels.wait().await;
+        }
+    };
+    tokio::join!(connections.wait(), tunnels);
+}
+
+/// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
+/// HTTP/2, told apart per connection by the HTTP/2 preface.
+fn server() -> Server {
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    server.http2().timer(TokioTimer::new());
+    server
+}
+
+async fn accept(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    server: Arc<Server>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                connections.spawn(connection(
+                    stream,
+                    remote,
+                    proxy.clone(),
+                    server.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%err, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    proxy: Arc<Proxy>,
+    server: Arc<Server>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    // The TLS handshake and the first request share one deadline, so a client that connects
+    // and says nothing (or only part of a handshake or preface) cannot hold the connection.
+    let deadline = Instant::now() + HEADER_READ_TIMEOUT;
+    let forwarded_for = HeaderValue::from_str(&remote.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let Some(acceptor) = proxy.tls.clone() else {
+        let client = ClientInfo {
+            forwarded_for,
+            proto: HeaderValue::from_static("http"),
+        };
+        return serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
+    };
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => handshake,
+        () = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            let client = ClientInfo {
+                forwarded_for,
+                proto: HeaderValue::from_static("https"),
+            };
+            serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
+        }
+        Ok(Err(err)) => tracing::debug!(%remote, %err, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%remote, "no TLS handshake within {HEADER_READ_TIMEOUT:?}"),
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    client: ClientInfo,
+    remote: SocketAddr,
+    proxy: Arc<Proxy>,
+    server: &Server,
+    shutdown: CancellationToken,
+    deadline: Instant,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let client = Arc::new(client);
+    // Set by the first request; hyper's header_read_timeout covers HTTP/1.1 requests from there
+    // on, and an HTTP/2 client past its preface is a real one.
+    let started = Arc::new(AtomicBool::new(false));
+    let service = service_fn({
+        let started = started.clone();
+        move |request| {
+            started.store(true, Ordering::Relaxed);
+            let proxy = proxy.clone();
+            let client = client.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(request, &client).await) }
+        }
+    });
+    let conn = server.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let first_request = tokio::time::sleep_until(deadline);
+    tokio::pin!(first_request);
+    let (mut waiting, mut draining) = (true, false);
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            () = shutdown.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = first_request.as_mut(), if waiting => {
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!(%remote, "no request within {HEADER_READ_TIMEOUT:?}; closing");
+                    return;
+                }
+                waiting = false;
+            }
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%remote, err = %error_chain(&*err), "client connection ended with an error");
+    }
+}
