@@ -41,6 +41,7 @@ pub(crate) async fn serve(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let tls = proxy::tls_acceptor(&config)?;
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut addrs = Vec::with_capacity(config.listen.len());
     for addr in &config.listen {
@@ -51,7 +52,11 @@ pub(crate) async fn serve(
         listeners.push(listener);
     }
     let base = config.appl_path.trim_end_matches('/');
-    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}{base}/")).collect();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let urls: Vec<String> = addrs
+        .iter()
+        .map(|a| format!("{scheme}://{a}{base}/"))
+        .collect();
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
 
     let offline = watch::app_offline(&config.app_dir);
@@ -64,7 +69,7 @@ pub(crate) async fn serve(
         Some(reload) => Some(watch::start(&watched, supervisor.clone(), reload)?),
         None => None,
     };
-    let proxy = Arc::new(Proxy::new(supervisor.clone())?);
+    let proxy = Arc::new(Proxy::new(supervisor.clone(), tls)?);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
     Ok(Serving {

@@ -197,7 +197,8 @@ fn several_processes_share_the_load_and_survive_a_crash() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    ancm.wait_stderr("the crash", |l| l.contains("was killed by signal 9"));
+    // Straight after the kill, before ancm has noticed: a request that finds the process gone
+    // goes to another one.
     for _ in 0..30 {
         assert_eq!(
             ancm.get("/pid").status(),

@@ -361,10 +361,14 @@ fn unreadable_tls_file_is_named() {
         .read_to_string(&mut stderr)
         .expect("read stderr");
     let status = child.wait().expect("wait for ancm");
-    assert!(!status.success(), "{stderr}");
+    assert_eq!(status.code(), Some(2), "a configuration error: {stderr}");
     assert!(
         stderr.contains(&format!("--tls-cert {}: cannot read it", missing.display())),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("started the app"),
+        "nothing starts: {stderr}"
     );
 }
 

@@ -83,6 +83,7 @@ fn header_contract() {
     assert_eq!(env["ASPNETCORE_PORT"], app_port.to_string());
     assert_eq!(env["ASPNETCORE_APPL_PATH"], "/");
     assert_eq!(env["ASPNETCORE_IIS_HTTPAUTH"], "anonymous;");
+    assert_eq!(env["ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED"], "true");
     assert_eq!(
         env["ASPNETCORE_HOSTINGSTARTUPASSEMBLIES"],
         "Microsoft.AspNetCore.Server.IISIntegration"

@@ -73,6 +73,10 @@ pub enum ConfigError {
         variable: String,
     },
 
+    /// The TLS certificate or key cannot be used; the message names the flag and the file.
+    #[error("{0}")]
+    Tls(String),
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,

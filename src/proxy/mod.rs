@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Full};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -30,13 +31,40 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::supervisor::{InFlight, Supervisor, Unavailable};
+use crate::config::{AppConfig, ConfigError};
+use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use body::IdleTimeout;
 pub use front::serve;
 pub use headers::ClientInfo;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
+
+/// What goes to the app: the client's body, or none when a bodiless request is sent again.
+type ForwardBody = Either<Incoming, Empty<Bytes>>;
+
+/// The parts of a request that stay the same when it is sent again.
+struct Head<'a> {
+    method: &'a Method,
+    path: &'a PathAndQuery,
+    client: &'a ClientInfo,
+}
+
+/// Why forwarding gave no response.
+enum Failed {
+    Client(hyper_util::client::legacy::Error),
+    Timeout(Duration),
+    Url(http::Error),
+}
+
+/// Safe methods (RFC 9110 §9.2.1) may be sent again when it is unclear whether the app saw
+/// the first try.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
 
 /// How long a client may take to send a request's headers: slow-header clients must not hold
 /// connections for ever.
@@ -45,7 +73,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Shared state for every request; read-only but for the tunnel tracker.
 pub struct Proxy {
     supervisor: Supervisor,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, ForwardBody>,
     request_timeout: Option<Duration>,
     /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
     show_output: bool,
@@ -60,7 +88,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(supervisor: Supervisor) -> anyhow::Result<Proxy> {
+    /// `tls` comes from [`tls_acceptor`], loaded before anything starts.
+    pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> anyhow::Result<Proxy> {
         let cfg = supervisor.config();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -70,7 +99,6 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let show_output = is_development(&cfg.environment);
-        let tls = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
         Ok(Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
@@ -89,11 +117,11 @@ impl Proxy {
         mut request: Request<Incoming>,
         client: &ClientInfo,
     ) -> Response<ProxyBody> {
-        let backend = match self.supervisor.backend().await {
+        let mut backend = match self.supervisor.backend().await {
             Ok(backend) => backend,
             Err(unavailable) => return self.unavailable(&unavailable),
         };
-        let in_flight = InFlight::new(backend.clone());
+        let mut in_flight = InFlight::new(backend.clone());
 
         let version = request.version();
         if version == Version::HTTP_2 {
@@ -105,48 +133,44 @@ impl Proxy {
         let upgrade = headers::requested_upgrade(version, request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
-        let path = request
-            .uri()
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(backend.authority.clone())
-            .path_and_query(path)
-            .build();
-        match uri {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(err) => {
-                return page(pages::bad_gateway(&format!(
-                    "cannot forward this URL: {err}"
-                )))
-            }
-        }
-        *request.version_mut() = Version::HTTP_11;
-        headers::rewrite_request(
-            request.headers_mut(),
-            &backend.token,
+        let method = parts.method;
+        // A request without a body can go to another process when this one cannot be reached
+        // (it has just died): only for those are the headers kept for a second try.
+        let retry = (upgrade.is_none() && body.is_end_stream()).then(|| parts.headers.clone());
+        let head = Head {
+            method: &method,
+            path: &path,
             client,
-            upgrade.as_ref(),
-        );
-
-        let forwarded = self.client.request(request);
-        let result = match self.request_timeout {
-            Some(limit) => {
-                match tokio::time::timeout(limit, forwarded).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::warn!(pid = backend.pid, "the app did not answer within requestTimeout ({limit:?}); answering 502");
-                        return page(pages::bad_gateway(&format!(
-                            "The app did not answer within requestTimeout ({} s).",
-                            limit.as_secs_f64()
-                        )));
-                    }
+        };
+        let mut result = self
+            .send(
+                &backend,
+                &head,
+                parts.headers,
+                Either::Left(body),
+                upgrade.as_ref(),
+            )
+            .await;
+        if let (Err(Failed::Client(err)), Some(headers)) = (&result, retry) {
+            if err.is_connect() || is_idempotent(&method) {
+                tracing::warn!(pid = backend.pid, err = %error_chain(err), "could not reach the app; trying once more");
+                backend.mark_unreachable();
+                if let Ok(next) = self.supervisor.backend().await {
+                    backend = next;
+                    in_flight = InFlight::new(backend.clone());
+                    result = self
+                        .send(&backend, &head, headers, Either::Right(Empty::new()), None)
+                        .await;
                 }
             }
-            None => forwarded.await,
-        };
+        }
+
         match result {
             Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 match client_upgrade {
@@ -177,7 +201,20 @@ impl Proxy {
                     )),
                 )
             }
-            Err(err) => {
+            Err(Failed::Timeout(limit)) => {
+                tracing::warn!(
+                    pid = backend.pid,
+                    "the app did not answer within requestTimeout ({limit:?}); answering 502"
+                );
+                page(pages::bad_gateway(&format!(
+                    "The app did not answer within requestTimeout ({} s).",
+                    limit.as_secs_f64()
+                )))
+            }
+            Err(Failed::Url(err)) => page(pages::bad_gateway(&format!(
+                "cannot forward this URL: {err}"
+            ))),
+            Err(Failed::Client(err)) => {
                 let reason = if err.is_connect() {
                     "ancm could not connect to the app; it may have just exited and is being restarted."
                 } else {
@@ -189,6 +226,37 @@ impl Proxy {
         }
     }
 
+    /// Sends one request to `backend`, bounded by requestTimeout until the response headers.
+    async fn send(
+        &self,
+        backend: &Backend,
+        head: &Head<'_>,
+        mut headers: HeaderMap,
+        body: ForwardBody,
+        upgrade: Option<&HeaderValue>,
+    ) -> Result<Response<Incoming>, Failed> {
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(backend.authority.clone())
+            .path_and_query(head.path.clone())
+            .build()
+            .map_err(Failed::Url)?;
+        headers::rewrite_request(&mut headers, &backend.token, head.client, upgrade);
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers;
+        let forwarded = self.client.request(request);
+        match self.request_timeout {
+            Some(limit) => match tokio::time::timeout(limit, forwarded).await {
+                Ok(result) => result.map_err(Failed::Client),
+                Err(_) => Err(Failed::Timeout(limit)),
+            },
+            None => forwarded.await.map_err(Failed::Client),
+        }
+    }
+
     fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
         page(pages::startup_failure(
             unavailable,
@@ -196,6 +264,17 @@ impl Proxy {
             self.show_output,
         ))
     }
+}
+
+/// The front's TLS setup from --tls-cert/--tls-key, if given. A file that cannot be used is a
+/// configuration error, reported before the app starts.
+pub fn tls_acceptor(config: &AppConfig) -> Result<Option<TlsAcceptor>, ConfigError> {
+    config
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(|err| ConfigError::Tls(format!("{err:#}")))
 }
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use http::HeaderValue;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -102,6 +102,33 @@ pub struct Backend {
     /// Requests forwarded to this process and not yet answered in full; a recycle waits for
     /// them to finish before stopping the process. Counted by the proxy's [`InFlight`].
     pub(crate) in_flight: AtomicUsize,
+    /// Until when (see [`clock`]) the proxy could not connect to this process; it is then
+    /// passed over. A process that died is replaced within milliseconds; the mark only bridges
+    /// the moment before its slot notices, and runs out by itself if the failure was passing.
+    unreachable_until: AtomicU64,
+}
+
+/// How long a backend the proxy could not reach is passed over.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
+
+/// Milliseconds since ancm started: a cheap clock for atomics.
+fn clock() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Backend {
+    /// The proxy could not reach this process: pass it over for a moment.
+    pub fn mark_unreachable(&self) {
+        let until = clock().saturating_add(u64::try_from(UNREACHABLE_FOR.as_millis()).unwrap_or(0));
+        self.unreachable_until.store(until, Ordering::Relaxed);
+    }
+
+    fn usable(&self) -> bool {
+        let until = self.unreachable_until.load(Ordering::Relaxed);
+        until == 0 || clock() >= until
+    }
 }
 
 /// One request in flight to a backend, for as long as this lives.
@@ -397,7 +424,7 @@ impl Supervisor {
         let slots = &self.inner.slots;
         if let [only] = slots.as_slice() {
             return match &only.status.borrow().phase {
-                Phase::Ready(backend) => Some(backend.clone()),
+                Phase::Ready(backend) if backend.usable() => Some(backend.clone()),
                 _ => None,
             };
         }
@@ -405,6 +432,9 @@ impl Supervisor {
         let mut best: Option<Arc<Backend>> = None;
         for i in 0..slots.len() {
             if let Phase::Ready(backend) = &slots[(start + i) % slots.len()].status.borrow().phase {
+                if !backend.usable() {
+                    continue;
+                }
                 let busy = backend.in_flight.load(Ordering::Relaxed);
                 if best
                     .as_ref()

@@ -272,8 +272,8 @@ fn environment(cfg: &AppConfig, port: u16, token: &str) -> Vec<(String, String)>
     set("ASPNETCORE_TOKEN", token.to_owned());
     // No Windows authentication outside IIS: the app must not expect a Windows identity.
     set("ASPNETCORE_IIS_HTTPAUTH", "anonymous;".to_owned());
-    // Upgrade requests are not forwarded, so the app must not offer WebSockets.
-    set("ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED", "false".to_owned());
+    // Upgrades (WebSockets) are tunnelled through the proxy.
+    set("ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED", "true".to_owned());
     // ANCM means the app's folder here (out-of-process it passes the IIS app id instead).
     set(
         "ASPNETCORE_IIS_PHYSICAL_PATH",

@@ -517,6 +517,7 @@ impl Backend {
             token,
             pid,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            unreachable_until: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

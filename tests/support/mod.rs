@@ -200,7 +200,7 @@ impl Ancm {
             url: String::new(),
         };
         let line = ancm.wait_stderr("the listening line", |l| {
-            l.contains("ancm listening on http://")
+            l.contains("ancm listening on http")
         });
         ancm.url = url_in(&line);
         ancm
@@ -338,10 +338,11 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 fn url_in(line: &str) -> String {
-    let start = line.find("http://").expect("a URL") + "http://".len();
-    let rest = &line[start..];
+    let start = line.find("http").expect("a URL");
+    let scheme_end = line[start..].find("://").expect("a scheme") + start + 3;
+    let rest = &line[scheme_end..];
     let end = rest.find(['/', ' ', ';']).unwrap_or(rest.len());
-    format!("http://{}", &rest[..end])
+    format!("{}{}", &line[start..scheme_end], &rest[..end])
 }
 
 /// `(pid, port)` from "Now listening on: ... (app pid N, port M)".
