@@ -17,6 +17,11 @@ fn restarts_the_app_after_kill_9() {
     assert_eq!(ancm.get("/pid").text().expect("pid"), first.to_string());
 
     kill(pid(first), Signal::SIGKILL).expect("kill -9 the app");
+    // A request right after the crash is not lost: it finds the process gone and waits for
+    // the restart.
+    let answer = ancm.get("/pid");
+    assert_eq!(answer.status(), 200);
+    assert_ne!(answer.text().expect("pid"), first.to_string());
     let (second, _) = ancm.wait_ready_after(first);
     assert_ne!(first, second);
     assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
