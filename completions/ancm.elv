@@ -33,6 +33,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --listen 'Address the proxy listens on (repeatable). Port 0 picks a free port'
             cand --tls-cert 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key'
             cand --tls-key 'The PEM private key for --tls-cert'
+            cand --header-read-timeout 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --process-path 'Overrides processPath: the executable to start'
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'

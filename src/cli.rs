@@ -153,6 +153,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Close a client connection that takes longer than this to send a request's headers
+    /// (or its TLS handshake): 30, 30s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub header_read_timeout: String,
+
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.

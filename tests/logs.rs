@@ -94,7 +94,7 @@ fn no_line_is_lost_when_the_app_writes_fast_and_exits_at_once() {
     let app = AppDir::new(
         r#"rapidFailsPerMinute="0""#,
         &[
-            ("SAMPLEAPP_PRINT_AT_START", "100000"),
+            ("SAMPLEAPP_PRINT_AT_START", "200000"),
             ("SAMPLEAPP_EXIT_AT_START", "1"),
         ],
     );
@@ -111,12 +111,12 @@ fn no_line_is_lost_when_the_app_writes_fast_and_exits_at_once() {
     assert_eq!(files.len(), 1, "{files:?}");
     let text = std::fs::read_to_string(&files[0]).expect("log");
     let count = text.lines().filter(|l| l.starts_with("line ")).count();
-    assert_eq!(count, 100_000);
-    assert!(text.contains("line 100000 of 100000\n"));
+    assert_eq!(count, 200_000);
+    assert!(text.contains("line 200000 of 200000\n"));
 
     // The 502 page is in Production here, so it shows no output, but ancm's log has the tail.
     assert!(ancm
         .stderr()
         .iter()
-        .any(|l| l.contains("line 100000 of 100000")));
+        .any(|l| l.contains("line 200000 of 200000")));
 }

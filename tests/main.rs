@@ -26,6 +26,8 @@ mod native_module;
 mod protocols;
 /// The header contract, streaming, timeouts and the proxy's own pages.
 mod proxy;
+/// Bad days: crashes and kills under load, slow and hostile clients, full disks.
+mod reliability;
 /// Graceful stop and no process left behind, also when ancm is killed.
 mod shutdown;
 /// `ancm smoke`, for CI.

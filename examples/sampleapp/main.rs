@@ -294,10 +294,14 @@ fn env_snapshot() -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
+/// Every request the app has received, for tests that check what reached it.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn handle(
     req: Request<Incoming>,
     state: Arc<AppState>,
 ) -> Result<Response<ResBody>, Infallible> {
+    let seen = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     // The token proves the request came through the module, so it is checked
     // before anything else, exactly like ASP.NET Core's IISMiddleware does.
     if let Some(token) = &state.token {
@@ -331,6 +335,8 @@ async fn handle(
             format!("hello from sampleapp pid={}", state.pid),
         ),
         (&Method::GET, "/pid") => text(StatusCode::OK, state.pid.to_string()),
+        // How many requests have arrived, this one included.
+        (&Method::GET, "/requests") => text(StatusCode::OK, seen.to_string()),
         (_, "/echo") => echo(req).await,
         (&Method::POST, "/upload") => {
             let mut hash = FNV_OFFSET;

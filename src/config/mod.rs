@@ -64,6 +64,8 @@ pub struct AppConfig {
     /// Extra variables that receive the app's port.
     pub port_env: Vec<String>,
     pub listen: Vec<SocketAddr>,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
     /// HTTPS on the front: the certificate chain and key files (PEM).
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
@@ -86,6 +88,8 @@ const DEFAULT_RAPID_FAILS_PER_MINUTE: u64 = 10;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_STDOUT_LOG_FILE: &str = r".\aspnetcore-stdout";
 const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
+/// As nginx's client_header_timeout is 60 s, but a loopback sidecar can be stricter.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Variables ancm always sets for the app, whatever web.config says (spec §2).
 const OWN_VARIABLES: &[&str] = &[
@@ -122,6 +126,17 @@ impl AppConfig {
             })?;
         }
         config.watch.clone_from(&args.watch);
+        config.header_read_timeout = values::human_duration(&args.header_read_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--header-read-timeout"),
+                    "value",
+                    &args.header_read_timeout,
+                    "a duration above zero, such as 30s or 500ms",
+                )
+            })?;
         config.tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),
@@ -425,6 +440,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         listen: listen.to_vec(),
         tls: None,
         watch: Vec::new(),
+        header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         warnings,
     })
 }

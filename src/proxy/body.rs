@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use hyper::body::Incoming;
+
 use crate::supervisor::InFlight;
 
 pin_project_lite::pin_project! {
@@ -85,6 +87,95 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A request body on its way to the app: the client's (with its first frame possibly read
+/// ahead, see [`RequestBody::checked`]), or none, when a bodiless request is sent again.
+#[derive(Debug)]
+pub(super) struct RequestBody {
+    first: Option<Frame<Bytes>>,
+    rest: Option<Incoming>,
+}
+
+/// The client's chunked body was malformed from its very first chunk.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadBody {
+    #[error("the request body is not valid: {0}")]
+    Invalid(hyper::Error),
+    #[error("the request body did not start within {0:?}")]
+    Slow(Duration),
+}
+
+impl RequestBody {
+    pub(super) fn streamed(body: Incoming) -> Self {
+        RequestBody {
+            first: None,
+            rest: Some(body),
+        }
+    }
+
+    pub(super) fn empty() -> Self {
+        RequestBody {
+            first: None,
+            rest: None,
+        }
+    }
+
+    /// Reads the first frame of a chunked body before anything goes to the app, so that a body
+    /// whose framing is broken from the start is refused (400) without reaching the app. Waits
+    /// at most `limit` for it.
+    pub(super) async fn checked(mut body: Incoming, limit: Duration) -> Result<Self, BadBody> {
+        use http_body_util::BodyExt;
+        let first = match tokio::time::timeout(limit, body.frame()).await {
+            Ok(Some(Ok(frame))) => Some(frame),
+            Ok(None) => None,
+            Ok(Some(Err(err))) => return Err(BadBody::Invalid(err)),
+            Err(_) => return Err(BadBody::Slow(limit)),
+        };
+        Ok(RequestBody {
+            first,
+            rest: Some(body),
+        })
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = self.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |d| d.len() as u64);
+        let mut hint = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        hint.set_lower(hint.lower().saturating_add(first));
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper.saturating_add(first));
+        }
+        hint
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{error_chain, ClientInfo, Proxy, HEADER_READ_TIMEOUT};
+use super::{error_chain, ClientInfo, Proxy};
 
 /// How long upgraded connections (WebSockets) may stay open once ancm is stopping. They have
 /// no end a shutdown could wait for, and the app is only told to stop after the proxy has
@@ -33,7 +33,7 @@ type Server = auto::Builder<TokioExecutor>;
 pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
     // Also when the caller gives up on the drain and drops this future: tunnels close with it.
     let _close_tunnels = proxy.close_tunnels.clone().drop_guard();
-    let server = Arc::new(server());
+    let server = Arc::new(server(proxy.header_read_timeout));
     let connections = TaskTracker::new();
     let accepting: Vec<_> = listeners
         .into_iter()
@@ -70,12 +70,18 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
 
 /// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
 /// HTTP/2, told apart per connection by the HTTP/2 preface.
-fn server() -> Server {
+/// The largest request head (request line and headers) accepted, as ANCM's WinHTTP accepts
+/// 64 KB response heads.
+const MAX_HEAD: usize = 64 * 1024;
+
+fn server(header_read_timeout: Duration) -> Server {
     let mut server = auto::Builder::new(TokioExecutor::new());
     server
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout)
+        // Request heads over 64 KiB get 431 here instead of reaching the app.
+        .max_buf_size(MAX_HEAD);
     server.http2().timer(TokioTimer::new());
     server
 }
@@ -121,7 +127,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     // The TLS handshake and the first request share one deadline, so a client that connects
     // and says nothing (or only part of a handshake or preface) cannot hold the connection.
-    let deadline = Instant::now() + HEADER_READ_TIMEOUT;
+    let deadline = Instant::now() + proxy.header_read_timeout;
     let forwarded_for = HeaderValue::from_str(&remote.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let Some(acceptor) = proxy.tls.clone() else {
@@ -144,7 +150,7 @@ async fn connection(
             serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
         }
         Ok(Err(err)) => tracing::debug!(%remote, %err, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%remote, "no TLS handshake within {HEADER_READ_TIMEOUT:?}"),
+        Err(_) => tracing::debug!(%remote, "no TLS handshake within the header read timeout"),
     }
 }
 
@@ -186,7 +192,7 @@ async fn serve_connection<I>(
             }
             () = first_request.as_mut(), if waiting => {
                 if !started.load(Ordering::Relaxed) {
-                    tracing::debug!(%remote, "no request within {HEADER_READ_TIMEOUT:?}; closing");
+                    tracing::debug!(%remote, "no request within the header read timeout; closing");
                     return;
                 }
                 waiting = false;

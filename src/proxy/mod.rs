@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use http_body_util::{Either, Empty, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -33,15 +33,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{AppConfig, ConfigError};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
-use body::IdleTimeout;
+use body::{BadBody, IdleTimeout, RequestBody};
 pub use front::serve;
 pub use headers::ClientInfo;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
 
-/// What goes to the app: the client's body, or none when a bodiless request is sent again.
-type ForwardBody = Either<Incoming, Empty<Bytes>>;
+/// What goes to the app.
+type ForwardBody = RequestBody;
 
 /// The parts of a request that stay the same when it is sent again.
 struct Head<'a> {
@@ -66,10 +66,6 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// How long a client may take to send a request's headers: slow-header clients must not hold
-/// connections for ever.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Shared state for every request; read-only but for the tunnel tracker.
 pub struct Proxy {
     supervisor: Supervisor,
@@ -78,6 +74,9 @@ pub struct Proxy {
     /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
     show_output: bool,
     keep_connection_header: bool,
+    /// How long a client may take to send a request's headers (and the TLS handshake): slow
+    /// clients must not hold connections for ever.
+    header_read_timeout: Duration,
     /// HTTPS on the front, from --tls-cert/--tls-key.
     tls: Option<TlsAcceptor>,
     /// Upgraded connections being spliced. They outlive the HTTP connection they came on, so
@@ -102,6 +101,7 @@ impl Proxy {
         Ok(Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
+            header_read_timeout: cfg.header_read_timeout,
             client,
             show_output,
             tls,
@@ -117,12 +117,6 @@ impl Proxy {
         mut request: Request<Incoming>,
         client: &ClientInfo,
     ) -> Response<ProxyBody> {
-        let mut backend = match self.supervisor.backend().await {
-            Ok(backend) => backend,
-            Err(unavailable) => return self.unavailable(&unavailable),
-        };
-        let mut in_flight = InFlight::new(backend.clone());
-
         let version = request.version();
         if version == Version::HTTP_2 {
             let authority = request.uri().authority().cloned();
@@ -134,6 +128,37 @@ impl Proxy {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
         let (parts, body) = request.into_parts();
+        // hyper already refuses what could be read two ways (RFC 9112 §6.3): a Transfer-Encoding
+        // not ending in chunked gets 400; with both Content-Length and chunked, chunked wins,
+        // Content-Length is dropped and the connection closes after the answer, so nothing can
+        // be smuggled behind the body. A chunked body broken from its first chunk is refused
+        // here, before anything reaches the app.
+        let body = if parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+            && !body.is_end_stream()
+        {
+            match RequestBody::checked(body, self.header_read_timeout).await {
+                Ok(body) => body,
+                Err(err @ BadBody::Invalid(_)) => {
+                    return page(pages::client_error(
+                        StatusCode::BAD_REQUEST,
+                        &err.to_string(),
+                    ))
+                }
+                Err(err @ BadBody::Slow(_)) => {
+                    return page(pages::client_error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &err.to_string(),
+                    ))
+                }
+            }
+        } else {
+            RequestBody::streamed(body)
+        };
+        let mut backend = match self.supervisor.backend().await {
+            Ok(backend) => backend,
+            Err(unavailable) => return self.unavailable(&unavailable),
+        };
+        let mut in_flight = InFlight::new(backend.clone());
         let path = parts
             .uri
             .path_and_query()
@@ -149,13 +174,7 @@ impl Proxy {
             client,
         };
         let mut result = self
-            .send(
-                &backend,
-                &head,
-                parts.headers,
-                Either::Left(body),
-                upgrade.as_ref(),
-            )
+            .send(&backend, &head, parts.headers, body, upgrade.as_ref())
             .await;
         if let (Err(Failed::Client(err)), Some(headers)) = (&result, retry) {
             if err.is_connect() || is_idempotent(&method) {
@@ -165,7 +184,7 @@ impl Proxy {
                     backend = next;
                     in_flight = InFlight::new(backend.clone());
                     result = self
-                        .send(&backend, &head, headers, Either::Right(Empty::new()), None)
+                        .send(&backend, &head, headers, RequestBody::empty(), None)
                         .await;
                 }
             }

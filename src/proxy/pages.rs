@@ -142,6 +142,20 @@ pub(super) fn offline(content: Bytes) -> Response<Full<Bytes>> {
     response
 }
 
+/// A request ancm refuses itself, before it reaches the app.
+pub(super) fn client_error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
+    let title = format!(
+        "HTTP Error {} - {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Bad Request")
+    );
+    let body = format!(
+        "{HEAD}<title>{title}</title></head><body>\n<h1>{title}</h1>\n<p>{}</p>\n</body></html>\n",
+        escape(reason)
+    );
+    html(status, body)
+}
+
 /// 503 while ancm stops the app.
 pub(super) fn stopping() -> Response<Full<Bytes>> {
     let body = format!(
