@@ -242,3 +242,88 @@ fn command_line_splitter_survives_hostile_input() {
     // Long input of everything mixed.
     check_split(&"a\\\\\"b \"\" \\\"c\t".repeat(10_000));
 }
+
+/// What fuzz/fuzz_targets/request_headers.rs checks, for hand-made hostile header sets.
+#[test]
+fn request_header_rewrite_holds_for_hostile_headers() {
+    use ancm::proxy::{rewrite_request_headers, ClientInfo};
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    let token = HeaderValue::from_static("0f8fad5b-d9cb-469f-a165-70867728950e");
+    let client = ClientInfo {
+        forwarded_for: HeaderValue::from_static("127.0.0.1:5017"),
+        proto: HeaderValue::from_static("http"),
+    };
+    let cases: &[&[(&str, &str)]] = &[
+        &[
+            ("MS-ASPNETCORE-TOKEN", "forged"),
+            ("ms-aspnetcore-token", "again"),
+            ("Ms-AspNetCore-WinAuthToken", "0x1"),
+        ],
+        &[
+            ("connection", "ms-aspnetcore-token, x-forwarded-for, host"),
+            ("x-forwarded-for", "1.1.1.1:1"),
+        ],
+        &[
+            ("connection", ",,, ,"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+        ],
+        &[
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "close"),
+        ],
+        &[
+            ("x-forwarded-for", "a"),
+            ("x-forwarded-for", "b"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "http"),
+        ],
+        &[
+            ("ms-aspnetcore", "bare prefix"),
+            ("ms-aspnetcorex", "longer"),
+            ("host", "example.test"),
+        ],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        for upgrade in [None, Some(HeaderValue::from_static("websocket"))] {
+            let mut headers = HeaderMap::new();
+            for (name, value) in *case {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            let host = headers.get("host").cloned();
+            rewrite_request_headers(&mut headers, &token, &client, upgrade.as_ref());
+            let tokens: Vec<_> = headers.get_all("ms-aspnetcore-token").iter().collect();
+            assert_eq!(tokens, [&token], "case {i}");
+            for name in headers.keys() {
+                let name = name.as_str();
+                assert!(
+                    !name.starts_with("ms-aspnetcore") || name == "ms-aspnetcore-token",
+                    "case {i}: {name}"
+                );
+                assert!(
+                    !["keep-alive", "proxy-connection", "te", "transfer-encoding"].contains(&name),
+                    "case {i}: {name}"
+                );
+                if upgrade.is_none() {
+                    assert!(
+                        name != "connection" && name != "upgrade",
+                        "case {i}: {name}"
+                    );
+                }
+            }
+            let forwarded_for: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+            assert_eq!(forwarded_for.len(), 1, "case {i}");
+            assert!(
+                forwarded_for[0].as_bytes().ends_with(b"127.0.0.1:5017"),
+                "case {i}"
+            );
+            assert_eq!(headers.get("host").cloned(), host, "case {i}: Host is kept");
+        }
+    }
+}

@@ -296,6 +296,17 @@ pub fn tls_acceptor(config: &AppConfig) -> Result<Option<TlsAcceptor>, ConfigErr
         .map_err(|err| ConfigError::Tls(format!("{err:#}")))
 }
 
+/// The header half of forwarding, on its own for the fuzz target: rewrites a client's request
+/// headers (and, with `upgrade`, its Upgrade) as they go to an app whose token is `token`.
+pub fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    token: &HeaderValue,
+    client: &ClientInfo,
+    upgrade: Option<&HeaderValue>,
+) {
+    headers::rewrite_request(headers, token, client, upgrade);
+}
+
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)
 }
