@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Profiles ancm under wrk load (the same nginx backend as run.sh) and prints the hottest
+# functions. Not part of CI; expects bench/run.sh to have installed nginx and wrk.
+#
+#   bench/profile.sh [auto|perf|callgrind]
+#
+# auto (the default) uses perf when `perf stat -e instructions true` counts instructions
+# (hardware counters available), else valgrind's callgrind. `perf` forces perf sampling on
+# the cpu-clock software event, which works without hardware counters. Callgrind slows ancm
+# down ~50x, so its load is lighter: wrk -t1 -c8 for BENCH_PROFILE_SECS [15] seconds.
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+MODE=${1:-auto}
+SECS=${BENCH_PROFILE_SECS:-15}
+TOP=${BENCH_PROFILE_TOP:-10}
+
+log() { printf '[profile %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+H() { python3 "$HERE/helpers.py" "$@"; }
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] && command -v wrk >/dev/null || die "nginx and wrk are needed: run bench/run.sh first"
+
+if [ "$MODE" = auto ]; then
+    if perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q '^[0-9]'; then
+        MODE=perf-instructions
+    else
+        MODE=callgrind
+    fi
+fi
+case $MODE in
+perf | perf-instructions) command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)" ;;
+callgrind) command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)" ;;
+*) die "unknown mode $MODE (auto, perf or callgrind)" ;;
+esac
+
+WORK=""
+ANCM_PID=""
+PROF_PID=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    set +e
+    for pid in $PROF_PID $ANCM_PID; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    sleep 1
+    for pid in $PROF_PID $ANCM_PID; do
+        kill -KILL -- "-$pid" 2>/dev/null
+    done
+    [ -z "$APP_PID" ] || kill -KILL -- "-$APP_PID" 2>/dev/null
+    [ -z "$WORK" ] || rm -rf "$WORK"
+    exit "$rc"
+}
+APP_PID=""
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+(cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+ANCM=$ROOT/target/release/ancm
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ancm-profile.XXXXXX")
+chmod 755 "$WORK"
+mkdir -p "$WORK/app" "$WORK/www" "$WORK/run" "$WORK/tmp"
+chmod 755 "$WORK/app" "$WORK/www" "$WORK/run"
+chmod 1777 "$WORK/tmp"
+sed "s#@DIR@#$WORK#g" "$HERE/backend.conf.in" >"$WORK/app/backend.tmpl"
+APP_CMD="sed \"s/@PORT@/\$BACKEND_PORT/g\" '$WORK/app/backend.tmpl' > '$WORK/run/backend-'\$BACKEND_PORT.conf && exec '$NGINX' -e stderr -p '$WORK' -c '$WORK/run/backend-'\$BACKEND_PORT.conf -g 'daemon off;'"
+ANCM_ARGS=(run "$WORK/app" --listen 127.0.0.1:0 --port-env BACKEND_PORT -- sh -c "$APP_CMD")
+
+case $MODE in
+callgrind)
+    setsid valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
+        "$ANCM" "${ANCM_ARGS[@]}" </dev/null >"$WORK/ancm.log" 2>&1 &
+    ANCM_PID=$!
+    WRK=(wrk -t1 -c8 -d"${SECS}s" --latency)
+    ;;
+*)
+    setsid "$ANCM" "${ANCM_ARGS[@]}" </dev/null >"$WORK/ancm.log" 2>&1 &
+    ANCM_PID=$!
+    WRK=(wrk -t2 -c64 -d"${SECS}s" --latency)
+    ;;
+esac
+read -r P APP_PID _ < <(H wait-ready "$WORK/ancm.log" "$ANCM_PID" 120) || true
+[ -n "${P:-}" ] || { cat "$WORK/ancm.log" >&2; die "ancm did not start"; }
+log "ancm ($MODE) on port $P"
+# Warm the pool up before collecting.
+curl -s "http://127.0.0.1:$P/" >/dev/null
+
+case $MODE in
+callgrind)
+    callgrind_control -i on "$ANCM_PID" >/dev/null
+    "${WRK[@]}" "http://127.0.0.1:$P/" | tee "$WORK/wrk.out" >&2
+    callgrind_control -i off "$ANCM_PID" >/dev/null
+    kill -TERM "$ANCM_PID"
+    for ((i = 0; i < 300; i++)); do kill -0 "$ANCM_PID" 2>/dev/null || break; sleep 0.1; done
+    wait "$ANCM_PID" 2>/dev/null || true
+    ANCM_PID=""
+    APP_PID=""
+    out=$(ls "$WORK"/callgrind.out* | head -1)
+    [ -z "${BENCH_PROFILE_KEEP:-}" ] || cp "$out" "$BENCH_PROFILE_KEEP"
+    echo "Top $TOP functions by instructions executed in ancm (callgrind, self cost, ${WRK[*]}):"
+    callgrind_annotate --inclusive=no "$out" 2>/dev/null | awk -v top="$TOP" '
+        /PROGRAM TOTALS/ { print; next }
+        /file:function/ { go = 1; getline; next }
+        go && NF && n < top { print; n++ }'
+    reqs=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    [ -z "$reqs" ] || [ -z "$total" ] ||
+        echo "$reqs requests: $((total / reqs)) instructions per request in ancm (user space)"
+    ;;
+*)
+    event=cpu-clock
+    [ "$MODE" = perf-instructions ] && event=instructions
+    perf record -e "$event" -F 2000 -p "$ANCM_PID" -o "$WORK/perf.data" 2>"$WORK/perf.log" &
+    PROF_PID=$!
+    sleep 0.5
+    "${WRK[@]}" "http://127.0.0.1:$P/" | tee "$WORK/wrk.out" >&2
+    kill -INT "$PROF_PID"
+    wait "$PROF_PID" 2>/dev/null || true
+    PROF_PID=""
+    echo "Top $TOP functions in ancm (perf, $event, self, ${WRK[*]}):"
+    perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | sed -e 's/[ -]*$//' >"$WORK/perf.txt"
+    head -"$TOP" "$WORK/perf.txt"
+    awk '$2 == "[k]" { k += $1 } $2 == "[.]" { u += $1 }
+        END { printf "samples in the kernel: %.0f%%, in user space: %.0f%%\n", k, u }' "$WORK/perf.txt"
+    ;;
+esac
