@@ -463,11 +463,20 @@ impl Supervisor {
             .send_if_modified(|wanted| !std::mem::replace(wanted, true));
 
         let mut changed = self.inner.changed.subscribe();
+        // The start each slot's answer depends on: the current one, or, where a process still
+        // looks ready (it just became unreachable), the restart after it; its crash is not a
+        // failed start of the one this request waits for.
         let waiting_for: Vec<u64> = self
             .inner
             .slots
             .iter()
-            .map(|slot| slot.status.borrow().attempt.max(1))
+            .map(|slot| {
+                let status = slot.status.borrow();
+                match status.phase {
+                    Phase::Ready(_) => status.attempt + 1,
+                    _ => status.attempt.max(1),
+                }
+            })
             .collect();
         let limit = self.config().startup_time_limit + Duration::from_secs(1);
         let deadline = Instant::now() + limit;
