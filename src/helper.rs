@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Overrides;
 use crate::config::AppConfig;
 use crate::host::Host;
-use crate::run::{serve, Serving};
+use crate::run::{serve, supervise, Serving};
 use crate::supervisor::{Event, EventKind, FailureKind, Phase, RecycleError, Supervisor};
 use crate::watch::Reload;
 
@@ -123,7 +123,7 @@ enum App {
     /// The module forwards to the app itself; ancm watches the app folder.
     Supervised {
         supervisor: Supervisor,
-        _watch: crate::watch::Watch,
+        _watch: Option<crate::watch::Watch>,
     },
     Serving(Serving),
 }
@@ -207,21 +207,7 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                     );
                     continue;
                 }
-                let config = match AppConfig::load(
-                    &start.app_path,
-                    &start.overrides(),
-                    &start.command,
-                    &start.listen,
-                ) {
-                    Ok(config) => config,
-                    Err(err) => {
-                        events.send(
-                            json!({"event": "failed", "reason": err.to_string(), "output": ""}),
-                        );
-                        continue;
-                    }
-                };
-                let listening = !config.listen.is_empty();
+                // Read now, and again whenever web.config changes.
                 let reload: Reload = {
                     let start = start.clone();
                     Arc::new(move || {
@@ -233,28 +219,32 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                         )
                     })
                 };
-                let started = if listening {
-                    match serve(&host, config, Some(reload)).await {
-                        Ok(serving) => App::Serving(serving),
-                        Err(err) => {
-                            events.send(json!({"event": "failed", "reason": format!("{err:#}"), "output": ""}));
-                            continue;
-                        }
+                let config = match reload() {
+                    Ok(config) => config,
+                    Err(err) => {
+                        events.send(
+                            json!({"event": "failed", "reason": err.to_string(), "output": ""}),
+                        );
+                        continue;
                     }
-                } else {
-                    let offline = crate::watch::app_offline(&config.app_dir);
-                    let watched = config.clone();
-                    let supervisor = Supervisor::start(host.context(config)?, offline);
-                    match crate::watch::start(&watched, supervisor.clone(), reload) {
-                        Ok(watch) => App::Supervised {
+                };
+                let started = if config.listen.is_empty() {
+                    supervise(&host, config, Some(reload))
+                        .await
+                        .map(|(supervisor, watch)| App::Supervised {
                             supervisor,
                             _watch: watch,
-                        },
-                        Err(err) => {
-                            supervisor.stop().await;
-                            events.send(json!({"event": "failed", "reason": format!("{err:#}"), "output": ""}));
-                            continue;
-                        }
+                        })
+                } else {
+                    serve(&host, config, Some(reload)).await.map(App::Serving)
+                };
+                let started = match started {
+                    Ok(started) => started,
+                    Err(err) => {
+                        events.send(
+                            json!({"event": "failed", "reason": format!("{err:#}"), "output": ""}),
+                        );
+                        continue;
                     }
                 };
                 let urls = match &started {

@@ -59,17 +59,8 @@ pub(crate) async fn serve(
         .collect();
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
 
-    let offline = watch::app_offline(&config.app_dir);
-    if offline.is_some() {
-        tracing::info!("app_offline.htm is there: the app starts when it goes");
-    }
-    let watched = config.clone();
-    let supervisor = Supervisor::start(host.context(config)?, offline);
-    let watch = match reload {
-        Some(reload) => Some(watch::start(&watched, supervisor.clone(), reload)?),
-        None => None,
-    };
-    let proxy = Arc::new(Proxy::new(supervisor.clone(), tls)?);
+    let (supervisor, watch) = supervise(host, config, reload).await?;
+    let proxy = Arc::new(Proxy::new(supervisor.clone(), tls));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
     Ok(Serving {
@@ -80,6 +71,32 @@ pub(crate) async fn serve(
         server,
         _watch: watch,
     })
+}
+
+/// Starts the app's processes (none while app_offline.htm is there) and, with `reload`, the
+/// watch on the app folder. If the watch cannot start, the processes are stopped again.
+pub(crate) async fn supervise(
+    host: &Host,
+    config: AppConfig,
+    reload: Option<Reload>,
+) -> anyhow::Result<(Supervisor, Option<watch::Watch>)> {
+    let dir = config.app_dir.clone();
+    let offline = tokio::task::spawn_blocking(move || watch::app_offline(&dir)).await?;
+    if offline.is_some() {
+        tracing::info!("app_offline.htm is there: the app starts when it goes");
+    }
+    let watched = config.clone();
+    let supervisor = Supervisor::start(host.context(config)?, offline);
+    let Some(reload) = reload else {
+        return Ok((supervisor, None));
+    };
+    match watch::start(&watched, supervisor.clone(), reload) {
+        Ok(watch) => Ok((supervisor, Some(watch))),
+        Err(err) => {
+            supervisor.stop().await;
+            Err(err)
+        }
+    }
 }
 
 impl Serving {
@@ -102,9 +119,8 @@ impl Serving {
 
 /// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
 pub(crate) async fn run(mut host: Host, args: RunArgs) -> anyhow::Result<()> {
-    let config = AppConfig::from_run_args(&args)?;
     let reload: Reload = Arc::new(move || AppConfig::from_run_args(&args));
-    let serving = serve(&host, config, Some(reload)).await?;
+    let serving = serve(&host, reload()?, Some(reload)).await?;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))

@@ -59,6 +59,14 @@ pub(crate) fn app_offline(dir: &Path) -> Option<Bytes> {
     None
 }
 
+/// [`app_offline`] off the async runtime: it reads the file system.
+async fn read_app_offline(dir: &Path) -> Option<Bytes> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || app_offline(&dir))
+        .await
+        .unwrap_or_default()
+}
+
 /// Starts watching the app folder for `supervisor`.
 pub(crate) fn start(
     config: &AppConfig,
@@ -147,7 +155,7 @@ async fn follow(
     supervisor: Supervisor,
     reload: Reload,
 ) {
-    let mut offline = app_offline(&dir);
+    let mut offline = read_app_offline(&dir).await;
     loop {
         let Some(path) = rx.recv().await else { return };
         let mut pending = Pending::default();
@@ -165,7 +173,7 @@ async fn follow(
             }
         }
         if pending.offline {
-            let now = app_offline(&dir);
+            let now = read_app_offline(&dir).await;
             if now != offline {
                 offline = now;
                 supervisor.set_offline(offline.clone());

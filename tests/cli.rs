@@ -51,7 +51,7 @@ fn every_subcommand_help_ends_with_an_example() {
 /// starts; piped, there is none.
 #[test]
 fn start_spinner_only_on_a_terminal() {
-    use crate::support::{descendants, sampleapp, Ancm, AppDir};
+    use crate::support::{sampleapp, Ancm, AppDir};
     use std::io::{BufRead, BufReader};
 
     let app = AppDir::new(
@@ -75,6 +75,8 @@ fn start_spinner_only_on_a_terminal() {
         .spawn()
         .expect("run ancm under script(1) (util-linux)");
     let stdout = script.stdout.take().expect("stdout");
+    // Stops ancm and everything under script(1), also when an assertion fails first.
+    let script = Stopped(script);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
@@ -102,13 +104,7 @@ fn start_spinner_only_on_a_terminal() {
     assert!(spinner_shows_latest_line, "{screen}");
     assert!(screen.contains("starting the app… "), "{screen}");
 
-    for pid in descendants(script.id()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    let _ = script.wait();
+    drop(script);
 
     let mut piped = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     piped.wait_ready();
@@ -121,4 +117,21 @@ fn start_spinner_only_on_a_terminal() {
             .any(|l| l.contains("starting the app…")),
         "no spinner without a terminal"
     );
+}
+
+/// A `script(1)` run whose whole tree is stopped (SIGTERM, so ancm stops its app) when dropped.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for pid in crate::support::descendants(self.0.id()) {
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        let _ = self.0.wait();
+    }
 }

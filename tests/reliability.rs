@@ -74,6 +74,7 @@ fn kill_9_of_the_app_under_load_answers_every_request() {
         < 50
     {
         assert!(Instant::now() < deadline, "load did not start");
+        std::thread::sleep(Duration::from_millis(10));
     }
     kill(first, Signal::SIGKILL);
     let (second, _) = ancm.wait_ready_after(first);

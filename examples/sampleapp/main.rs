@@ -237,16 +237,30 @@ impl Body for PatternBody {
     // No exact size_hint on purpose: hyper then uses chunked encoding.
 }
 
-/// `/slow-body` body: waits `gap` before each of `total` small chunks, so the
-/// headers go out at once and the body trickles (exercises proxy streaming).
-struct SlowBody {
+/// A body that trickles: `total` frames, the first after `first` and then one every `gap`,
+/// each made by `frame(i)` (i from 0) and written as a frame of its own, so a proxy that
+/// buffers shows. Serves `/slow-body` and `/sse`.
+struct TickBody {
     sent: u64,
     total: u64,
     gap: Duration,
     sleep: Pin<Box<Sleep>>,
+    frame: fn(u64) -> String,
 }
 
-impl Body for SlowBody {
+impl TickBody {
+    fn new(total: u64, first: Duration, gap: Duration, frame: fn(u64) -> String) -> TickBody {
+        TickBody {
+            sent: 0,
+            total,
+            gap,
+            sleep: Box::pin(tokio::time::sleep(first)),
+            frame,
+        }
+    }
+}
+
+impl Body for TickBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -258,11 +272,11 @@ impl Body for SlowBody {
             return Poll::Ready(None);
         }
         ready!(self.sleep.as_mut().poll(cx));
+        let data = (self.frame)(self.sent);
         self.sent += 1;
-        let line = format!("chunk {}\n", self.sent);
         let next = Instant::now() + self.gap;
         self.sleep.as_mut().reset(next);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(line)))))
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -363,12 +377,10 @@ async fn handle(
         }
         (&Method::GET, "/slow-body") => {
             let gap = Duration::from_millis(query_num(&uri, "gap_ms", 0));
-            let body = SlowBody {
-                sent: 0,
-                total: query_num(&uri, "chunks", 0),
-                gap,
-                sleep: Box::pin(tokio::time::sleep(gap)),
-            };
+            // Headers at once, then a chunk after every gap.
+            let body = TickBody::new(query_num(&uri, "chunks", 0), gap, gap, |i| {
+                format!("chunk {}\n", i + 1)
+            });
             Response::new(body.boxed())
         }
         (&Method::GET, "/crash") => {
@@ -384,13 +396,13 @@ async fn handle(
         (&Method::GET, "/ws") => websocket(req),
         (&Method::GET, "/sse") => {
             let mut res = Response::new(
-                SseBody {
-                    sent: 0,
-                    total: query_num(&uri, "events", 0),
-                    gap: Duration::from_millis(query_num(&uri, "gap_ms", 0)),
-                    // Already due: the first event goes at once.
-                    sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-                }
+                // The first event at once, then one every gap.
+                TickBody::new(
+                    query_num(&uri, "events", 0),
+                    Duration::ZERO,
+                    Duration::from_millis(query_num(&uri, "gap_ms", 0)),
+                    |i| format!("data: {i}\n\n"),
+                )
                 .boxed(),
             );
             let h = res.headers_mut();
@@ -521,39 +533,6 @@ impl Drop for AbortWatch {
         if !self.finished {
             say("sampleapp request aborted");
         }
-    }
-}
-
-/// `/sse` body: `data: i\n\n` events, the first at once and then one every `gap`, each a frame
-/// of its own so a proxy that buffers shows.
-struct SseBody {
-    sent: u64,
-    total: u64,
-    gap: Duration,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl Body for SseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.sent >= self.total {
-            return Poll::Ready(None);
-        }
-        ready!(self.sleep.as_mut().poll(cx));
-        let event = format!("data: {}\n\n", self.sent);
-        self.sent += 1;
-        let next = Instant::now() + self.gap;
-        self.sleep.as_mut().reset(next);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.sent >= self.total
     }
 }
 

@@ -88,7 +88,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// `tls` comes from [`tls_acceptor`], loaded before anything starts.
-    pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> anyhow::Result<Proxy> {
+    pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> Proxy {
         let cfg = supervisor.config();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -98,7 +98,7 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let show_output = is_development(&cfg.environment);
-        Ok(Proxy {
+        Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
             header_read_timeout: cfg.header_read_timeout,
@@ -108,7 +108,7 @@ impl Proxy {
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
             supervisor,
-        })
+        }
     }
 
     /// Forwards one request; never fails, since every failure becomes a response.

@@ -119,6 +119,18 @@ fn clock() -> u64 {
 }
 
 impl Backend {
+    pub(crate) fn new(addr: SocketAddr, token: HeaderValue, pid: u32) -> Backend {
+        Backend {
+            addr,
+            authority: Authority::try_from(addr.to_string().as_str())
+                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
+            token,
+            pid,
+            in_flight: AtomicUsize::new(0),
+            unreachable_until: AtomicU64::new(0),
+        }
+    }
+
     /// The proxy could not reach this process: pass it over for a moment.
     pub fn mark_unreachable(&self) {
         let until = clock().saturating_add(u64::try_from(UNREACHABLE_FOR.as_millis()).unwrap_or(0));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::Authority;
 use http::HeaderValue;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -506,20 +505,6 @@ async fn drain(backend: &Backend, limit: Duration, kill_now: &CancellationToken)
 /// A user-set ASPNETCORE_PORT, which fixes the port (one process only).
 fn fixed_port(config: &AppConfig) -> Option<u16> {
     user_value(config, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok())
-}
-
-impl Backend {
-    fn new(addr: std::net::SocketAddr, token: HeaderValue, pid: u32) -> Backend {
-        Backend {
-            addr,
-            authority: Authority::try_from(addr.to_string().as_str())
-                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
-            token,
-            pid,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-            unreachable_until: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
 }
 
 /// A value the user gave the app in `<environmentVariables>` or `--env`, if not empty.

@@ -112,34 +112,28 @@ impl Lines {
 
     /// Waits until the stream reached end of file, so every line is in.
     fn wait_closed(&self) {
-        let deadline = Instant::now() + DEADLINE;
-        let mut lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            let now = Instant::now();
-            assert!(now < deadline, "ancm's output did not close");
-            lines = self
-                .more
-                .wait_timeout(lines, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        }
+        self.wait_until("ancm's output to close", |_| {
+            self.closed.load(std::sync::atomic::Ordering::SeqCst)
+        });
     }
 
     fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let mut found = None;
+        self.wait_until(what, |lines| {
+            found = lines.iter().find(|l| pred(l)).cloned();
+            found.is_some()
+        });
+        found.unwrap_or_default()
+    }
+
+    /// Waits until `done` holds for the lines so far, failing the test after [`DEADLINE`].
+    fn wait_until(&self, what: &str, mut done: impl FnMut(&[String]) -> bool) {
         let deadline = Instant::now() + DEADLINE;
         let mut lines = self
             .lines
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut seen = 0;
-        loop {
-            if let Some(line) = lines[seen..].iter().find(|l| pred(l)) {
-                return line.clone();
-            }
-            seen = lines.len();
+        while !done(&lines) {
             let now = Instant::now();
             assert!(
                 now < deadline,
@@ -233,29 +227,9 @@ impl Ancm {
 
     /// Waits until `count` lines of stderr match.
     pub fn wait_stderr_count(&self, what: &str, count: usize, pred: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        let mut lines = self
-            .stderr
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        loop {
-            if lines.iter().filter(|l| pred(l)).count() >= count {
-                return;
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {count} x {what}; output so far:\n{}",
-                lines.join("\n")
-            );
-            lines = self
-                .stderr
-                .more
-                .wait_timeout(lines, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        }
+        self.stderr.wait_until(what, |lines| {
+            lines.iter().filter(|l| pred(l)).count() >= count
+        });
     }
 
     /// The app pids of every ready line so far, in order.
