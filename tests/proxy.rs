@@ -237,3 +237,38 @@ fn requests_wait_for_a_starting_app() {
         .expect("body")
         .starts_with("hello from sampleapp"));
 }
+
+#[test]
+fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
+    // The app closes connections idle for 300 ms, as Kestrel does after its KeepAliveTimeout.
+    let app = AppDir::new("", &[("SAMPLEAPP_KEEPALIVE_MS", "300")]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let peer = |response: &reqwest::blocking::Response| -> String {
+        assert_eq!(response.status(), 200);
+        response
+            .headers()
+            .get("x-sampleapp-peer")
+            .and_then(|v| v.to_str().ok())
+            .expect("the app names the connection")
+            .to_owned()
+    };
+    let first = peer(&ancm.get("/pid"));
+    let second = peer(&ancm.get("/pid"));
+    assert_eq!(
+        first, second,
+        "one request after another reuse one connection"
+    );
+
+    ancm.wait_stdout("the app to close the idle connection", |line| {
+        line.contains(&format!("sampleapp closed the connection from {first}"))
+    });
+    let third = peer(&ancm.get("/pid"));
+    assert_ne!(third, first, "a new connection replaces the closed one");
+    assert_eq!(
+        ancm.count_stderr(|line| line.contains("502")),
+        0,
+        "{:?}",
+        ancm.stderr()
+    );
+}

@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
@@ -52,6 +52,9 @@ struct AppState {
     /// Normalised path base: "" for none, otherwise "/seg" with no trailing slash.
     path_base: String,
     ignore_shutdown: bool,
+    /// Closes a keep-alive connection idle this long, as Kestrel's KeepAliveTimeout does
+    /// (130 s there; short here so tests can see it), and says so on stdout.
+    keep_alive: Option<Duration>,
     /// Flips to `true` once; everything that must stop watches it.
     shutdown: watch::Sender<bool>,
 }
@@ -603,13 +606,40 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
     _drain: mpsc::Sender<()>,
 ) {
-    let service = service_fn(move |req| handle(req, state.clone()));
-    let conn = http1::Builder::new()
+    let keep_alive = state.keep_alive;
+    // Which connection a request came on, for tests of the proxy's connection reuse.
+    let peer_addr = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_owned(), |peer| peer.to_string());
+    let peer = HeaderValue::from_str(&peer_addr).ok();
+    let service = service_fn(move |req| {
+        let answer = handle(req, state.clone());
+        let peer = peer.clone();
+        async move {
+            let mut response = answer.await?;
+            if let Some(peer) = peer {
+                response.headers_mut().insert("x-sampleapp-peer", peer);
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    if let Some(idle) = keep_alive {
+        // hyper's header read timeout also runs while a kept-alive connection waits for its
+        // next request: the closest it has to Kestrel's KeepAliveTimeout.
+        builder.timer(TokioTimer::new()).header_read_timeout(idle);
+    }
+    let conn = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
-        _ = conn.as_mut() => return,
+        _ = conn.as_mut() => {
+            if keep_alive.is_some() {
+                say(&format!("sampleapp closed the connection from {peer_addr}"));
+            }
+            return;
+        }
         _ = shutdown.wait_for(|stop| *stop) => {}
     }
     conn.as_mut().graceful_shutdown();
@@ -668,6 +698,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         token: std::env::var("ASPNETCORE_TOKEN").ok(),
         path_base: normalise_path_base(&std::env::var("ASPNETCORE_APPL_PATH").unwrap_or_default()),
         ignore_shutdown: env_flag("SAMPLEAPP_IGNORE_SHUTDOWN"),
+        keep_alive: env_num::<u64>("SAMPLEAPP_KEEPALIVE_MS").map(Duration::from_millis),
         shutdown: shutdown_tx,
     });
     // Installed first so a SIGTERM during any start-up stage is honoured.

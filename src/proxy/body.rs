@@ -1,5 +1,6 @@
 //! A response body that fails when the app leaves it idle for longer than requestTimeout,
-//! bounding each gap as WinHTTP's receive timeout does for ANCM (spec §4.7), not the total.
+//! bounding each gap as WinHTTP's receive timeout does for ANCM (spec §4.7), not the total;
+//! and that gives the app connection back to its pool once read in full.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use hyper::body::Incoming;
 
+use super::pool::Sender;
 use crate::supervisor::InFlight;
 
 pin_project_lite::pin_project! {
@@ -24,22 +26,42 @@ pin_project_lite::pin_project! {
         sleep: Option<Sleep>,
         limit: Duration,
         last_activity: Instant,
-        // Counts the request as in flight until the whole body has gone (or failed).
-        in_flight: Option<InFlight>,
+        // Counts the request as in flight until the whole body has been read (or failed), and
+        // holds the connection it comes on until then.
+        request: Option<(InFlight, Sender)>,
     }
 }
 
 impl<B> IdleTimeout<B> {
     /// `limit` of `None` never times out.
-    pub fn new(inner: B, limit: Option<Duration>, in_flight: Option<InFlight>) -> Self {
+    pub(super) fn new(
+        inner: B,
+        limit: Option<Duration>,
+        request: Option<(InFlight, Sender)>,
+    ) -> Self
+    where
+        B: Body,
+    {
         let now = Instant::now();
-        IdleTimeout {
+        let mut body = IdleTimeout {
             inner,
             sleep: limit.map(|l| tokio::time::sleep_until(now + l)),
             limit: limit.unwrap_or(Duration::MAX),
             last_activity: now,
-            in_flight,
+            request,
+        };
+        // Nothing to read (HEAD, 204, 304, an empty body): the front will not poll it.
+        if body.inner.is_end_stream() {
+            finish(&mut body.request);
         }
+        body
+    }
+}
+
+/// The response has been read in full: the request is over and its connection can serve another.
+fn finish(request: &mut Option<(InFlight, Sender)>) {
+    if let Some((in_flight, connection)) = request.take() {
+        in_flight.backend().connections.put(connection);
     }
 }
 
@@ -61,10 +83,15 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let mut this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+        if let Poll::Ready(frame) = this.inner.as_mut().poll_frame(cx) {
             *this.last_activity = Instant::now();
-            if frame.is_none() {
-                this.in_flight.take();
+            match &frame {
+                // The front stops polling once the body says it has ended.
+                Some(Ok(_)) if this.inner.is_end_stream() => finish(this.request),
+                Some(Ok(_)) => {}
+                None => finish(this.request),
+                // Dropped, the connection closes: what is left of the response is unknown.
+                Some(Err(_)) => drop(this.request.take()),
             }
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }

@@ -125,61 +125,76 @@ pub(super) fn rewrite_switching(headers: &mut HeaderMap) {
 
 /// `existing, ours` in one header line, as ANCM writes it; all existing lines are joined.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, ours: &HeaderValue) {
-    let mut values = headers.get_all(&name).iter();
-    let Some(first) = values.next() else {
-        headers.insert(name, ours.clone());
-        return;
+    let mut existing = match headers.entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(ours.clone());
+            return;
+        }
+        Entry::Occupied(existing) => existing,
     };
-    let mut joined = first.as_bytes().to_vec();
-    for value in values.chain(std::iter::once(ours)) {
-        joined.extend_from_slice(b", ");
+    let mut joined = Vec::new();
+    for (i, value) in existing.iter().chain(std::iter::once(ours)).enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b", ");
+        }
         joined.extend_from_slice(value.as_bytes());
     }
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
-        headers.insert(name, value);
+        existing.insert(value);
     }
 }
+
+/// The hop-by-hop headers every message loses, besides those its Connection header names.
+static HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// Removes the headers that describe one connection, not the message: those named in
 /// Connection, and Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and Upgrade.
 /// hyper sets the framing of each hop itself.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass to see whether there is anything to strip: most messages have none of these,
-    // and removing by name hashes each name every time. The per-request hot path.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
+    // The per-message hot path. One pass over the names finds what is there to strip: most
+    // messages carry none of these or only `Connection: keep-alive`, and removing a name
+    // hashes it whether it is there or not.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[i] = true;
+        }
     }
-    if headers.contains_key(header::CONNECTION) {
+    if present[0] {
+        // Options that name a header the message does not carry (`close`, `keep-alive` without
+        // a Keep-Alive header) need no removal, nor a HeaderName made for them.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|option| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|hop| hop.as_str().eq_ignore_ascii_case(option))
+                    && headers
+                        .keys()
+                        .any(|name| name.as_str().eq_ignore_ascii_case(option))
+            })
+            .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
-        headers.remove(header::CONNECTION);
     }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
 }
 
 #[cfg(test)]

@@ -4,29 +4,26 @@
 //! upgrade (WebSocket) the app accepts becomes a byte tunnel (`tunnel.rs`). When there is no
 //! app to forward to, ancm answers with its own pages.
 //!
-//! A client that goes away drops its request's future here: the legacy client then closes the
-//! app connection it was using rather than pooling it half-read (hyper closes a connection
-//! whose response future or body receiver is dropped before the end), so the app sees its
-//! request aborted.
+//! A client that goes away drops its request's future here, and with it the app connection it
+//! was using (`pool.rs`): hyper closes a connection whose response future or body receiver is
+//! dropped before the end, so the app sees its request aborted.
 
 mod body;
 mod front;
 mod headers;
 mod pages;
+mod pool;
 mod tls;
 mod tunnel;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +33,8 @@ use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use body::{BadBody, IdleTimeout, RequestBody};
 pub use front::serve;
 pub use headers::ClientInfo;
+pub use pool::Pool;
+use pool::{SendError, Sender};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
@@ -52,9 +51,8 @@ struct Head<'a> {
 
 /// Why forwarding gave no response.
 enum Failed {
-    Client(hyper_util::client::legacy::Error),
+    Send(SendError),
     Timeout(Duration),
-    Url(http::Error),
 }
 
 /// Safe methods (RFC 9110 §9.2.1) may be sent again when it is unclear whether the app saw
@@ -69,7 +67,6 @@ fn is_idempotent(method: &Method) -> bool {
 /// Shared state for every request; read-only but for the tunnel tracker.
 pub struct Proxy {
     supervisor: Supervisor,
-    client: Client<HttpConnector, ForwardBody>,
     request_timeout: Option<Duration>,
     /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
     show_output: bool,
@@ -90,19 +87,11 @@ impl Proxy {
     /// `tls` comes from [`tls_acceptor`], loaded before anything starts.
     pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> Proxy {
         let cfg = supervisor.config();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
         let show_output = is_development(&cfg.environment);
         Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
             header_read_timeout: cfg.header_read_timeout,
-            client,
             show_output,
             tls,
             tunnels: TaskTracker::new(),
@@ -176,7 +165,7 @@ impl Proxy {
         let mut result = self
             .send(&backend, &head, parts.headers, body, upgrade.as_ref())
             .await;
-        if let (Err(Failed::Client(err)), Some(headers)) = (&result, retry) {
+        if let (Err(Failed::Send(err)), Some(headers)) = (&result, retry) {
             if err.is_connect() || is_idempotent(&method) {
                 tracing::warn!(pid = backend.pid, err = %error_chain(err), "could not reach the app; trying once more");
                 backend.mark_unreachable();
@@ -191,7 +180,8 @@ impl Proxy {
         }
 
         match result {
-            Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            // Upgraded, the app's connection becomes the tunnel's: not one to pool.
+            Ok((response, _)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 match client_upgrade {
                     Some(client_side) => self.tunnel(response, client_side, in_flight),
                     None => {
@@ -206,7 +196,7 @@ impl Proxy {
                     }
                 }
             }
-            Ok(response) => {
+            Ok((response, connection)) => {
                 let (mut parts, body) = response.into_parts();
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
                 let keep_connection = self.keep_connection_header && version < Version::HTTP_2;
@@ -216,7 +206,7 @@ impl Proxy {
                     Either::Left(IdleTimeout::new(
                         body,
                         self.request_timeout,
-                        Some(in_flight),
+                        Some((in_flight, connection)),
                     )),
                 )
             }
@@ -230,10 +220,7 @@ impl Proxy {
                     limit.as_secs_f64()
                 )))
             }
-            Err(Failed::Url(err)) => page(pages::bad_gateway(&format!(
-                "cannot forward this URL: {err}"
-            ))),
-            Err(Failed::Client(err)) => {
+            Err(Failed::Send(err)) => {
                 let reason = if err.is_connect() {
                     "ancm could not connect to the app; it may have just exited and is being restarted."
                 } else {
@@ -246,6 +233,7 @@ impl Proxy {
     }
 
     /// Sends one request to `backend`, bounded by requestTimeout until the response headers.
+    /// Returns the response head with the connection it came on.
     async fn send(
         &self,
         backend: &Backend,
@@ -253,26 +241,26 @@ impl Proxy {
         mut headers: HeaderMap,
         body: ForwardBody,
         upgrade: Option<&HeaderValue>,
-    ) -> Result<Response<Incoming>, Failed> {
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(backend.authority.clone())
-            .path_and_query(head.path.clone())
-            .build()
-            .map_err(Failed::Url)?;
+    ) -> Result<(Response<Incoming>, Sender), Failed> {
         headers::rewrite_request(&mut headers, &backend.token, head.client, upgrade);
+        // An HTTP/1.0 client may send no Host; HTTP/1.1 requires one on the app's hop.
+        if !headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(backend.authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
+        }
         let mut request = Request::new(body);
         *request.method_mut() = head.method.clone();
-        *request.uri_mut() = uri;
+        *request.uri_mut() = Uri::from(head.path.clone());
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers;
-        let forwarded = self.client.request(request);
+        let forwarded = backend.connections.send(request);
         match self.request_timeout {
             Some(limit) => match tokio::time::timeout(limit, forwarded).await {
-                Ok(result) => result.map_err(Failed::Client),
+                Ok(result) => result.map_err(Failed::Send),
                 Err(_) => Err(Failed::Timeout(limit)),
             },
-            None => forwarded.await.map_err(Failed::Client),
+            None => forwarded.await.map_err(Failed::Send),
         }
     }
 

@@ -106,6 +106,8 @@ pub struct Backend {
     /// passed over. A process that died is replaced within milliseconds; the mark only bridges
     /// the moment before its slot notices, and runs out by itself if the failure was passing.
     unreachable_until: AtomicU64,
+    /// The proxy's keep-alive connections to this process.
+    pub(crate) connections: crate::proxy::Pool,
 }
 
 /// How long a backend the proxy could not reach is passed over.
@@ -128,6 +130,7 @@ impl Backend {
             pid,
             in_flight: AtomicUsize::new(0),
             unreachable_until: AtomicU64::new(0),
+            connections: crate::proxy::Pool::new(addr),
         }
     }
 
@@ -151,6 +154,10 @@ impl InFlight {
     pub fn new(backend: Arc<Backend>) -> InFlight {
         backend.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(backend)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.0
     }
 }
 

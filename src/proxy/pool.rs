@@ -1,0 +1,162 @@
+//! Connections to one app process: HTTP/1.1 keep-alive connections, opened when no idle one is
+//! at hand and kept between requests, as ANCM's WinHTTP session keeps them. Each process has its
+//! own pool (it lives in its [`Backend`](crate::supervisor::Backend)), so a process that is
+//! replaced takes its idle connections with it.
+//!
+//! A connection is lent to one request and comes back only once its response has been read in
+//! full (see `body.rs`). One dropped before that, because the client went away, is closed with
+//! the request half done, and the app sees its request aborted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::RequestBody;
+
+/// One connection to the app, ready to carry a request.
+pub(super) type Sender = http1::SendRequest<RequestBody>;
+
+/// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
+/// so ancm lets go first rather than send a request into a connection being closed.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// Idle connections kept per process; more than this many at once are closed after use.
+const MAX_IDLE: usize = 512;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a request could not be sent to the app or got no response.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SendError {
+    #[error("cannot connect to {addr}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connecting to {0} took longer than {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout(SocketAddr),
+    #[error("the HTTP/1.1 handshake with the app failed")]
+    Handshake(#[source] hyper::Error),
+    #[error("the app closed the connection or sent an invalid response")]
+    Request(#[source] hyper::Error),
+}
+
+impl SendError {
+    /// Whether the app never saw the request: no connection could be made.
+    pub(super) fn is_connect(&self) -> bool {
+        !matches!(self, SendError::Request(_))
+    }
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// The keep-alive connections to one app process.
+pub struct Pool {
+    addr: SocketAddr,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self.idle.lock().map_or(0, |idle| idle.len());
+        f.debug_struct("Pool")
+            .field("addr", &self.addr)
+            .field("idle", &idle)
+            .finish()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(addr: SocketAddr) -> Pool {
+        Pool {
+            addr,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `request` on an idle connection, or a new one, and returns the response head with
+    /// the connection it came on (to be given back with [`Pool::put`] once the body is read).
+    /// A request a reused connection closed on before taking it is sent again on a fresh one.
+    pub(super) async fn send(
+        &self,
+        mut request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Sender), SendError> {
+        loop {
+            let (mut sender, reused) = match self.checkout().await {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(SendError::Request(err.into_error())),
+                },
+            }
+        }
+    }
+
+    /// Gives back a connection whose response has been read in full.
+    pub(super) fn put(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// The most recently used idle connection that is still open, once it can take a request
+    /// (it may still be finishing the previous response).
+    async fn checkout(&self) -> Option<Sender> {
+        loop {
+            let Idle { mut sender, since } = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()?;
+            if since.elapsed() >= IDLE_FOR || sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, SendError> {
+        let addr = self.addr;
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(SendError::Connect { addr, source }),
+            Err(_) => return Err(SendError::ConnectTimeout(addr)),
+        };
+        // Heads and small bodies go out at once rather than waiting on Nagle.
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(SendError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(%addr, err = %super::error_chain(&err), "connection to the app ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
