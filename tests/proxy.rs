@@ -253,8 +253,16 @@ fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
             .expect("the app names the connection")
             .to_owned()
     };
-    let first = peer(&ancm.get("/pid"));
-    let second = peer(&ancm.get("/pid"));
+    // One client connection: ancm's pools are per proxy thread, and a client connection stays
+    // on one thread.
+    let http = client();
+    let get = || {
+        http.get(format!("{}/pid", ancm.url))
+            .send()
+            .expect("request through ancm")
+    };
+    let first = peer(&get());
+    let second = peer(&get());
     assert_eq!(
         first, second,
         "one request after another reuse one connection"
@@ -263,7 +271,7 @@ fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
     ancm.wait_stdout("the app to close the idle connection", |line| {
         line.contains(&format!("sampleapp closed the connection from {first}"))
     });
-    let third = peer(&ancm.get("/pid"));
+    let third = peer(&get());
     assert_ne!(third, first, "a new connection replaces the closed one");
     assert_eq!(
         ancm.count_stderr(|line| line.contains("502")),

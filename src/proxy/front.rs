@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::workers::Workers;
 use super::{error_chain, ClientInfo, Proxy};
 
 /// How long upgraded connections (WebSockets) may stay open once ancm is stopping. They have
@@ -31,22 +32,39 @@ type Server = auto::Builder<TokioExecutor>;
 /// Serves on every listener until `shutdown` fires, then stops accepting and lets each
 /// connection finish its request in flight. Returns when every connection has closed.
 pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
-    // Also when the caller gives up on the drain and drops this future: tunnels close with it.
+    // Also when the caller gives up on the drain and drops this future: tunnels close with it,
+    // and with the workers everything they still serve.
     let _close_tunnels = proxy.close_tunnels.clone().drop_guard();
+    let workers = Workers::start().await;
     let server = Arc::new(server(proxy.header_read_timeout));
     let connections = TaskTracker::new();
-    let accepting: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| {
-            tokio::spawn(accept(
+    let mut accepting = Vec::new();
+    for listener in listeners {
+        // Every worker accepts from every listener; the kernel hands each connection to one.
+        let listener = match listener.into_std() {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(%err, "cannot hand a listener to the proxy threads");
+                continue;
+            }
+        };
+        for worker in workers.handles() {
+            let listener = match listener.try_clone() {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::error!(%err, "cannot hand a listener to a proxy thread");
+                    continue;
+                }
+            };
+            accepting.push(worker.spawn(accept(
                 listener,
                 proxy.clone(),
                 server.clone(),
                 shutdown.clone(),
                 connections.clone(),
-            ))
-        })
-        .collect();
+            )));
+        }
+    }
     for task in accepting {
         let _ = task.await;
     }
@@ -66,6 +84,7 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
         }
     };
     tokio::join!(connections.wait(), tunnels);
+    workers.stop().await;
 }
 
 /// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
@@ -87,12 +106,20 @@ fn server(header_read_timeout: Duration) -> Server {
 }
 
 async fn accept(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     proxy: Arc<Proxy>,
     server: Arc<Server>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
+    // Registered with the runtime of the worker this runs on.
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(%err, "a proxy thread cannot listen");
+            return;
+        }
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

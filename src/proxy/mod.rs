@@ -15,6 +15,7 @@ mod pages;
 mod pool;
 mod tls;
 mod tunnel;
+mod workers;
 
 use std::time::Duration;
 

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::workers;
 
 /// One connection to the app, ready to carry a request.
 pub(super) type Sender = http1::SendRequest<RequestBody>;
@@ -64,12 +65,18 @@ struct Idle {
 /// The keep-alive connections to one app process.
 pub struct Pool {
     addr: SocketAddr,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections by proxy worker (`workers.rs`): a connection is driven by the worker
+    /// that opened it, so it only serves that worker's requests.
+    idle: Box<[Mutex<Vec<Idle>>]>,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle = self.idle.lock().map_or(0, |idle| idle.len());
+        let idle: usize = self
+            .idle
+            .iter()
+            .map(|idle| idle.lock().map_or(0, |idle| idle.len()))
+            .sum();
         f.debug_struct("Pool")
             .field("addr", &self.addr)
             .field("idle", &idle)
@@ -81,8 +88,15 @@ impl Pool {
     pub(crate) fn new(addr: SocketAddr) -> Pool {
         Pool {
             addr,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..workers::count())
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
         }
+    }
+
+    /// The calling worker's idle connections.
+    fn idle(&self) -> &Mutex<Vec<Idle>> {
+        &self.idle[workers::current() % self.idle.len()]
     }
 
     /// Sends `request` on an idle connection, or a new one, and returns the response head with
@@ -112,7 +126,7 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
                 sender,
@@ -126,7 +140,7 @@ impl Pool {
     async fn checkout(&self) -> Option<Sender> {
         loop {
             let Idle { mut sender, since } = self
-                .idle
+                .idle()
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop()?;
