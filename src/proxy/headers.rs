@@ -167,7 +167,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             present[i] = true;
         }
     }
-    if present[0] {
+    // `Connection: keep-alive` or `close`, as most messages say, names no header to remove
+    // beyond the fixed list (Keep-Alive is on it; no header is called Close).
+    if present[0]
+        && !headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .all(|v| is_plain_option(v.as_bytes()))
+    {
         // Options that name a header the message does not carry (`close`, `keep-alive` without
         // a Keep-Alive header) need no removal, nor a HeaderName made for them.
         let named: Vec<HeaderName> = headers
@@ -195,6 +202,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+}
+
+fn is_plain_option(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
 }
 
 #[cfg(test)]
