@@ -107,21 +107,25 @@ def rss_peak(pid, while_pid):
 
 
 def proc_ticks(spec):
-    """CPU ticks (user+system, all threads) of a pid, or of every process in group -spec."""
+    """CPU ticks (user, system; all threads) of a pid, or of every process in group -spec;
+    None for a pid that has gone."""
     spec = int(spec)
-    total = 0
+    user = system = 0
     pids = [spec] if spec > 0 else [int(p) for p in os.listdir("/proc") if p.isdigit()]
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
+            if spec > 0:
+                return None  # gone: no figure rather than a wrong one
             continue
         # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
         if spec < 0 and int(fields[2]) != -spec:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
 
 
 def machine_ticks():
@@ -161,16 +165,21 @@ def cpu(out, delay, span, *specs):
     m1 = machine_ticks()
     secs = time.monotonic() - t0
     hz = os.sysconf("SC_CLK_TCK")
+    # A process that went away during the span gives no figure (and counts under "other").
+    named = [(n, spec) for n, spec in named if before[n] is not None and after[n] is not None]
+    pct = lambda n, i: 100.0 * (after[n][i] - before[n][i]) / hz / secs
     with open(out, "w") as f:
         for n, _ in named:
-            f.write(f"{n} {100.0 * (after[n] - before[n]) / hz / secs:.1f}\n")
+            f.write(f"{n} {pct(n, 0) + pct(n, 1):.1f}\n")
+            # The kernel's share: system calls (loopback TCP) and the interrupts they take.
+            f.write(f"{n}_sys {pct(n, 1):.1f}\n")
         # /proc/stat: user nice system idle iowait irq softirq steal ...; in % of one core.
         total = sum(m1[2][:8]) - sum(m0[2][:8])
         ncpu = os.cpu_count() or 1
         if total > 0:
             share = lambda i: 100.0 * ncpu * (m1[2][i] - m0[2][i]) / total
             busy = 100.0 * ncpu - share(3) - share(4)
-            named_sum = sum(100.0 * (after[n] - before[n]) / hz / secs for n, _ in named)
+            named_sum = sum(pct(n, 0) + pct(n, 1) for n, _ in named)
             irq = share(5) + share(6)
             f.write(f"irq {irq:.1f}\n")
             f.write(f"steal {share(7):.1f}\n")
@@ -363,6 +372,33 @@ def render(results, md_path, command):
                      ["path"] + [label for _, label in cpu_names], rows,
                      "irq: the kernel's interrupt time (loopback networking), mostly also counted in the"
                      " process it interrupted"))
+
+    # CPU time per request, in µs: what each process spends on one request. With every core
+    # busy, requests/s is what the cores give divided by the sum of these.
+    def per_request(key, name):
+        pct, rps = med(f"cpu_{key}_{name}"), med(f"rps_{key}")
+        return None if pct is None or not rps else pct / 100.0 / rps * 1e6
+
+    rows = []
+    for key, label in paths:
+        proxy = "ancm" if key == "ancm" else "proxy"
+        total = per_request(key, "machine")
+        rows.append([label, f(per_request(key, "wrk"), ".1f"), f(per_request(key, "backend"), ".1f"),
+                     "" if key == "direct" else f(per_request(key, proxy), ".1f"),
+                     "" if key == "direct" else f(per_request(key, f"{proxy}_sys"), ".1f"),
+                     f(total, ".1f")])
+    foot = ""
+    rps_nginx, ncpu = med("rps_nginx"), os.cpu_count() or 1
+    others = [per_request("ancm", n) for n in ("wrk", "backend")]
+    if rps_nginx and None not in others:
+        budget = ncpu * 1e6 / (1.2 * rps_nginx)
+        foot = (f"At 1.2 x the nginx proxy's requests/s, the {ncpu} cores give {budget:.1f} µs per"
+                f" request; wrk and the backend take {sum(others):.1f} of them (through ancm),"
+                f" which leaves {budget - sum(others):.1f} µs for ancm, kernel time included;"
+                f" nginx as proxy spends {f(per_request('nginx', 'proxy'), '.1f')}.")
+    sections.append(("CPU time per request (µs), median",
+                     ["path", "wrk", "backend nginx", "proxy", "proxy in the kernel", "machine busy"],
+                     rows, foot))
 
     rows = []
     for key, label in paths:

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,33 +39,26 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
     let workers = Workers::start().await;
     let server = Arc::new(server(proxy.header_read_timeout));
     let connections = TaskTracker::new();
-    let mut accepting = Vec::new();
-    for listener in listeners {
-        // Every worker accepts from every listener; the kernel hands each connection to one.
-        let listener = match listener.into_std() {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::error!(%err, "cannot hand a listener to the proxy threads");
-                continue;
-            }
-        };
-        for worker in workers.handles() {
-            let listener = match listener.try_clone() {
-                Ok(listener) => listener,
-                Err(err) => {
-                    tracing::error!(%err, "cannot hand a listener to a proxy thread");
-                    continue;
-                }
-            };
-            accepting.push(worker.spawn(accept(
+    // One accept loop per listener, here; each connection goes to the next worker in turn, so
+    // the workers share clients evenly (one that raced the others to accept would not).
+    let workers_handles: Arc<[Handle]> = workers.handles().into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept(
                 listener,
+                Deal {
+                    workers: workers_handles.clone(),
+                    next: next.clone(),
+                    connections: connections.clone(),
+                },
                 proxy.clone(),
                 server.clone(),
                 shutdown.clone(),
-                connections.clone(),
-            )));
-        }
-    }
+            ))
+        })
+        .collect();
     for task in accepting {
         let _ = task.await;
     }
@@ -105,52 +99,74 @@ fn server(header_read_timeout: Duration) -> Server {
     server
 }
 
+/// Where accepted connections go: to each worker in turn, tracked until they close.
+struct Deal {
+    workers: Arc<[Handle]>,
+    next: Arc<AtomicUsize>,
+    connections: TaskTracker,
+}
+
+impl Deal {
+    fn worker(&self) -> &Handle {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.workers[turn % self.workers.len()]
+    }
+}
+
 async fn accept(
-    listener: std::net::TcpListener,
+    listener: TcpListener,
+    deal: Deal,
     proxy: Arc<Proxy>,
     server: Arc<Server>,
     shutdown: CancellationToken,
-    connections: TaskTracker,
 ) {
-    // Registered with the runtime of the worker this runs on.
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(err) => {
-            tracing::error!(%err, "a proxy thread cannot listen");
-            return;
-        }
-    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => return,
         };
-        match accepted {
-            Ok((stream, remote)) => {
-                connections.spawn(connection(
-                    stream,
-                    remote,
-                    proxy.clone(),
-                    server.clone(),
-                    shutdown.clone(),
-                ));
-            }
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%err, "accepting a connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        // Handed over unregistered: the worker's own runtime watches it from there on.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(%err, %remote, "cannot hand a connection to a proxy thread");
+                continue;
+            }
+        };
+        let serve = connection(
+            stream,
+            remote,
+            proxy.clone(),
+            server.clone(),
+            shutdown.clone(),
+        );
+        deal.worker().spawn(deal.connections.track_future(serve));
     }
 }
 
 async fn connection(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     remote: SocketAddr,
     proxy: Arc<Proxy>,
     server: Arc<Server>,
     shutdown: CancellationToken,
 ) {
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::warn!(%err, %remote, "a proxy thread cannot take a connection");
+            return;
+        }
+    };
     let _ = stream.set_nodelay(true);
     // The TLS handshake and the first request share one deadline, so a client that connects
     // and says nothing (or only part of a handshake or preface) cannot hold the connection.

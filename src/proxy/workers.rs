@@ -1,5 +1,5 @@
-//! The proxy's threads: one single-threaded runtime per core, each accepting from every
-//! listener and serving its connections from start to end, as nginx's worker processes do. A
+//! The proxy's threads: one single-threaded runtime per core, each serving the client
+//! connections dealt to it from start to end, as nginx's worker processes do. A
 //! request, the app connection it goes out on and every wakeup between them stay on one
 //! thread, with no hand-over between threads and no work stealing; the rest of ancm (the
 //! supervisor, the watch, the helper) stays on the main runtime.
