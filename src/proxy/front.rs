@@ -41,7 +41,7 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
     let connections = TaskTracker::new();
     // One accept loop per listener, here; each connection goes to the next worker in turn, so
     // the workers share clients evenly (one that raced the others to accept would not).
-    let workers_handles: Arc<[Handle]> = workers.handles().into();
+    let handles = workers.handles();
     let next = Arc::new(AtomicUsize::new(0));
     let accepting: Vec<_> = listeners
         .into_iter()
@@ -49,7 +49,7 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
             tokio::spawn(accept(
                 listener,
                 Deal {
-                    workers: workers_handles.clone(),
+                    workers: handles.clone(),
                     next: next.clone(),
                     connections: connections.clone(),
                 },

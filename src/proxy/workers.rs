@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::num::NonZeroUsize;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -30,7 +30,7 @@ pub(super) fn current() -> usize {
 
 /// The running workers; dropping this stops them, closing whatever they still serve.
 pub(super) struct Workers {
-    handles: Vec<Handle>,
+    handles: Arc<[Handle]>,
     exited: Vec<oneshot::Receiver<()>>,
     _stop: DropGuard,
 }
@@ -58,21 +58,26 @@ impl Workers {
             handles.push(Handle::current());
         }
         Workers {
-            handles,
+            handles: handles.into(),
             exited,
             _stop: stop.drop_guard(),
         }
     }
 
-    pub(super) fn handles(&self) -> &[Handle] {
-        &self.handles
+    /// The workers' runtimes, to spawn connections on.
+    pub(super) fn handles(&self) -> Arc<[Handle]> {
+        self.handles.clone()
     }
 
     /// Stops every worker and waits for its thread to let go of its runtime; connections to
     /// the apps still open close with it.
     pub(super) async fn stop(self) {
-        let Workers { exited, _stop, .. } = self;
-        drop(_stop);
+        let Workers {
+            exited,
+            _stop: stop,
+            ..
+        } = self;
+        drop(stop);
         for exit in exited {
             let _ = exit.await;
         }
