@@ -12,6 +12,8 @@ mod check;
 mod cli;
 /// web.config and flags as the user writes them, and their errors.
 mod config;
+/// The ANCM contract as real apps hold it: framing, failed exchanges, shutdown, limits.
+mod contract;
 /// Every real-world web.config in tests/fixtures/webconfig gets the verdict ANCM would give.
 mod corpus;
 /// `ancm helper`, the protocol for native web-server modules.

@@ -319,6 +319,14 @@ async fn handle(
     state: Arc<AppState>,
 ) -> Result<Response<ResBody>, Infallible> {
     let seen = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    // Kestrel refuses a POST or PUT that declares no length before any middleware runs.
+    if matches!(*req.method(), Method::POST | Method::PUT)
+        && req.version() == http::Version::HTTP_11
+        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !req.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Ok(text(StatusCode::LENGTH_REQUIRED, "length required"));
+    }
     // The token proves the request came through the module, so it is checked
     // before anything else, exactly like ASP.NET Core's IISMiddleware does.
     if let Some(token) = &state.token {
@@ -396,6 +404,18 @@ async fn handle(
         }
         (&Method::GET, "/print") => print_lines(&uri).await,
         (&Method::GET, "/headers") => headers_response(),
+        (&Method::GET, "/many-headers") => {
+            // As apps that set many cookies or policy headers answer.
+            let mut res = text(StatusCode::OK, "many headers");
+            let size = usize::try_from(query_num(&uri, "size", 16)).unwrap_or(16);
+            for i in 0..query_num(&uri, "n", 120) {
+                let value = format!("c{i}={}", "v".repeat(size));
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    res.headers_mut().append(http::header::SET_COOKIE, value);
+                }
+            }
+            res
+        }
         (&Method::GET, "/ws") => websocket(req),
         (&Method::GET, "/sse") => {
             let mut res = Response::new(

@@ -1,9 +1,12 @@
 //! A response body that fails when the app leaves it idle for longer than requestTimeout,
 //! bounding each gap as WinHTTP's receive timeout does for ANCM (spec §4.7), not the total;
-//! and that gives the app connection back to its pool once read in full.
+//! and that gives the app connection back to its pool once read in full. The request body
+//! going the other way reports how the app takes it, for the same timeout and the body limit.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -117,12 +120,67 @@ where
     }
 }
 
+/// What the proxy learns from a request body as the app takes it: when the app last took a
+/// frame, so that requestTimeout bounds the gaps the app leaves and never the client's own
+/// pace (WinHTTP's send timeout bounds each write, spec §4.7); and whether the body ran past
+/// the request limit (maxAllowedContentLength).
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// [`millis`] when the app last took a frame, or [`WAITING_ON_CLIENT`].
+    last: AtomicU64,
+    too_large: AtomicBool,
+}
+
+const WAITING_ON_CLIENT: u64 = u64::MAX;
+
+/// Milliseconds since the first call: a clock an atomic can hold.
+fn millis() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+}
+
+impl Progress {
+    pub(super) fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            last: AtomicU64::new(millis()),
+            too_large: AtomicBool::new(false),
+        })
+    }
+
+    /// When the app will have been idle for `limit`; `None` while the wait is on the client.
+    pub(super) fn idle_deadline(&self, limit: Duration) -> Option<Instant> {
+        match self.last.load(Ordering::Relaxed) {
+            WAITING_ON_CLIENT => None,
+            last => {
+                let since = Duration::from_millis(millis().saturating_sub(last));
+                Some(Instant::now() + limit.saturating_sub(since))
+            }
+        }
+    }
+
+    /// Whether the body was cut off for passing the request limit.
+    pub(super) fn too_large(&self) -> bool {
+        self.too_large.load(Ordering::Relaxed)
+    }
+}
+
+/// The client's body ran past maxAllowedContentLength: the app's request is aborted.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than maxAllowedContentLength ({0} bytes)")]
+pub(super) struct TooLarge(u64);
+
 /// A request body on its way to the app: the client's (with its first frame possibly read
-/// ahead, see [`RequestBody::checked`]), or none, when a bodiless request is sent again.
+/// ahead, see [`RequestBody::checked`]), or none.
 #[derive(Debug)]
 pub(super) struct RequestBody {
     first: Option<Frame<Bytes>>,
     rest: Option<Incoming>,
+    /// Present when a limit or a timeout needs to know how the body goes.
+    progress: Option<Arc<Progress>>,
+    /// maxAllowedContentLength, and the bytes passed on so far.
+    limit: Option<u64>,
+    sent: u64,
 }
 
 /// The client's chunked body was malformed from its very first chunk.
@@ -139,13 +197,9 @@ impl RequestBody {
         RequestBody {
             first: None,
             rest: Some(body),
-        }
-    }
-
-    pub(super) fn empty() -> Self {
-        RequestBody {
-            first: None,
-            rest: None,
+            progress: None,
+            limit: None,
+            sent: 0,
         }
     }
 
@@ -160,28 +214,54 @@ impl RequestBody {
             Ok(Some(Err(err))) => return Err(BadBody::Invalid(err)),
             Err(_) => return Err(BadBody::Slow(limit)),
         };
-        Ok(RequestBody {
-            first,
-            rest: Some(body),
-        })
+        let mut checked = RequestBody::streamed(body);
+        checked.first = first;
+        Ok(checked)
+    }
+
+    /// Cuts the body off past `limit` bytes and reports how it goes through `progress`.
+    pub(super) fn watched(mut self, limit: Option<u64>, progress: Arc<Progress>) -> Self {
+        self.limit = limit;
+        self.progress = Some(progress);
+        self
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Some(frame) = self.first.take() {
-            return Poll::Ready(Some(Ok(frame)));
+        let this = &mut *self;
+        let polled = match (this.first.take(), this.rest.as_mut()) {
+            (Some(frame), _) => Poll::Ready(Some(Ok(frame))),
+            (None, Some(rest)) => Pin::new(rest).poll_frame(cx),
+            (None, None) => Poll::Ready(None),
+        };
+        let Some(progress) = &this.progress else {
+            return polled.map_err(Into::into);
+        };
+        match &polled {
+            Poll::Pending => {
+                progress.last.store(WAITING_ON_CLIENT, Ordering::Relaxed);
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                this.sent = this.sent.saturating_add(len);
+                if let Some(limit) = this.limit.filter(|&limit| this.sent > limit) {
+                    progress.too_large.store(true, Ordering::Relaxed);
+                    this.rest = None;
+                    return Poll::Ready(Some(Err(Box::new(TooLarge(limit)))));
+                }
+            }
+            Poll::Ready(_) => {}
         }
-        match self.rest.as_mut() {
-            Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
+        progress.last.store(millis(), Ordering::Relaxed);
+        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

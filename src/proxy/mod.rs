@@ -31,47 +31,41 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{AppConfig, ConfigError};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
-use body::{BadBody, IdleTimeout, RequestBody};
+use body::{BadBody, IdleTimeout, Progress, RequestBody};
 pub use front::serve;
 pub use headers::ClientInfo;
 pub use pool::Pool;
-use pool::{SendError, Sender};
+use pool::{SendError, Sender, Unanswered};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
-
-/// What goes to the app.
-type ForwardBody = RequestBody;
-
-/// The parts of a request that stay the same when it is sent again.
-struct Head<'a> {
-    method: &'a Method,
-    path: &'a PathAndQuery,
-    client: &'a ClientInfo,
-}
 
 /// Why forwarding gave no response.
 enum Failed {
     Send(SendError),
     Timeout(Duration),
+    /// The request body passed maxAllowedContentLength on its way.
+    TooLarge,
 }
 
-/// Safe methods (RFC 9110 §9.2.1) may be sent again when it is unclear whether the app saw
-/// the first try.
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
+/// Methods whose requests carry content by their meaning (RFC 9110 §8.6): sent without a body,
+/// they go to the app with `Content-Length: 0`, as WinHTTP sends them for ANCM. Kestrel
+/// answers 411 Length Required to a POST or PUT that declares no length.
+fn expects_content(method: &Method) -> bool {
+    !matches!(
         *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        Method::GET
+            | Method::HEAD
+            | Method::DELETE
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::CONNECT
     )
 }
 
 /// Shared state for every request; read-only but for the tunnel tracker.
 pub struct Proxy {
     supervisor: Supervisor,
-    request_timeout: Option<Duration>,
-    /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
-    show_output: bool,
-    keep_connection_header: bool,
     /// How long a client may take to send a request's headers (and the TLS handshake): slow
     /// clients must not hold connections for ever.
     header_read_timeout: Duration,
@@ -85,15 +79,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `tls` comes from [`tls_acceptor`], loaded before anything starts.
+    /// `tls` comes from [`tls_acceptor`], loaded before anything starts. What applies to a
+    /// request once it has an app process (requestTimeout, forwardResponseConnectionHeader)
+    /// comes from that process's configuration, so a reload applies in full.
     pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> Proxy {
-        let cfg = supervisor.config();
-        let show_output = is_development(&cfg.environment);
         Proxy {
-            request_timeout: cfg.request_timeout,
-            keep_connection_header: cfg.forward_response_connection_header,
-            header_read_timeout: cfg.header_read_timeout,
-            show_output,
+            header_read_timeout: supervisor.config().header_read_timeout,
             tls,
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
@@ -117,14 +108,13 @@ impl Proxy {
         let upgrade = headers::requested_upgrade(version, request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         // hyper already refuses what could be read two ways (RFC 9112 §6.3): a Transfer-Encoding
         // not ending in chunked gets 400; with both Content-Length and chunked, chunked wins,
         // Content-Length is dropped and the connection closes after the answer, so nothing can
         // be smuggled behind the body. A chunked body broken from its first chunk is refused
         // here, before anything reaches the app.
-        let body = if parts.headers.contains_key(http::header::TRANSFER_ENCODING)
-            && !body.is_end_stream()
+        let body = if parts.headers.contains_key(header::TRANSFER_ENCODING) && !body.is_end_stream()
         {
             match RequestBody::checked(body, self.header_read_timeout).await {
                 Ok(body) => body,
@@ -148,35 +138,60 @@ impl Proxy {
             Ok(backend) => backend,
             Err(unavailable) => return self.unavailable(&unavailable),
         };
-        let mut in_flight = InFlight::new(backend.clone());
+        let request_timeout = backend.config.request_timeout;
+        let bodiless = body.is_end_stream();
+        let progress = (!bodiless && request_timeout.is_some()).then(Progress::new);
+        let body = match &progress {
+            Some(progress) => body.watched(None, progress.clone()),
+            None => body,
+        };
+        if bodiless
+            && upgrade.is_none()
+            && expects_content(&parts.method)
+            && !parts.headers.contains_key(header::CONTENT_LENGTH)
+        {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         let path = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let method = parts.method;
-        // A request without a body can go to another process when this one cannot be reached
-        // (it has just died): only for those are the headers kept for a second try.
-        let retry = (upgrade.is_none() && body.is_end_stream()).then(|| parts.headers.clone());
-        let head = Head {
-            method: &method,
-            path: &path,
-            client,
-        };
-        let mut result = self
-            .send(&backend, &head, parts.headers, body, upgrade.as_ref())
-            .await;
-        if let (Err(Failed::Send(err)), Some(headers)) = (&result, retry) {
-            if err.is_connect() || is_idempotent(&method) {
-                tracing::warn!(pid = backend.pid, err = %error_chain(err), "could not reach the app; trying once more");
-                backend.mark_unreachable();
-                if let Ok(next) = self.supervisor.backend().await {
+        let mut headers = parts.headers;
+        headers::rewrite_request(&mut headers, &backend.token, client, upgrade.as_ref());
+        // An HTTP/1.0 client may send no Host; HTTP/1.1 requires one on the app's hop.
+        if !headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(backend.authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
+        }
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = parts.method;
+        *outgoing.uri_mut() = Uri::from(path);
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = headers;
+
+        let mut in_flight = InFlight::new(backend.clone());
+        let mut result = self.send(&backend, outgoing, progress.as_deref()).await;
+        // Only a request the app never saw goes to another try (a process that cannot be
+        // reached has just died, or is about to be noticed dead): one that reached the app is
+        // never replayed, since it may be what made the app fail.
+        if let Err((Failed::Send(err), Some(mut unsent))) = result {
+            tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
+            backend.mark_unreachable();
+            match self.supervisor.backend().await {
+                Ok(next) => {
                     backend = next;
                     in_flight = InFlight::new(backend.clone());
-                    result = self
-                        .send(&backend, &head, headers, RequestBody::empty(), None)
-                        .await;
+                    unsent
+                        .headers_mut()
+                        .insert(headers::MS_ASPNETCORE_TOKEN, backend.token.clone());
+                    result = self.send(&backend, unsent, progress.as_deref()).await;
                 }
+                Err(unavailable) => return self.unavailable(&unavailable),
             }
         }
 
@@ -200,18 +215,23 @@ impl Proxy {
             Ok((response, connection)) => {
                 let (mut parts, body) = response.into_parts();
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
-                let keep_connection = self.keep_connection_header && version < Version::HTTP_2;
+                let keep_connection =
+                    backend.config.forward_response_connection_header && version < Version::HTTP_2;
                 headers::rewrite_response(&mut parts.headers, keep_connection);
                 Response::from_parts(
                     parts,
                     Either::Left(IdleTimeout::new(
                         body,
-                        self.request_timeout,
+                        request_timeout,
                         Some((in_flight, connection)),
                     )),
                 )
             }
-            Err(Failed::Timeout(limit)) => {
+            Err((Failed::TooLarge, _)) => page(pages::client_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is larger than this app accepts.",
+            )),
+            Err((Failed::Timeout(limit), _)) => {
                 tracing::warn!(
                     pid = backend.pid,
                     "the app did not answer within requestTimeout ({limit:?}); answering 502"
@@ -221,8 +241,8 @@ impl Proxy {
                     limit.as_secs_f64()
                 )))
             }
-            Err(Failed::Send(err)) => {
-                let reason = if err.is_connect() {
+            Err((Failed::Send(err), unsent)) => {
+                let reason = if unsent.is_some() {
                     "ancm could not connect to the app; it may have just exited and is being restarted."
                 } else {
                     "The app closed the connection or sent an invalid response."
@@ -233,45 +253,63 @@ impl Proxy {
         }
     }
 
-    /// Sends one request to `backend`, bounded by requestTimeout until the response headers.
-    /// Returns the response head with the connection it came on.
+    /// Sends one request to `backend`. requestTimeout bounds each wait on the app until the
+    /// response head: the connect, each gap while the app takes the request body (`progress`),
+    /// and the head itself once the body is sent; never the client's own pace. Returns the
+    /// response head with the connection it came on, or why there is none and, if the app
+    /// never saw it, the request.
     async fn send(
         &self,
         backend: &Backend,
-        head: &Head<'_>,
-        mut headers: HeaderMap,
-        body: ForwardBody,
-        upgrade: Option<&HeaderValue>,
-    ) -> Result<(Response<Incoming>, Sender), Failed> {
-        headers::rewrite_request(&mut headers, &backend.token, head.client, upgrade);
-        // An HTTP/1.0 client may send no Host; HTTP/1.1 requires one on the app's hop.
-        if !headers.contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(backend.authority.as_str()) {
-                headers.insert(header::HOST, host);
-            }
-        }
-        let mut request = Request::new(body);
-        *request.method_mut() = head.method.clone();
-        *request.uri_mut() = Uri::from(head.path.clone());
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = headers;
+        request: Request<RequestBody>,
+        progress: Option<&Progress>,
+    ) -> Result<(Response<Incoming>, Sender), (Failed, Option<Request<RequestBody>>)> {
         let forwarded = backend.connections.send(request);
-        match self.request_timeout {
-            Some(limit) => match tokio::time::timeout(limit, forwarded).await {
-                Ok(result) => result.map_err(Failed::Send),
-                Err(_) => Err(Failed::Timeout(limit)),
-            },
-            None => forwarded.await.map_err(Failed::Send),
+        let Some(limit) = backend.config.request_timeout else {
+            return forwarded.await.map_err(|u| failed(u, progress));
+        };
+        tokio::pin!(forwarded);
+        let idle = tokio::time::sleep(limit);
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                result = &mut forwarded => return result.map_err(|u| failed(u, progress)),
+                () = &mut idle => {
+                    let now = tokio::time::Instant::now();
+                    let due = match progress {
+                        None => now,
+                        // The client is still sending: its pace is not the app's silence.
+                        Some(progress) => progress.idle_deadline(limit).unwrap_or(now + limit),
+                    };
+                    if due <= now {
+                        return Err((Failed::Timeout(limit), None));
+                    }
+                    idle.as_mut().reset(due);
+                }
+            }
         }
     }
 
     fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
+        let config = self.supervisor.config();
         page(pages::startup_failure(
             unavailable,
-            &self.supervisor.config(),
-            self.show_output,
+            &config,
+            is_development(&config.environment),
         ))
     }
+}
+
+/// What a request that got no response failed of.
+fn failed(
+    unanswered: Unanswered,
+    progress: Option<&Progress>,
+) -> (Failed, Option<Request<RequestBody>>) {
+    let Unanswered { error, unsent } = unanswered;
+    if progress.is_some_and(Progress::too_large) {
+        return (Failed::TooLarge, None);
+    }
+    (Failed::Send(error), unsent)
 }
 
 /// The front's TLS setup from --tls-cert/--tls-key, if given. A file that cannot be used is a

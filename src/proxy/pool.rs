@@ -33,6 +33,16 @@ const MAX_IDLE: usize = 512;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
+/// a larger one fails its request with a 502 and the reason in the log.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Header lines a response head may have. hyper parses up to 100 on the stack and takes a heap
+/// buffer of this many once set (two allocations per response): 4,096 lines are a 64 KiB head
+/// of 16-byte lines, so the byte limit above is what bounds real heads (many Set-Cookie and
+/// Content-Security-Policy lines).
+const MAX_RESPONSE_HEADERS: usize = 4096;
+
 /// Why a request could not be sent to the app or got no response.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SendError {
@@ -50,10 +60,19 @@ pub(super) enum SendError {
     Request(#[source] hyper::Error),
 }
 
-impl SendError {
-    /// Whether the app never saw the request: no connection could be made.
-    pub(super) fn is_connect(&self) -> bool {
-        !matches!(self, SendError::Request(_))
+/// A request that got no response, and the request itself when the app never saw it: no
+/// connection could be made, so it may go to another process as it is.
+pub(super) struct Unanswered {
+    pub(super) error: SendError,
+    pub(super) unsent: Option<Request<RequestBody>>,
+}
+
+impl Unanswered {
+    fn unsent(error: SendError, request: Request<RequestBody>) -> Self {
+        Unanswered {
+            error,
+            unsent: Some(request),
+        }
     }
 }
 
@@ -101,21 +120,31 @@ impl Pool {
 
     /// Sends `request` on an idle connection, or a new one, and returns the response head with
     /// the connection it came on (to be given back with [`Pool::put`] once the body is read).
-    /// A request a reused connection closed on before taking it is sent again on a fresh one.
+    /// A request a reused connection closed on before taking it is sent again on a fresh one;
+    /// one that reached the app is never sent again (it may be what made the app fail).
     pub(super) async fn send(
         &self,
         mut request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Sender), SendError> {
+    ) -> Result<(Response<Incoming>, Sender), Unanswered> {
         loop {
             let (mut sender, reused) = match self.checkout().await {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                None => match self.connect().await {
+                    Ok(sender) => (sender, false),
+                    Err(error) => return Err(Unanswered::unsent(error, request)),
+                },
             };
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok((response, sender)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
-                    _ => return Err(SendError::Request(err.into_error())),
+                    unsent => {
+                        return Err(Unanswered {
+                            error: SendError::Request(err.into_error()),
+                            // Unwritten on a fresh connection: the app took no part of it.
+                            unsent,
+                        });
+                    }
                 },
             }
         }
@@ -163,6 +192,8 @@ impl Pool {
         // Heads and small bodies go out at once rather than waiting on Nagle.
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::Builder::new()
+            .max_header_size(MAX_RESPONSE_HEAD)
+            .max_headers(MAX_RESPONSE_HEADERS)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Handshake)?;

@@ -99,6 +99,10 @@ pub struct Backend {
     /// The pairing token, sent as MS-ASPNETCORE-TOKEN.
     pub token: HeaderValue,
     pub pid: u32,
+    /// The configuration this process started with: requests to it follow its requestTimeout,
+    /// forwardResponseConnectionHeader and request limits, also while a reload's new process
+    /// takes over and this one drains.
+    pub config: Arc<AppConfig>,
     /// Requests forwarded to this process and not yet answered in full; a recycle waits for
     /// them to finish before stopping the process. Counted by the proxy's [`InFlight`].
     pub(crate) in_flight: AtomicUsize,
@@ -121,9 +125,15 @@ fn clock() -> u64 {
 }
 
 impl Backend {
-    pub(crate) fn new(addr: SocketAddr, token: HeaderValue, pid: u32) -> Backend {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        token: HeaderValue,
+        pid: u32,
+        config: Arc<AppConfig>,
+    ) -> Backend {
         Backend {
             addr,
+            config,
             authority: Authority::try_from(addr.to_string().as_str())
                 .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
             token,
@@ -141,8 +151,14 @@ impl Backend {
     }
 
     fn usable(&self) -> bool {
+        self.unreachable_for().is_none()
+    }
+
+    /// How much longer this process is passed over, if it is.
+    fn unreachable_for(&self) -> Option<Duration> {
         let until = self.unreachable_until.load(Ordering::Relaxed);
-        until == 0 || clock() >= until
+        let now = clock();
+        (until > now).then(|| Duration::from_millis(until - now))
     }
 }
 
@@ -509,12 +525,30 @@ impl Supervisor {
             if let Some(unavailable) = self.settled_unavailable(&waiting_for) {
                 return Err(unavailable);
             }
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
+            // A process passed over because it could not be reached, and still running, is
+            // tried again when its mark runs out: no restart may be coming for it.
+            let wake = self
+                .next_reachable()
+                .map_or(deadline, |after| deadline.min(Instant::now() + after));
+            match tokio::time::timeout_at(wake, changed.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(Unavailable::Stopping),
+                Err(_) if Instant::now() < deadline => {}
                 Err(_) => return Err(Unavailable::TimedOut(self.config().startup_time_limit)),
             }
         }
+    }
+
+    /// How long until the first ready process now passed over as unreachable is tried again.
+    fn next_reachable(&self) -> Option<Duration> {
+        self.inner
+            .slots
+            .iter()
+            .filter_map(|slot| match &slot.status.borrow().phase {
+                Phase::Ready(backend) => backend.unreachable_for(),
+                _ => None,
+            })
+            .min()
     }
 
     /// Why no slot can serve, once every slot has settled: stopped, paused, backing off, or

@@ -232,7 +232,8 @@ impl AppProcess {
         }
     }
 
-    /// `POST {APPL_PATH}/iisintegration` with `MS-ASPNETCORE-EVENT: shutdown`; true on 202.
+    /// `POST {APPL_PATH}/iisintegration` with `MS-ASPNETCORE-EVENT: shutdown`; true when the
+    /// app accepts it (ANCM expects 202; any 2xx means the app took it).
     async fn send_shutdown_message(&self, addr: SocketAddr, limit: Duration) -> bool {
         let base = self.config.appl_path.trim_end_matches('/');
         let url = format!("http://{addr}{base}/iisintegration");
@@ -242,14 +243,22 @@ impl AppProcess {
             .post(&url)
             .header("MS-ASPNETCORE-EVENT", "shutdown")
             .header("MS-ASPNETCORE-TOKEN", &*self.token)
+            // Kestrel answers 411 Length Required to a POST that declares no length; WinHTTP
+            // sends this header for ANCM.
+            .header(reqwest::header::CONTENT_LENGTH, "0")
             .timeout(limit)
             .send()
             .await;
         match result {
+            Ok(response) if response.status().is_success() => {
+                let status = response.status();
+                tracing::info!(pid = self.pid, %status, "the app accepted the shutdown message");
+                true
+            }
             Ok(response) => {
                 let status = response.status();
-                tracing::info!(pid = self.pid, %status, "sent the shutdown message to the app");
-                status == reqwest::StatusCode::ACCEPTED
+                tracing::warn!(pid = self.pid, %status, "the app refused the shutdown message; signalling it");
+                false
             }
             Err(err) => {
                 tracing::info!(pid = self.pid, err = %err.without_url(), "the app did not take the shutdown message; signalling it");

@@ -328,7 +328,7 @@ impl Slot {
             };
             let kind = match readiness {
                 Readiness::Listening(addr) => {
-                    let backend = Arc::new(Backend::new(addr, token.1, process.pid));
+                    let backend = Arc::new(Backend::new(addr, token.1, process.pid, cfg.clone()));
                     return Started::Running(Running { process, backend });
                 }
                 Readiness::Exited(exit) => {

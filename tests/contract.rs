@@ -1,0 +1,230 @@
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::{client, Ancm, AppDir, DEADLINE};
+
+/// The misbehaving app (tests/apps/misbehaving.py) as the app, behind ancm.
+fn misbehaving(attributes: &str) -> (AppDir, Ancm) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/misbehaving.py");
+    let app = AppDir::new(
+        &format!(r#"processPath="python3" arguments="-u {script}" {attributes}"#),
+        &[],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    (app, ancm)
+}
+
+/// One raw HTTP/1.1 request on a new connection; the whole answer (the app closes after it).
+fn raw(ancm: &Ancm, request: &str) -> String {
+    let front = ancm.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(front).expect("connect to ancm");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn echo_header<'a>(echo: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    echo["headers"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].as_str())
+}
+
+#[test]
+fn bodiless_posts_puts_and_patches_reach_the_app_with_content_length_0() {
+    // The sample app refuses a POST or PUT that declares no length with 411, as Kestrel does.
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    for method in ["POST", "PUT", "PATCH"] {
+        let answer = raw(
+            &ancm,
+            &format!("{method} /echo HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{method}: {answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let echo: serde_json::Value = serde_json::from_str(body).expect("echo JSON");
+        assert_eq!(echo_header(&echo, "content-length"), Some("0"), "{method}");
+    }
+    // A GET stays as it came: no length where none is expected.
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("echo JSON");
+    assert_eq!(echo_header(&echo, "content-length"), None);
+
+    // HTTP/2: a POST whose HEADERS frame ends the stream.
+    let h2c = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(DEADLINE)
+        .build()
+        .expect("client");
+    let response = h2c
+        .post(format!("{}/echo", ancm.url))
+        .send()
+        .expect("h2c POST");
+    assert_eq!(response.status(), 200);
+    let echo: serde_json::Value = response.json().expect("echo JSON");
+    assert_eq!(echo_header(&echo, "content-length"), Some("0"));
+}
+
+#[test]
+fn a_failed_exchange_fails_that_request_at_once_and_nothing_else_waits() {
+    let (_app, ancm) = misbehaving("");
+    for path in ["/abort", "/garbage"] {
+        let started = Instant::now();
+        let response = ancm.get(path);
+        assert_eq!(response.status(), 502, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{path} answered at once, not after a wait: {:?}",
+            started.elapsed()
+        );
+        // The requests beside and after it go straight to the same, healthy process.
+        for _ in 0..5 {
+            assert_eq!(ancm.get("/fine").text().expect("answer"), "ok /fine");
+        }
+    }
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("started the app")),
+        1,
+        "the app was not restarted"
+    );
+    // Each failed request reached the app once: nothing is replayed.
+    for path in ["/abort", "/garbage"] {
+        let seen = ancm
+            .stdout()
+            .iter()
+            .filter(|l| l.ends_with(&format!("GET {path}")))
+            .count();
+        assert_eq!(seen, 1, "{path} reached the app once: {:?}", ancm.stdout());
+    }
+}
+
+#[test]
+fn a_request_that_crashes_the_app_is_not_replayed_into_the_next_process() {
+    let (_app, ancm) = misbehaving("");
+    let (first, _) = ancm.wait_ready();
+    let response = client()
+        .post(format!("{}/continue-then-die", ancm.url))
+        .header("Expect", "100-continue")
+        .body("payload")
+        .send()
+        .expect("an answer");
+    assert_eq!(response.status(), 502);
+    let (second, _) = ancm.wait_ready_after(first);
+    assert_ne!(first, second);
+    assert_eq!(ancm.get("/after").text().expect("answer"), "ok /after");
+    let seen = ancm
+        .stdout()
+        .iter()
+        .filter(|l| l.ends_with("POST /continue-then-die"))
+        .count();
+    assert_eq!(seen, 1, "sent once: {:?}", ancm.stdout());
+}
+
+#[test]
+fn an_app_that_refuses_the_shutdown_message_is_signalled_with_a_warning() {
+    let (_app, mut ancm) = misbehaving("");
+    ancm.signal(nix::sys::signal::Signal::SIGTERM);
+    ancm.wait_exit();
+    assert!(
+        ancm.stderr()
+            .iter()
+            .any(|l| l.contains("refused the shutdown message") && l.contains("404")),
+        "{:?}",
+        ancm.stderr()
+    );
+}
+
+#[test]
+fn the_app_takes_the_shutdown_message_and_exits_by_itself() {
+    // The sample app answers 411 to a POST without Content-Length, as Kestrel does.
+    let app = AppDir::new("", &[]);
+    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    ancm.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    let log = ancm.stderr().join("\n");
+    assert!(log.contains("accepted the shutdown message"), "{log}");
+    assert!(log.contains("202"), "{log}");
+    assert!(log.contains("exited with code 0"), "{log}");
+}
+
+#[test]
+fn response_heads_take_many_header_lines_up_to_64_kib() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    // Counted off the wire: test clients, like hyper's, stop at 100 header lines.
+    let cookies = |n: u32, size: u32| {
+        let answer = raw(
+            &ancm,
+            &format!("GET /many-headers?n={n}&size={size} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+        answer
+            .lines()
+            .filter(|l| l.starts_with("set-cookie:"))
+            .count()
+    };
+    assert_eq!(cookies(120, 16), 120);
+    // 1,000 short lines fit in 64 KiB too.
+    assert_eq!(cookies(1000, 8), 1000);
+    // Past 64 KiB: 502 at once, and the log says why.
+    let response = ancm.get("/many-headers?n=100&size=1000");
+    assert_eq!(response.status(), 502);
+    ancm.wait_stderr("the reason", |l| {
+        l.contains("forwarding to the app failed") && l.contains("too large")
+    });
+}
+
+/// A request body that arrives in `chunks` pieces, `gap` apart.
+struct Trickle {
+    chunks: usize,
+    gap: Duration,
+    pending: Vec<u8>,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pending.is_empty() {
+            if self.chunks == 0 {
+                return Ok(0);
+            }
+            std::thread::sleep(self.gap);
+            self.chunks -= 1;
+            self.pending = vec![b'x'; 1024];
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+#[test]
+fn request_timeout_bounds_each_wait_not_a_transfer_that_keeps_flowing() {
+    let app = AppDir::new(r#"requestTimeout="00:00:02""#, &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    // 3 s of upload, flowing steadily, under a 2 s requestTimeout.
+    let started = Instant::now();
+    let body = Trickle {
+        chunks: 12,
+        gap: Duration::from_millis(250),
+        pending: Vec::new(),
+    };
+    let response = client()
+        .post(format!("{}/upload", ancm.url))
+        .body(reqwest::blocking::Body::new(body))
+        .send()
+        .expect("an answer");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(response.status(), 200, "{:?}", response.text());
+    // An app silent for requestTimeout still gets its request a 502.
+    assert_eq!(ancm.get("/sleep?ms=4000").status(), 502);
+}
