@@ -18,6 +18,8 @@ mod contract;
 mod corpus;
 /// `ancm helper`, the protocol for native web-server modules.
 mod helper;
+/// A real published Kestrel app behind ancm (needs ANCM_KESTREL_DIR; CI sets it).
+mod kestrel;
 /// app_offline.htm, recycles without downtime, several processes, lazy start, backoff.
 mod lifecycle;
 /// The stdout log file and the console.

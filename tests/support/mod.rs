@@ -222,7 +222,7 @@ impl Ancm {
     /// Waits for a ready line for an app process other than `previous_pid`.
     pub fn wait_ready_after(&self, previous_pid: u32) -> (u32, u16) {
         let line = self.wait_stderr("the app to be ready", |l| {
-            l.contains("Now listening on:") && parse_ready(l).0 != previous_pid
+            is_ready_line(l) && parse_ready(l).0 != previous_pid
         });
         parse_ready(&line)
     }
@@ -246,7 +246,7 @@ impl Ancm {
     pub fn ready_pids(&self) -> Vec<u32> {
         self.stderr()
             .iter()
-            .filter(|l| l.contains("Now listening on:"))
+            .filter(|l| is_ready_line(l))
             .map(|l| parse_ready(l).0)
             .collect()
     }
@@ -327,6 +327,12 @@ fn url_in(line: &str) -> String {
     let rest = &line[scheme_end..];
     let end = rest.find(['/', ' ', ';']).unwrap_or(rest.len());
     format!("{}{}", &line[start..scheme_end], &rest[..end])
+}
+
+/// ancm's line for a ready app process; the app's own output (Kestrel prints "Now listening
+/// on:" too) shows with an `[app PID]` mark and no pid and port of ancm's.
+pub fn is_ready_line(line: &str) -> bool {
+    line.contains("Now listening on:") && line.contains("(app pid ")
 }
 
 /// `(pid, port)` from "Now listening on: ... (app pid N, port M)".
