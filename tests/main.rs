@@ -34,3 +34,5 @@ mod shutdown;
 mod smoke;
 /// Starting, waiting, restarting, the rapid-fail limit, failed starts.
 mod supervision;
+/// HTTPS on the front: client certificates for the app.
+mod tls;
