@@ -289,7 +289,50 @@ fn optional_client_certificate_without_a_ca() {
 }
 
 #[test]
-fn plain_http_has_no_client_certificate() {
+fn https_port_goes_to_the_app_and_survives_a_reload() {
+    let pki = Pki::new();
+    let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
+    let ancm = pki.run(&app, &[]);
+    let addr = addr(&ancm);
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let rt = runtime();
+
+    let echo = rt
+        .block_on(https_echo(&addr, &pki, "h2", None, &[]))
+        .expect("echo");
+    assert_eq!(echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"], port.as_str());
+
+    let (first, _) = ancm.wait_ready();
+    let config = std::fs::read_to_string(app.path().join("web.config")).expect("read");
+    std::fs::write(
+        app.path().join("web.config"),
+        config.replace("before", "after"),
+    )
+    .expect("write web.config");
+    ancm.wait_ready_after(first);
+    let echo = rt
+        .block_on(https_echo(&addr, &pki, "h2", None, &[]))
+        .expect("echo");
+    assert_eq!(
+        echo["env"]["SAMPLE_VAR"], "after",
+        "the new process answers"
+    );
+    assert_eq!(echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"], port.as_str());
+}
+
+#[test]
+fn the_apps_own_https_port_wins() {
+    let pki = Pki::new();
+    let app = AppDir::new("", &[("ASPNETCORE_ANCM_HTTPS_PORT", "44388")]);
+    let ancm = pki.run(&app, &[]);
+    let echo = runtime()
+        .block_on(https_echo(&addr(&ancm), &pki, "http/1.1", None, &[]))
+        .expect("echo");
+    assert_eq!(echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"], "44388");
+}
+
+#[test]
+fn plain_http_has_no_https_port_and_no_client_certificate() {
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
@@ -302,6 +345,10 @@ fn plain_http_has_no_client_certificate() {
         .expect("json");
     assert!(
         echoed(&echo, "ms-aspnetcore-clientcert").is_empty(),
+        "{echo}"
+    );
+    assert!(
+        echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"].is_null(),
         "{echo}"
     );
 }
