@@ -265,7 +265,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --header-read-timeout --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +280,14 @@ _ancm() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-client-cert)
+                    COMPREPLY=($(compgen -W "optional require" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-client-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

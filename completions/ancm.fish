@@ -35,6 +35,9 @@ complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this mess
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable). Port 0 picks a free port' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-cert -d 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-key -d 'The PEM private key for --tls-cert' -r -F
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-cert -d 'Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT, as IIS does: `optional` also serves clients without one, `require` refuses them' -r -f -a "optional\t'Ask for a certificate; serve clients that send none'
+require\t'Refuse the handshake of a client that sends none'"
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-ca -d 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l header-read-timeout -d 'Close a client connection that takes longer than this to send a request\'s headers (or its TLS handshake): 30, 30s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
@@ -51,7 +54,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Override
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
-complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r

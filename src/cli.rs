@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +53,8 @@ Examples:
   ancm run --listen 127.0.0.1:0 .          any free port; the ready line says which
   ancm run --port-env PORT -- node app.js  a non-.NET app, told its port in $PORT
   ancm run --processes 4 --watch 'bin/*.dll' .   four processes, recycled on a new build
-  ancm run --tls-cert cert.pem --tls-key key.pem --listen 0.0.0.0:443 .";
+  ancm run --tls-cert cert.pem --tls-key key.pem --listen 0.0.0.0:443 .
+  ancm run --tls-cert cert.pem --tls-key key.pem --tls-client-cert require --tls-client-ca ca.pem .";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
@@ -153,6 +154,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT,
+    /// as IIS does: `optional` also serves clients without one, `require` refuses them.
+    #[arg(long, value_name = "MODE", value_enum, requires = "tls_cert")]
+    pub tls_client_cert: Option<TlsClientCert>,
+
+    /// Accept only client certificates issued by a CA in this PEM bundle. Without it, any
+    /// certificate is accepted whose key the client proves it holds.
+    #[arg(long, value_name = "PEM", requires = "tls_client_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Close a client connection that takes longer than this to send a request's headers
     /// (or its TLS handshake): 30, 30s, 500ms.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
@@ -170,6 +181,15 @@ pub struct RunArgs {
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `--tls-client-cert`: whether a client without a certificate is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsClientCert {
+    /// Ask for a certificate; serve clients that send none.
+    Optional,
+    /// Refuse the handshake of a client that sends none.
+    Require,
 }
 
 /// One flag per `<aspNetCore>` attribute; each overrides web.config.

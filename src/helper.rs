@@ -229,7 +229,7 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                     }
                 };
                 let started = if config.listen.is_empty() {
-                    supervise(&host, config, Some(reload))
+                    supervise(&host, config, Some(reload), None)
                         .await
                         .map(|(supervisor, watch)| App::Supervised {
                             supervisor,

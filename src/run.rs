@@ -59,7 +59,8 @@ pub(crate) async fn serve(
         .collect();
     tracing::info!("ancm listening on {}; starting the app", urls.join(" and "));
 
-    let (supervisor, watch) = supervise(host, config, reload).await?;
+    let https_port = tls.as_ref().and_then(|_| one_port(&addrs));
+    let (supervisor, watch) = supervise(host, config, reload, https_port).await?;
     let proxy = Arc::new(Proxy::new(supervisor.clone(), tls));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(proxy::serve(proxy, listeners, shutdown.clone()));
@@ -73,12 +74,23 @@ pub(crate) async fn serve(
     })
 }
 
+/// The port every listener shares, if they share one: as IIS gives the app its site's HTTPS
+/// port only when all its HTTPS bindings agree on one.
+fn one_port(addrs: &[SocketAddr]) -> Option<u16> {
+    let (first, rest) = addrs.split_first()?;
+    rest.iter()
+        .all(|a| a.port() == first.port())
+        .then_some(first.port())
+}
+
 /// Starts the app's processes (none while app_offline.htm is there) and, with `reload`, the
 /// watch on the app folder. If the watch cannot start, the processes are stopped again.
+/// `https_port` is the port the front serves HTTPS on, for the app's environment.
 pub(crate) async fn supervise(
     host: &Host,
     config: AppConfig,
     reload: Option<Reload>,
+    https_port: Option<u16>,
 ) -> anyhow::Result<(Supervisor, Option<watch::Watch>)> {
     let dir = config.app_dir.clone();
     let offline = tokio::task::spawn_blocking(move || watch::app_offline(&dir)).await?;
@@ -86,7 +98,9 @@ pub(crate) async fn supervise(
         tracing::info!("app_offline.htm is there: the app starts when it goes");
     }
     let watched = config.clone();
-    let supervisor = Supervisor::start(host.context(config)?, offline);
+    let mut context = host.context(config)?;
+    context.https_port = https_port;
+    let supervisor = Supervisor::start(context, offline);
     let Some(reload) = reload else {
         return Ok((supervisor, None));
     };
@@ -172,5 +186,25 @@ async fn announce(supervisor: Supervisor, slot: usize, urls: String) {
         if status.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_port_only_when_every_listener_shares_one() {
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(one_port(&[addr("127.0.0.1:8443")]), Some(8443));
+        assert_eq!(
+            one_port(&[addr("127.0.0.1:8443"), addr("[::1]:8443")]),
+            Some(8443)
+        );
+        assert_eq!(
+            one_port(&[addr("127.0.0.1:8443"), addr("127.0.0.1:9443")]),
+            None
+        );
+        assert_eq!(one_port(&[]), None);
     }
 }

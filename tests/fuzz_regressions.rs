@@ -253,6 +253,7 @@ fn request_header_rewrite_holds_for_hostile_headers() {
     let client = ClientInfo {
         forwarded_for: HeaderValue::from_static("127.0.0.1:5017"),
         proto: HeaderValue::from_static("http"),
+        client_cert: None,
     };
     let cases: &[&[(&str, &str)]] = &[
         &[

@@ -38,3 +38,5 @@ mod shutdown;
 mod smoke;
 /// Starting, waiting, restarting, the rapid-fail limit, failed starts.
 mod supervision;
+/// HTTPS on the front: client certificates for the app, and the HTTPS port it redirects to.
+mod tls;

@@ -288,7 +288,7 @@ impl Body for TickBody {
 }
 
 fn env_snapshot() -> serde_json::Value {
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; 12] = [
         "ASPNETCORE_PORT",
         "ASPNETCORE_APPL_PATH",
         "ASPNETCORE_TOKEN",
@@ -296,6 +296,7 @@ fn env_snapshot() -> serde_json::Value {
         "ASPNETCORE_IIS_WEBSOCKETS_SUPPORTED",
         "ASPNETCORE_IIS_PHYSICAL_PATH",
         "ASPNETCORE_HOSTINGSTARTUPASSEMBLIES",
+        "ASPNETCORE_ANCM_HTTPS_PORT",
         "ASPNETCORE_ENVIRONMENT",
         "PORT",
         "SAMPLE_VAR",

@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let client = ClientInfo {
         forwarded_for: HeaderValue::from_static("127.0.0.1:5017"),
         proto: HeaderValue::from_static("http"),
+        client_cert: None,
     };
     let upgrade = (mode & 1 == 1).then(|| HeaderValue::from_static("websocket"));
     rewrite_request_headers(&mut headers, &token, &client, upgrade.as_ref());

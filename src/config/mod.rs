@@ -18,7 +18,7 @@ pub use command::{split_command_line, CommandLine};
 pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
 
-use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs};
+use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs, TlsClientCert};
 use webconfig::AspNetCoreElement;
 
 /// Everything ancm needs to know about the app, with defaults applied.
@@ -79,6 +79,18 @@ pub struct AppConfig {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Clients are asked for a certificate, which goes to the app (`--tls-client-cert`).
+    pub client_cert: Option<ClientCert>,
+}
+
+/// How the front takes client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// A client that sends no certificate is refused, instead of served without one.
+    pub required: bool,
+    /// The CAs a certificate must be issued by (a PEM bundle); without it, any certificate
+    /// whose key the client proves it holds is taken.
+    pub ca: Option<PathBuf>,
 }
 
 /// ANCM's schema defaults (spec §1.2).
@@ -141,6 +153,10 @@ impl AppConfig {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
+                client_cert: args.tls_client_cert.map(|mode| ClientCert {
+                    required: mode == TlsClientCert::Require,
+                    ca: args.tls_client_ca.clone(),
+                }),
             }),
             _ => None,
         };

@@ -177,6 +177,7 @@ async fn connection(
         let client = ClientInfo {
             forwarded_for,
             proto: HeaderValue::from_static("http"),
+            client_cert: None,
         };
         return serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
     };
@@ -189,6 +190,7 @@ async fn connection(
             let client = ClientInfo {
                 forwarded_for,
                 proto: HeaderValue::from_static("https"),
+                client_cert: super::tls::client_cert_header(stream.get_ref().1),
             };
             serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
         }

@@ -1,6 +1,7 @@
 //! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host, drop
-//! client-sent MS-ASPNETCORE-*, set the pairing token, append X-Forwarded-For/Proto, and strip
-//! hop-by-hop headers (RFC 9110 §7.6.1) both ways. Repeated response headers are kept.
+//! client-sent MS-ASPNETCORE-*, set the pairing token (and the client certificate), append
+//! X-Forwarded-For/Proto, and strip hop-by-hop headers (RFC 9110 §7.6.1) both ways. Repeated
+//! response headers are kept.
 //!
 //! An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade` on both hops, and its
 //! `Sec-WebSocket-*` headers, `Sec-WebSocket-Extensions` included: ANCM deletes that one only
@@ -18,10 +19,14 @@ pub struct ClientInfo {
     pub forwarded_for: HeaderValue,
     /// `http` or `https`.
     pub proto: HeaderValue,
+    /// The client's TLS certificate (end-entity, DER, standard base64), sent as
+    /// MS-ASPNETCORE-CLIENTCERT (spec §4.3); `None` without one.
+    pub client_cert: Option<HeaderValue>,
 }
 
 const MS_ASPNETCORE: &str = "ms-aspnetcore";
 pub(super) const MS_ASPNETCORE_TOKEN: HeaderName = HeaderName::from_static("ms-aspnetcore-token");
+const MS_ASPNETCORE_CLIENTCERT: HeaderName = HeaderName::from_static("ms-aspnetcore-clientcert");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -93,6 +98,9 @@ pub(super) fn rewrite_request(
         headers.remove(name);
     }
     headers.insert(MS_ASPNETCORE_TOKEN, token.clone());
+    if let Some(cert) = &client.client_cert {
+        headers.insert(MS_ASPNETCORE_CLIENTCERT, cert.clone());
+    }
 
     append_list(headers, X_FORWARDED_FOR, &client.forwarded_for);
     append_list(headers, X_FORWARDED_PROTO, &client.proto);
@@ -238,6 +246,7 @@ mod tests {
         ClientInfo {
             forwarded_for: HeaderValue::from_static("[::1]:5017"),
             proto: HeaderValue::from_static("http"),
+            client_cert: None,
         }
     }
 
@@ -287,6 +296,39 @@ mod tests {
             assert!(!headers.contains_key(gone), "{gone} should be stripped");
         }
         assert_eq!(headers["x-app"], "kept");
+    }
+
+    #[test]
+    fn client_certificate_is_ours_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "ms-aspnetcore-clientcert",
+            HeaderValue::from_static("forged"),
+        );
+        let mut plain = headers.clone();
+        let mut with_cert = client();
+        with_cert.client_cert = Some(HeaderValue::from_static("MIIB"));
+        rewrite_request(
+            &mut headers,
+            &HeaderValue::from_static("tok"),
+            &with_cert,
+            None,
+        );
+        assert_eq!(
+            headers
+                .get_all("ms-aspnetcore-clientcert")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["MIIB"]
+        );
+
+        rewrite_request(
+            &mut plain,
+            &HeaderValue::from_static("tok"),
+            &client(),
+            None,
+        );
+        assert!(!plain.contains_key("ms-aspnetcore-clientcert"));
     }
 
     #[test]

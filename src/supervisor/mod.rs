@@ -66,6 +66,10 @@ pub struct Context {
     /// Kills the app's process groups if ancm dies without doing so.
     #[cfg(unix)]
     pub guard: Option<Arc<Guard>>,
+    /// The one port the front serves HTTPS on, given to the app as ASPNETCORE_ANCM_HTTPS_PORT.
+    /// Here rather than in the configuration: it is known only once the listeners are bound,
+    /// and a reload of web.config must not lose it.
+    pub https_port: Option<u16>,
 }
 
 impl Context {
@@ -81,6 +85,7 @@ impl Context {
             http,
             #[cfg(unix)]
             guard,
+            https_port: None,
         }
     }
 

@@ -64,7 +64,7 @@ impl AppProcess {
         command
             .args(&args)
             .current_dir(&cfg.app_dir)
-            .envs(environment(cfg, port, &token))
+            .envs(environment(cfg, port, &token, ctx.https_port))
             .stdin(Stdio::null())
             .stdout(output())
             .stderr(output())
@@ -270,7 +270,12 @@ impl AppProcess {
 
 /// The child's environment on top of ancm's own (spec §2): `<environmentVariables>` and
 /// `--env`, then the pairing variables. A user-set ASPNETCORE_TOKEN is the token, as in ANCM.
-fn environment(cfg: &AppConfig, port: u16, token: &str) -> Vec<(String, String)> {
+fn environment(
+    cfg: &AppConfig,
+    port: u16,
+    token: &str,
+    https_port: Option<u16>,
+) -> Vec<(String, String)> {
     let mut env = cfg.environment.clone();
     let mut set = |name: &str, value: String| {
         env.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -301,6 +306,18 @@ fn environment(cfg: &AppConfig, port: u16, token: &str) -> Vec<(String, String)>
             _ => IIS_HOSTING_STARTUP.to_owned(),
         };
         set("ASPNETCORE_HOSTINGSTARTUPASSEMBLIES", value);
+    }
+    // For app.UseHttpsRedirection(), which reads it when HTTPS_PORT is not set; the app's own
+    // value wins, as in ANCM.
+    let user_set_https_port = cfg
+        .environment
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("ASPNETCORE_ANCM_HTTPS_PORT"));
+    if let Some(https_port) = https_port.filter(|_| !user_set_https_port) {
+        env.push((
+            "ASPNETCORE_ANCM_HTTPS_PORT".to_owned(),
+            https_port.to_string(),
+        ));
     }
     env
 }
