@@ -214,6 +214,68 @@ fn flags_override_web_config_as_in_run() {
 }
 
 #[test]
+fn request_limits_iis_defaults_web_config_and_the_flag() {
+    let defaults = AppDir::new("", &[]);
+    let (code, json) = check_json(&defaults, &[], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 30_000_000);
+    assert_eq!(json["maxUrl"], 4096);
+    assert_eq!(json["maxQueryString"], 2048);
+    let text = check(&[defaults.path().to_str().expect("utf-8")], &[]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    for line in [
+        "maxAllowedContentLength  30000000 bytes",
+        "maxUrl                   4096 bytes",
+        "maxQueryString           2048 bytes",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+
+    let limited = AppDir::with_web_config(
+        r#"<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <aspNetCore processPath="dotnet" arguments=".\App.dll" forwardWindowsAuthToken="false" />
+      <security>
+        <requestFiltering>
+          <requestLimits maxAllowedContentLength="2147483648" maxUrl="260" maxQueryString="65536" />
+        </requestFiltering>
+      </security>
+    </system.webServer>
+  </location>
+</configuration>"#,
+    );
+    let (code, json) = check_json(&limited, &[], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 2_147_483_648_u64);
+    assert_eq!(json["maxUrl"], 260);
+    assert_eq!(json["maxQueryString"], 65536);
+    assert_eq!(json["warnings"], serde_json::json!([]));
+
+    let (code, json) = check_json(&limited, &["--max-request-body", "1048576"], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 1_048_576);
+    assert_eq!(json["maxUrl"], 260, "the flag changes only the body limit");
+
+    let (code, json) = check_json(&limited, &["--max-request-body", "0"], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], serde_json::Value::Null);
+    let text = check(
+        &[
+            limited.path().to_str().expect("utf-8"),
+            "--max-request-body",
+            "0",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("maxAllowedContentLength  none (--max-request-body 0)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn invalid_values_exit_2_with_file_line_attribute_value_and_range() {
     for (attribute, allowed) in [
         (r#"requestTimeout="00:60:00""#, "minutes and seconds 0-59"),

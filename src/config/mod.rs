@@ -7,6 +7,7 @@
 mod command;
 mod debug_log;
 mod error;
+mod request_limits;
 mod values;
 mod webconfig;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use command::{split_command_line, CommandLine};
 pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
+pub use request_limits::RequestLimits;
 
 use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs};
 use webconfig::AspNetCoreElement;
@@ -56,6 +58,8 @@ pub struct AppConfig {
     pub disable_startup_error_page: bool,
     /// forwardResponseConnectionHeader: pass the app's Connection response header on.
     pub forward_response_connection_header: bool,
+    /// IIS requestFiltering/requestLimits, enforced by the proxy before the app.
+    pub request_limits: RequestLimits,
     /// `<handlerSettings>` as written (names unique ignoring case).
     pub handler_settings: Vec<(String, String)>,
     pub debug_log: DebugLog,
@@ -411,6 +415,12 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         }
     }
     check_fixed_port(&environment, element.as_ref())?;
+    let request_limits = request_limits::resolve(
+        element
+            .as_ref()
+            .map_or(&[], |e| e.request_limits.as_slice()),
+        flags.max_request_body.as_deref(),
+    )?;
 
     Ok(AppConfig {
         app_dir,
@@ -433,6 +443,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         forward_windows_auth_token,
         disable_startup_error_page,
         forward_response_connection_header,
+        request_limits,
         handler_settings,
         debug_log,
         appl_path,
