@@ -149,10 +149,17 @@ fn defaults_text_output_and_help() {
         ("processesPerApplication", serde_json::json!(1)),
         ("forwardWindowsAuthToken", serde_json::json!(true)),
         ("disableStartUpErrorPage", serde_json::json!(false)),
-        ("warnings", serde_json::json!([])),
     ] {
         assert_eq!(json[key], value, "{key}");
     }
+    let warnings = json["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.len() == 1
+            && warnings[0]
+                .as_str()
+                .is_some_and(|w| w.starts_with("forwardWindowsAuthToken is true (the default)")),
+        "only the Windows authentication warning: {warnings:?}"
+    );
     assert!(json["stdoutLogFile"]
         .as_str()
         .expect("path")
@@ -273,6 +280,57 @@ fn request_limits_iis_defaults_web_config_and_the_flag() {
         stdout.contains("maxAllowedContentLength  none (--max-request-body 0)"),
         "{stdout}"
     );
+}
+
+#[test]
+fn forward_windows_auth_token_warns_until_it_is_false() {
+    let warnings_for = |attributes: &str| -> Vec<String> {
+        let dir = AppDir::new(attributes, &[]);
+        let (code, json) = check_json(&dir, &[], &[]);
+        assert_eq!(code, Some(0), "{json}");
+        json["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter_map(|w| w.as_str().map(str::to_owned))
+            .filter(|w| w.contains("forwardWindowsAuthToken"))
+            .collect()
+    };
+    let default = warnings_for("");
+    assert_eq!(default.len(), 1, "{default:?}");
+    for part in [
+        "forwardWindowsAuthToken is true (the default)",
+        "cannot forward a Windows identity",
+        "ASPNETCORE_IIS_HTTPAUTH=anonymous;",
+        "forwardWindowsAuthToken=\"false\"",
+    ] {
+        assert!(default[0].contains(part), "{part}: {default:?}");
+    }
+    let explicit = warnings_for(r#"forwardWindowsAuthToken="true""#);
+    assert_eq!(explicit.len(), 1, "{explicit:?}");
+    assert!(
+        explicit[0].contains("web.config:5:") && !explicit[0].contains("(the default)"),
+        "an explicit true points at the attribute: {explicit:?}"
+    );
+    assert_eq!(
+        warnings_for(r#"forwardWindowsAuthToken="False""#),
+        Vec::<String>::new()
+    );
+
+    // Without a web.config there is no IIS setting to lose.
+    let bare = tempfile::tempdir().expect("dir");
+    let output = check(
+        &[
+            "--json",
+            bare.path().to_str().expect("utf-8"),
+            "--",
+            "node",
+            "app.js",
+        ],
+        &[],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["warnings"], serde_json::json!([]), "{json}");
 }
 
 #[test]

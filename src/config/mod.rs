@@ -299,6 +299,11 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     )?;
     let request_timeout = settings.request_timeout()?;
     let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
+    if forward_windows_auth_token && element.is_some() {
+        warnings.push(windows_auth_warning(
+            settings.attribute("forwardWindowsAuthToken"),
+        ));
+    }
     let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
 
     let handler_settings: Vec<(String, String)> = element
@@ -454,6 +459,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         warnings,
     })
+}
+
+/// Windows authentication is IIS's: ancm has no Windows identity to pass on, so an app that
+/// relies on it would silently see anonymous users.
+fn windows_auth_warning(attribute: Option<(Origin, String)>) -> String {
+    let (origin, default) = match &attribute {
+        Some((origin, _)) => (format!("{origin}: "), ""),
+        None => (String::new(), " (the default)"),
+    };
+    format!(
+        "{origin}forwardWindowsAuthToken is true{default}, but ancm cannot forward a Windows \
+         identity: the app sees every request as anonymous (ASPNETCORE_IIS_HTTPAUTH=anonymous;). \
+         Set forwardWindowsAuthToken=\"false\" on <aspNetCore> to silence this warning"
+    )
 }
 
 /// The stdout log prefix as an absolute path. A prefix ending in a separator names a folder:
