@@ -69,8 +69,6 @@ fn is_idempotent(method: &Method) -> bool {
 pub struct Proxy {
     supervisor: Supervisor,
     request_timeout: Option<Duration>,
-    /// Show the app's output on the 502.5 page (ASPNETCORE_ENVIRONMENT=Development).
-    show_output: bool,
     keep_connection_header: bool,
     /// How long a client may take to send a request's headers (and the TLS handshake): slow
     /// clients must not hold connections for ever.
@@ -88,12 +86,10 @@ impl Proxy {
     /// `tls` comes from [`tls_acceptor`], loaded before anything starts.
     pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> Proxy {
         let cfg = supervisor.config();
-        let show_output = is_development(&cfg.environment);
         Proxy {
             request_timeout: cfg.request_timeout,
             keep_connection_header: cfg.forward_response_connection_header,
             header_read_timeout: cfg.header_read_timeout,
-            show_output,
             tls,
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
@@ -269,7 +265,6 @@ impl Proxy {
         page(pages::startup_failure(
             unavailable,
             &self.supervisor.config(),
-            self.show_output,
         ))
     }
 }
@@ -298,21 +293,6 @@ pub fn rewrite_request_headers(
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)
-}
-
-/// Whether the app runs as Development, which lets error pages show its output (as ANCM's
-/// detailed errors do).
-fn is_development(environment: &[(String, String)]) -> bool {
-    ["ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT"]
-        .iter()
-        .any(|name| {
-            let value = environment
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(name).ok());
-            value.is_some_and(|v| v.eq_ignore_ascii_case("Development"))
-        })
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
