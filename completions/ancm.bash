@@ -73,7 +73,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__check)
-            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -108,6 +108,10 @@ _ancm() {
                     return 0
                     ;;
                 --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-request-body)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -265,7 +269,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +335,10 @@ _ancm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-request-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --app-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -359,7 +367,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__smoke)
-            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -406,6 +414,10 @@ _ancm() {
                     return 0
                     ;;
                 --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-request-body)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

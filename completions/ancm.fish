@@ -48,6 +48,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l startup-time-limit -d 
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
@@ -64,6 +65,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l startup-time-limit -
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
@@ -84,6 +86,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l startup-time-limit -
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l request-timeout -d 'Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r

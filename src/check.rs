@@ -64,6 +64,9 @@ fn to_json(cfg: &AppConfig) -> Value {
         "processesPerApplication": cfg.processes_per_application,
         "forwardWindowsAuthToken": cfg.forward_windows_auth_token,
         "disableStartUpErrorPage": cfg.disable_startup_error_page,
+        "maxAllowedContentLength": cfg.request_limits.max_body,
+        "maxUrl": cfg.request_limits.max_url,
+        "maxQueryString": cfg.request_limits.max_query_string,
         "environmentVariables": pairs(&cfg.environment),
         "handlerSettings": pairs(&cfg.handler_settings),
         "command": command,
@@ -139,6 +142,22 @@ fn to_text(cfg: &AppConfig) -> String {
         out,
         "disableStartUpErrorPage  {}",
         yes_no(cfg.disable_startup_error_page)
+    );
+    match cfg.request_limits.max_body {
+        Some(bytes) => {
+            let _ = writeln!(out, "maxAllowedContentLength  {bytes} bytes");
+        }
+        None => out.push_str("maxAllowedContentLength  none (--max-request-body 0)\n"),
+    }
+    let _ = writeln!(
+        out,
+        "maxUrl                   {} bytes",
+        cfg.request_limits.max_url
+    );
+    let _ = writeln!(
+        out,
+        "maxQueryString           {} bytes",
+        cfg.request_limits.max_query_string
     );
     for (title, list) in [
         ("environmentVariables", &cfg.environment),

@@ -227,6 +227,11 @@ pub struct Overrides {
     #[arg(long, value_name = "DURATION")]
     pub request_timeout: Option<String>,
 
+    /// Overrides requestLimits maxAllowedContentLength: the largest request body in bytes
+    /// (IIS's default 30000000); 0 = no limit.
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_body: Option<String>,
+
     /// The app's virtual path, given to it as ASPNETCORE_APPL_PATH (default /).
     #[arg(long, value_name = "/BASE")]
     pub app_path: Option<String>,

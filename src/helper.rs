@@ -49,6 +49,7 @@ struct StartRequest {
     shutdown_time_limit: Option<Value>,
     rapid_fails_per_minute: Option<Value>,
     request_timeout: Option<Value>,
+    max_request_body: Option<Value>,
     virtual_path: Option<String>,
     #[serde(default)]
     port_env: Vec<String>,
@@ -81,6 +82,7 @@ impl StartRequest {
             shutdown_time_limit: text(&self.shutdown_time_limit),
             rapid_fails_per_minute: text(&self.rapid_fails_per_minute),
             request_timeout: text(&self.request_timeout),
+            max_request_body: text(&self.max_request_body),
             app_path: self.virtual_path.clone(),
             port_env: self.port_env.clone(),
             launcher_path: self.launcher_path.clone(),

@@ -149,10 +149,17 @@ fn defaults_text_output_and_help() {
         ("processesPerApplication", serde_json::json!(1)),
         ("forwardWindowsAuthToken", serde_json::json!(true)),
         ("disableStartUpErrorPage", serde_json::json!(false)),
-        ("warnings", serde_json::json!([])),
     ] {
         assert_eq!(json[key], value, "{key}");
     }
+    let warnings = json["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.len() == 1
+            && warnings[0]
+                .as_str()
+                .is_some_and(|w| w.starts_with("forwardWindowsAuthToken is true (the default)")),
+        "only the Windows authentication warning: {warnings:?}"
+    );
     assert!(json["stdoutLogFile"]
         .as_str()
         .expect("path")
@@ -211,6 +218,119 @@ fn flags_override_web_config_as_in_run() {
         json["command"],
         serde_json::json!(["node", "server.js", "--port", "%ASPNETCORE_PORT%"])
     );
+}
+
+#[test]
+fn request_limits_iis_defaults_web_config_and_the_flag() {
+    let defaults = AppDir::new("", &[]);
+    let (code, json) = check_json(&defaults, &[], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 30_000_000);
+    assert_eq!(json["maxUrl"], 4096);
+    assert_eq!(json["maxQueryString"], 2048);
+    let text = check(&[defaults.path().to_str().expect("utf-8")], &[]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    for line in [
+        "maxAllowedContentLength  30000000 bytes",
+        "maxUrl                   4096 bytes",
+        "maxQueryString           2048 bytes",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+
+    let limited = AppDir::with_web_config(
+        r#"<configuration>
+  <location path="." inheritInChildApplications="false">
+    <system.webServer>
+      <aspNetCore processPath="dotnet" arguments=".\App.dll" forwardWindowsAuthToken="false" />
+      <security>
+        <requestFiltering>
+          <requestLimits maxAllowedContentLength="2147483648" maxUrl="260" maxQueryString="65536" />
+        </requestFiltering>
+      </security>
+    </system.webServer>
+  </location>
+</configuration>"#,
+    );
+    let (code, json) = check_json(&limited, &[], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 2_147_483_648_u64);
+    assert_eq!(json["maxUrl"], 260);
+    assert_eq!(json["maxQueryString"], 65536);
+    assert_eq!(json["warnings"], serde_json::json!([]));
+
+    let (code, json) = check_json(&limited, &["--max-request-body", "1048576"], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], 1_048_576);
+    assert_eq!(json["maxUrl"], 260, "the flag changes only the body limit");
+
+    let (code, json) = check_json(&limited, &["--max-request-body", "0"], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["maxAllowedContentLength"], serde_json::Value::Null);
+    let text = check(
+        &[
+            limited.path().to_str().expect("utf-8"),
+            "--max-request-body",
+            "0",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("maxAllowedContentLength  none (--max-request-body 0)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn forward_windows_auth_token_warns_until_it_is_false() {
+    let warnings_for = |attributes: &str| -> Vec<String> {
+        let dir = AppDir::new(attributes, &[]);
+        let (code, json) = check_json(&dir, &[], &[]);
+        assert_eq!(code, Some(0), "{json}");
+        json["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter_map(|w| w.as_str().map(str::to_owned))
+            .filter(|w| w.contains("forwardWindowsAuthToken"))
+            .collect()
+    };
+    let default = warnings_for("");
+    assert_eq!(default.len(), 1, "{default:?}");
+    for part in [
+        "forwardWindowsAuthToken is true (the default)",
+        "cannot forward a Windows identity",
+        "ASPNETCORE_IIS_HTTPAUTH=anonymous;",
+        "forwardWindowsAuthToken=\"false\"",
+    ] {
+        assert!(default[0].contains(part), "{part}: {default:?}");
+    }
+    let explicit = warnings_for(r#"forwardWindowsAuthToken="true""#);
+    assert_eq!(explicit.len(), 1, "{explicit:?}");
+    assert!(
+        explicit[0].contains("web.config:5:") && !explicit[0].contains("(the default)"),
+        "an explicit true points at the attribute: {explicit:?}"
+    );
+    assert_eq!(
+        warnings_for(r#"forwardWindowsAuthToken="False""#),
+        Vec::<String>::new()
+    );
+
+    // Without a web.config there is no IIS setting to lose.
+    let bare = tempfile::tempdir().expect("dir");
+    let output = check(
+        &[
+            "--json",
+            bare.path().to_str().expect("utf-8"),
+            "--",
+            "node",
+            "app.js",
+        ],
+        &[],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["warnings"], serde_json::json!([]), "{json}");
 }
 
 #[test]

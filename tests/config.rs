@@ -63,6 +63,42 @@ fn configuration_errors_exit_2_naming_file_line_and_value() {
 }
 
 #[test]
+fn bad_request_limits_exit_2_naming_file_line_attribute_value_and_range() {
+    let app = AppDir::with_web_config(&format!(
+        r#"<configuration>
+  <system.webServer>
+    <aspNetCore processPath="{}" />
+    <security>
+      <requestFiltering>
+        <requestLimits maxAllowedContentLength="-1" />
+      </requestFiltering>
+    </security>
+  </system.webServer>
+</configuration>
+"#,
+        sampleapp().display()
+    ));
+    let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("web.config:6:49: attribute maxAllowedContentLength \"-1\" is not valid: a whole number of bytes from 0 to 4294967295"),
+        "{stderr}"
+    );
+
+    let app = AppDir::new("", &[]);
+    let (code, stderr) = run_expecting_failure(&[
+        app.path().to_str().expect("utf-8"),
+        "--max-request-body",
+        "30MB",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--max-request-body: value \"30MB\" is not valid: a whole number of bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_taken_listen_port_is_reported_before_the_app_starts() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();

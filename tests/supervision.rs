@@ -1,9 +1,10 @@
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{Ancm, AppDir};
+use crate::support::{ancm_bin, Ancm, AppDir};
 
 fn pid(p: u32) -> Pid {
     Pid::from_raw(i32::try_from(p).expect("pid"))
@@ -51,7 +52,7 @@ fn rapid_fail_limit_pauses_restarts_without_spinning() {
     assert_eq!(page.status(), 502);
     let body = page.text().expect("page");
     assert!(
-        body.contains("rapidFailsPerMinute (2)") && body.contains("exited with code 3"),
+        body.contains("rapidFailsPerMinute (2)") && body.contains("exited before it listened"),
         "{body}"
     );
 
@@ -86,9 +87,10 @@ fn cpu_time(pid: u32) -> Duration {
 }
 
 #[test]
-fn failed_start_gives_a_502_page_that_says_why() {
+fn failed_start_gives_a_502_page_that_says_why_and_tells_no_secrets() {
+    let secret = "Secr3t-Hunter2";
     let app = AppDir::new(
-        r#"rapidFailsPerMinute="100""#,
+        &format!(r#"rapidFailsPerMinute="100" arguments="--db-password={secret}""#),
         &[
             ("SAMPLEAPP_EXIT_AT_START", "3"),
             (
@@ -98,34 +100,80 @@ fn failed_start_gives_a_502_page_that_says_why() {
             ("ASPNETCORE_ENVIRONMENT", "Production"),
         ],
     );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let folder = app.path().to_str().expect("utf-8").to_owned();
+    let real_folder = std::fs::canonicalize(app.path()).expect("folder");
+    let real_folder = real_folder.to_str().expect("utf-8");
+    let link = "https://help.example/startup?app=shop&why=<502>";
+
+    let mut command = Command::new(ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("ANCM_ADDITIONAL_ERROR_PAGE_LINK", link);
+    let ancm = Ancm::run_with(command, &[&folder]);
     let page = ancm.get("/");
     assert_eq!(page.status(), 502);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let body = page.text().expect("page");
     assert!(
-        body.contains("502.5") && body.contains("exited with code 3 before it listened"),
+        body.contains("502.5") && body.contains("the app exited before it listened on its port"),
         "{body}"
     );
     assert!(
-        !body.contains("connection string"),
-        "output only in Development: {body}"
+        body.contains("ancm's console")
+            && body.contains("ASPNETCORE_ENVIRONMENT=Development")
+            && body.contains("ASPNETCORE_DETAILEDERRORS=true"),
+        "where to look: {body}"
     );
+    for private in [
+        secret,
+        folder.as_str(),
+        real_folder,
+        "connection string",
+        "sampleapp",
+        "code 3",
+    ] {
+        assert!(!body.contains(private), "{private:?} on the page: {body}");
+    }
     assert!(
-        body.contains("ASPNETCORE_ENVIRONMENT=Development"),
-        "{body}"
+        body.contains(r#"<a href="https://help.example/startup?app=shop&amp;why=&lt;502&gt;">"#),
+        "ANCM_ADDITIONAL_ERROR_PAGE_LINK, escaped: {body}"
+    );
+    drop(ancm);
+
+    let ancm = Ancm::run(&[&folder, "--env", "ASPNETCORE_DETAILEDERRORS=true"]);
+    let body = ancm.get("/").text().expect("page");
+    for detail in [
+        secret,
+        real_folder,
+        "boom: the connection string is missing",
+        "exited with code 3 before it listened",
+    ] {
+        assert!(
+            body.contains(detail),
+            "{detail:?} with detailed errors: {body}"
+        );
+    }
+    assert!(
+        !body.contains("help.example"),
+        "no link unless asked: {body}"
     );
     drop(ancm);
 
     let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
+        &folder,
         "--env",
         "ASPNETCORE_ENVIRONMENT=Development",
+        "--env",
+        "ANCM_ADDITIONAL_ERROR_PAGE_LINK=https://help.example/dev",
     ]);
     let body = ancm.get("/").text().expect("page");
     assert!(
-        body.contains("boom: the connection string is missing"),
-        "{body}"
+        body.contains("boom: the connection string is missing") && body.contains(secret),
+        "Development shows the details: {body}"
+    );
+    assert!(
+        body.contains(r#"<a href="https://help.example/dev">"#),
+        "the link from the app's environment: {body}"
     );
 }
 
@@ -146,6 +194,18 @@ fn start_timeout_and_missing_executable_give_502_pages() {
 
     let app = AppDir::new(r#"processPath=".\NoSuchApp.exe""#, &[]);
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let body = ancm.get("/").text().expect("page");
+    assert!(
+        body.contains("the app's executable could not be started") && !body.contains("NoSuchApp"),
+        "the kind of failure, not the program: {body}"
+    );
+    drop(ancm);
+
+    let ancm = Ancm::run(&[
+        app.path().to_str().expect("utf-8"),
+        "--env",
+        "ASPNETCORE_DETAILEDERRORS=1",
+    ]);
     let body = ancm.get("/").text().expect("page");
     assert!(
         body.contains("NoSuchApp") && body.contains("could not be started: not found"),

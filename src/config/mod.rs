@@ -7,6 +7,7 @@
 mod command;
 mod debug_log;
 mod error;
+mod request_limits;
 mod values;
 mod webconfig;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use command::{split_command_line, CommandLine};
 pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
+pub use request_limits::RequestLimits;
 
 use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs, TlsClientCert};
 use webconfig::AspNetCoreElement;
@@ -56,6 +58,8 @@ pub struct AppConfig {
     pub disable_startup_error_page: bool,
     /// forwardResponseConnectionHeader: pass the app's Connection response header on.
     pub forward_response_connection_header: bool,
+    /// IIS requestFiltering/requestLimits, enforced by the proxy before the app.
+    pub request_limits: RequestLimits,
     /// `<handlerSettings>` as written (names unique ignoring case).
     pub handler_settings: Vec<(String, String)>,
     pub debug_log: DebugLog,
@@ -311,6 +315,11 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     )?;
     let request_timeout = settings.request_timeout()?;
     let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
+    if forward_windows_auth_token && element.is_some() {
+        warnings.push(windows_auth_warning(
+            settings.attribute("forwardWindowsAuthToken"),
+        ));
+    }
     let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
 
     let handler_settings: Vec<(String, String)> = element
@@ -427,6 +436,12 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         }
     }
     check_fixed_port(&environment, element.as_ref())?;
+    let request_limits = request_limits::resolve(
+        element
+            .as_ref()
+            .map_or(&[], |e| e.request_limits.as_slice()),
+        flags.max_request_body.as_deref(),
+    )?;
 
     Ok(AppConfig {
         app_dir,
@@ -449,6 +464,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         forward_windows_auth_token,
         disable_startup_error_page,
         forward_response_connection_header,
+        request_limits,
         handler_settings,
         debug_log,
         appl_path,
@@ -459,6 +475,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         warnings,
     })
+}
+
+/// Windows authentication is IIS's: ancm has no Windows identity to pass on, so an app that
+/// relies on it would silently see anonymous users.
+fn windows_auth_warning(attribute: Option<(Origin, String)>) -> String {
+    let (origin, default) = match &attribute {
+        Some((origin, _)) => (format!("{origin}: "), ""),
+        None => (String::new(), " (the default)"),
+    };
+    format!(
+        "{origin}forwardWindowsAuthToken is true{default}, but ancm cannot forward a Windows \
+         identity: the app sees every request as anonymous (ASPNETCORE_IIS_HTTPAUTH=anonymous;). \
+         Set forwardWindowsAuthToken=\"false\" on <aspNetCore> to silence this warning"
+    )
 }
 
 /// The stdout log prefix as an absolute path. A prefix ending in a separator names a folder:

@@ -1,5 +1,6 @@
 //! Reads the `<aspNetCore>` element out of a web.config file: its attributes and
-//! `<environmentVariables>`, each with the line and column it came from.
+//! `<environmentVariables>`, each with the line and column it came from; and, beside it, the
+//! `<security><requestFiltering><requestLimits>` that IIS enforces before the app.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,9 @@ pub(super) struct AspNetCoreElement {
     pub environment: Vec<(String, String)>,
     /// `<handlerSettings>` in order, after `<clear/>`; names unique ignoring case.
     pub handler_settings: Vec<(String, String, Origin)>,
+    /// The attributes of `<requestLimits>` under `<security><requestFiltering>`, found by the
+    /// same `<location>` rules as `<aspNetCore>`; empty when there is none.
+    pub request_limits: Vec<Attribute>,
     /// The file declares the XML-Document-Transform namespace: it is a transform such as
     /// web.Release.config, not a web.config.
     pub is_transform: bool,
@@ -61,6 +65,9 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "disableStartUpErrorPage",
     "hostingModel",
 ];
+
+/// The attributes of `<requestLimits>` in IIS's schema; `<headerLimits>` inside it is not read.
+const REQUEST_LIMITS_ATTRIBUTES: &[&str] = &["maxAllowedContentLength", "maxUrl", "maxQueryString"];
 
 /// Larger files are refused: a web.config is a few kilobytes.
 const MAX_SIZE: u64 = 16 * 1024 * 1024;
@@ -145,11 +152,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
     };
 
     let root = doc.root_element();
-    let mut found: Vec<roxmltree::Node> = Vec::new();
+    let mut web_servers: Vec<roxmltree::Node> = Vec::new();
     if root.has_tag_name("configuration") {
         for child in root.children().filter(|n| n.is_element()) {
             match child.tag_name().name() {
-                "system.webServer" => found.extend(aspnetcore_in(child)),
+                "system.webServer" => web_servers.push(child),
                 // `<location path=".">` (what publish writes) or no path applies to this app;
                 // other paths configure child applications.
                 "location"
@@ -158,29 +165,39 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
                         None | Some("." | "" | "./" | ".\\")
                     ) =>
                 {
-                    for web_server in children_named(child, "system.webServer") {
-                        found.extend(aspnetcore_in(web_server));
-                    }
+                    web_servers.extend(children_named(child, "system.webServer"));
                 }
                 _ => {}
             }
         }
     }
+    let found: Vec<roxmltree::Node> = web_servers
+        .iter()
+        .flat_map(|web_server| children_named(*web_server, "aspNetCore"))
+        .collect();
+    let limits: Vec<roxmltree::Node> = web_servers
+        .iter()
+        .flat_map(|web_server| children_named(*web_server, "security"))
+        .flat_map(|security| children_named(security, "requestFiltering"))
+        .flat_map(|filtering| children_named(filtering, "requestLimits"))
+        .collect();
 
     let Some(element) = found.first().copied() else {
         return Err(ConfigError::NoAspNetCore {
             path: path.to_owned(),
         });
     };
-    if let Some(second) = found.get(1) {
-        // IIS refuses a section defined twice for one path (HTTP 500.19), and so do we.
-        let first = origin_of(element.range().start);
-        return Err(ConfigError::invalid(
-            origin_of(second.range().start),
-            "element",
-            "<aspNetCore>",
-            format!("one <aspNetCore> per application; another one is at {first}"),
-        ));
+    // IIS refuses a section defined twice for one path (HTTP 500.19), and so do we.
+    for (tag, nodes) in [("aspNetCore", &found), ("requestLimits", &limits)] {
+        if let [first, second, ..] = nodes.as_slice() {
+            let first = origin_of(first.range().start);
+            return Err(ConfigError::invalid(
+                origin_of(second.range().start),
+                "element",
+                format!("<{tag}>"),
+                format!("one <{tag}> per application; another one is at {first}"),
+            ));
+        }
     }
 
     let mut warnings = Vec::new();
@@ -191,25 +208,32 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
             origin_of(host.range().start)
         ));
     }
-    let attributes = element
-        .attributes()
-        .filter(|a| a.namespace().is_none())
-        .map(|a| {
-            if !KNOWN_ATTRIBUTES.contains(&a.name()) {
-                warnings.push(format!(
-                    "{}: unknown attribute {}=\"{}\" on <aspNetCore> is ignored",
-                    origin_of(a.range().start),
-                    a.name(),
-                    a.value()
-                ));
-            }
-            Attribute {
-                name: a.name().to_owned(),
-                value: a.value().to_owned(),
-                origin: origin_of(a.range_value().start),
-            }
-        })
-        .collect();
+    let mut attributes_of = |node: roxmltree::Node, known: &[&str]| -> Vec<Attribute> {
+        node.attributes()
+            .filter(|a| a.namespace().is_none())
+            .map(|a| {
+                if !known.contains(&a.name()) {
+                    warnings.push(format!(
+                        "{}: unknown attribute {}=\"{}\" on <{}> is ignored",
+                        origin_of(a.range().start),
+                        a.name(),
+                        a.value(),
+                        node.tag_name().name()
+                    ));
+                }
+                Attribute {
+                    name: a.name().to_owned(),
+                    value: a.value().to_owned(),
+                    origin: origin_of(a.range_value().start),
+                }
+            })
+            .collect()
+    };
+    let attributes = attributes_of(element, KNOWN_ATTRIBUTES);
+    let request_limits = limits
+        .first()
+        .map(|node| attributes_of(*node, REQUEST_LIMITS_ATTRIBUTES))
+        .unwrap_or_default();
 
     let mut environment: Vec<(String, String)> = Vec::new();
     let mut handler_settings: Vec<(String, String, Origin)> = Vec::new();
@@ -277,6 +301,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         attributes,
         environment,
         handler_settings,
+        request_limits,
         is_transform: doc
             .descendants()
             .any(|n| n.namespaces().any(|ns| ns.uri() == XDT_NAMESPACE)),
@@ -296,12 +321,6 @@ fn children_named<'a, 'i>(
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     node.children()
         .filter(move |n| n.is_element() && n.tag_name().name() == name)
-}
-
-fn aspnetcore_in<'a, 'i>(
-    web_server: roxmltree::Node<'a, 'i>,
-) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
-    children_named(web_server, "aspNetCore")
 }
 
 #[cfg(test)]
@@ -363,6 +382,51 @@ mod tests {
         )
         .expect_err("no element applies");
         assert!(matches!(err, ConfigError::NoAspNetCore { .. }), "{err}");
+    }
+
+    #[test]
+    fn request_limits_follow_the_location_rules() {
+        let el = parse_str(
+            r#"<configuration>
+  <location path="child"><system.webServer><security><requestFiltering><requestLimits maxUrl="1" /></requestFiltering></security></system.webServer></location>
+  <location path=".">
+    <system.webServer>
+      <aspNetCore processPath="x" />
+      <security><requestFiltering><requestLimits maxQueryString="65536" maxHeaders="9"><headerLimits /></requestLimits></requestFiltering></security>
+    </system.webServer>
+  </location>
+</configuration>"#,
+        )
+        .expect("valid");
+        let limits: Vec<(&str, &str)> = el
+            .request_limits
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(limits, [("maxQueryString", "65536"), ("maxHeaders", "9")]);
+        assert!(
+            el.warnings
+                .iter()
+                .any(|w| w.contains("unknown attribute maxHeaders=\"9\" on <requestLimits>")),
+            "{:?}",
+            el.warnings
+        );
+
+        let err = parse_str(
+            r#"<configuration>
+<system.webServer><aspNetCore processPath="x"/><security><requestFiltering><requestLimits maxUrl="1"/></requestFiltering></security></system.webServer>
+<location path="."><system.webServer><security><requestFiltering><requestLimits maxUrl="2"/></requestFiltering></security></system.webServer></location>
+</configuration>"#,
+        )
+        .expect_err("duplicate");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("web.config:3:")
+                && text.contains(
+                    "one <requestLimits> per application; another one is at web.config:2:"
+                ),
+            "{text}"
+        );
     }
 
     #[test]

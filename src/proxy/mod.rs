@@ -291,11 +291,9 @@ impl Proxy {
     }
 
     fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
-        let config = self.supervisor.config();
         page(pages::startup_failure(
             unavailable,
-            &config,
-            is_development(&config.environment),
+            &self.supervisor.config(),
         ))
     }
 }
@@ -336,21 +334,6 @@ pub fn rewrite_request_headers(
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)
-}
-
-/// Whether the app runs as Development, which lets error pages show its output (as ANCM's
-/// detailed errors do).
-fn is_development(environment: &[(String, String)]) -> bool {
-    ["ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT"]
-        .iter()
-        .any(|name| {
-            let value = environment
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(name).ok());
-            value.is_some_and(|v| v.eq_ignore_ascii_case("Development"))
-        })
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -1,6 +1,6 @@
 //! The pages ancm answers with itself: 502.5 when the app cannot be started (what happened and
-//! what to do, plus the app's output in Development), 502.3 when forwarding fails, 503 while
-//! stopping. Built only on the error path.
+//! what to do; details from the machine only when the app asks for detailed errors), 502.3 when
+//! forwarding fails, 503 while stopping. Built only on the error path.
 
 use std::fmt::Write;
 
@@ -11,12 +11,48 @@ use http_body_util::Full;
 use crate::config::AppConfig;
 use crate::supervisor::{FailureKind, Unavailable};
 
+/// Whether the 502.5 page may show what only the server should know (the app folder, the
+/// command line, whose arguments can hold passwords, the app's output), as ANCM decides it:
+/// the app runs as Development, or asks for detailed errors. Read each time a page is built, so
+/// a reloaded configuration applies at once.
+pub(super) fn detailed(cfg: &AppConfig) -> bool {
+    let is = |name: &str, wanted: &[&str]| {
+        variable(cfg, name)
+            .is_some_and(|value| wanted.iter().any(|w| value.eq_ignore_ascii_case(w)))
+    };
+    is("ASPNETCORE_ENVIRONMENT", &["Development"])
+        || is("DOTNET_ENVIRONMENT", &["Development"])
+        || is("ASPNETCORE_DETAILEDERRORS", &["1", "true"])
+}
+
+/// A variable as ANCM reads it for its pages: the app's configured environment first, then
+/// ancm's own.
+fn variable(cfg: &AppConfig, name: &str) -> Option<String> {
+    cfg.environment
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(name).ok())
+}
+
+/// What kind of failure it was, in words that name nothing on the machine (the failure's own
+/// text can hold the program's path).
+fn kind_only(kind: &FailureKind) -> String {
+    match kind {
+        FailureKind::Spawn { .. } => "the app's executable could not be started".to_owned(),
+        FailureKind::Exited {
+            before_ready: true, ..
+        } => "the app exited before it listened on its port".to_owned(),
+        FailureKind::Exited { .. } => "the app exited".to_owned(),
+        FailureKind::StartTimeout { limit } => format!(
+            "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
+            limit.as_secs()
+        ),
+    }
+}
+
 /// The 502.5 page: the app could not be started.
-pub(super) fn startup_failure(
-    unavailable: &Unavailable,
-    cfg: &AppConfig,
-    show_output: bool,
-) -> Response<Full<Bytes>> {
+pub(super) fn startup_failure(unavailable: &Unavailable, cfg: &AppConfig) -> Response<Full<Bytes>> {
     match unavailable {
         Unavailable::Stopping => return stopping(),
         Unavailable::Offline(content) => return offline(content.clone()),
@@ -28,17 +64,27 @@ pub(super) fn startup_failure(
         *response.status_mut() = StatusCode::BAD_GATEWAY;
         return response;
     }
+    let detailed = detailed(cfg);
+    let failure_text = |kind: &FailureKind| {
+        if detailed {
+            escape(&kind.to_string())
+        } else {
+            kind_only(kind)
+        }
+    };
     let mut what = String::new();
     let mut todo: Vec<String> = Vec::new();
     let mut output = None;
-    let run_it_yourself = format!(
-        "Run the app by hand to see what it says: <code>cd {} &amp;&amp; {}</code>",
-        escape(&cfg.app_dir.display().to_string()),
-        escape(&command_text(cfg)),
-    );
+    let run_it_yourself = detailed.then(|| {
+        format!(
+            "Run the app by hand to see what it says: <code>cd {} &amp;&amp; {}</code>",
+            escape(&cfg.app_dir.display().to_string()),
+            escape(&command_text(cfg)),
+        )
+    });
     match unavailable {
         Unavailable::Failed(failure) => {
-            let _ = write!(what, "{}.", escape(&failure.kind.to_string()));
+            let _ = write!(what, "{}.", failure_text(&failure.kind));
             output = Some(failure.output.as_str());
             match &failure.kind {
                 FailureKind::Spawn { .. } => {
@@ -46,7 +92,7 @@ pub(super) fn startup_failure(
                 }
                 FailureKind::Exited { .. } => {
                     todo.push("Read the app's output (in ancm's console, or below in Development) for the exception or message that made it exit.".into());
-                    todo.push(run_it_yourself.clone());
+                    todo.extend(run_it_yourself.clone());
                 }
                 FailureKind::StartTimeout { .. } => {
                     todo.push("Make sure the app listens on 127.0.0.1 at the port in ASPNETCORE_PORT (ASP.NET Core does so through UseIISIntegration); for other apps, pass <code>--port-env PORT</code> or use %ASPNETCORE_PORT% in arguments.".into());
@@ -68,14 +114,10 @@ pub(super) fn startup_failure(
                 "The app failed more than rapidFailsPerMinute ({limit}) times within a minute, so ancm stopped starting it for now; it tries again in {secs} s."
             );
             if let Some(failure) = failure {
-                let _ = write!(
-                    what,
-                    " The last failure: {}.",
-                    escape(&failure.kind.to_string())
-                );
+                let _ = write!(what, " The last failure: {}.", failure_text(&failure.kind));
                 output = Some(failure.output.as_str());
             }
-            todo.push(run_it_yourself.clone());
+            todo.extend(run_it_yourself.clone());
             todo.push("Fix the cause, then restart ancm, or wait for the minute to pass.".into());
         }
         Unavailable::TimedOut(limit) => {
@@ -88,11 +130,15 @@ pub(super) fn startup_failure(
         }
         Unavailable::Stopping | Unavailable::Offline(_) => {}
     }
-    if let Some(prefix) = &cfg.stdout_log {
-        todo.push(format!(
+    match (&cfg.stdout_log, detailed) {
+        (Some(prefix), true) => todo.push(format!(
             "The stdout log is on: see {}_*.log.",
             escape(&prefix.display().to_string())
-        ));
+        )),
+        (Some(_), false) => {
+            todo.push("The stdout log is on: see the files that stdoutLogFile names.".into());
+        }
+        (None, _) => {}
     }
 
     let mut body = String::with_capacity(4096);
@@ -104,18 +150,31 @@ pub(super) fn startup_failure(
         let _ = writeln!(body, "<li>{item}</li>");
     }
     body.push_str("</ul>\n");
-    match output {
-        Some(text) if show_output && !text.is_empty() => {
+    if detailed {
+        if let Some(text) = output.filter(|text| !text.is_empty()) {
             let _ = writeln!(
                 body,
                 "<h2>The app's last output</h2>\n<pre>{}</pre>",
                 escape(text)
             );
         }
-        Some(text) if !text.is_empty() => body.push_str(
-            "<p>The app's output is in ancm's console. Set ASPNETCORE_ENVIRONMENT=Development to see it on this page.</p>\n",
-        ),
-        _ => {}
+    } else {
+        body.push_str(
+            "<p>This page shows nothing from the server: the details (the program, its \
+             arguments, the app's output) are in ancm's console and its log. To show them here \
+             too, set ASPNETCORE_ENVIRONMENT=Development or ASPNETCORE_DETAILEDERRORS=true in \
+             the app's environment.</p>\n",
+        );
+    }
+    if let Some(link) = variable(cfg, "ANCM_ADDITIONAL_ERROR_PAGE_LINK")
+        .map(|link| link.trim().to_owned())
+        .filter(|link| !link.is_empty())
+    {
+        let link = escape(&link);
+        let _ = writeln!(
+            body,
+            "<p>More information: <a href=\"{link}\">{link}</a></p>"
+        );
     }
     body.push_str("</body></html>\n");
     html(StatusCode::BAD_GATEWAY, body)
