@@ -228,3 +228,96 @@ fn request_timeout_bounds_each_wait_not_a_transfer_that_keeps_flowing() {
     // An app silent for requestTimeout still gets its request a 502.
     assert_eq!(ancm.get("/sleep?ms=4000").status(), 502);
 }
+
+/// A web.config for the sample app with IIS request limits.
+fn limited_app(limits: &str) -> AppDir {
+    AppDir::with_web_config(&format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <system.webServer>
+    <security>
+      <requestFiltering>
+        <requestLimits {limits} />
+      </requestFiltering>
+    </security>
+    <aspNetCore processPath="{}" />
+  </system.webServer>
+</configuration>
+"#,
+        crate::support::sampleapp().display()
+    ))
+}
+
+fn requests_seen(ancm: &Ancm) -> u64 {
+    ancm.get("/requests")
+        .text()
+        .expect("count")
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn iis_request_limits_are_enforced_before_the_app() {
+    let app = limited_app(r#"maxAllowedContentLength="1500" maxUrl="64" maxQueryString="32""#);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let before = requests_seen(&ancm);
+    let post = |body: reqwest::blocking::Body| {
+        client()
+            .post(format!("{}/upload", ancm.url))
+            .body(body)
+            .send()
+            .expect("an answer")
+            .status()
+    };
+    // A declared length over the limit: 413 at once, the app never sees it.
+    assert_eq!(post(vec![b'x'; 1501].into()), 413);
+    assert_eq!(
+        ancm.get(&format!("/{}", "p".repeat(64))).status(),
+        414,
+        "a path over maxUrl"
+    );
+    assert_eq!(
+        ancm.get(&format!("/echo?{}", "q".repeat(33))).status(),
+        414,
+        "a query string over maxQueryString"
+    );
+    assert_eq!(
+        requests_seen(&ancm),
+        before + 1,
+        "none of them reached the app"
+    );
+    // Within the limits.
+    assert_eq!(post(vec![b'x'; 1500].into()), 200);
+    assert_eq!(ancm.get(&format!("/echo?{}", "q".repeat(32))).status(), 200);
+    // A chunked body is counted as it goes: the app's request is aborted past the limit.
+    let chunked = |chunks| {
+        reqwest::blocking::Body::new(Trickle {
+            chunks,
+            gap: Duration::from_millis(1),
+            pending: Vec::new(),
+        })
+    };
+    assert_eq!(post(chunked(1)), 200);
+    assert_eq!(post(chunked(3)), 413);
+    ancm.wait_stderr("the abort", |l| {
+        l.contains("passed maxAllowedContentLength")
+    });
+}
+
+#[test]
+fn max_request_body_0_lifts_the_body_limit() {
+    let app = limited_app(r#"maxAllowedContentLength="1000""#);
+    let ancm = Ancm::run(&[
+        app.path().to_str().expect("utf-8"),
+        "--max-request-body",
+        "0",
+    ]);
+    ancm.wait_ready();
+    let response = client()
+        .post(format!("{}/upload", ancm.url))
+        .body(vec![b'x'; 100_000])
+        .send()
+        .expect("an answer");
+    assert_eq!(response.status(), 200);
+}

@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{AppConfig, ConfigError, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use body::{BadBody, IdleTimeout, Progress, RequestBody};
 pub use front::serve;
@@ -139,10 +139,20 @@ impl Proxy {
             Err(unavailable) => return self.unavailable(&unavailable),
         };
         let request_timeout = backend.config.request_timeout;
+        let limits = backend.config.request_limits;
+        if let Some(refused) = over_limits(&limits, &parts) {
+            return refused;
+        }
         let bodiless = body.is_end_stream();
-        let progress = (!bodiless && request_timeout.is_some()).then(Progress::new);
+        // A declared length was checked above, and hyper holds the body to it; a chunked (or
+        // HTTP/2) body is counted as it goes.
+        let count_to = limits
+            .max_body
+            .filter(|_| !parts.headers.contains_key(header::CONTENT_LENGTH));
+        let progress =
+            (!bodiless && (request_timeout.is_some() || count_to.is_some())).then(Progress::new);
         let body = match &progress {
-            Some(progress) => body.watched(None, progress.clone()),
+            Some(progress) => body.watched(count_to, progress.clone()),
             None => body,
         };
         if bodiless
@@ -227,10 +237,10 @@ impl Proxy {
                     )),
                 )
             }
-            Err((Failed::TooLarge, _)) => page(pages::client_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is larger than this app accepts.",
-            )),
+            Err((Failed::TooLarge, _)) => {
+                tracing::info!(pid = backend.pid, "a chunked request body passed maxAllowedContentLength; its request to the app was aborted");
+                too_large()
+            }
             Err((Failed::Timeout(limit), _)) => {
                 tracing::warn!(
                     pid = backend.pid,
@@ -296,6 +306,48 @@ impl Proxy {
             &self.supervisor.config(),
         ))
     }
+}
+
+/// IIS's request limits (requestFiltering/requestLimits), enforced before the app as IIS does:
+/// the IIS integration switches Kestrel's own body limit off. IIS answers 404.13, 404.14 and
+/// 404.15; outside IIS the standard 413 and 414 say the same to any client.
+fn over_limits(
+    limits: &RequestLimits,
+    parts: &http::request::Parts,
+) -> Option<Response<ProxyBody>> {
+    let path = parts.uri.path().len();
+    let query = parts.uri.query().map_or(0, str::len);
+    if path > limits.max_url || query > limits.max_query_string {
+        let (what, length, limit) = if path > limits.max_url {
+            ("URL", path, limits.max_url)
+        } else {
+            ("query string", query, limits.max_query_string)
+        };
+        tracing::info!("refused a request whose {what} is {length} bytes, over the limit of {limit} (requestLimits)");
+        return Some(page(pages::client_error(
+            StatusCode::URI_TOO_LONG,
+            &format!("The request's {what} is longer than this app accepts ({limit} bytes)."),
+        )));
+    }
+    let max_body = limits.max_body?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())?;
+    (declared > max_body).then(|| {
+        tracing::info!(
+            "refused a request body of {declared} bytes, over maxAllowedContentLength ({max_body})"
+        );
+        too_large()
+    })
+}
+
+fn too_large() -> Response<ProxyBody> {
+    page(pages::client_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "The request body is larger than this app accepts.",
+    ))
 }
 
 /// What a request that got no response failed of.
