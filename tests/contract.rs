@@ -321,3 +321,43 @@ fn max_request_body_0_lifts_the_body_limit() {
         .expect("an answer");
     assert_eq!(response.status(), 200);
 }
+
+#[test]
+fn a_reload_applies_in_full_to_the_new_process() {
+    let app = limited_app(r#"maxAllowedContentLength="100000""#);
+    let web_config = app.path().join("web.config");
+    let config = std::fs::read_to_string(&web_config).expect("read");
+    let with_timeout = config.replace("<aspNetCore ", r#"<aspNetCore requestTimeout="00:00:05" "#);
+    std::fs::write(&web_config, &with_timeout).expect("write");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+    let upload = |bytes: usize| {
+        client()
+            .post(format!("{}/upload", ancm.url))
+            .body(vec![b'x'; bytes])
+            .send()
+            .expect("an answer")
+            .status()
+    };
+    assert_eq!(upload(2000), 200);
+    assert_eq!(ancm.get("/sleep?ms=1500").status(), 200);
+
+    std::fs::write(
+        &web_config,
+        with_timeout
+            .replace("00:00:05", "00:00:01")
+            .replace("100000", "1000"),
+    )
+    .expect("write");
+    let (second, _) = ancm.wait_ready_after(first);
+    ancm.wait_stderr("the recycle", |l| {
+        l.contains("recycled: the new process serves")
+    });
+    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+    assert_eq!(
+        ancm.get("/sleep?ms=1500").status(),
+        502,
+        "the new requestTimeout"
+    );
+    assert_eq!(upload(2000), 413, "the new maxAllowedContentLength");
+}
