@@ -232,10 +232,13 @@ async fn apply_config(supervisor: &Supervisor, reload: &Reload, recycle: bool) {
         }
     };
     let current = supervisor.config();
-    if config.listen != current.listen
-        || config.processes_per_application != current.processes_per_application
-    {
-        tracing::warn!("web.config changed the listen addresses or processesPerApplication; those take effect when ancm restarts");
+    let fixed = fixed_until_restart(&current, &config);
+    if !fixed.is_empty() {
+        tracing::warn!(
+            "web.config changed {}: {} only when ancm restarts; everything else applies to the new processes",
+            fixed.join(", "),
+            if fixed.len() == 1 { "that takes effect" } else { "those take effect" }
+        );
     }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -246,6 +249,24 @@ async fn apply_config(supervisor: &Supervisor, reload: &Reload, recycle: bool) {
     } else {
         supervisor.replace_config(config);
     }
+}
+
+/// The settings a reload cannot change: what ancm set up once, at its start.
+fn fixed_until_restart(current: &AppConfig, new: &AppConfig) -> Vec<&'static str> {
+    let mut fixed = Vec::new();
+    if new.listen != current.listen {
+        fixed.push("the listen addresses");
+    }
+    if new.processes_per_application != current.processes_per_application {
+        fixed.push("processesPerApplication");
+    }
+    if new.rapid_fails_per_minute != current.rapid_fails_per_minute {
+        fixed.push("rapidFailsPerMinute");
+    }
+    if new.debug_log != current.debug_log {
+        fixed.push("the diagnostic log (debugFile, debugLevel)");
+    }
+    fixed
 }
 
 fn report(result: Result<(), RecycleError>) {

@@ -327,7 +327,10 @@ fn a_reload_applies_in_full_to_the_new_process() {
     let app = limited_app(r#"maxAllowedContentLength="100000""#);
     let web_config = app.path().join("web.config");
     let config = std::fs::read_to_string(&web_config).expect("read");
-    let with_timeout = config.replace("<aspNetCore ", r#"<aspNetCore requestTimeout="00:00:05" "#);
+    let with_timeout = config.replace(
+        "<aspNetCore ",
+        r#"<aspNetCore requestTimeout="00:00:05" processesPerApplication="1" "#,
+    );
     std::fs::write(&web_config, &with_timeout).expect("write");
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     let (first, _) = ancm.wait_ready();
@@ -346,7 +349,11 @@ fn a_reload_applies_in_full_to_the_new_process() {
         &web_config,
         with_timeout
             .replace("00:00:05", "00:00:01")
-            .replace("100000", "1000"),
+            .replace("100000", "1000")
+            .replace(
+                r#"processesPerApplication="1""#,
+                r#"processesPerApplication="2""#,
+            ),
     )
     .expect("write");
     let (second, _) = ancm.wait_ready_after(first);
@@ -360,4 +367,8 @@ fn a_reload_applies_in_full_to_the_new_process() {
         "the new requestTimeout"
     );
     assert_eq!(upload(2000), 413, "the new maxAllowedContentLength");
+    // What ancm set up at its start is named.
+    ancm.wait_stderr("the warning", |l| {
+        l.contains("processesPerApplication") && l.contains("only when ancm restarts")
+    });
 }
