@@ -215,8 +215,14 @@ impl Pending {
 }
 
 /// Reads web.config again: when valid, the app is recycled with it (if `recycle`); when not,
-/// the app keeps running with what it had.
+/// the app keeps running with what it had. With disallowRotationOnConfigChange on in the
+/// running configuration, as in ANCM, the change is not even read: the app keeps running as it
+/// was.
 async fn apply_config(supervisor: &Supervisor, reload: &Reload, recycle: bool) {
+    if recycle && supervisor.config().disallow_rotation_on_config_change {
+        tracing::info!("web.config changed; not recycling: disallowRotationOnConfigChange is true");
+        return;
+    }
     let reload = reload.clone();
     let config = match tokio::task::spawn_blocking(move || reload()).await {
         Ok(Ok(config)) => config,

@@ -128,6 +128,40 @@ fn web_config_change_recycles_under_load_with_no_failed_request() {
 }
 
 #[test]
+fn disallow_rotation_on_config_change_keeps_the_app_through_web_config_changes() {
+    let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
+    let web_config = app.path().join("web.config");
+    let config = std::fs::read_to_string(&web_config)
+        .expect("read")
+        .replace(
+            "</environmentVariables>",
+            "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"disallowRotationOnConfigChange\" value=\"True\" /></handlerSettings>",
+        );
+    write(&web_config, &config);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+
+    write(&web_config, &config.replace("before", "after"));
+    ancm.wait_stderr("the change to be declined", |l| {
+        l.contains("web.config changed; not recycling: disallowRotationOnConfigChange is true")
+    });
+    assert_eq!(ancm.get("/pid").text().expect("pid"), pid.to_string());
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("json");
+    assert_eq!(
+        echo["env"]["SAMPLE_VAR"], "before",
+        "the app runs as it was"
+    );
+    assert_eq!(ancm.ready_pids(), [pid], "no new process");
+    assert!(alive(pid));
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("unknown handlerSetting")),
+        0,
+        "a known setting: {:?}",
+        ancm.stderr()
+    );
+}
+
+#[test]
 fn a_bad_new_web_config_or_a_failing_new_process_keeps_the_old_one() {
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);

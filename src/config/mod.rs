@@ -58,6 +58,8 @@ pub struct AppConfig {
     pub disable_startup_error_page: bool,
     /// forwardResponseConnectionHeader: pass the app's Connection response header on.
     pub forward_response_connection_header: bool,
+    /// disallowRotationOnConfigChange: a changed web.config does not recycle the app.
+    pub disallow_rotation_on_config_change: bool,
     /// IIS requestFiltering/requestLimits, enforced by the proxy before the app.
     pub request_limits: RequestLimits,
     /// `<handlerSettings>` as written (names unique ignoring case).
@@ -351,6 +353,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         } else if ![
             "debugFile",
             "debugLevel",
+            "disallowRotationOnConfigChange",
             "enableOutOfProcessConsoleRedirection",
             "forwardResponseConnectionHeader",
         ]
@@ -364,6 +367,8 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let capture_output = !handler("enableOutOfProcessConsoleRedirection")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
     let forward_response_connection_header = handler("forwardResponseConnectionHeader")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let disallow_rotation_on_config_change = handler("disallowRotationOnConfigChange")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let debug_level = handler("debugLevel")
         .map(str::to_owned)
@@ -464,6 +469,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         forward_windows_auth_token,
         disable_startup_error_page,
         forward_response_connection_header,
+        disallow_rotation_on_config_change,
         request_limits,
         handler_settings,
         debug_log,
