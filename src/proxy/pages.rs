@@ -52,6 +52,9 @@ pub(super) fn startup_failure(
                     todo.push("Make sure the app listens on 127.0.0.1 at the port in ASPNETCORE_PORT (ASP.NET Core does so through UseIISIntegration); for other apps, pass <code>--port-env PORT</code> or use %ASPNETCORE_PORT% in arguments.".into());
                     todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
                 }
+                FailureKind::PortTaken { .. } => {
+                    todo.push("Stop the process that holds the port, or set another ASPNETCORE_PORT in web.config (or none: then ancm picks a free port for each start).".into());
+                }
             }
         }
         Unavailable::Paused {
