@@ -223,3 +223,63 @@ fn app_listening_only_on_ipv6_loopback_is_ready() {
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
 }
+
+/// A fixed ASPNETCORE_PORT that another process listens on: ancm must not take that process for
+/// the app, so no request (nor the pairing token) reaches it, and the start fails saying who
+/// holds the port.
+#[test]
+fn a_fixed_port_held_by_another_process_is_never_forwarded_to() {
+    let foreign = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the foreign listener");
+    let port = foreign.local_addr().expect("its address").port();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let reached = reached.clone();
+        // Answers as a working app would, so that forwarding to it would look like success.
+        std::thread::spawn(move || {
+            for stream in foreign.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                reached.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nforeign",
+                );
+            }
+        });
+    }
+    let port_text = port.to_string();
+    let app = AppDir::new(
+        r#"rapidFailsPerMinute="100""#,
+        &[
+            ("ASPNETCORE_PORT", &port_text),
+            ("ASPNETCORE_DETAILEDERRORS", "true"),
+        ],
+    );
+    let taken = format!("port {port} is taken by PID {}", std::process::id());
+
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let page = ancm.get("/");
+    let status = page.status();
+    let body = page.text().expect("page");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("502.5") && body.contains(&taken), "{body}");
+    ancm.wait_stderr("the log to name the port's holder", |l| l.contains(&taken));
+    drop(ancm);
+
+    let output = std::process::Command::new(crate::support::ancm_bin())
+        .arg("smoke")
+        .arg(app.path())
+        .args(["--timeout", "20"])
+        .output()
+        .expect("run ancm smoke");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the app did not start: ") && out.contains(&taken),
+        "{out}"
+    );
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "ancm connected to the process that holds the port"
+    );
+}

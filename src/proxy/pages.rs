@@ -48,6 +48,7 @@ fn kind_only(kind: &FailureKind) -> String {
             "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
             limit.as_secs()
         ),
+        FailureKind::PortTaken { .. } => "another process holds the app's port".to_owned(),
     }
 }
 
@@ -97,6 +98,9 @@ pub(super) fn startup_failure(unavailable: &Unavailable, cfg: &AppConfig) -> Res
                 FailureKind::StartTimeout { .. } => {
                     todo.push("Make sure the app listens on 127.0.0.1 at the port in ASPNETCORE_PORT (ASP.NET Core does so through UseIISIntegration); for other apps, pass <code>--port-env PORT</code> or use %ASPNETCORE_PORT% in arguments.".into());
                     todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
+                }
+                FailureKind::PortTaken { .. } => {
+                    todo.push("Stop the process that holds the port, or set another ASPNETCORE_PORT in web.config (or none: then ancm picks a free port for each start).".into());
                 }
             }
         }

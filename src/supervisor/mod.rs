@@ -5,7 +5,10 @@
 //! There are processesPerApplication slots, each with its own process, port and token; the
 //! proxy asks for the least busy ready one.
 
+#[cfg(target_os = "linux")]
+mod listeners;
 mod platform;
+mod ports;
 mod process;
 mod rapid_fail;
 mod slot;
@@ -232,6 +235,13 @@ pub enum FailureKind {
     Exited { status: String, before_ready: bool },
     /// It did not listen within startupTimeLimit and was killed.
     StartTimeout { limit: Duration },
+    /// Another process listens on the app's port: the fixed ASPNETCORE_PORT, or every port
+    /// tried. `holder` is "PID 4242 (nginx)", or "another process" when it cannot be seen.
+    PortTaken {
+        port: u16,
+        holder: String,
+        fixed: bool,
+    },
 }
 
 impl fmt::Display for FailureKind {
@@ -255,6 +265,22 @@ impl fmt::Display for FailureKind {
                 f,
                 "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
                 limit.as_secs()
+            ),
+            FailureKind::PortTaken {
+                port,
+                holder,
+                fixed: true,
+            } => write!(
+                f,
+                "port {port} is taken by {holder}, and ASPNETCORE_PORT fixes the app's port to it"
+            ),
+            FailureKind::PortTaken {
+                port,
+                holder,
+                fixed: false,
+            } => write!(
+                f,
+                "port {port} is taken by {holder}, as was each port tried before it"
             ),
         }
     }

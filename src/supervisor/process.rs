@@ -1,11 +1,14 @@
 //! One run of the app: spawn it with the pairing environment, wait until it listens, and stop
 //! it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+#[cfg(not(target_os = "linux"))]
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(not(target_os = "linux"))]
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -37,6 +40,9 @@ pub(crate) struct AppProcess {
 /// How waiting for the app to listen ended.
 pub(crate) enum Readiness {
     Listening(SocketAddr),
+    /// Another process listens on the app's port: "PID 4242 (nginx)" or "another process".
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Taken(String),
     Exited(ExitStatus),
     TimedOut,
     Cancelled,
@@ -128,8 +134,9 @@ impl AppProcess {
         })
     }
 
-    /// Waits until the app accepts TCP connections on its port, over IPv4 or IPv6 loopback.
-    /// Polls fast at first, so the first request does not wait long once the app is up.
+    /// Waits until a process of the app's tree listens on its port, over IPv4 or IPv6. Polls
+    /// fast at first, so the first request does not wait long once the app is up. Another
+    /// process listening there ends the wait: requests must never go to it.
     pub(crate) async fn wait_ready(
         &mut self,
         limit: Duration,
@@ -137,19 +144,16 @@ impl AppProcess {
     ) -> Readiness {
         let started = Instant::now();
         let deadline = started + limit;
-        let candidates = [
-            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
-            SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)),
-        ];
+        let mut probe = Probe::new(self);
         let mut pause = Duration::from_millis(2);
         loop {
-            for addr in candidates {
-                if let Ok(Ok(_)) =
-                    timeout(Duration::from_millis(250), TcpStream::connect(addr)).await
-                {
-                    tracing::debug!(pid = self.pid, %addr, after = ?started.elapsed(), "the app accepts connections");
+            match probe.next().await {
+                Some(Readiness::Listening(addr)) => {
+                    tracing::debug!(pid = self.pid, %addr, after = ?started.elapsed(), "the app listens");
                     return Readiness::Listening(addr);
                 }
+                Some(readiness) => return readiness,
+                None => {}
             }
             if Instant::now() >= deadline {
                 return Readiness::TimedOut;
@@ -268,6 +272,70 @@ impl AppProcess {
     }
 }
 
+/// Looks at who listens on the app's port. Linux: the socket tables and the descriptors of the
+/// app's tree, as ANCM checks the listener's owning PID against the app's job (spec §3.2).
+#[cfg(target_os = "linux")]
+struct Probe {
+    /// Moved to a blocking thread for each look, and back; `None` if that thread panicked.
+    watch: Option<super::listeners::Watch>,
+}
+
+#[cfg(target_os = "linux")]
+impl Probe {
+    fn new(process: &AppProcess) -> Probe {
+        let watch =
+            super::listeners::Watch::new(process.port, process.pid, process.containment.group());
+        Probe { watch: Some(watch) }
+    }
+
+    /// The app listening (where to reach it), another process ([`Readiness::Taken`]), or
+    /// nobody yet (`None`).
+    async fn next(&mut self) -> Option<Readiness> {
+        use super::listeners::Verdict;
+        let mut watch = self.watch.take()?;
+        let looked = tokio::task::spawn_blocking(move || {
+            let verdict = watch.check();
+            (watch, verdict)
+        });
+        let (watch, verdict) = looked.await.ok()?;
+        tracing::trace!(reads = watch.reads, ?verdict, "looked at the app's port");
+        self.watch = Some(watch);
+        match verdict {
+            Verdict::App(addr) => Some(Readiness::Listening(addr)),
+            Verdict::Foreign(holder) => Some(Readiness::Taken(describe_holder(holder))),
+            Verdict::Nobody => None,
+        }
+    }
+}
+
+/// Elsewhere, whatever accepts a connection on the port counts as the app, as ANCM does
+/// without its listener table. The way to tell on Windows is `GetExtendedTcpTable`
+/// (TCP_TABLE_OWNER_PID_LISTENER): each listener's owning PID, to look for in the app's job.
+#[cfg(not(target_os = "linux"))]
+struct Probe {
+    port: u16,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Probe {
+    fn new(process: &AppProcess) -> Probe {
+        Probe { port: process.port }
+    }
+
+    async fn next(&mut self) -> Option<Readiness> {
+        let candidates = [
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)),
+        ];
+        for addr in candidates {
+            if let Ok(Ok(_)) = timeout(Duration::from_millis(250), TcpStream::connect(addr)).await {
+                return Some(Readiness::Listening(addr));
+            }
+        }
+        None
+    }
+}
+
 /// The child's environment on top of ancm's own (spec §2): `<environmentVariables>` and
 /// `--env`, then the pairing variables. A user-set ASPNETCORE_TOKEN is the token, as in ANCM.
 fn environment(
@@ -356,14 +424,26 @@ async fn kill_stragglers(pids: Vec<u32>) {
     .await;
 }
 
-/// A free loopback port for the app, from the OS's ephemeral range, which keeps clear of the
-/// static service ports that ANCM's random range ran into (spec §5, #46431).
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+/// A free loopback port for the app (see [`super::ports`]).
+pub(crate) async fn pick_port() -> std::io::Result<u16> {
+    tokio::task::spawn_blocking(super::ports::pick)
+        .await
+        .map_err(std::io::Error::other)?
 }
 
-/// Whether something else holds `port` now: a start that failed on it was a collision.
-pub(crate) fn port_taken(port: u16) -> bool {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err()
+/// Who holds `port` now ("PID 4242 (nginx)", "another process"); `None` when it is free.
+pub(crate) async fn port_holder(port: u16) -> Option<String> {
+    let holder = tokio::task::spawn_blocking(move || {
+        #[cfg(target_os = "linux")]
+        if let Some(holder) = super::listeners::holder_of(port) {
+            return Some(describe_holder(holder));
+        }
+        (!super::ports::is_free(port)).then(|| describe_holder(None::<String>))
+    });
+    holder.await.ok().flatten()
+}
+
+/// "PID 4242 (nginx)", or "another process" when the holder could not be seen.
+fn describe_holder(holder: Option<impl std::fmt::Display>) -> String {
+    holder.map_or_else(|| "another process".to_owned(), |h| h.to_string())
 }

@@ -14,14 +14,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{free_port, port_taken, AppProcess, Readiness};
+use super::process::{pick_port, port_holder, AppProcess, Readiness};
 use super::rapid_fail::RapidFailWindow;
 use super::{Backend, Context, Event, EventKind, Failure, FailureKind, Phase, Status};
 use crate::config::AppConfig;
 use crate::logs::Tail;
 
-/// How many times in a row a start may lose its port to another process before that counts
-/// as a failure.
+/// How many times in a row a start may find its picked port taken by another process before
+/// that counts as a failure.
 const MAX_PORT_COLLISIONS: u32 = 3;
 
 /// Requests to a running slot.
@@ -296,7 +296,11 @@ impl Slot {
         loop {
             let tail = Tail::default();
             self.publish(|s| s.output = tail.clone());
-            let port = match self.fixed_port.map_or_else(free_port, Ok) {
+            let picked = match self.fixed_port {
+                Some(port) => Ok(port),
+                None => pick_port().await,
+            };
+            let port = match picked {
                 Ok(port) => port,
                 Err(err) => {
                     let kind = FailureKind::Spawn {
@@ -331,19 +335,25 @@ impl Slot {
                     let backend = Arc::new(Backend::new(addr, token.1, process.pid, cfg.clone()));
                     return Started::Running(Running { process, backend });
                 }
+                Readiness::Taken(holder) => {
+                    process.reap().await;
+                    match self.port_lost(port, holder, &mut collisions) {
+                        Some(kind) => kind,
+                        None => continue,
+                    }
+                }
                 Readiness::Exited(exit) => {
                     process.reap().await;
-                    if self.fixed_port.is_none()
-                        && collisions < MAX_PORT_COLLISIONS
-                        && port_taken(port)
-                    {
-                        collisions += 1;
-                        tracing::warn!(port, "another process took the app's port as it started; starting again on another port");
-                        continue;
-                    }
-                    FailureKind::Exited {
-                        status: describe_exit(exit),
-                        before_ready: true,
+                    // Most likely it could not bind: then the port's holder is the reason.
+                    match port_holder(port).await {
+                        Some(holder) => match self.port_lost(port, holder, &mut collisions) {
+                            Some(kind) => kind,
+                            None => continue,
+                        },
+                        None => FailureKind::Exited {
+                            status: describe_exit(exit),
+                            before_ready: true,
+                        },
                     }
                 }
                 Readiness::TimedOut => {
@@ -361,6 +371,25 @@ impl Slot {
             };
             return Started::Failed(self.fail(attempt, kind, &tail, None));
         }
+    }
+
+    /// Another process holds the app's port, so the stopped start is retried on a fresh port
+    /// (`None`), unless the port is fixed or too many picks in a row were taken: then it fails.
+    fn port_lost(&self, port: u16, holder: String, collisions: &mut u32) -> Option<FailureKind> {
+        let fixed = self.fixed_port.is_some();
+        if !fixed && *collisions < MAX_PORT_COLLISIONS {
+            *collisions += 1;
+            tracing::warn!(
+                port,
+                "port {port} is taken by {holder}; starting the app again on another port"
+            );
+            return None;
+        }
+        Some(FailureKind::PortTaken {
+            port,
+            holder,
+            fixed,
+        })
     }
 
     /// Serves with `running` until it exits, app_offline.htm appears, or the slot is stopped.
