@@ -513,7 +513,7 @@ fn handler_settings_change_what_run_does() {
         std::fs::read_to_string(dir.path().join("diag/ancm.log")).expect("debugFile written");
     assert!(diag.contains("started the app"), "{diag}");
     assert!(
-        diag.contains("the app accepts connections"),
+        diag.contains("the app listens"),
         "TRACE level reaches the file: {diag}"
     );
 }
@@ -553,6 +553,6 @@ fn debug_level_console_and_disabled_error_page() {
     command.env_remove("ANCM_LOG");
     let ancm = Ancm::run_with(command, &[ok.path().to_str().expect("utf-8")]);
     ancm.wait_stderr("a debug line", |l| {
-        l.contains("the app accepts connections")
+        l.contains("the app listens")
     });
 }
