@@ -552,7 +552,5 @@ fn debug_level_console_and_disabled_error_page() {
     let mut command = Command::new(ancm_bin());
     command.env_remove("ANCM_LOG");
     let ancm = Ancm::run_with(command, &[ok.path().to_str().expect("utf-8")]);
-    ancm.wait_stderr("a debug line", |l| {
-        l.contains("the app listens")
-    });
+    ancm.wait_stderr("a debug line", |l| l.contains("the app listens"));
 }
