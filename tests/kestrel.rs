@@ -23,7 +23,11 @@ fn installed() -> Option<PathBuf> {
             panic!("ANCM_KESTREL_DIR is not set: CI must install the Kestrel app (../shared/kestrel/install.sh) and set it")
         }
         None => {
-            eprintln!("NOT RUN: the real Kestrel app tests need ANCM_KESTREL_DIR (see ../shared/kestrel/install.sh)");
+            // Straight to stderr, past the test harness's capture, so the note is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOT RUN: the real Kestrel app tests need ANCM_KESTREL_DIR (see ../shared/kestrel/install.sh)"
+            );
             None
         }
     }
