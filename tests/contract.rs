@@ -1,8 +1,7 @@
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::support::{client, Ancm, AppDir, DEADLINE};
+use crate::support::{client, h2c_client, raw_exchange, Ancm, AppDir};
 
 /// The misbehaving app (tests/apps/misbehaving.py) as the app, behind ancm.
 fn misbehaving(attributes: &str) -> (AppDir, Ancm) {
@@ -16,15 +15,9 @@ fn misbehaving(attributes: &str) -> (AppDir, Ancm) {
     (app, ancm)
 }
 
-/// One raw HTTP/1.1 request on a new connection; the whole answer (the app closes after it).
+/// One raw HTTP/1.1 request to ancm on a new connection; the whole answer.
 fn raw(ancm: &Ancm, request: &str) -> String {
-    let front = ancm.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(front).expect("connect to ancm");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
+    raw_exchange(ancm.addr(), request.as_bytes())
 }
 
 fn echo_header<'a>(echo: &'a serde_json::Value, name: &str) -> Option<&'a str> {
@@ -56,13 +49,7 @@ fn bodiless_posts_puts_and_patches_reach_the_app_with_content_length_0() {
     assert_eq!(echo_header(&echo, "content-length"), None);
 
     // HTTP/2: a POST whose HEADERS frame ends the stream.
-    let h2c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(DEADLINE)
-        .build()
-        .expect("client");
-    let response = h2c
+    let response = h2c_client()
         .post(format!("{}/echo", ancm.url))
         .send()
         .expect("h2c POST");

@@ -5,15 +5,14 @@
 //! `ANCM_KESTREL_DIR=DEST` is set (`.ci/run` installs it and sets it). Without it they say so
 //! and do nothing, except under CI, where a missing app is a failure.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{alive, client, Ancm, DEADLINE};
+use crate::support::{alive, client, h2c_client, raw_exchange, Ancm};
 
 /// The install folder, or `None` (and a note) when these tests are not to run here.
 fn installed() -> Option<PathBuf> {
@@ -49,12 +48,7 @@ fn run_app(dir: &std::path::Path) -> Ancm {
 
 /// One raw HTTP/1.1 exchange with `addr` on a new connection.
 fn raw(addr: &str, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
+    raw_exchange(addr, request.as_bytes())
 }
 
 fn status_of(answer: &str) -> &str {
@@ -103,7 +97,7 @@ fn bodiless_posts_reach_kestrel_framed_over_http1_and_h2c() {
     let Some(dir) = installed() else { return };
     let ancm = run_app(&dir);
     ancm.wait_ready();
-    let front = ancm.url.trim_start_matches("http://").to_owned();
+    let front = ancm.addr().to_owned();
     for method in ["POST", "PUT", "PATCH"] {
         let answer = raw(
             &front,
@@ -114,12 +108,7 @@ fn bodiless_posts_reach_kestrel_framed_over_http1_and_h2c() {
         // The app has only a GET there: routing answers, not Kestrel's framing check.
         assert_eq!(status_of(&answer), "405", "{method}: {answer}");
     }
-    let h2c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(DEADLINE)
-        .build()
-        .expect("client");
+    let h2c = h2c_client();
     let response = h2c
         .post(format!("{}/WeatherForecast", ancm.url))
         .send()

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{ancm_bin, client, Ancm, AppDir, DEADLINE};
+use crate::support::{ancm_bin, client, h2c_client, Ancm, AppDir, DEADLINE};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -21,23 +21,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// `host:port` of the proxy, whatever scheme its listening line shows.
-fn addr(ancm: &Ancm) -> String {
-    ancm.url
-        .split_once("://")
-        .map_or(ancm.url.as_str(), |(_, rest)| rest)
-        .to_owned()
-}
-
-fn h2c_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(DEADLINE)
-        .build()
-        .expect("http client")
 }
 
 /// The values of header `name` the app saw, from its /echo answer.
@@ -72,7 +55,7 @@ fn websocket_echo_outlives_request_timeout() {
     ]);
     ancm.wait_ready();
     runtime().block_on(async {
-        let mut request = format!("ws://{}/ws", addr(&ancm))
+        let mut request = format!("ws://{}/ws", ancm.addr())
             .into_client_request()
             .expect("ws request");
         request.headers_mut().insert(
@@ -147,7 +130,7 @@ fn open_websocket_does_not_hold_up_stop() {
     ancm.wait_ready();
     let rt = runtime();
     let mut ws = rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", addr(&ancm)))
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", ancm.addr()))
             .await
             .expect("handshake through ancm");
         ws.send(Message::text("hi")).await.expect("send");
@@ -191,7 +174,7 @@ fn h2c_with_prior_knowledge() {
         echo["version"], "HTTP/1.1",
         "the hop to the app stays HTTP/1.1"
     );
-    assert_eq!(echoed(&echo, "host"), [addr(&ancm).as_str()]);
+    assert_eq!(echoed(&echo, "host"), [ancm.addr()]);
     assert_eq!(echoed(&echo, "x-forwarded-proto"), ["http"]);
 
     // A request body goes through too.
@@ -282,12 +265,12 @@ fn https_with_alpn_h2_and_http1() {
         key.to_str().expect("utf-8"),
     ]);
     ancm.wait_ready();
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
     let port = addr.rsplit(':').next().expect("port");
 
     runtime().block_on(async {
         for alpn in ["h2", "http/1.1"] {
-            let (negotiated, response) = https_get(&addr, &root, alpn, "/echo").await;
+            let (negotiated, response) = https_get(addr, &root, alpn, "/echo").await;
             assert_eq!(negotiated.as_deref(), Some(alpn.as_bytes()), "ALPN");
             assert_eq!(response.status(), 200, "{alpn}");
             let body = response
@@ -307,7 +290,7 @@ fn https_with_alpn_h2_and_http1() {
         }
 
         // A WebSocket over TLS (wss), which rides on HTTP/1.1.
-        let tls = tls_connect(&addr, &root, "http/1.1").await;
+        let tls = tls_connect(addr, &root, "http/1.1").await;
         let (mut ws, _) =
             tokio_tungstenite::client_async(format!("wss://localhost:{port}/ws"), tls)
                 .await
@@ -318,7 +301,7 @@ fn https_with_alpn_h2_and_http1() {
 
         // Streamed over TLS and HTTP/2 as well: the first event does not wait for the next.
         let asked = Instant::now();
-        let (_, response) = https_get(&addr, &root, "h2", "/sse?events=2&gap_ms=3000").await;
+        let (_, response) = https_get(addr, &root, "h2", "/sse?events=2&gap_ms=3000").await;
         let mut body = response.into_body();
         let frame = tokio::time::timeout(DEADLINE, body.frame())
             .await
@@ -377,9 +360,9 @@ fn client_gone_aborts_the_request_to_the_app() {
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
 
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         stream,
         "GET /abort-watch?ms=60000 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
@@ -401,7 +384,7 @@ fn http2_stream_reset_aborts_the_request_to_the_app() {
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
     let rt = runtime();
 
     let mut sender = rt.block_on(async {

@@ -206,12 +206,7 @@ fn is_closed(stream: &mut TcpStream) -> bool {
 
 /// Sends raw bytes and returns the status line of the answer ("" when closed without one).
 fn raw(front: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(front).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = crate::support::raw_exchange(&front.to_string(), request);
     answer.lines().next().unwrap_or_default().to_owned()
 }
 

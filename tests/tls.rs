@@ -108,14 +108,6 @@ impl Pki {
     }
 }
 
-/// `host:port` of the proxy.
-fn addr(ancm: &Ancm) -> String {
-    ancm.url
-        .split_once("://")
-        .map_or(ancm.url.as_str(), |(_, rest)| rest)
-        .to_owned()
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,13 +208,13 @@ fn client_certificate_issued_by_the_ca_reaches_the_app() {
             ca.to_str().expect("utf-8"),
         ],
     );
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
     let expected = pki.issued.base64();
 
     runtime().block_on(async {
         for alpn in ["h2", "http/1.1"] {
             let echo = https_echo(
-                &addr,
+                addr,
                 &pki,
                 alpn,
                 Some(&pki.issued),
@@ -242,7 +234,7 @@ fn client_certificate_issued_by_the_ca_reaches_the_app() {
             ("a certificate the CA did not issue", Some(&pki.stranger)),
         ] {
             for alpn in ["h2", "http/1.1"] {
-                let refused = https_echo(&addr, &pki, alpn, identity, &[]).await;
+                let refused = https_echo(addr, &pki, alpn, identity, &[]).await;
                 assert!(
                     refused.is_err(),
                     "{alpn} with {what} must be refused: {refused:?}"
@@ -257,12 +249,12 @@ fn optional_client_certificate_without_a_ca() {
     let pki = Pki::new();
     let app = AppDir::new("", &[]);
     let ancm = pki.run(&app, &["--tls-client-cert", "optional"]);
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
 
     runtime().block_on(async {
         for alpn in ["h2", "http/1.1"] {
             let echo = https_echo(
-                &addr,
+                addr,
                 &pki,
                 alpn,
                 None,
@@ -276,7 +268,7 @@ fn optional_client_certificate_without_a_ca() {
             );
 
             // Any certificate the client holds the key of, self-signed too.
-            let echo = https_echo(&addr, &pki, alpn, Some(&pki.stranger), &[])
+            let echo = https_echo(addr, &pki, alpn, Some(&pki.stranger), &[])
                 .await
                 .unwrap_or_else(|err| panic!("{alpn} with a certificate: {err}"));
             assert_eq!(
@@ -293,12 +285,12 @@ fn https_port_goes_to_the_app_and_survives_a_reload() {
     let pki = Pki::new();
     let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
     let ancm = pki.run(&app, &[]);
-    let addr = addr(&ancm);
+    let addr = ancm.addr();
     let port = addr.rsplit(':').next().expect("port").to_owned();
     let rt = runtime();
 
     let echo = rt
-        .block_on(https_echo(&addr, &pki, "h2", None, &[]))
+        .block_on(https_echo(addr, &pki, "h2", None, &[]))
         .expect("echo");
     assert_eq!(echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"], port.as_str());
 
@@ -311,7 +303,7 @@ fn https_port_goes_to_the_app_and_survives_a_reload() {
     .expect("write web.config");
     ancm.wait_ready_after(first);
     let echo = rt
-        .block_on(https_echo(&addr, &pki, "h2", None, &[]))
+        .block_on(https_echo(addr, &pki, "h2", None, &[]))
         .expect("echo");
     assert_eq!(
         echo["env"]["SAMPLE_VAR"], "after",
@@ -326,7 +318,7 @@ fn the_apps_own_https_port_wins() {
     let app = AppDir::new("", &[("ASPNETCORE_ANCM_HTTPS_PORT", "44388")]);
     let ancm = pki.run(&app, &[]);
     let echo = runtime()
-        .block_on(https_echo(&addr(&ancm), &pki, "http/1.1", None, &[]))
+        .block_on(https_echo(ancm.addr(), &pki, "http/1.1", None, &[]))
         .expect("echo");
     assert_eq!(echo["env"]["ASPNETCORE_ANCM_HTTPS_PORT"], "44388");
 }

@@ -214,6 +214,13 @@ impl Ancm {
         self.child.id()
     }
 
+    /// `host:port` of the proxy, whatever scheme its listening line shows.
+    pub fn addr(&self) -> &str {
+        self.url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| rest)
+    }
+
     /// Waits for the ready line and returns the app's pid and port from it.
     pub fn wait_ready(&self) -> (u32, u16) {
         self.wait_ready_after(0)
@@ -310,6 +317,28 @@ impl Drop for Ancm {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
+pub fn h2c_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(DEADLINE)
+        .build()
+        .expect("http client")
+}
+
+/// Sends `request` as raw bytes on a new connection to `addr` (`ip:port`) and returns all that
+/// comes back until the connection closes.
+pub fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A client that does not pool connections, so each test sees fresh connections.
