@@ -59,7 +59,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
-ANCM=$ROOT/target/release/ancm
+ANCM=${CARGO_TARGET_DIR:-$ROOT/target}/release/ancm
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ancm-profile.XXXXXX")
 chmod 755 "$WORK"

@@ -122,7 +122,7 @@ fi
 
 log "building ancm (cargo build --release)"
 (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
-ANCM=$ROOT/target/release/ancm
+ANCM=${CARGO_TARGET_DIR:-$ROOT/target}/release/ancm
 [ -x "$ANCM" ] || die "$ANCM is missing after the build"
 
 # Room for 10,000 connections on each side.
