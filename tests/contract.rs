@@ -161,6 +161,12 @@ fn response_heads_take_many_header_lines_up_to_64_kib() {
     assert_eq!(cookies(120, 16), 120);
     // 1,000 short lines fit in 64 KiB too.
     assert_eq!(cookies(1000, 8), 1000);
+    // More lines than ancm takes: 502 at once, as for a head over 64 KiB.
+    let answer = raw(
+        &ancm,
+        "GET /many-headers?n=1100&size=8 HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer:.200}");
     // Past 64 KiB: 502 at once, and the log says why.
     let response = ancm.get("/many-headers?n=100&size=1000");
     assert_eq!(response.status(), 502);
