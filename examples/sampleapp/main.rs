@@ -650,12 +650,15 @@ async fn serve_connection(
         // next request: the closest it has to Kestrel's KeepAliveTimeout.
         builder.timer(TokioTimer::new()).header_read_timeout(idle);
     }
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(conn);
+    // Boxed, so it can be dropped (closing the socket) before the close is announced.
+    let mut conn = Box::pin(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades(),
+    );
     tokio::select! {
         _ = conn.as_mut() => {
+            drop(conn);
             if keep_alive.is_some() {
                 say(&format!("sampleapp closed the connection from {peer_addr}"));
             }
