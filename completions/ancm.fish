@@ -51,9 +51,13 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l request-timeout -d 'Ov
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
+ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print version'
@@ -68,10 +72,14 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l request-timeout -d '
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
+ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l json -d 'Print one JSON object instead of text'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -s V -l version -d 'Print version'
@@ -89,9 +97,13 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l request-timeout -d '
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l max-request-body -d 'Overrides requestLimits maxAllowedContentLength: the largest request body in bytes (IIS\'s default 30000000); 0 = no limit' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
+ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'

@@ -240,6 +240,21 @@ pub struct Overrides {
     #[arg(long, value_name = "NAME")]
     pub port_env: Vec<String>,
 
+    /// Forward requests under --app-path without that base, which goes to the app in
+    /// X-Forwarded-Prefix instead (for apps that do not know their base).
+    #[arg(long, requires = "app_path")]
+    pub strip_app_path: bool,
+
+    /// X-Forwarded-For's form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or
+    /// `ip:port` (ANCM's; the default with web.config).
+    #[arg(long, value_name = "FORM", value_parser = ["ip", "ip:port"])]
+    pub forwarded_for: Option<String>,
+
+    /// Send ANCM's shutdown message (POST /iisintegration) before the stop signal, as
+    /// web.config runs always do; -- COMMAND runs get the signal only.
+    #[arg(long)]
+    pub shutdown_message: bool,
+
     /// Overrides processesPerApplication: how many processes serve the app (1-100).
     #[arg(long, value_name = "N")]
     pub processes: Option<String>,

@@ -52,6 +52,11 @@ struct StartRequest {
     max_request_body: Option<Value>,
     virtual_path: Option<String>,
     #[serde(default)]
+    strip_virtual_path: bool,
+    forwarded_for: Option<String>,
+    #[serde(default)]
+    shutdown_message: bool,
+    #[serde(default)]
     port_env: Vec<String>,
     launcher_path: Option<String>,
     launcher_args: Option<String>,
@@ -84,6 +89,9 @@ impl StartRequest {
             request_timeout: text(&self.request_timeout),
             max_request_body: text(&self.max_request_body),
             app_path: self.virtual_path.clone(),
+            strip_app_path: self.strip_virtual_path,
+            forwarded_for: self.forwarded_for.clone(),
+            shutdown_message: self.shutdown_message,
             port_env: self.port_env.clone(),
             launcher_path: self.launcher_path.clone(),
             launcher_args: self.launcher_args.clone(),

@@ -165,8 +165,8 @@ fn port_placeholders_and_port_env() {
     assert_eq!(echo["env"]["PORT"], port.to_string());
 }
 
-/// `-- COMMAND ARGS` needs no web.config; `--app-path` sets ASPNETCORE_APPL_PATH, and the
-/// shutdown message goes to {APPL_PATH}/iisintegration.
+/// `-- COMMAND ARGS` needs no web.config; `--app-path` sets ASPNETCORE_APPL_PATH, and with
+/// `--shutdown-message` the shutdown message goes to {APPL_PATH}/iisintegration.
 #[test]
 fn command_after_dashes_and_app_path() {
     let dir = tempfile::tempdir().expect("dir");
@@ -175,6 +175,7 @@ fn command_after_dashes_and_app_path() {
         dir.path().to_str().expect("utf-8"),
         "--app-path",
         "/shop",
+        "--shutdown-message",
         "--",
         app.to_str().expect("utf-8"),
     ]);

@@ -26,6 +26,9 @@ mod lifecycle;
 mod logs;
 /// The reference native-module client in C, against `ancm helper`.
 mod native_module;
+/// Apps that are not ASP.NET Core (`-- COMMAND`): a stop signal without the shutdown message,
+/// the client's bare IP in X-Forwarded-For.
+mod plain_apps;
 /// WebSockets, HTTP/2 (h2c and TLS), requests aborted by the client, server-sent events.
 mod protocols;
 /// The header contract, streaming, timeouts and the proxy's own pages.

@@ -280,3 +280,94 @@ fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
         ancm.stderr()
     );
 }
+
+/// `--app-path /shop`: only /shop and what is below it reach the app, as IIS serves only its
+/// virtual path to it; the rest gets ancm's 404.
+#[test]
+fn requests_outside_the_app_path_get_404_from_ancm() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--app-path", "/shop"]);
+    ancm.wait_ready();
+    let requests = || -> u64 {
+        ancm.get("/shop/requests")
+            .text()
+            .expect("body")
+            .parse()
+            .expect("count")
+    };
+    let before = requests();
+    for outside in ["/", "/elsewhere", "/shopping", "/sho"] {
+        let response = ancm.get(outside);
+        assert_eq!(response.status(), 404, "{outside}");
+        let page = response.text().expect("page");
+        assert!(page.contains("only paths under /shop"), "{outside}: {page}");
+    }
+    assert_eq!(requests(), before + 1, "no 404 reached the app");
+
+    let echo: serde_json::Value = ancm.get("/SHOP/echo?x=1").json().expect("echo");
+    assert_eq!(echo["path"], "/SHOP/echo", "forwarded as it came");
+    assert_eq!(echo["query"], "x=1");
+    assert_eq!(
+        ancm.get("/shop").status(),
+        200,
+        "the base itself is the app's"
+    );
+}
+
+/// `--strip-app-path`: an app that does not know its base sees `/x` for `/shop/x`, and the
+/// base in X-Forwarded-Prefix (a client's own value is replaced).
+#[test]
+fn strip_app_path_forwards_without_the_base_and_names_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/plain.py");
+    let ancm = Ancm::run(&[
+        dir.path().to_str().expect("utf-8"),
+        "--app-path",
+        "/shop",
+        "--strip-app-path",
+        "--port-env",
+        "PORT",
+        "--",
+        "python3",
+        "-u",
+        script,
+    ]);
+    ancm.wait_ready();
+    let seen = |path: &str| -> (String, Vec<String>) {
+        let answer: serde_json::Value = client()
+            .get(format!("{}{path}", ancm.url))
+            .header("X-Forwarded-Prefix", "/forged")
+            .send()
+            .expect("request")
+            .json()
+            .expect("json");
+        let prefixes = answer["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .filter(|pair| pair[0] == "x-forwarded-prefix")
+            .filter_map(|pair| pair[1].as_str().map(str::to_owned))
+            .collect();
+        (answer["path"].as_str().expect("path").to_owned(), prefixes)
+    };
+    for (asked, forwarded) in [
+        ("/shop/cart/1?x=2", "/cart/1?x=2"),
+        ("/Shop/a", "/a"),
+        ("/shop", "/"),
+        ("/shop/", "/"),
+        ("/shop?q", "/?q"),
+    ] {
+        let (path, prefixes) = seen(asked);
+        assert_eq!(path, forwarded, "{asked}");
+        assert_eq!(prefixes, ["/shop"], "{asked}");
+    }
+    assert_eq!(ancm.get("/cart/1").status(), 404);
+    assert!(
+        !ancm
+            .stdout()
+            .iter()
+            .any(|l| l.ends_with("GET /cart/1 HTTP/1.1")),
+        "{:?}",
+        ancm.stdout()
+    );
+}

@@ -67,6 +67,13 @@ pub struct AppConfig {
     pub debug_log: DebugLog,
     /// ASPNETCORE_APPL_PATH: `/` or `/base` without a trailing slash.
     pub appl_path: String,
+    /// Forward requests under appl_path without it, naming it in X-Forwarded-Prefix.
+    pub strip_app_path: bool,
+    /// X-Forwarded-For's form: ANCM's for web.config runs, a bare IP for `-- COMMAND` runs.
+    pub forwarded_for: ForwardedFor,
+    /// POST ANCM's shutdown message before signalling the app: ASP.NET Core apps expect it,
+    /// other apps answer it 404 (or worse, 202 and keep running).
+    pub shutdown_message: bool,
     /// Extra variables that receive the app's port.
     pub port_env: Vec<String>,
     pub listen: Vec<SocketAddr>,
@@ -78,6 +85,15 @@ pub struct AppConfig {
     pub watch: Vec<String>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// How X-Forwarded-For gives the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedFor {
+    /// `1.2.3.4`, `::1`: what Express's `trust proxy`, Django and gunicorn or uvicorn parse.
+    Ip,
+    /// `1.2.3.4:5678`, `[::1]:5678`: ANCM's form (spec §4.3), which ASP.NET Core parses.
+    IpPort,
 }
 
 /// The front's TLS certificate chain and private key, as PEM files.
@@ -430,6 +446,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         }
     }
     let appl_path = app_path(flags.app_path.as_deref())?;
+    let forwarded_for = match flags.forwarded_for.as_deref() {
+        None if element.is_some() => ForwardedFor::IpPort,
+        None => ForwardedFor::Ip,
+        Some("ip") => ForwardedFor::Ip,
+        Some("ip:port") => ForwardedFor::IpPort,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                Origin::Flag("--forwarded-for"),
+                "value",
+                other,
+                "ip or ip:port",
+            ))
+        }
+    };
     for name in &flags.port_env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
             return Err(ConfigError::invalid(
@@ -474,6 +504,9 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         handler_settings,
         debug_log,
         appl_path,
+        strip_app_path: flags.strip_app_path,
+        forwarded_for,
+        shutdown_message: flags.shutdown_message || element.is_some(),
         port_env: flags.port_env.clone(),
         listen: listen.to_vec(),
         tls: None,
@@ -900,6 +933,65 @@ mod tests {
             log.ends_with("logs/out") || log.ends_with(r"logs\out"),
             "{}",
             log.display()
+        );
+    }
+
+    /// A command run without web.config, with `flags`.
+    fn command_run(flags: Overrides) -> Result<AppConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        build(
+            Sources {
+                app_dir: dir.path().to_owned(),
+                web_config: None,
+                element: None,
+                flags: &flags,
+                command_after_dashes: &["node".to_owned(), "app.js".to_owned()],
+                listen: &[],
+            },
+            &|_| None,
+        )
+    }
+
+    #[test]
+    fn command_runs_get_a_bare_ip_and_no_shutdown_message_unless_asked() {
+        const WEB_CONFIG: &str = r#"<configuration><system.webServer><aspNetCore processPath="x"/></system.webServer></configuration>"#;
+        let cfg = config_for(WEB_CONFIG, Overrides::default()).expect("valid");
+        assert_eq!(cfg.forwarded_for, ForwardedFor::IpPort);
+        assert!(cfg.shutdown_message);
+        let cfg = config_for(
+            WEB_CONFIG,
+            Overrides {
+                forwarded_for: Some("ip".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(cfg.forwarded_for, ForwardedFor::Ip);
+
+        let cfg = command_run(Overrides::default()).expect("valid");
+        assert_eq!(cfg.forwarded_for, ForwardedFor::Ip);
+        assert!(!cfg.shutdown_message);
+        assert!(!cfg.strip_app_path);
+        let cfg = command_run(Overrides {
+            forwarded_for: Some("ip:port".into()),
+            shutdown_message: true,
+            app_path: Some("/shop".into()),
+            strip_app_path: true,
+            ..Overrides::default()
+        })
+        .expect("valid");
+        assert_eq!(cfg.forwarded_for, ForwardedFor::IpPort);
+        assert!(cfg.shutdown_message);
+        assert!(cfg.strip_app_path);
+
+        let err = command_run(Overrides {
+            forwarded_for: Some("port".into()),
+            ..Overrides::default()
+        })
+        .expect_err("bad form");
+        assert_eq!(
+            err.to_string(),
+            "--forwarded-for: value \"port\" is not valid: ip or ip:port"
         );
     }
 

@@ -171,8 +171,7 @@ async fn connection(
     // The TLS handshake and the first request share one deadline, so a client that connects
     // and says nothing (or only part of a handshake or preface) cannot hold the connection.
     let deadline = Instant::now() + proxy.header_read_timeout;
-    let forwarded_for = HeaderValue::from_str(&remote.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let forwarded_for = super::headers::forwarded_for(remote, proxy.forwarded_for);
     let Some(acceptor) = proxy.tls.clone() else {
         let client = ClientInfo {
             forwarded_for,

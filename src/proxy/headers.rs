@@ -8,20 +8,37 @@
 //! because WinHTTP cannot take server extensions (spec §4.3), while ancm splices the upgraded
 //! bytes untouched, so client and app can negotiate permessage-deflate end to end.
 
+use std::net::SocketAddr;
+
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::Version;
 
+use crate::config::ForwardedFor;
+
 /// Per-connection facts the request rewrite needs, computed once per connection.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
-    /// `ip:port`, `[v6]:port`: ANCM always includes the port (spec §4.3).
+    /// The client's address as X-Forwarded-For gives it: see [`forwarded_for`].
     pub forwarded_for: HeaderValue,
     /// `http` or `https`.
     pub proto: HeaderValue,
     /// The client's TLS certificate (end-entity, DER, standard base64), sent as
     /// MS-ASPNETCORE-CLIENTCERT (spec §4.3); `None` without one.
     pub client_cert: Option<HeaderValue>,
+}
+
+/// The client's address for X-Forwarded-For: `ip:port` or `[v6]:port`, as ANCM always writes
+/// it (spec §4.3); or the bare IP (`1.2.3.4`, `::1`), the only form most other frameworks
+/// parse (a port makes Express's proxy-addr and uvicorn take the whole value as the host).
+pub(super) fn forwarded_for(remote: SocketAddr, form: ForwardedFor) -> HeaderValue {
+    let text = match form {
+        ForwardedFor::IpPort => remote.to_string(),
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; their own address is the
+        // IPv4 one.
+        ForwardedFor::Ip => remote.ip().to_canonical().to_string(),
+    };
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 const MS_ASPNETCORE: &str = "ms-aspnetcore";
@@ -247,6 +264,21 @@ mod tests {
             forwarded_for: HeaderValue::from_static("[::1]:5017"),
             proto: HeaderValue::from_static("http"),
             client_cert: None,
+        }
+    }
+
+    #[test]
+    fn forwarded_for_forms() {
+        let cases = [
+            ("1.2.3.4:5678", "1.2.3.4:5678", "1.2.3.4"),
+            ("[::1]:5017", "[::1]:5017", "::1"),
+            ("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.1]:80", "10.0.0.1"),
+            ("[fe80::1%2]:80", "[fe80::1%2]:80", "fe80::1"),
+        ];
+        for (remote, with_port, bare) in cases {
+            let remote: SocketAddr = remote.parse().expect("address");
+            assert_eq!(forwarded_for(remote, ForwardedFor::IpPort), with_port);
+            assert_eq!(forwarded_for(remote, ForwardedFor::Ip), bare);
         }
     }
 

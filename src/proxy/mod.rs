@@ -8,6 +8,7 @@
 //! was using (`pool.rs`): hyper closes a connection whose response future or body receiver is
 //! dropped before the end, so the app sees its request aborted.
 
+mod app_path;
 mod body;
 mod front;
 mod headers;
@@ -29,8 +30,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AppConfig, ConfigError, RequestLimits};
+use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
+use app_path::{AppBase, Route};
 use body::{BadBody, IdleTimeout, Progress, RequestBody};
 pub use front::serve;
 pub use headers::ClientInfo;
@@ -69,6 +71,10 @@ pub struct Proxy {
     /// How long a client may take to send a request's headers (and the TLS handshake): slow
     /// clients must not hold connections for ever.
     header_read_timeout: Duration,
+    /// X-Forwarded-For's form, worked out once per connection.
+    forwarded_for: ForwardedFor,
+    /// `--app-path` other than `/`: requests outside it get 404 here.
+    base: Option<AppBase>,
     /// HTTPS on the front, from --tls-cert/--tls-key.
     tls: Option<TlsAcceptor>,
     /// Upgraded connections being spliced. They outlive the HTTP connection they came on, so
@@ -83,8 +89,11 @@ impl Proxy {
     /// request once it has an app process (requestTimeout, forwardResponseConnectionHeader)
     /// comes from that process's configuration, so a reload applies in full.
     pub fn new(supervisor: Supervisor, tls: Option<TlsAcceptor>) -> Proxy {
+        let config = supervisor.config();
         Proxy {
-            header_read_timeout: supervisor.config().header_read_timeout,
+            header_read_timeout: config.header_read_timeout,
+            forwarded_for: config.forwarded_for,
+            base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
@@ -103,6 +112,15 @@ impl Proxy {
             let authority = request.uri().authority().cloned();
             headers::from_http2(request.headers_mut(), authority.as_ref());
         }
+        let stripped = match self
+            .base
+            .as_ref()
+            .map(|base| (base, base.route(request.uri())))
+        {
+            Some((base, Route::Outside)) => return outside(base),
+            Some((_, Route::Stripped(path))) => Some(path),
+            _ => None,
+        };
         // Taken before the request moves on: hyper hands the client's connection over here once
         // our 101 has been written.
         let upgrade = headers::requested_upgrade(version, request.headers());
@@ -165,13 +183,19 @@ impl Proxy {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path = stripped.unwrap_or_else(|| {
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        });
         let mut headers = parts.headers;
         headers::rewrite_request(&mut headers, &backend.token, client, upgrade.as_ref());
+        // Replaces whatever the client sent: only ancm knows what it took off.
+        if let Some(prefix) = self.base.as_ref().and_then(AppBase::prefix) {
+            headers.insert(app_path::X_FORWARDED_PREFIX, prefix.clone());
+        }
         // An HTTP/1.0 client may send no Host; HTTP/1.1 requires one on the app's hop.
         if !headers.contains_key(header::HOST) {
             if let Ok(host) = HeaderValue::from_str(backend.authority.as_str()) {
@@ -341,6 +365,18 @@ fn over_limits(
         );
         too_large()
     })
+}
+
+/// IIS gives the app only the requests under its virtual path; the rest are not the app's.
+fn outside(base: &AppBase) -> Response<ProxyBody> {
+    tracing::debug!(
+        base = base.base(),
+        "answered 404 to a request outside the app's path"
+    );
+    page(pages::client_error(
+        StatusCode::NOT_FOUND,
+        &format!("This server serves only paths under {}.", base.base()),
+    ))
 }
 
 fn too_large() -> Response<ProxyBody> {

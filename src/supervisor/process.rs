@@ -182,8 +182,9 @@ impl AppProcess {
 
     /// Stops the app as ANCM does (spec §3.5): if it listens, POST the shutdown message; if
     /// that is not answered 202, SIGTERM (CTRL_BREAK) its process group; after `limit`, or at
-    /// once when `kill_now` fires, kill the whole tree. Returns the exit status if it exited
-    /// by itself.
+    /// once when `kill_now` fires, kill the whole tree. An app that is not ASP.NET Core
+    /// (`-- COMMAND` without `--shutdown-message`) gets the signal at once. Returns the exit
+    /// status if it exited by itself.
     pub(crate) async fn stop(
         &mut self,
         listening: Option<SocketAddr>,
@@ -194,7 +195,9 @@ impl AppProcess {
         let stragglers = descendants(self.pid).await;
         let graceful = async {
             let accepted = match listening {
-                Some(addr) if !limit.is_zero() => self.send_shutdown_message(addr, limit).await,
+                Some(addr) if !limit.is_zero() && self.config.shutdown_message => {
+                    self.send_shutdown_message(addr, limit).await
+                }
                 _ => false,
             };
             if !accepted {
