@@ -196,6 +196,10 @@ fn describe(unavailable: &Unavailable) -> String {
         Unavailable::Paused { .. } => "the rapid-fail limit was reached".to_owned(),
         Unavailable::Stopping => "ancm was stopping".to_owned(),
         Unavailable::Offline(_) => "app_offline.htm is there".to_owned(),
-        Unavailable::TimedOut(limit) => FailureKind::StartTimeout { limit: *limit }.to_string(),
+        Unavailable::TimedOut(limit) => FailureKind::StartTimeout {
+            limit: *limit,
+            listening_elsewhere: None,
+        }
+        .to_string(),
     }
 }

@@ -283,3 +283,80 @@ fn a_fixed_port_held_by_another_process_is_never_forwarded_to() {
         "ancm connected to the process that holds the port"
     );
 }
+
+/// An app folder running tests/apps/elsewhere.py in `mode` with `attributes`.
+fn elsewhere_app(mode: &str, attributes: &str) -> AppDir {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/elsewhere.py");
+    AppDir::new(
+        &format!(r#"processPath="python3" arguments="-u {script} {mode}" {attributes}"#),
+        &[("ASPNETCORE_DETAILEDERRORS", "true")],
+    )
+}
+
+#[test]
+fn an_app_listening_on_a_port_of_its_own_is_named_with_the_fix() {
+    let app = elsewhere_app("own", r#"startupTimeLimit="3" rapidFailsPerMinute="0""#);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--port-env", "PORT"]);
+    let line = ancm.wait_stdout("the app to listen", |l| {
+        l.contains("elsewhere: listening on ")
+    });
+    let seen = Instant::now();
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .expect("the app's address")
+        .to_owned();
+    let started = ancm.wait_stderr("the start", |l| l.contains("started the app"));
+    let port = started
+        .split("port=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the app's port")
+        .to_owned();
+
+    let hint = format!(
+        "the app listens on {addr}, not on port {port} that ancm gave it in ASPNETCORE_PORT and \
+         PORT; pass the port with --port-env NAME or %ASPNETCORE_PORT% in arguments"
+    );
+    ancm.wait_stderr("the hint", |l| l.contains(&hint));
+    assert!(
+        seen.elapsed() < Duration::from_millis(2500),
+        "the hint came {:?} after the app listened",
+        seen.elapsed()
+    );
+    assert!(
+        !ancm
+            .stderr()
+            .iter()
+            .any(|l| l.contains("within startupTimeLimit")),
+        "the hint comes before startupTimeLimit"
+    );
+
+    // At startupTimeLimit, the failure and its page say the same.
+    ancm.wait_stderr("the start to time out", |l| {
+        l.contains("within startupTimeLimit (3 s) and was killed") && l.contains(&hint)
+    });
+    let page = ancm.get("/");
+    assert_eq!(page.status(), 502);
+    let body = page.text().expect("page");
+    // Nothing in the hint needs escaping in HTML.
+    assert!(body.contains(&hint), "{body}");
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains(&hint) && !l.contains("startupTimeLimit")),
+        1,
+        "said once"
+    );
+}
+
+#[test]
+fn an_app_listening_on_all_interfaces_gets_a_warning() {
+    let app = elsewhere_app("everywhere", "");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (_, port) = ancm.wait_ready();
+    ancm.wait_stderr("the exposure warning", |l| {
+        l.contains(&format!(
+            "the app listens on all interfaces (0.0.0.0:{port})"
+        )) && l.contains("reachable from other machines")
+    });
+    assert_eq!(ancm.get("/").text().expect("answer"), "ok");
+}

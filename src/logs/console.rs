@@ -2,17 +2,20 @@
 //! never interleave mid-line with each other or with ancm's own log lines, and never block
 //! the async runtime on a slow terminal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
-use super::{Line, Stream};
+use super::Line;
 
 /// A handle for sending app output to the console; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Console {
     tx: mpsc::Sender<Line>,
+    /// Whether the app's lines go to a terminal, which shows its colours; anywhere else (a
+    /// file, a pipe to a log collector) they would be noise.
+    terminal: bool,
 }
 
 /// Owns the writer thread; [`ConsoleThread::join`] waits until every line sent is written.
@@ -22,8 +25,8 @@ pub struct ConsoleThread {
 }
 
 impl Console {
-    /// Starts the writer. With `stdout_reserved` (the helper protocol owns stdout), the app's
-    /// stdout lines go to stderr too.
+    /// Starts the writer. The app's lines go to stdout, or with `stdout_reserved` (the helper
+    /// protocol owns stdout) to stderr.
     pub fn start(stdout_reserved: bool) -> std::io::Result<(Console, ConsoleThread)> {
         // Bounded: a terminal that cannot keep up slows the app's output down instead of
         // growing memory, as a plain pipe would.
@@ -32,19 +35,28 @@ impl Console {
             .name("ancm-console".into())
             .spawn(move || {
                 while let Some(line) = rx.blocking_recv() {
-                    crate::progress::note_line(&line.text);
+                    crate::progress::note_line(super::text::plain(&line.text).as_bytes());
                     // Ignore write errors: a closed terminal must not stop the app.
-                    let _ = crate::progress::suspend(|| match line.stream {
-                        Stream::Stdout if !stdout_reserved => {
-                            write_line(&mut std::io::stdout().lock(), &line)
-                        }
-                        Stream::Stdout | Stream::Stderr => {
+                    let _ = crate::progress::suspend(|| {
+                        if stdout_reserved {
                             write_line(&mut std::io::stderr().lock(), &line)
+                        } else {
+                            write_line(&mut std::io::stdout().lock(), &line)
                         }
                     });
                 }
             })?;
-        Ok((Console { tx }, ConsoleThread { handle }))
+        let terminal = if stdout_reserved {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        Ok((Console { tx, terminal }, ConsoleThread { handle }))
+    }
+
+    /// Whether lines sent may keep the app's escape sequences (colours).
+    pub(crate) fn keeps_escapes(&self) -> bool {
+        self.terminal
     }
 
     pub async fn send(&self, line: Line) {
@@ -64,7 +76,7 @@ impl ConsoleThread {
 fn write_line(out: &mut impl Write, line: &Line) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(line.text.len() + 16);
     write!(buf, "[app {}] ", line.pid)?;
-    buf.extend_from_slice(&line.text);
+    buf.extend_from_slice(line.text.as_bytes());
     buf.push(b'\n');
     out.write_all(&buf)
 }

@@ -1,9 +1,11 @@
-//! The app's stdout and stderr: relayed line by line to ancm's console (marked as the app's),
-//! written to the stdout log file when it is on, and kept as a 30 KB tail for the start-failure
-//! page. Reading never stops while the app runs, so the app never blocks on a full pipe.
+//! The app's output (stdout and stderr share one pipe, as in ANCM, so lines keep the order they
+//! were written in): relayed line by line to ancm's console (marked as the app's), written to
+//! the stdout log file when it is on, and kept as a 30 KB tail for the start-failure page.
+//! Reading never stops while the app runs, so the app never blocks on a full pipe.
 
 mod console;
 mod tail;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -14,19 +16,11 @@ use tokio::task::JoinHandle;
 pub use console::{Console, ConsoleThread};
 pub use tail::Tail;
 
-/// Which of the app's output streams a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// One line of the app's output, without its line ending.
+/// One line of the app's output for the console, without its line ending.
 #[derive(Debug)]
 pub struct Line {
-    pub stream: Stream,
     pub pid: u32,
-    pub text: Vec<u8>,
+    pub text: String,
 }
 
 /// Longer lines are cut into pieces of this size, so one endless line cannot eat memory.
@@ -58,40 +52,41 @@ pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
         .await
 }
 
-/// Starts relaying one app process's output. The returned task ends once both streams reach
-/// end of file and every line has been written out, so awaiting it means no line is lost.
-pub fn capture(
+/// Starts relaying one app process's output, read from `readers` (one pipe that both its
+/// stdout and stderr write to; two where the platform cannot share one). The returned task
+/// ends once every reader reaches end of file and every line has been written out, so
+/// awaiting it means no line is lost.
+pub fn capture<R>(
     pid: u32,
-    stdout: impl AsyncRead + Unpin + Send + 'static,
-    stderr: impl AsyncRead + Unpin + Send + 'static,
+    readers: Vec<R>,
     console: Console,
     log_file: Option<(PathBuf, tokio::fs::File)>,
     tail: Tail,
-) -> JoinHandle<()> {
+) -> JoinHandle<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(read_lines(pid, Stream::Stdout, stdout, tx.clone()));
-    tokio::spawn(read_lines(pid, Stream::Stderr, stderr, tx));
-    tokio::spawn(collect(rx, console, log_file, tail))
+    for reader in readers {
+        tokio::spawn(read_lines(pid, reader, tx.clone()));
+    }
+    drop(tx);
+    tokio::spawn(collect(pid, rx, console, log_file, tail))
 }
 
-async fn read_lines(
-    pid: u32,
-    stream: Stream,
-    reader: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<Line>,
-) {
+async fn read_lines(pid: u32, reader: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     loop {
         let mut text = Vec::new();
         match read_line_capped(&mut reader, &mut text).await {
             Ok(0) => break,
             Ok(_) => {
-                if tx.send(Line { stream, pid, text }).await.is_err() {
+                if tx.send(text).await.is_err() {
                     break;
                 }
             }
             Err(err) => {
-                tracing::debug!(pid, ?stream, %err, "reading the app's output failed");
+                tracing::debug!(pid, %err, "reading the app's output failed");
                 break;
             }
         }
@@ -132,21 +127,25 @@ pub(crate) async fn read_line_capped(
 }
 
 async fn collect(
-    mut rx: mpsc::Receiver<Line>,
+    pid: u32,
+    mut rx: mpsc::Receiver<Vec<u8>>,
     console: Console,
     log_file: Option<(PathBuf, tokio::fs::File)>,
     tail: Tail,
 ) {
     let mut file = log_file.map(|(path, file)| (path, tokio::io::BufWriter::new(file)));
+    let keep_escapes = console.keeps_escapes();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         // Write what has piled up, then flush once: fast writers get batched, slow ones
         // still see each line in the file at once.
-        while let Some(line) = next.take().or_else(|| rx.try_recv().ok()) {
-            tail.push(&line.text);
+        while let Some(bytes) = next.take().or_else(|| rx.try_recv().ok()) {
+            let shown = text::lossy(&bytes);
+            let plain = text::plain(&shown);
+            tail.push(plain.as_bytes());
             if let Some((path, writer)) = &mut file {
                 let written = async {
-                    writer.write_all(&line.text).await?;
+                    writer.write_all(plain.as_bytes()).await?;
                     writer.write_all(b"\n").await
                 };
                 if let Err(err) = written.await {
@@ -154,7 +153,13 @@ async fn collect(
                     file = None;
                 }
             }
-            console.send(line).await;
+            let text = if keep_escapes { &shown } else { &plain };
+            console
+                .send(Line {
+                    pid,
+                    text: text.to_string(),
+                })
+                .await;
         }
         if let Some((path, writer)) = &mut file {
             if let Err(err) = writer.flush().await {

@@ -44,9 +44,17 @@ fn kind_only(kind: &FailureKind) -> String {
             before_ready: true, ..
         } => "the app exited before it listened on its port".to_owned(),
         FailureKind::Exited { .. } => "the app exited".to_owned(),
-        FailureKind::StartTimeout { limit } => format!(
-            "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
-            limit.as_secs()
+        FailureKind::StartTimeout {
+            limit,
+            listening_elsewhere,
+        } => format!(
+            "the app did not listen on its port within startupTimeLimit ({} s) and was killed{}",
+            limit.as_secs(),
+            if listening_elsewhere.is_some() {
+                ": the app listens on another port"
+            } else {
+                ""
+            }
         ),
         FailureKind::PortTaken { .. } => "another process holds the app's port".to_owned(),
     }

@@ -1,6 +1,7 @@
 //! Who listens on a TCP port, read from /proc (Linux): the LISTEN sockets in `/proc/net/tcp` and
 //! `/proc/net/tcp6`, and the processes whose descriptors hold them. Readiness counts only the
-//! app's own socket, as ANCM's ownership check does (spec §3.2). Blocking: call it off the runtime.
+//! app's own socket, as ANCM's ownership check does (spec §3.2); what else the app's tree listens
+//! on tells an app that ignores its port. Blocking: call it off the runtime.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,8 +42,12 @@ impl fmt::Display for Holder {
 pub(crate) enum Verdict {
     /// Nothing listens on it yet.
     Nobody,
-    /// A process of the app's tree listens; requests go to this address.
-    App(SocketAddr),
+    /// A process of the app's tree listens; requests go to `forward`. `exposed` is the app's
+    /// listener on all interfaces (0.0.0.0 or ::), when it has one.
+    App {
+        forward: SocketAddr,
+        exposed: Option<SocketAddr>,
+    },
     /// Only other processes listen on it; `None` when the holder could not be seen (another
     /// user's process).
     Foreign(Option<Holder>),
@@ -153,7 +158,36 @@ fn verdict(port: u16, pid: u32, group: u32, child: &HashSet<u64>, extent: Extent
         return Verdict::Foreign(holders.first().map(|&(pid, _)| holder(pid)));
     }
     let own: Vec<&Socket> = sockets.iter().filter(|s| held.contains(&s.inode)).collect();
-    Verdict::App(forward_address(&own, port))
+    let exposed = own
+        .iter()
+        .map(|s| s.local)
+        .find(|local| local.ip().is_unspecified());
+    Verdict::App {
+        forward: forward_address(&own, port),
+        exposed,
+    }
+}
+
+/// Every address the app's tree (its direct child `pid` and that one's descendants) listens
+/// on, on any port, IPv4-mapped addresses shown as IPv4.
+pub(crate) fn tree_listeners(pid: u32) -> Vec<SocketAddr> {
+    let mut inodes = socket_inodes(pid);
+    for descendant in super::descendants(pid) {
+        inodes.extend(socket_inodes(descendant));
+    }
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let mut sockets = read_table(TCP4, Extent::Whole);
+    sockets.extend(read_table(TCP6, Extent::Whole));
+    let mut addrs: Vec<SocketAddr> = sockets
+        .into_iter()
+        .filter(|s| inodes.contains(&s.inode))
+        .map(|s| SocketAddr::new(s.local.ip().to_canonical(), s.local.port()))
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    addrs
 }
 
 /// Whoever listens on `port` now, when anything does: `Some(None)` when the holder could not
@@ -412,6 +446,14 @@ mod tests {
         assert_eq!(to(&[&lan]), "10.1.2.3:80");
     }
 
+    /// The app, listening on loopback only.
+    fn app(forward: SocketAddr) -> Verdict {
+        Verdict::App {
+            forward,
+            exposed: None,
+        }
+    }
+
     /// The verdict of a full check, as a watch makes it once the tables are read.
     fn full_check(port: u16, pid: u32, group: u32) -> Verdict {
         let whole = verdict(port, pid, group, &socket_inodes(pid), Extent::Whole);
@@ -425,7 +467,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let me = std::process::id();
-        let ours = Verdict::App(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        let ours = app(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
         assert_eq!(full_check(port, me, me), ours);
         let name = fs::read_to_string("/proc/self/comm").expect("comm");
         let expected = Holder {
@@ -453,7 +495,7 @@ mod tests {
         let mut watch = Watch::new(port, me, me);
         assert_eq!(
             watch.check(),
-            Verdict::App(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            app(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         );
         assert_eq!(watch.reads, 1);
 
@@ -490,8 +532,43 @@ mod tests {
         let me = std::process::id();
         assert_eq!(
             full_check(port, me, me),
-            Verdict::App(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
+            app(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
         );
+    }
+
+    #[test]
+    fn a_listener_on_all_interfaces_is_exposed() {
+        let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+        let local = listener.local_addr().expect("addr");
+        let me = std::process::id();
+        assert_eq!(
+            full_check(local.port(), me, me),
+            Verdict::App {
+                forward: SocketAddr::from((Ipv4Addr::LOCALHOST, local.port())),
+                exposed: Some(local),
+            }
+        );
+    }
+
+    #[test]
+    fn lists_what_the_tree_listens_on_whatever_the_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let local = listener.local_addr().expect("addr");
+        let parent = process_parent(std::process::id());
+        assert!(tree_listeners(parent).contains(&local));
+        assert!(!tree_listeners(NO_SUCH_PID).contains(&local));
+        drop(listener);
+        assert!(!tree_listeners(parent).contains(&local));
+    }
+
+    /// The parent of `pid`, from `/proc/PID/stat`: this process is one of its descendants.
+    fn process_parent(pid: u32) -> u32 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let (_, rest) = stat.rsplit_once(')').expect("stat fields");
+        rest.split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("ppid")
     }
 
     #[test]

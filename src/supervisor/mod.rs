@@ -233,8 +233,12 @@ pub enum FailureKind {
     Spawn { program: String, error: String },
     /// The app exited, before listening or after.
     Exited { status: String, before_ready: bool },
-    /// It did not listen within startupTimeLimit and was killed.
-    StartTimeout { limit: Duration },
+    /// It did not listen within startupTimeLimit and was killed; `listening_elsewhere` when
+    /// its tree listened on other ports meanwhile (it ignored the port it was given).
+    StartTimeout {
+        limit: Duration,
+        listening_elsewhere: Option<ListeningElsewhere>,
+    },
     /// Another process listens on the app's port: the fixed ASPNETCORE_PORT, or every port
     /// tried. `holder` is "PID 4242 (nginx)", or "another process" when it cannot be seen.
     PortTaken {
@@ -242,6 +246,40 @@ pub enum FailureKind {
         holder: String,
         fixed: bool,
     },
+}
+
+/// An app listening on other ports than the one ancm gave it: the usual mistake of a hard-coded
+/// port, or of a port variable ancm was not told to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListeningElsewhere {
+    /// Where the app's tree listens.
+    pub addrs: Vec<SocketAddr>,
+    /// The port ancm gave it.
+    pub port: u16,
+    /// The variables that carried the port: ASPNETCORE_PORT, then each `--port-env` name.
+    pub port_vars: Vec<String>,
+}
+
+impl fmt::Display for ListeningElsewhere {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, items: &[String]| -> fmt::Result {
+            for (i, item) in items.iter().enumerate() {
+                let sep = match i {
+                    0 => "",
+                    i if i + 1 == items.len() => " and ",
+                    _ => ", ",
+                };
+                write!(f, "{sep}{item}")?;
+            }
+            Ok(())
+        };
+        f.write_str("the app listens on ")?;
+        let addrs: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
+        list(f, &addrs)?;
+        write!(f, ", not on port {} that ancm gave it in ", self.port)?;
+        list(f, &self.port_vars)?;
+        f.write_str("; pass the port with --port-env NAME or %ASPNETCORE_PORT% in arguments")
+    }
 }
 
 impl fmt::Display for FailureKind {
@@ -261,11 +299,20 @@ impl fmt::Display for FailureKind {
                 status,
                 before_ready: false,
             } => write!(f, "the app {status}"),
-            FailureKind::StartTimeout { limit } => write!(
-                f,
-                "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
-                limit.as_secs()
-            ),
+            FailureKind::StartTimeout {
+                limit,
+                listening_elsewhere,
+            } => {
+                write!(
+                    f,
+                    "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
+                    limit.as_secs()
+                )?;
+                match listening_elsewhere {
+                    Some(elsewhere) => write!(f, ": {elsewhere}"),
+                    None => Ok(()),
+                }
+            }
             FailureKind::PortTaken {
                 port,
                 holder,

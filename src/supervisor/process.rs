@@ -16,7 +16,7 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::platform::Containment;
-use super::Context;
+use super::{Context, ListeningElsewhere};
 use crate::config::AppConfig;
 use crate::logs::{self, Tail};
 
@@ -44,7 +44,8 @@ pub(crate) enum Readiness {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Taken(String),
     Exited(ExitStatus),
-    TimedOut,
+    /// With where the app listens instead, when it does.
+    TimedOut(Option<ListeningElsewhere>),
     Cancelled,
 }
 
@@ -58,25 +59,22 @@ impl AppProcess {
         tail: &Tail,
     ) -> Result<AppProcess, std::io::Error> {
         let (program, args) = cfg.command.with_port(port);
-        // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
-        let output = || {
-            if cfg.capture_output {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            }
-        };
         let mut command = Command::new(&program);
         command
             .args(&args)
             .current_dir(&cfg.app_dir)
             .envs(environment(cfg, port, &token, ctx.https_port))
             .stdin(Stdio::null())
-            .stdout(output())
-            .stderr(output())
             // A backstop only: the direct child dies with its handle; the tree is killed
             // through `Containment`.
             .kill_on_drop(true);
+        // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
+        let output = if cfg.capture_output {
+            Some(OutputPipe::attach(&mut command)?)
+        } else {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+            None
+        };
         super::platform::contain(&mut command);
 
         let log_file = match &cfg.stdout_log {
@@ -98,6 +96,9 @@ impl AppProcess {
         };
 
         let mut child = command.spawn()?;
+        // The command holds ancm's copies of the pipe's write end: the app's output reaches
+        // end of file only once they are closed too.
+        drop(command);
         let pid = child.id().unwrap_or_default();
         let containment = match Containment::new(pid, &child) {
             Ok(c) => c,
@@ -110,16 +111,14 @@ impl AppProcess {
         if let Some(guard) = &ctx.guard {
             guard.watch(containment.group());
         }
-        let capture = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => Some(logs::capture(
-                pid,
-                out,
-                err,
-                ctx.console.clone(),
-                log_file,
-                tail.clone(),
-            )),
-            _ => None,
+        let capture = match output.map(|pipe| pipe.readers(&mut child)).transpose() {
+            Ok(readers) => readers.map(|readers| {
+                logs::capture(pid, readers, ctx.console.clone(), log_file, tail.clone())
+            }),
+            Err(err) => {
+                tracing::warn!(pid, %err, "cannot read the app's output; it goes nowhere");
+                None
+            }
         };
         tracing::info!(pid, port, program = %program.display(), "started the app");
         Ok(AppProcess {
@@ -155,8 +154,9 @@ impl AppProcess {
                 Some(readiness) => return readiness,
                 None => {}
             }
+            probe.look_elsewhere(started).await;
             if Instant::now() >= deadline {
-                return Readiness::TimedOut;
+                return Readiness::TimedOut(probe.elsewhere);
             }
             tokio::select! {
                 status = self.child.wait() => {
@@ -164,7 +164,7 @@ impl AppProcess {
                         Ok(status) => Readiness::Exited(status),
                         Err(err) => {
                             tracing::warn!(pid = self.pid, %err, "lost track of the app");
-                            Readiness::TimedOut
+                            Readiness::TimedOut(None)
                         }
                     };
                 }
@@ -275,12 +275,28 @@ impl AppProcess {
     }
 }
 
+/// When to first look for an app that listens elsewhere: most apps listen well within this.
+const FIRST_LOOK_ELSEWHERE: Duration = Duration::from_millis(1500);
+/// How often to look again; each look reads the process table and the socket tables.
+const LOOK_ELSEWHERE_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the warning about an app listening on all interfaces was given: once per run is
+/// enough, its restarts listen the same way.
+#[cfg(target_os = "linux")]
+static WARNED_EXPOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Looks at who listens on the app's port. Linux: the socket tables and the descriptors of the
 /// app's tree, as ANCM checks the listener's owning PID against the app's job (spec §3.2).
 #[cfg(target_os = "linux")]
 struct Probe {
     /// Moved to a blocking thread for each look, and back; `None` if that thread panicked.
     watch: Option<super::listeners::Watch>,
+    pid: u32,
+    port: u16,
+    port_vars: Vec<String>,
+    next_look_elsewhere: Duration,
+    /// Where the app listens instead of its port, once seen.
+    elsewhere: Option<ListeningElsewhere>,
 }
 
 #[cfg(target_os = "linux")]
@@ -288,7 +304,14 @@ impl Probe {
     fn new(process: &AppProcess) -> Probe {
         let watch =
             super::listeners::Watch::new(process.port, process.pid, process.containment.group());
-        Probe { watch: Some(watch) }
+        Probe {
+            watch: Some(watch),
+            pid: process.pid,
+            port: process.port,
+            port_vars: port_vars(&process.config),
+            next_look_elsewhere: FIRST_LOOK_ELSEWHERE,
+            elsewhere: None,
+        }
     }
 
     /// The app listening (where to reach it), another process ([`Readiness::Taken`]), or
@@ -304,11 +327,63 @@ impl Probe {
         tracing::trace!(reads = watch.reads, ?verdict, "looked at the app's port");
         self.watch = Some(watch);
         match verdict {
-            Verdict::App(addr) => Some(Readiness::Listening(addr)),
+            Verdict::App { forward, exposed } => {
+                if let Some(exposed) = exposed {
+                    warn_exposed(self.pid, exposed);
+                }
+                Some(Readiness::Listening(forward))
+            }
             Verdict::Foreign(holder) => Some(Readiness::Taken(describe_holder(holder))),
             Verdict::Nobody => None,
         }
     }
+
+    /// While the app is not ready, looks now and then (from [`FIRST_LOOK_ELSEWHERE`] after
+    /// its start) at what else its tree listens on, and says so once: an app that listens on
+    /// a port of its own never gets ready, and the reason is not in its output.
+    async fn look_elsewhere(&mut self, started: Instant) {
+        if self.elsewhere.is_some() || started.elapsed() < self.next_look_elsewhere {
+            return;
+        }
+        self.next_look_elsewhere = started.elapsed() + LOOK_ELSEWHERE_EVERY;
+        let pid = self.pid;
+        let port = self.port;
+        let addrs = tokio::task::spawn_blocking(move || super::listeners::tree_listeners(pid))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|addr| addr.port() != port)
+            .collect::<Vec<_>>();
+        if addrs.is_empty() {
+            return;
+        }
+        let elsewhere = ListeningElsewhere {
+            addrs,
+            port,
+            port_vars: self.port_vars.clone(),
+        };
+        tracing::warn!(pid, "{elsewhere}");
+        self.elsewhere = Some(elsewhere);
+    }
+}
+
+/// An app listening on all interfaces can be reached around ancm, from other machines.
+#[cfg(target_os = "linux")]
+fn warn_exposed(pid: u32, exposed: SocketAddr) {
+    use std::sync::atomic::Ordering;
+    if WARNED_EXPOSED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let loopback = if exposed.is_ipv4() {
+        "127.0.0.1"
+    } else {
+        "::1"
+    };
+    tracing::warn!(
+        pid,
+        "the app listens on all interfaces ({exposed}): its private port is reachable from \
+         other machines, around ancm; make it listen on {loopback} only"
+    );
 }
 
 /// Elsewhere, whatever accepts a connection on the port counts as the app, as ANCM does
@@ -317,12 +392,17 @@ impl Probe {
 #[cfg(not(target_os = "linux"))]
 struct Probe {
     port: u16,
+    /// Never seen here: telling would take the listener table.
+    elsewhere: Option<ListeningElsewhere>,
 }
 
 #[cfg(not(target_os = "linux"))]
 impl Probe {
     fn new(process: &AppProcess) -> Probe {
-        Probe { port: process.port }
+        Probe {
+            port: process.port,
+            elsewhere: None,
+        }
     }
 
     async fn next(&mut self) -> Option<Readiness> {
@@ -336,6 +416,91 @@ impl Probe {
             }
         }
         None
+    }
+
+    async fn look_elsewhere(&mut self, _started: Instant) {}
+}
+
+/// The variables that carry the app's port: ASPNETCORE_PORT, then each `--port-env` name.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn port_vars(cfg: &AppConfig) -> Vec<String> {
+    let mut vars = vec!["ASPNETCORE_PORT".to_owned()];
+    for name in &cfg.port_env {
+        if !vars.iter().any(|v| v.eq_ignore_ascii_case(name)) {
+            vars.push(name.clone());
+        }
+    }
+    vars
+}
+
+/// The app's stdout and stderr: one pipe for both where the platform allows (so lines keep
+/// the order the app wrote them in, as ANCM gives it one pipe, spec §3.8), else one each.
+#[cfg(unix)]
+struct OutputPipe {
+    read: std::os::fd::OwnedFd,
+}
+
+#[cfg(unix)]
+impl OutputPipe {
+    /// Makes the pipe and gives its write end to the command as both stdout and stderr.
+    fn attach(command: &mut Command) -> std::io::Result<OutputPipe> {
+        let (read, write) = cloexec_pipe()?;
+        command
+            .stdout(Stdio::from(write.try_clone()?))
+            .stderr(Stdio::from(write));
+        Ok(OutputPipe { read })
+    }
+
+    fn readers(self, _child: &mut Child) -> std::io::Result<Vec<tokio::net::unix::pipe::Receiver>> {
+        Ok(vec![tokio::net::unix::pipe::Receiver::from_owned_fd(
+            self.read,
+        )?])
+    }
+}
+
+/// A pipe whose ends no other program ancm starts inherits: only the dups made as the app's
+/// stdout and stderr cross into it.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn cloexec_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// No pipe2 on macOS: the flag is set right after, so only a program started in that instant
+/// could inherit the ends.
+#[cfg(target_vendor = "apple")]
+fn cloexec_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let (read, write) = nix::unistd::pipe()?;
+    for end in [&read, &write] {
+        fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok((read, write))
+}
+
+/// Windows: the two pipes that tokio makes; sharing one would take an overlapped pipe of our
+/// own.
+#[cfg(not(unix))]
+struct OutputPipe;
+
+#[cfg(not(unix))]
+impl OutputPipe {
+    fn attach(command: &mut Command) -> std::io::Result<OutputPipe> {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Ok(OutputPipe)
+    }
+
+    fn readers(
+        self,
+        child: &mut Child,
+    ) -> std::io::Result<Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>>> {
+        let mut readers: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(Box::new(out));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(Box::new(err));
+        }
+        Ok(readers)
     }
 }
 

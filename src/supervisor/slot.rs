@@ -356,10 +356,11 @@ impl Slot {
                         },
                     }
                 }
-                Readiness::TimedOut => {
+                Readiness::TimedOut(listening_elsewhere) => {
                     process.reap().await;
                     FailureKind::StartTimeout {
                         limit: cfg.startup_time_limit,
+                        listening_elsewhere,
                     }
                 }
                 Readiness::Cancelled => {
@@ -593,10 +594,11 @@ fn report(failure: &Failure) {
     if output.is_empty() {
         tracing::warn!(attempt = failure.attempt, "{}", failure.kind);
     } else {
+        // No fields: the log shows them after the message, glued to the app's last line.
         tracing::warn!(
-            attempt = failure.attempt,
-            "{}; its last output:\n{output}",
-            failure.kind
+            "{} (attempt {}); its last output:\n{output}",
+            failure.kind,
+            failure.attempt
         );
     }
 }
