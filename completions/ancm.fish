@@ -52,8 +52,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-request-body -d 'O
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print version'
@@ -69,8 +69,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l max-request-body -d 
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l json -d 'Print one JSON object instead of text'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -s h -l help -d 'Print help'
@@ -90,8 +90,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l max-request-body -d 
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l app-path -d 'The app\'s virtual path, given to it as ASPNETCORE_APPL_PATH (default /)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also export the app\'s port under NAME, for apps that are not .NET (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'

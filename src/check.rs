@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::CheckArgs;
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{self, AppConfig, ConfigError, Request};
 
 /// Prints the effective configuration; a configuration error is returned (exit status 2),
 /// after printing `{"error": ...}` when JSON was asked for.
-pub(crate) fn run(args: &CheckArgs) -> Result<ExitCode, ConfigError> {
-    match AppConfig::from_check_args(args) {
+pub(crate) fn run(request: &Request, json: bool) -> Result<ExitCode, ConfigError> {
+    match config::load(request) {
         Ok(config) => {
-            if args.json {
+            if json {
                 println!("{}", to_json(&config));
             } else {
                 print!("{}", to_text(&config));
@@ -23,7 +22,7 @@ pub(crate) fn run(args: &CheckArgs) -> Result<ExitCode, ConfigError> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            if args.json {
+            if json {
                 println!("{}", json!({ "error": err.to_string() }));
             }
             Err(err)

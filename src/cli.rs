@@ -1,10 +1,13 @@
-//! The command line, as clap types. Nothing outside this module and `lib.rs` sees them: `config`
-//! turns them into a validated `AppConfig` before anything touches the OS.
+//! The command line, as clap types. Nothing outside this module and `lib.rs` sees them: each
+//! command's arguments become a plain [`config::Request`], which `config` turns into a
+//! validated `AppConfig` before anything touches the OS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,7 +114,7 @@ pub struct SmokeArgs {
     pub timeout: u64,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -129,7 +132,7 @@ pub struct CheckArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -176,7 +179,7 @@ pub struct RunArgs {
     pub watch: Vec<String>,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -194,7 +197,7 @@ pub enum TlsClientCert {
 
 /// One flag per `<aspNetCore>` attribute; each overrides web.config.
 #[derive(Debug, Args, Default, Clone)]
-pub struct Overrides {
+pub struct OverrideArgs {
     /// Overrides processPath: the executable to start.
     #[arg(long, value_name = "PATH")]
     pub process_path: Option<String>,
@@ -248,18 +251,91 @@ pub struct Overrides {
     #[arg(long)]
     pub lazy: bool,
 
-    /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs).
-    #[arg(long, value_name = "PATH", env = "LAUNCHER_PATH")]
+    /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs);
+    /// default: the LAUNCHER_PATH environment variable.
+    #[arg(long, value_name = "PATH")]
     pub launcher_path: Option<String>,
 
-    /// What %LAUNCHER_ARGS% stands for.
-    #[arg(
-        long,
-        value_name = "ARGS",
-        env = "LAUNCHER_ARGS",
-        allow_hyphen_values = true
-    )]
+    /// What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub launcher_args: Option<String>,
+}
+
+/// The one place where a flag becomes a configuration override.
+impl From<&OverrideArgs> for config::Overrides {
+    fn from(args: &OverrideArgs) -> Self {
+        config::Overrides {
+            process_path: args.process_path.clone(),
+            arguments: args.arguments.clone(),
+            env: args.env.clone(),
+            stdout_log: args.stdout_log.clone(),
+            startup_time_limit: args.startup_time_limit.clone(),
+            shutdown_time_limit: args.shutdown_time_limit.clone(),
+            rapid_fails_per_minute: args.rapid_fails_per_minute.clone(),
+            request_timeout: args.request_timeout.clone(),
+            max_request_body: args.max_request_body.clone(),
+            app_path: args.app_path.clone(),
+            port_env: args.port_env.clone(),
+            processes: args.processes.clone(),
+            lazy: args.lazy,
+            launcher_path: args.launcher_path.clone(),
+            launcher_args: args.launcher_args.clone(),
+        }
+    }
+}
+
+impl RunArgs {
+    /// What `ancm run` loads its configuration from, at start and on each reload.
+    pub fn request(&self) -> config::Request {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(config::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_cert: self.tls_client_cert.map(|mode| config::ClientCert {
+                    required: mode == TlsClientCert::Require,
+                    ca: self.tls_client_ca.clone(),
+                }),
+            }),
+            _ => None,
+        };
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: self.listen.clone(),
+            run: Some(config::RunOnly {
+                header_read_timeout: self.header_read_timeout.clone(),
+                watch: self.watch.clone(),
+                tls,
+            }),
+        }
+    }
+}
+
+impl SmokeArgs {
+    /// As `ancm run` would load it, listening on a free loopback port.
+    pub fn request(&self) -> config::Request {
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: vec![SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))],
+            run: None,
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The configuration `ancm run` would use, without a proxy.
+    pub fn request(&self) -> config::Request {
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: Vec::new(),
+            run: None,
+        }
+    }
 }
 
 /// Writes the completion script for `shell`.

@@ -42,16 +42,17 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
-            let config = config::AppConfig::from_run_args(&args)?;
+            let request = args.request();
+            let config = config::load(&request)?;
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            host::run(|host| run::run(host, args))?;
+            host::run(|host| run::run(host, config, request))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check(args) => Ok(check::run(&args)?),
+        Command::Check(args) => Ok(check::run(&args.request(), args.json)?),
         Command::Smoke(args) => {
-            let config = config::AppConfig::from_smoke_args(&args)?;
+            let config = config::load(&args.request())?;
             let checks = smoke::Checks::from_args(&args);
             host::run(|host| smoke::run(host, config, checks))
         }

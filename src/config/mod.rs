@@ -2,7 +2,9 @@
 //! type the supervisor and the proxy read. Nothing here binds a port or starts a process.
 //!
 //! Precedence, highest first: flags; ANCM_LAUNCHER_PATH/ARGS from ancm's environment; the
-//! `<aspNetCore>` element; ANCM's schema defaults (spec §1).
+//! `<aspNetCore>` element; ANCM's schema defaults (spec §1). %LAUNCHER_PATH% and
+//! %LAUNCHER_ARGS% in web.config stand for `--launcher-path`/`--launcher-args`, else for the
+//! LAUNCHER_PATH/LAUNCHER_ARGS variables.
 
 mod command;
 mod debug_log;
@@ -20,7 +22,6 @@ pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
 pub use request_limits::RequestLimits;
 
-use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs, TlsClientCert};
 use webconfig::AspNetCoreElement;
 
 /// Everything ancm needs to know about the app, with defaults applied.
@@ -129,67 +130,97 @@ const IN_PROCESS_SETTINGS: &[&str] = &[
     "suppressRecycleOnStartupTimeout",
 ];
 
-impl AppConfig {
-    /// The configuration for `ancm run`, from its arguments and the app's web.config.
-    pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let mut config = load(&args.app, &args.overrides, &args.command, &args.listen)?;
-        for glob in &args.watch {
-            globset::Glob::new(glob).map_err(|err| {
-                ConfigError::invalid(
-                    Origin::Flag("--watch"),
-                    "value",
-                    glob,
-                    format!("a glob such as bin/*.dll or **/*.json ({})", err.kind()),
-                )
-            })?;
-        }
-        config.watch.clone_from(&args.watch);
-        config.header_read_timeout = values::human_duration(&args.header_read_timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    Origin::Flag("--header-read-timeout"),
-                    "value",
-                    &args.header_read_timeout,
-                    "a duration above zero, such as 30s or 500ms",
-                )
-            })?;
-        config.tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_cert: args.tls_client_cert.map(|mode| ClientCert {
-                    required: mode == TlsClientCert::Require,
-                    ca: args.tls_client_ca.clone(),
-                }),
-            }),
-            _ => None,
-        };
-        Ok(config)
-    }
+/// The settings given beside web.config, one per `<aspNetCore>` attribute (plus a few of
+/// ancm's own), each overriding the file. Plain data: the command line and the helper's start
+/// request both fill it in; numbers and durations stay text, so that their errors name the
+/// value as it was written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    pub process_path: Option<String>,
+    pub arguments: Option<String>,
+    /// `NAME=VALUE` pairs, in order.
+    pub env: Vec<String>,
+    pub stdout_log: Option<String>,
+    pub startup_time_limit: Option<String>,
+    pub shutdown_time_limit: Option<String>,
+    pub rapid_fails_per_minute: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_request_body: Option<String>,
+    pub app_path: Option<String>,
+    pub port_env: Vec<String>,
+    pub processes: Option<String>,
+    pub lazy: bool,
+    /// What %LAUNCHER_PATH% stands for; without it, the LAUNCHER_PATH environment variable.
+    pub launcher_path: Option<String>,
+    /// What %LAUNCHER_ARGS% stands for; without it, the LAUNCHER_ARGS environment variable.
+    pub launcher_args: Option<String>,
+}
 
-    /// The configuration from its parts: the app (folder or web.config), flag values, the
-    /// command after `--` (may be empty) and the proxy's listen addresses.
-    pub fn load(
-        app: &Path,
-        overrides: &Overrides,
-        command: &[String],
-        listen: &[SocketAddr],
-    ) -> Result<Self, ConfigError> {
-        load(app, overrides, command, listen)
-    }
+/// What a configuration is loaded from: everything but web.config itself and ancm's
+/// environment, which [`load`] reads (again, on each reload).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// A folder holding web.config, or a web.config file.
+    pub app: PathBuf,
+    pub overrides: Overrides,
+    /// The command after `--` (may be empty): it replaces processPath and arguments.
+    pub command: Vec<String>,
+    /// The proxy's listen addresses (none when the caller forwards to the app itself).
+    pub listen: Vec<SocketAddr>,
+    /// The settings only `ancm run` has.
+    pub run: Option<RunOnly>,
+}
 
-    /// The configuration for `ancm smoke`: as `ancm run`, listening on a free loopback port.
-    pub fn from_smoke_args(args: &SmokeArgs) -> Result<Self, ConfigError> {
-        let listen = [SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))];
-        load(&args.app, &args.overrides, &args.command, &listen)
-    }
+/// The settings of `ancm run` beyond the shared ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOnly {
+    /// As written: 30, 30s, 500ms.
+    pub header_read_timeout: String,
+    /// Globs relative to the app folder.
+    pub watch: Vec<String>,
+    pub tls: Option<TlsFiles>,
+}
 
-    /// The configuration `ancm check` reports: the same as `ancm run` would use.
-    pub fn from_check_args(args: &CheckArgs) -> Result<Self, ConfigError> {
-        load(&args.app, &args.overrides, &args.command, &[])
+/// Reads the app's web.config (if any) and builds its configuration with the request's
+/// overrides and ancm's environment.
+pub fn load(request: &Request) -> Result<AppConfig, ConfigError> {
+    let mut config = load_shared(
+        &request.app,
+        &request.overrides,
+        &request.command,
+        &request.listen,
+    )?;
+    if let Some(run) = &request.run {
+        apply_run_only(&mut config, run)?;
     }
+    Ok(config)
+}
+
+fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigError> {
+    for glob in &run.watch {
+        globset::Glob::new(glob).map_err(|err| {
+            ConfigError::invalid(
+                Origin::Flag("--watch"),
+                "value",
+                glob,
+                format!("a glob such as bin/*.dll or **/*.json ({})", err.kind()),
+            )
+        })?;
+    }
+    config.watch.clone_from(&run.watch);
+    config.header_read_timeout = values::human_duration(&run.header_read_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                Origin::Flag("--header-read-timeout"),
+                "value",
+                &run.header_read_timeout,
+                "a duration above zero, such as 30s or 500ms",
+            )
+        })?;
+    config.tls.clone_from(&run.tls);
+    Ok(())
 }
 
 /// Parses and validates web.config bytes with no flags, as if they were the file at `path`
@@ -210,7 +241,7 @@ pub fn parse_web_config(path: &Path, bytes: &[u8]) -> Result<AppConfig, ConfigEr
     )
 }
 
-fn load(
+fn load_shared(
     app: &Path,
     flags: &Overrides,
     command: &[String],
@@ -763,8 +794,8 @@ impl Settings<'_> {
         Ok((CommandLine { program, args }, process_path, arguments))
     }
 
-    /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags (or their
-    /// variables). Visual Studio fills those in at dev time; unfilled, nothing can run.
+    /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags, else from
+    /// ancm's environment. Visual Studio fills those in at dev time; unfilled, nothing can run.
     fn expand_launcher(
         &self,
         origin: &Origin,
@@ -772,18 +803,21 @@ impl Settings<'_> {
         value: &str,
     ) -> Result<String, ConfigError> {
         let flags = self.flags;
+        let launcher_path = flags
+            .launcher_path
+            .clone()
+            .or_else(|| (self.env)("LAUNCHER_PATH").filter(|v| !v.is_empty()));
+        // With a launcher path but no arguments, the arguments are empty.
+        let launcher_args = flags
+            .launcher_args
+            .clone()
+            .or_else(|| (self.env)("LAUNCHER_ARGS"))
+            .or_else(|| launcher_path.as_ref().map(|_| String::new()));
         let expanded = command::expand_env_with(
             value,
             &[
-                ("LAUNCHER_PATH", flags.launcher_path.as_deref()),
-                // With a launcher path but no arguments, the arguments are empty.
-                (
-                    "LAUNCHER_ARGS",
-                    flags
-                        .launcher_args
-                        .as_deref()
-                        .or(flags.launcher_path.as_ref().map(|_| "")),
-                ),
+                ("LAUNCHER_PATH", launcher_path.as_deref()),
+                ("LAUNCHER_ARGS", launcher_args.as_deref()),
             ],
         );
         let undefined = command::undefined_variables(&expanded);
