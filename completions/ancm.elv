@@ -30,7 +30,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ancm;run'= {
-            cand --listen 'Address the proxy listens on (repeatable). Port 0 picks a free port'
+            cand --listen 'Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT for 127.0.0.1:PORT. Port 0 picks a free port'
             cand --tls-cert 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key'
             cand --tls-key 'The PEM private key for --tls-cert'
             cand --tls-client-cert 'Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT, as IIS does: `optional` also serves clients without one, `require` refuses them'

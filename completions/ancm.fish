@@ -32,7 +32,7 @@ complete -c ancm -n "__fish_ancm_needs_command" -f -a "smoke" -d 'Start the app 
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable). Port 0 picks a free port' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT for 127.0.0.1:PORT. Port 0 picks a free port' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-cert -d 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-key -d 'The PEM private key for --tls-cert' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-cert -d 'Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT, as IIS does: `optional` also serves clients without one, `require` refuses them' -r -f -a "optional\t'Ask for a certificate; serve clients that send none'

@@ -145,8 +145,9 @@ pub struct RunArgs {
     #[arg(value_name = "APP", default_value = ".")]
     pub app: PathBuf,
 
-    /// Address the proxy listens on (repeatable). Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT
+    /// for 127.0.0.1:PORT. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: Vec<SocketAddr>,
 
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
@@ -184,6 +185,31 @@ pub struct RunArgs {
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `--listen`: an IP address and port, or a port on the IPv4 loopback. `localhost` is
+/// 127.0.0.1, not a name to resolve, so that the address does not depend on /etc/hosts.
+fn listen_address(value: &str) -> Result<SocketAddr, String> {
+    let port = value
+        .strip_prefix(':')
+        .or_else(|| {
+            value
+                .get(..10)
+                .filter(|host| host.eq_ignore_ascii_case("localhost:"))
+                .and_then(|_| value.get(10..))
+        })
+        .unwrap_or(value);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
+            .map_err(|_| format!("port {port} is not from 0 to 65535"));
+    }
+    value.parse().map_err(|_| {
+        "expected IP:PORT (127.0.0.1:8080, 0.0.0.0:443, [::1]:8080), or PORT, :PORT or \
+         localhost:PORT for 127.0.0.1:PORT"
+            .to_owned()
+    })
 }
 
 /// `--tls-client-cert`: whether a client without a certificate is served.
@@ -338,7 +364,38 @@ impl CheckArgs {
     }
 }
 
-/// Writes the completion script for `shell`.
-pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut Cli::command(), "ancm", out);
+/// The completion script for `shell`. Made in memory, because the generator cannot report a
+/// write error (it panics), and stdout may be a pipe closed early.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ancm", &mut script);
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_a_port_alone_for_the_loopback() {
+        let loopback = |port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        assert_eq!(listen_address("8080"), Ok(loopback(8080)));
+        assert_eq!(listen_address(":0"), Ok(loopback(0)));
+        assert_eq!(listen_address("LocalHost:5000"), Ok(loopback(5000)));
+        assert_eq!(
+            listen_address("0.0.0.0:443"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 443)))
+        );
+        assert!(listen_address("[::1]:80").is_ok());
+        for bad in [
+            "",
+            ":",
+            "70000",
+            "localhost",
+            "example.com:80",
+            "localhost:x",
+        ] {
+            assert!(listen_address(bad).is_err(), "{bad}");
+        }
+    }
 }

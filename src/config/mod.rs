@@ -236,6 +236,7 @@ pub fn parse_web_config(path: &Path, bytes: &[u8]) -> Result<AppConfig, ConfigEr
             flags: &Overrides::default(),
             command_after_dashes: &[],
             listen: &[],
+            find_program: false,
         },
         &|name| std::env::var(name).ok(),
     )
@@ -257,6 +258,7 @@ fn load_shared(
             flags,
             command_after_dashes: command,
             listen,
+            find_program: true,
         },
         &|name| std::env::var(name).ok(),
     )
@@ -270,6 +272,12 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
         source,
     };
     let meta = std::fs::metadata(app).map_err(read_error)?;
+    if meta.is_file() && !is_config_file(app) {
+        return Err(ConfigError::NotWebConfig {
+            path: app.to_owned(),
+            hint: run_hint(app),
+        });
+    }
     if meta.is_file() {
         let file = std::fs::canonicalize(app).map_err(read_error)?;
         let dir = file.parent().map(Path::to_owned).unwrap_or_default();
@@ -286,6 +294,27 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
     }
 }
 
+/// web.config, web.Release.config, app.config: a file ancm can read.
+fn is_config_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("config"))
+}
+
+/// The command that most likely runs `file`, from its extension.
+fn run_hint(file: &Path) -> String {
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let runner = match ext.as_str() {
+        "js" | "mjs" | "cjs" => "node",
+        "py" => "python3",
+        "dll" => "dotnet",
+        _ => return "COMMAND ARGS...".to_owned(),
+    };
+    format!("{runner} {}", file.display())
+}
+
 /// Everything a configuration is built from.
 struct Sources<'a> {
     app_dir: PathBuf,
@@ -294,20 +323,43 @@ struct Sources<'a> {
     flags: &'a Overrides,
     command_after_dashes: &'a [String],
     listen: &'a [SocketAddr],
+    /// Look for the program (in the app folder, on PATH) and make its absence an error.
+    find_program: bool,
 }
 
 /// ancm's own environment, injectable so that tests need not change the process's.
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The errors found so far while building a configuration.
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    /// The value, or `fallback` with the error noted, so that reading can go on.
+    fn keep<T>(&mut self, result: Result<T, ConfigError>, fallback: T) -> T {
+        result.unwrap_or_else(|err| {
+            self.0.push(err);
+            fallback
+        })
+    }
+}
+
 fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let Sources {
         app_dir,
         web_config,
-        element,
+        mut element,
         flags,
         command_after_dashes,
         listen,
+        find_program,
     } = sources;
+    // Each bad value is noted and the rest still read, so that one run reports them all.
+    let mut errors = Errors(
+        element
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.errors))
+            .unwrap_or_default(),
+    );
     let settings = Settings {
         element: element.as_ref(),
         flags,
@@ -318,42 +370,69 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         .map(|e| e.warnings.clone())
         .unwrap_or_default();
 
-    let hosting_model = settings.hosting_model(&mut warnings)?;
-    let (command, process_path, arguments) =
-        settings.command(&app_dir, command_after_dashes, &mut warnings)?;
+    let hosting_model = errors.keep(
+        settings.hosting_model(&mut warnings),
+        "outofprocess".to_owned(),
+    );
+    let command_line = settings.command(&app_dir, command_after_dashes, &mut warnings);
+    let (command, process_path, arguments) = errors.keep(
+        command_line,
+        (
+            CommandLine {
+                program: PathBuf::new(),
+                args: Vec::new(),
+            },
+            String::new(),
+            String::new(),
+        ),
+    );
 
-    let startup = settings.uint(
-        "startupTimeLimit",
-        ("--startup-time-limit", &flags.startup_time_limit),
-        (0, 3600),
+    let startup = errors.keep(
+        settings.uint(
+            "startupTimeLimit",
+            ("--startup-time-limit", &flags.startup_time_limit),
+            (0, 3600),
+            DEFAULT_STARTUP_TIME_LIMIT,
+        ),
         DEFAULT_STARTUP_TIME_LIMIT,
-    )?;
-    let shutdown = settings.uint(
-        "shutdownTimeLimit",
-        ("--shutdown-time-limit", &flags.shutdown_time_limit),
-        (0, 600),
+    );
+    let shutdown = errors.keep(
+        settings.uint(
+            "shutdownTimeLimit",
+            ("--shutdown-time-limit", &flags.shutdown_time_limit),
+            (0, 600),
+            DEFAULT_SHUTDOWN_TIME_LIMIT,
+        ),
         DEFAULT_SHUTDOWN_TIME_LIMIT,
-    )?;
-    let rapid_fails = settings.uint(
-        "rapidFailsPerMinute",
-        ("--rapid-fails-per-minute", &flags.rapid_fails_per_minute),
-        (0, 100),
+    );
+    let rapid_fails = errors.keep(
+        settings.uint(
+            "rapidFailsPerMinute",
+            ("--rapid-fails-per-minute", &flags.rapid_fails_per_minute),
+            (0, 100),
+            DEFAULT_RAPID_FAILS_PER_MINUTE,
+        ),
         DEFAULT_RAPID_FAILS_PER_MINUTE,
-    )?;
-    let processes = settings.uint(
-        "processesPerApplication",
-        ("--processes", &flags.processes),
-        (1, 100),
+    );
+    let processes = errors.keep(
+        settings.uint(
+            "processesPerApplication",
+            ("--processes", &flags.processes),
+            (1, 100),
+            DEFAULT_PROCESSES_PER_APPLICATION,
+        ),
         DEFAULT_PROCESSES_PER_APPLICATION,
-    )?;
-    let request_timeout = settings.request_timeout()?;
-    let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
+    );
+    let request_timeout = errors.keep(settings.request_timeout(), Some(DEFAULT_REQUEST_TIMEOUT));
+    let forward_windows_auth_token =
+        errors.keep(settings.boolean("forwardWindowsAuthToken", true), true);
     if forward_windows_auth_token && element.is_some() {
         warnings.push(windows_auth_warning(
             settings.attribute("forwardWindowsAuthToken"),
         ));
     }
-    let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
+    let disable_startup_error_page =
+        errors.keep(settings.boolean("disableStartUpErrorPage", false), false);
 
     let handler_settings: Vec<(String, String)> = element
         .as_ref()
@@ -414,8 +493,8 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         &mut warnings,
     );
 
-    let stdout_log_enabled =
-        flags.stdout_log.is_some() || settings.boolean("stdoutLogEnabled", false)?;
+    let stdout_log_enabled = flags.stdout_log.is_some()
+        || errors.keep(settings.boolean("stdoutLogEnabled", false), false);
     let stdout_log_file = {
         let (origin, prefix) = match &flags.stdout_log {
             Some(flag) => (Origin::Flag("--stdout-log"), flag.clone()),
@@ -452,7 +531,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     }
     let stdout_log = (stdout_log_enabled && capture_output).then(|| stdout_log_file.clone());
 
-    let environment = settings.environment()?;
+    let environment = errors.keep(settings.environment(), Vec::new());
     for (name, _) in &environment {
         if let Some(set_by) = OWN_VARIABLES.iter().find(|v| v.eq_ignore_ascii_case(name)) {
             warnings.push(format!(
@@ -460,10 +539,10 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
             ));
         }
     }
-    let appl_path = app_path(flags.app_path.as_deref())?;
+    let appl_path = errors.keep(app_path(flags.app_path.as_deref()), "/".to_owned());
     for name in &flags.port_env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
-            return Err(ConfigError::invalid(
+            errors.0.push(ConfigError::invalid(
                 Origin::Flag("--port-env"),
                 "value",
                 name,
@@ -471,13 +550,38 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
             ));
         }
     }
-    check_fixed_port(&environment, element.as_ref())?;
-    let request_limits = request_limits::resolve(
-        element
-            .as_ref()
-            .map_or(&[], |e| e.request_limits.as_slice()),
-        flags.max_request_body.as_deref(),
-    )?;
+    errors.keep(check_fixed_port(&environment, element.as_ref()), ());
+    let request_limits = errors.keep(
+        request_limits::resolve(
+            element
+                .as_ref()
+                .map_or(&[], |e| e.request_limits.as_slice()),
+            flags.max_request_body.as_deref(),
+        ),
+        RequestLimits::default(),
+    );
+    // Last, and only when the command itself is sound: a missing program is worth knowing
+    // about, but a bad attribute is the first thing to fix.
+    if find_program && errors.0.is_empty() {
+        let search_path = environment
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case("PATH"))
+            .map(|(_, value)| value.clone())
+            .or_else(|| env("PATH"));
+        errors.keep(
+            settings.find_program(
+                &app_dir,
+                &command,
+                command_after_dashes,
+                search_path.as_deref(),
+            ),
+            (),
+        );
+    }
+    if let Some(err) = ConfigError::from_all(errors.0) {
+        return Err(err);
+    }
 
     Ok(AppConfig {
         app_dir,
@@ -739,15 +843,8 @@ impl Settings<'_> {
             };
             return Ok((line, program.clone(), args.join(" ")));
         }
-        let launcher_path = (self.env)("ANCM_LAUNCHER_PATH").filter(|v| !v.is_empty());
         let launcher_args = (self.env)("ANCM_LAUNCHER_ARGS");
-        let process_path = match (&self.flags.process_path, launcher_path) {
-            (Some(flag), _) => Some((Origin::Flag("--process-path"), flag.clone())),
-            (None, Some(launcher)) => Some((Origin::Flag("ANCM_LAUNCHER_PATH"), launcher)),
-            (None, None) => self.attribute("processPath"),
-        };
-        let Some((origin, process_path)) = process_path.filter(|(_, v)| !v.trim().is_empty())
-        else {
+        let Some((origin, process_path)) = self.process_path() else {
             return Err(match self.element {
                 Some(element) if element.is_transform => ConfigError::Transform {
                     origin: element.origin(),
@@ -792,6 +889,60 @@ impl Settings<'_> {
             .map(|arg| command::native_argument(app_dir, arg))
             .collect();
         Ok((CommandLine { program, args }, process_path, arguments))
+    }
+
+    /// processPath as given, and where from: the flag, ANCM_LAUNCHER_PATH, or web.config.
+    fn process_path(&self) -> Option<(Origin, String)> {
+        let launcher_path = (self.env)("ANCM_LAUNCHER_PATH").filter(|v| !v.is_empty());
+        let process_path = match (&self.flags.process_path, launcher_path) {
+            (Some(flag), _) => Some((Origin::Flag("--process-path"), flag.clone())),
+            (None, Some(launcher)) => Some((Origin::Flag("ANCM_LAUNCHER_PATH"), launcher)),
+            (None, None) => self.attribute("processPath"),
+        };
+        process_path.filter(|(_, v)| !v.trim().is_empty())
+    }
+
+    /// An error saying where the program was looked for, when it is not there: found now,
+    /// not as a start that fails again and again.
+    fn find_program(
+        &self,
+        app_dir: &Path,
+        command: &CommandLine,
+        after_dashes: &[String],
+        search_path: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let Some(looked) = command::missing_program(app_dir, &command.program, search_path) else {
+            return Ok(());
+        };
+        let (origin, attribute, value) = match after_dashes.first() {
+            Some(program) => (
+                Origin::Flag("the command after --"),
+                "program",
+                program.clone(),
+            ),
+            None => {
+                let origin = self
+                    .process_path()
+                    .map_or(Origin::Flag("--process-path"), |(origin, _)| origin);
+                (origin, "processPath", self.expanded_process_path())
+            }
+        };
+        Err(ConfigError::ProgramNotFound {
+            origin,
+            attribute,
+            value,
+            looked,
+        })
+    }
+
+    /// processPath after `%VAR%` expansion, for messages.
+    fn expanded_process_path(&self) -> String {
+        self.process_path()
+            .and_then(|(origin, value)| {
+                self.expand_launcher(&origin, "processPath", value.trim())
+                    .ok()
+            })
+            .unwrap_or_default()
     }
 
     /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags, else from
@@ -881,6 +1032,7 @@ mod tests {
                 flags: &flags,
                 command_after_dashes: &[],
                 listen: &[],
+                find_program: false,
             },
             env,
         )
