@@ -32,7 +32,7 @@ complete -c ancm -n "__fish_ancm_needs_command" -f -a "smoke" -d 'Start the app 
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable). Port 0 picks a free port' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l listen -d 'Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT for 127.0.0.1:PORT. Port 0 picks a free port' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-cert -d 'Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-key -d 'The PEM private key for --tls-cert' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-cert -d 'Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT, as IIS does: `optional` also serves clients without one, `require` refuses them' -r -f -a "optional\t'Ask for a certificate; serve clients that send none'
@@ -54,8 +54,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l port-env -d 'Also expo
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
 ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
@@ -75,8 +75,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l port-env -d 'Also ex
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
 ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l json -d 'Print one JSON object instead of text'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
@@ -100,8 +100,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l port-env -d 'Also ex
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l forwarded-for -d 'X-Forwarded-For\'s form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or `ip:port` (ANCM\'s; the default with web.config)' -r -f -a "ip\t''
 ip:port\t''"
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l processes -d 'Overrides processesPerApplication: how many processes serve the app (1-100)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs)' -r
-complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-path -d 'What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs); default: the LAUNCHER_PATH environment variable' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l launcher-args -d 'What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l strip-app-path -d 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-message -d 'Send ANCM\'s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'

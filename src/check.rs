@@ -1,33 +1,142 @@
 //! `ancm check`: validates the app's web.config and flags and prints the configuration `ancm
 //! run` would use, after defaults, flags and expansion, as text or as one JSON object whose
-//! keys are the attribute names as web.config spells them.
+//! keys are the attribute names as web.config spells them. Every error found is reported, not
+//! only the first.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::CheckArgs;
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{self, AppConfig, ConfigError, Origin, Request};
 
 /// Prints the effective configuration; a configuration error is returned (exit status 2),
-/// after printing `{"error": ...}` when JSON was asked for.
-pub(crate) fn run(args: &CheckArgs) -> Result<ExitCode, ConfigError> {
-    match AppConfig::from_check_args(args) {
+/// after printing `{"error": first message, "errors": [...]}` when JSON was asked for.
+pub(crate) fn run(request: &Request, json: bool) -> anyhow::Result<ExitCode> {
+    match config::load(request) {
         Ok(config) => {
-            if args.json {
-                println!("{}", to_json(&config));
+            let out = if json {
+                format!("{}\n", to_json(&config))
             } else {
-                print!("{}", to_text(&config));
-            }
+                to_text(&config)
+            };
+            crate::write_stdout(out.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            if args.json {
-                println!("{}", json!({ "error": err.to_string() }));
+            if json {
+                // The configuration error decides the outcome, even when stdout cannot take it;
+                // it is on stderr too.
+                let _ = crate::write_stdout(format!("{}\n", errors_json(&err)).as_bytes());
             }
-            Err(err)
+            Err(err.into())
         }
+    }
+}
+
+/// `{"error": the first message, "errors": [each as an object]}`.
+fn errors_json(err: &ConfigError) -> Value {
+    let all = err.all();
+    json!({
+        "error": all.first().map(ToString::to_string).unwrap_or_default(),
+        "errors": all.iter().map(|e| error_json(e)).collect::<Vec<_>>(),
+    })
+}
+
+/// One error as `{file, line, column, attribute, value, allowed, message}`; what an error does
+/// not have is null. For a flag, `attribute` is the flag.
+fn error_json(err: &ConfigError) -> Value {
+    let (origin, attribute, value, allowed): (
+        Option<Origin>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = match err {
+        ConfigError::Read { path, .. }
+        | ConfigError::NoWebConfig { path }
+        | ConfigError::NoAspNetCore { path }
+        | ConfigError::NotWebConfig { path, .. } => (Some(file(path, 0, 0)), None, None, None),
+        ConfigError::Xml {
+            path, line, column, ..
+        } => (Some(file(path, *line, *column)), None, None, None),
+        ConfigError::MissingProcessPath { origin } | ConfigError::Transform { origin } => (
+            Some(origin.clone()),
+            Some("processPath".to_owned()),
+            None,
+            None,
+        ),
+        ConfigError::Launcher {
+            origin,
+            attribute,
+            variable,
+            ..
+        } => (
+            Some(origin.clone()),
+            Some(attribute.clone()),
+            Some(format!("%{variable}%")),
+            None,
+        ),
+        ConfigError::UndefinedVariable {
+            origin,
+            attribute,
+            variable,
+        } => (
+            Some(origin.clone()),
+            Some(attribute.clone()),
+            Some(format!("%{variable}%")),
+            None,
+        ),
+        ConfigError::ProgramNotFound {
+            origin,
+            attribute,
+            value,
+            ..
+        } => (
+            Some(origin.clone()),
+            Some((*attribute).to_owned()),
+            Some(value.clone()),
+            None,
+        ),
+        ConfigError::Invalid {
+            origin,
+            what,
+            value,
+            allowed,
+        } => (
+            Some(origin.clone()),
+            Some(what.strip_prefix("attribute ").unwrap_or(what).to_owned()),
+            Some(value.clone()),
+            Some(allowed.clone()),
+        ),
+        _ => (None, None, None, None),
+    };
+    let (file, line, column, attribute) = match origin {
+        Some(Origin::File { path, line, column }) => (
+            Some(path.display().to_string()),
+            (line > 0).then_some(line),
+            (column > 0).then_some(column),
+            attribute,
+        ),
+        // A flag's value: the flag is what to change.
+        Some(Origin::Flag(flag)) => (None, None, None, Some(flag.to_owned())),
+        None => (None, None, None, attribute),
+    };
+    json!({
+        "file": file,
+        "line": line,
+        "column": column,
+        "attribute": attribute,
+        "value": value,
+        "allowed": allowed,
+        "message": err.to_string(),
+    })
+}
+
+fn file(path: &std::path::Path, line: u32, column: u32) -> Origin {
+    Origin::File {
+        path: path.to_owned(),
+        line,
+        column,
     }
 }
 

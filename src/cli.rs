@@ -1,10 +1,13 @@
-//! The command line, as clap types. Nothing outside this module and `lib.rs` sees them: `config`
-//! turns them into a validated `AppConfig` before anything touches the OS.
+//! The command line, as clap types. Nothing outside this module and `lib.rs` sees them: each
+//! command's arguments become a plain [`config::Request`], which `config` turns into a
+//! validated `AppConfig` before anything touches the OS.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,7 +114,7 @@ pub struct SmokeArgs {
     pub timeout: u64,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -129,7 +132,7 @@ pub struct CheckArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
@@ -142,8 +145,9 @@ pub struct RunArgs {
     #[arg(value_name = "APP", default_value = ".")]
     pub app: PathBuf,
 
-    /// Address the proxy listens on (repeatable). Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT
+    /// for 127.0.0.1:PORT. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: Vec<SocketAddr>,
 
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
@@ -176,11 +180,36 @@ pub struct RunArgs {
     pub watch: Vec<String>,
 
     #[command(flatten)]
-    pub overrides: Overrides,
+    pub overrides: OverrideArgs,
 
     /// The command to run instead of web.config's processPath and arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `--listen`: an IP address and port, or a port on the IPv4 loopback. `localhost` is
+/// 127.0.0.1, not a name to resolve, so that the address does not depend on /etc/hosts.
+fn listen_address(value: &str) -> Result<SocketAddr, String> {
+    let port = value
+        .strip_prefix(':')
+        .or_else(|| {
+            value
+                .get(..10)
+                .filter(|host| host.eq_ignore_ascii_case("localhost:"))
+                .and_then(|_| value.get(10..))
+        })
+        .unwrap_or(value);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
+            .map_err(|_| format!("port {port} is not from 0 to 65535"));
+    }
+    value.parse().map_err(|_| {
+        "expected IP:PORT (127.0.0.1:8080, 0.0.0.0:443, [::1]:8080), or PORT, :PORT or \
+         localhost:PORT for 127.0.0.1:PORT"
+            .to_owned()
+    })
 }
 
 /// `--tls-client-cert`: whether a client without a certificate is served.
@@ -194,7 +223,7 @@ pub enum TlsClientCert {
 
 /// One flag per `<aspNetCore>` attribute; each overrides web.config.
 #[derive(Debug, Args, Default, Clone)]
-pub struct Overrides {
+pub struct OverrideArgs {
     /// Overrides processPath: the executable to start.
     #[arg(long, value_name = "PATH")]
     pub process_path: Option<String>,
@@ -263,21 +292,128 @@ pub struct Overrides {
     #[arg(long)]
     pub lazy: bool,
 
-    /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs).
-    #[arg(long, value_name = "PATH", env = "LAUNCHER_PATH")]
+    /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs);
+    /// default: the LAUNCHER_PATH environment variable.
+    #[arg(long, value_name = "PATH")]
     pub launcher_path: Option<String>,
 
-    /// What %LAUNCHER_ARGS% stands for.
-    #[arg(
-        long,
-        value_name = "ARGS",
-        env = "LAUNCHER_ARGS",
-        allow_hyphen_values = true
-    )]
+    /// What %LAUNCHER_ARGS% stands for; default: the LAUNCHER_ARGS environment variable.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub launcher_args: Option<String>,
 }
 
-/// Writes the completion script for `shell`.
-pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut Cli::command(), "ancm", out);
+/// The one place where a flag becomes a configuration override.
+impl From<&OverrideArgs> for config::Overrides {
+    fn from(args: &OverrideArgs) -> Self {
+        config::Overrides {
+            process_path: args.process_path.clone(),
+            arguments: args.arguments.clone(),
+            env: args.env.clone(),
+            stdout_log: args.stdout_log.clone(),
+            startup_time_limit: args.startup_time_limit.clone(),
+            shutdown_time_limit: args.shutdown_time_limit.clone(),
+            rapid_fails_per_minute: args.rapid_fails_per_minute.clone(),
+            request_timeout: args.request_timeout.clone(),
+            max_request_body: args.max_request_body.clone(),
+            app_path: args.app_path.clone(),
+            port_env: args.port_env.clone(),
+            processes: args.processes.clone(),
+            lazy: args.lazy,
+            launcher_path: args.launcher_path.clone(),
+            launcher_args: args.launcher_args.clone(),
+            strip_app_path: args.strip_app_path,
+            forwarded_for: args.forwarded_for.clone(),
+            shutdown_message: args.shutdown_message,
+        }
+    }
+}
+
+impl RunArgs {
+    /// What `ancm run` loads its configuration from, at start and on each reload.
+    pub fn request(&self) -> config::Request {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(config::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_cert: self.tls_client_cert.map(|mode| config::ClientCert {
+                    required: mode == TlsClientCert::Require,
+                    ca: self.tls_client_ca.clone(),
+                }),
+            }),
+            _ => None,
+        };
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: self.listen.clone(),
+            run: Some(config::RunOnly {
+                header_read_timeout: self.header_read_timeout.clone(),
+                watch: self.watch.clone(),
+                tls,
+            }),
+        }
+    }
+}
+
+impl SmokeArgs {
+    /// As `ancm run` would load it, listening on a free loopback port.
+    pub fn request(&self) -> config::Request {
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: vec![SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))],
+            run: None,
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The configuration `ancm run` would use, without a proxy.
+    pub fn request(&self) -> config::Request {
+        config::Request {
+            app: self.app.clone(),
+            overrides: (&self.overrides).into(),
+            command: self.command.clone(),
+            listen: Vec::new(),
+            run: None,
+        }
+    }
+}
+
+/// The completion script for `shell`. Made in memory, because the generator cannot report a
+/// write error (it panics), and stdout may be a pipe closed early.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ancm", &mut script);
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_a_port_alone_for_the_loopback() {
+        let loopback = |port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        assert_eq!(listen_address("8080"), Ok(loopback(8080)));
+        assert_eq!(listen_address(":0"), Ok(loopback(0)));
+        assert_eq!(listen_address("LocalHost:5000"), Ok(loopback(5000)));
+        assert_eq!(
+            listen_address("0.0.0.0:443"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 443)))
+        );
+        assert!(listen_address("[::1]:80").is_ok());
+        for bad in [
+            "",
+            ":",
+            "70000",
+            "localhost",
+            "example.com:80",
+            "localhost:x",
+        ] {
+            assert!(listen_address(bad).is_err(), "{bad}");
+        }
+    }
 }

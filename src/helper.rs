@@ -15,8 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Overrides;
-use crate::config::AppConfig;
+use crate::config::{self, Overrides};
 use crate::host::Host;
 use crate::run::{serve, supervise, Serving};
 use crate::supervisor::{Event, EventKind, FailureKind, Phase, RecycleError, Supervisor};
@@ -70,6 +69,17 @@ struct StartRequest {
 }
 
 impl StartRequest {
+    /// What the configuration is loaded from, at start and on each reload.
+    fn request(&self) -> config::Request {
+        config::Request {
+            app: self.app_path.clone(),
+            overrides: self.overrides(),
+            command: self.command.clone(),
+            listen: self.listen.clone(),
+            run: None,
+        }
+    }
+
     fn overrides(&self) -> Overrides {
         // Numbers may come as JSON numbers or strings; config validates either as text.
         let text = |v: &Option<Value>| {
@@ -219,15 +229,8 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
                 }
                 // Read now, and again whenever web.config changes.
                 let reload: Reload = {
-                    let start = start.clone();
-                    Arc::new(move || {
-                        AppConfig::load(
-                            &start.app_path,
-                            &start.overrides(),
-                            &start.command,
-                            &start.listen,
-                        )
-                    })
+                    let request = start.request();
+                    Arc::new(move || config::load(&request))
                 };
                 let config = match reload() {
                     Ok(config) => config,

@@ -42,30 +42,63 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
-            let config = config::AppConfig::from_run_args(&args)?;
+            let request = args.request();
+            let config = config::load(&request)?;
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            host::run(|host| run::run(host, args))?;
+            host::run(|host| run::run(host, config, request))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check(args) => Ok(check::run(&args)?),
+        Command::Check(args) => Ok(check::run(&args.request(), args.json)?),
         Command::Smoke(args) => {
-            let config = config::AppConfig::from_smoke_args(&args)?;
+            let config = config::load(&args.request())?;
             let checks = smoke::Checks::from_args(&args);
             host::run(|host| smoke::run(host, config, checks))
         }
         Command::Helper => host::run_with(true, helper::run),
         Command::Completions { shell } => {
-            cli::write_completions(shell, &mut std::io::stdout().lock());
+            write_stdout(&cli::completions(shell))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// The exit status for an error that ended ancm: 2 for configuration and usage errors.
+/// Writes a command's result to stdout, reporting a failed write instead of panicking as
+/// `print!` does.
+pub(crate) fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|err| anyhow::Error::new(err).context("cannot write to stdout"))
+}
+
+/// The reader of ancm's output went away (`ancm ... | head`): nothing is wrong, and there is
+/// no one to tell.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The message for an error that ended ancm, one line per problem. A configuration error's
+/// message is complete; others show their causes.
+pub fn error_message(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<config::ConfigError>() {
+        Some(config) => config.to_string(),
+        None => format!("{err:#}"),
+    }
+}
+
+/// The exit status for an error that ended ancm: 2 for configuration and usage errors, 0 for
+/// a reader that went away.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if err.downcast_ref::<config::ConfigError>().is_some() {
+    if is_broken_pipe(err) {
+        ExitCode::SUCCESS
+    } else if err.downcast_ref::<config::ConfigError>().is_some() {
         ExitCode::from(EXIT_CONFIG)
     } else {
         ExitCode::FAILURE

@@ -10,8 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
-use crate::config::AppConfig;
+use crate::config::{self, AppConfig, Request};
 use crate::host::Host;
 use crate::proxy::{self, Proxy};
 use crate::supervisor::{Phase, Supervisor};
@@ -131,10 +130,11 @@ impl Serving {
     }
 }
 
-/// Runs the app behind the proxy until a stop signal, then stops everything cleanly.
-pub(crate) async fn run(mut host: Host, args: RunArgs) -> anyhow::Result<()> {
-    let reload: Reload = Arc::new(move || AppConfig::from_run_args(&args));
-    let serving = serve(&host, reload()?, Some(reload)).await?;
+/// Runs the app behind the proxy until a stop signal, then stops everything cleanly. `config`
+/// is `request` as loaded at start; a change to web.config loads `request` again.
+pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> anyhow::Result<()> {
+    let reload: Reload = Arc::new(move || config::load(&request));
+    let serving = serve(&host, config, Some(reload)).await?;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))

@@ -1,11 +1,16 @@
 use std::process::{Command, Output};
 
-use crate::support::{ancm_bin, Ancm, AppDir};
+use crate::support::{ancm_bin, fake_programs, path_with, Ancm, AppDir};
 
-/// `ancm check ARGS...` with a clean launcher environment.
+/// `ancm check ARGS...` with a clean launcher environment, on a machine where the programs
+/// these tests name are installed.
 fn check(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let programs = fake_programs(&["dotnet", "node", "app", "x", "child-app"]);
     let mut command = Command::new(ancm_bin());
-    command.arg("check").args(args);
+    command
+        .arg("check")
+        .args(args)
+        .env("PATH", path_with(programs.path()));
     for name in [
         "ANCM_LAUNCHER_PATH",
         "ANCM_LAUNCHER_ARGS",
@@ -371,6 +376,8 @@ fn launcher_variables() {
         "{message}"
     );
 
+    std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+    std::fs::write(dir.path().join("bin/App"), b"").expect("the app");
     let (code, json) = check_json(
         &dir,
         &[
@@ -553,4 +560,141 @@ fn debug_level_console_and_disabled_error_page() {
     command.env_remove("ANCM_LOG");
     let ancm = Ancm::run_with(command, &[ok.path().to_str().expect("utf-8")]);
     ancm.wait_stderr("a debug line", |l| l.contains("the app listens"));
+}
+
+/// processPath not found: exit 2, saying where ancm looked (the app folder, each PATH folder).
+#[test]
+fn a_missing_program_says_where_it_was_looked_for() {
+    let dir = AppDir::with_web_config(
+        "<configuration>\n <system.webServer>\n  <aspNetCore processPath=\"dotnet\" arguments=\"App.dll\" />\n </system.webServer>\n</configuration>\n",
+    );
+    let empty = tempfile::tempdir().expect("dir");
+    let path = empty.path().to_str().expect("utf-8");
+    let (code, json) = check_json(&dir, &[], &[("PATH", path)]);
+    assert_eq!(code, Some(2), "{json}");
+    let message = json["error"].as_str().expect("error");
+    let app = std::fs::canonicalize(dir.path()).expect("dir");
+    assert!(
+        message.starts_with(&format!("{}:3:", app.join("web.config").display()))
+            && message.contains(r#"processPath "dotnet" cannot be found"#)
+            && message.contains(&format!("not in the app folder ({})", app.display()))
+            && message.contains(&format!("nor in any folder on PATH ({path})")),
+        "{message}"
+    );
+    let error = &json["errors"][0];
+    assert_eq!(error["attribute"], "processPath", "{json}");
+    assert_eq!(error["value"], "dotnet", "{json}");
+
+    // The same for the command after `--`.
+    let output = check(
+        &[
+            dir.path().to_str().expect("utf-8"),
+            "--",
+            "no-such-program-here",
+            "x",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"program "no-such-program-here" cannot be found"#),
+        "{stderr}"
+    );
+}
+
+/// Every bad value is reported, each with where it is, in text and in JSON.
+#[test]
+fn every_error_is_reported() {
+    let dir = AppDir::with_web_config(
+        "<configuration>\n <system.webServer>\n  <aspNetCore processPath=\"dotnet\" startupTimeLimit=\"5000\"\n    shutdownTimeLimit=\"soon\">\n   <environmentVariables><environmentVariable name=\"\" value=\"1\" /></environmentVariables>\n  </aspNetCore>\n </system.webServer>\n</configuration>\n",
+    );
+    let (code, json) = check_json(&dir, &["--processes", "0"], &[]);
+    assert_eq!(code, Some(2), "{json}");
+    let errors = json["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 4, "{json}");
+    assert_eq!(json["error"], errors[0]["message"], "the first, as before");
+    let find = |attribute: &str| {
+        errors
+            .iter()
+            .find(|e| e["attribute"] == attribute)
+            .unwrap_or_else(|| panic!("no error for {attribute}: {json}"))
+    };
+    let startup = find("startupTimeLimit");
+    assert_eq!(startup["line"], 3);
+    assert!(startup["column"].as_u64().is_some(), "{startup}");
+    assert_eq!(startup["value"], "5000");
+    assert!(startup["allowed"]
+        .as_str()
+        .expect("allowed")
+        .contains("0 to 3600"));
+    assert!(startup["file"]
+        .as_str()
+        .expect("file")
+        .ends_with("web.config"));
+    assert_eq!(find("shutdownTimeLimit")["line"], 4);
+    assert_eq!(find("<environmentVariable> attribute name")["line"], 5);
+    let flag = find("--processes");
+    assert_eq!(
+        (flag["value"].as_str(), flag["file"].as_str()),
+        (Some("0"), None)
+    );
+
+    let text = check(
+        &[dir.path().to_str().expect("utf-8"), "--processes", "0"],
+        &[],
+    );
+    assert_eq!(text.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per error: {stderr}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("ancm: error: ")),
+        "{stderr}"
+    );
+}
+
+/// An unknown attribute a typo away from a known one gets a suggestion.
+#[test]
+fn a_misspelt_attribute_gets_a_suggestion() {
+    let dir = AppDir::with_web_config(
+        r#"<configuration><system.webServer><aspNetCore processPath="dotnet" startupTimelimit="5" stdoutLogEnable="true" shutdownLimit="1" colour="blue" /></system.webServer></configuration>"#,
+    );
+    let (code, json) = check_json(&dir, &[], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    let warning = |name: &str| {
+        warnings
+            .iter()
+            .find(|w| w.contains(&format!("unknown attribute {name}=")))
+            .copied()
+            .unwrap_or_else(|| panic!("{name}: {warnings:?}"))
+    };
+    assert!(
+        warning("startupTimelimit").ends_with(r#"did you mean "startupTimeLimit"?"#),
+        "{warnings:?}"
+    );
+    assert!(
+        warning("stdoutLogEnable").ends_with(r#"did you mean "stdoutLogEnabled"?"#),
+        "{warnings:?}"
+    );
+    assert!(!warning("colour").contains("did you mean"), "{warnings:?}");
+    assert!(
+        !warning("shutdownLimit").contains("did you mean"),
+        "{warnings:?}"
+    );
+
+    let typo = AppDir::with_web_config(
+        r#"<configuration><system.webServer><aspNetCore proccessPath="dotnet" /></system.webServer></configuration>"#,
+    );
+    let (code, json) = check_json(&typo, &[], &[]);
+    assert_eq!(code, Some(2), "{json}");
+    let text = check(&[typo.path().to_str().expect("utf-8")], &[]);
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(stderr.contains("has no processPath"), "{stderr}");
 }

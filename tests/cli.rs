@@ -1,6 +1,6 @@
 use std::process::Command;
 
-use crate::support::ancm_bin;
+use crate::support::{ancm_bin, Ancm, AppDir};
 
 /// The committed completion scripts are what `ancm completions` prints today.
 #[test]
@@ -134,4 +134,102 @@ impl Drop for Stopped {
         }
         let _ = self.0.wait();
     }
+}
+
+/// `ancm completions bash | head -1`: the reader goes away early; ancm exits 0, quietly.
+#[test]
+fn a_reader_that_goes_away_early_is_no_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = Command::new(ancm_bin())
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ancm completions");
+    let stdout = child.stdout.take().expect("stdout");
+    // Smaller than the script, so that ancm is still writing when the reader goes.
+    let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096));
+    let mut reader = BufReader::with_capacity(1, stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("the first line");
+    assert!(!first.is_empty());
+    drop(reader);
+    let output = child.wait_with_output().expect("wait for ancm");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// The error that stops ancm shows even with ANCM_LOG=off, as a plain message: no time stamp,
+/// no log level.
+#[test]
+fn the_final_error_is_a_plain_message_whatever_ancm_log_says() {
+    let app = AppDir::new("", &[]);
+    for log in ["off", "info"] {
+        let output = Command::new(ancm_bin())
+            .env("ANCM_LOG", log)
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--startup-time-limit",
+                "soon",
+            ])
+            .arg(app.path())
+            .output()
+            .expect("run ancm");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(
+            stderr,
+            "ancm: error: --startup-time-limit: value \"soon\" is not valid: a whole number of seconds from 0 to 3600\n",
+            "ANCM_LOG={log}"
+        );
+    }
+}
+
+/// `ancm run app.js` points to the command that runs the file.
+#[test]
+fn a_file_that_is_not_a_web_config_gets_the_command_to_run_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (file, hint) in [
+        ("app.js", "ancm run -- node "),
+        ("main.py", "ancm run -- python3 "),
+        ("App.dll", "ancm run -- dotnet "),
+        ("server", "ancm run -- COMMAND"),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, b"").expect("write");
+        let output = Command::new(ancm_bin())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .arg(&path)
+            .output()
+            .expect("run ancm");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("not a web.config") && stderr.contains(hint),
+            "{file}: {stderr}"
+        );
+    }
+}
+
+/// `--listen :0` (or PORT, localhost:PORT) is the IPv4 loopback.
+#[test]
+fn listen_takes_a_bare_port() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&["--listen", ":0", app.path().to_str().expect("utf-8")]);
+    let line = ancm.wait_stderr("the listening line", |l| l.contains("ancm listening on"));
+    assert_eq!(line.matches("http://127.0.0.1:").count(), 2, "{line}");
+    let help = Command::new(ancm_bin())
+        .args(["run", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("localhost:PORT") && help.contains("127.0.0.1:PORT"),
+        "{help}"
+    );
 }

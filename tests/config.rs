@@ -193,3 +193,58 @@ fn command_after_dashes_and_app_path() {
         .iter()
         .any(|l| l.contains("shutdown message received")));
 }
+
+/// A processPath that is not there stops `ancm run` and `ancm smoke` at once (exit 2) with
+/// the message `ancm check` gives, instead of a start retried for ever.
+#[test]
+fn a_missing_program_stops_run_and_smoke_at_start() {
+    let app = AppDir::new(r#"processPath=".\bin\MyApp.exe""#, &[]);
+    let dir = app.path().to_str().expect("utf-8");
+    let check = Command::new(ancm_bin())
+        .args(["check", dir])
+        .output()
+        .expect("run ancm check");
+    let message = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert_eq!(check.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains(r#"processPath ".\bin\MyApp.exe" cannot be found: there is no file"#)
+            && message.contains("/bin/MyApp.exe"),
+        "{message}"
+    );
+    let (code, stderr) = run_expecting_failure(&[dir]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr, message, "the same message as ancm check");
+    let smoke = Command::new(ancm_bin())
+        .args(["smoke", dir, "--timeout", "5"])
+        .output()
+        .expect("run ancm smoke");
+    assert_eq!(smoke.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&smoke.stderr), message);
+}
+
+/// web.config changed to a program that is not there: the old process keeps serving, and
+/// ancm says why, in the words `ancm check` uses.
+#[test]
+fn a_change_to_a_missing_program_keeps_the_old_process() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+    let config = std::fs::read_to_string(app.path().join("web.config")).expect("read");
+    let config = config.replacen(
+        &format!("processPath=\"{}\"", sampleapp().display()),
+        r#"processPath=".\NoSuchApp.exe""#,
+        1,
+    );
+    std::fs::write(app.path().join("web.config"), config).expect("write");
+    let line = ancm.wait_stderr("the refused change", |l| {
+        l.contains("keeps running as it was")
+    });
+    assert!(
+        line.contains(r#"processPath ".\NoSuchApp.exe" cannot be found: there is no file"#),
+        "{line}"
+    );
+    assert_eq!(
+        ancm.get("/pid").text().expect("still served"),
+        pid.to_string()
+    );
+}

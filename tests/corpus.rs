@@ -884,8 +884,8 @@ fn fill(template: &str, dir: &Path) -> String {
     normalize(&template.replace("{dir}", &dir.display().to_string()))
 }
 
-/// Runs the check; returns its mismatches, each one line.
-fn run(check: &Check, dir: &Path) -> Vec<String> {
+/// Runs the check with `path` as PATH; returns its mismatches, each one line.
+fn run(check: &Check, dir: &Path, path: &str) -> Vec<String> {
     let web_config = dir.join(format!("{}.config", check.file));
     let mut command = Command::new(ancm_bin());
     // A clean environment: ANCM_LAUNCHER_*, LAUNCHER_* and ASPNETCORE_* of the runner would
@@ -896,7 +896,7 @@ fn run(check: &Check, dir: &Path) -> Vec<String> {
         .arg("--json")
         .args(check.args)
         .env_clear()
-        .env("PATH", PATH)
+        .env("PATH", path)
         .envs(check.env.iter().copied());
     if !check.no_home {
         command.env("HOME", HOME);
@@ -1090,16 +1090,51 @@ fn compare_valid(want: &Valid, got: &Value, dir: &Path, web_config: &Path, bad: 
     }
 }
 
+/// A copy of the fixtures as deployed: each valid verdict's program exists, in the app folder
+/// (or beside it) or, for a bare name such as `dotnet`, in a folder put first on PATH; `ancm
+/// check` reports a program it cannot find as an error. Returns the copy's folder and PATH.
+fn deployed(table: &[Check], root: &Path) -> (PathBuf, String) {
+    let dir = root.join("site/webconfig");
+    std::fs::create_dir_all(&dir).expect("create the copy");
+    for entry in std::fs::read_dir(fixtures()).expect("read the fixture folder") {
+        let entry = entry.expect("a fixture folder entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy a fixture");
+    }
+    let dir = dir.canonicalize().expect("the copy exists");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).expect("create the PATH folder");
+    for check in table {
+        let Expect::Valid(valid) = &check.expect else {
+            continue;
+        };
+        let program = fill(valid.command[0], &dir);
+        let program = if Path::new(&program).is_absolute() {
+            PathBuf::from(program)
+        } else {
+            bin.join(program)
+        };
+        if let Some(parent) = program.parent() {
+            std::fs::create_dir_all(parent).expect("create the program's folder");
+        }
+        std::fs::write(&program, b"").expect("create the program");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
+            .expect("make the program executable");
+    }
+    (dir, format!("{}:{PATH}", bin.display()))
+}
+
 #[test]
 fn every_corpus_file_gets_its_verdict() {
-    let dir = fixtures();
+    let root = tempfile::tempdir().expect("temp dir");
+    let table = table();
+    let (dir, path) = deployed(&table, root.path());
     let before = std::fs::read_dir(&dir)
         .expect("read the fixture folder")
         .count();
     let mut failures = Vec::new();
-    let table = table();
     for check in &table {
-        let bad = run(check, &dir);
+        let bad = run(check, &dir, &path);
         if !bad.is_empty() {
             failures.push(format!(
                 "{}.config ({}):\n    {}",

@@ -17,8 +17,16 @@ struct Helper {
 
 impl Helper {
     fn start() -> Helper {
+        Helper::start_with(&[])
+    }
+
+    /// The helper with `env` added to its environment.
+    fn start_with(env: &[(&str, &str)]) -> Helper {
         let mut child = Command::new(ancm_bin())
             .arg("helper")
+            .env_remove("LAUNCHER_PATH")
+            .env_remove("LAUNCHER_ARGS")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -348,4 +356,23 @@ fn bad_input_gives_errors_and_the_helper_stays_up() {
         .as_str()
         .expect("reason")
         .contains("no web.config"));
+}
+
+/// A dev-time web.config: %LAUNCHER_PATH% and %LAUNCHER_ARGS% come from the helper's own
+/// environment, as they do for `ancm check` and `ancm run`; an unset LAUNCHER_ARGS is empty.
+#[test]
+fn launcher_variables_come_from_the_environment() {
+    let dir = AppDir::with_web_config(
+        r#"<configuration><system.webServer><aspNetCore processPath="%LAUNCHER_PATH%" arguments="%LAUNCHER_ARGS%" /></system.webServer></configuration>"#,
+    );
+    let sampleapp = sampleapp();
+    let mut helper = Helper::start_with(&[("LAUNCHER_PATH", sampleapp.to_str().expect("utf-8"))]);
+    helper.send(&json!({"op": "start", "appPath": dir.path().to_str().expect("utf-8")}));
+    let event = loop {
+        let event = helper.next();
+        if event["event"] == "ready" || event["event"] == "failed" {
+            break event;
+        }
+    };
+    assert_eq!(event["event"], "ready", "{event}");
 }

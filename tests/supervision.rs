@@ -192,8 +192,13 @@ fn start_timeout_and_missing_executable_give_502_pages() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(ancm);
 
+    // A program that is missing at start stops ancm at once (tests/config.rs); one that goes
+    // after the start, before a lazy first start, gives the page.
     let app = AppDir::new(r#"processPath=".\NoSuchApp.exe""#, &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let program = app.path().join("NoSuchApp.exe");
+    std::fs::write(&program, b"").expect("the program, for now");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--lazy"]);
+    std::fs::remove_file(&program).expect("remove the program");
     let body = ancm.get("/").text().expect("page");
     assert!(
         body.contains("the app's executable could not be started") && !body.contains("NoSuchApp"),
@@ -201,11 +206,14 @@ fn start_timeout_and_missing_executable_give_502_pages() {
     );
     drop(ancm);
 
+    std::fs::write(&program, b"").expect("the program, for now");
     let ancm = Ancm::run(&[
         app.path().to_str().expect("utf-8"),
+        "--lazy",
         "--env",
         "ASPNETCORE_DETAILEDERRORS=1",
     ]);
+    std::fs::remove_file(&program).expect("remove the program");
     let body = ancm.get("/").text().expect("page");
     assert!(
         body.contains("NoSuchApp") && body.contains("could not be started: not found"),

@@ -239,6 +239,78 @@ pub(super) fn resolve_program(app_dir: &Path, process_path: &str) -> PathBuf {
     }
 }
 
+/// Where `program` (as [`resolve_program`] left it) was looked for, when it cannot be found
+/// there; `None` when it is there, or when it can only be known at start (a `%` placeholder).
+/// A bare name is looked for as the OS will: in each folder of `search_path` (PATH).
+pub(super) fn missing_program(
+    app_dir: &Path,
+    program: &Path,
+    search_path: Option<&str>,
+) -> Option<String> {
+    let text = program.to_string_lossy();
+    if text.contains('%') {
+        return None;
+    }
+    let is_bare_name = program.components().count() == 1 && !program.is_absolute();
+    if !is_bare_name {
+        if program.is_file() {
+            return None;
+        }
+        let text = normalize(program).to_string_lossy().into_owned();
+        let without_exe = strip_exe(&text).filter(|_| !cfg!(windows));
+        return Some(match without_exe {
+            Some(stem) => format!("there is no file {text} (nor {stem})"),
+            None => format!("there is no file {text}"),
+        });
+    }
+    let folders: Vec<PathBuf> = search_path
+        .map(|p| {
+            std::env::split_paths(p)
+                .filter(|f| !f.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: Vec<PathBuf> = if cfg!(windows) && strip_exe(&text).is_none() {
+        vec![program.to_owned(), PathBuf::from(format!("{text}.exe"))]
+    } else {
+        vec![program.to_owned()]
+    };
+    let found = folders
+        .iter()
+        .any(|folder| names.iter().any(|name| is_executable(&folder.join(name))));
+    if found {
+        return None;
+    }
+    let app = app_dir.display();
+    Some(match folders.len() {
+        0 => format!("it is not in the app folder ({app}), and PATH is empty"),
+        1..=6 => {
+            let list: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+            format!(
+                "it is not in the app folder ({app}) nor in any folder on PATH ({})",
+                list.join(", ")
+            )
+        }
+        n => format!("it is not in the app folder ({app}) nor in any folder on PATH ({n} folders)"),
+    })
+}
+
+/// A file the OS would run: on Unix, one with an execute bit.
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
 /// Turns Windows-style relative paths in arguments (`.\MyApp.dll`) into native ones, when the
 /// argument plainly is a path: it starts with `.\` or `..\`, or names a file in the app folder.
 pub(super) fn native_argument(app_dir: &Path, arg: &str) -> String {

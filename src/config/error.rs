@@ -49,6 +49,13 @@ pub enum ConfigError {
         message: String,
     },
 
+    #[error("{}: not a web.config; to run this file, give the command that runs it after `--`, as in: ancm run -- {hint}", path.display())]
+    NotWebConfig {
+        path: PathBuf,
+        /// The command, by the file's extension: `node app.js`, `python3 app.py`, ...
+        hint: String,
+    },
+
     #[error("{}: no <aspNetCore> element under <system.webServer> (outside <location> or in <location path=\".\">); give the command after `--` instead", path.display())]
     NoAspNetCore { path: PathBuf },
 
@@ -77,6 +84,21 @@ pub enum ConfigError {
     #[error("{0}")]
     Tls(String),
 
+    /// The program to start is neither where processPath points nor on PATH.
+    #[error("{origin}: {attribute} \"{value}\" cannot be found: {looked}")]
+    ProgramNotFound {
+        origin: Origin,
+        /// `processPath`, or `program` for the command after `--`.
+        attribute: &'static str,
+        value: String,
+        /// Where it was looked for, e.g. "no file /srv/app/bin/MyApp.exe".
+        looked: String,
+    },
+
+    /// More than one error, each on its own line, in the order found.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,
@@ -99,6 +121,25 @@ impl ConfigError {
             what: what.into(),
             value: value.into(),
             allowed: allowed.into(),
+        }
+    }
+}
+
+impl ConfigError {
+    /// One error for `errors`: `None` when there are none, the error itself when one.
+    pub(crate) fn from_all(mut errors: Vec<ConfigError>) -> Option<ConfigError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(ConfigError::Several(errors)),
+        }
+    }
+
+    /// Every error this holds, in order: itself, or each of [`ConfigError::Several`].
+    pub fn all(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(errors) => errors.iter().flat_map(ConfigError::all).collect(),
+            other => vec![other],
         }
     }
 }

@@ -2,7 +2,9 @@
 //! type the supervisor and the proxy read. Nothing here binds a port or starts a process.
 //!
 //! Precedence, highest first: flags; ANCM_LAUNCHER_PATH/ARGS from ancm's environment; the
-//! `<aspNetCore>` element; ANCM's schema defaults (spec §1).
+//! `<aspNetCore>` element; ANCM's schema defaults (spec §1). %LAUNCHER_PATH% and
+//! %LAUNCHER_ARGS% in web.config stand for `--launcher-path`/`--launcher-args`, else for the
+//! LAUNCHER_PATH/LAUNCHER_ARGS variables.
 
 mod command;
 mod debug_log;
@@ -20,7 +22,6 @@ pub use debug_log::{DebugLevel, DebugLog};
 pub use error::{ConfigError, Origin};
 pub use request_limits::RequestLimits;
 
-use crate::cli::{CheckArgs, Overrides, RunArgs, SmokeArgs, TlsClientCert};
 use webconfig::AspNetCoreElement;
 
 /// Everything ancm needs to know about the app, with defaults applied.
@@ -145,67 +146,103 @@ const IN_PROCESS_SETTINGS: &[&str] = &[
     "suppressRecycleOnStartupTimeout",
 ];
 
-impl AppConfig {
-    /// The configuration for `ancm run`, from its arguments and the app's web.config.
-    pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let mut config = load(&args.app, &args.overrides, &args.command, &args.listen)?;
-        for glob in &args.watch {
-            globset::Glob::new(glob).map_err(|err| {
-                ConfigError::invalid(
-                    Origin::Flag("--watch"),
-                    "value",
-                    glob,
-                    format!("a glob such as bin/*.dll or **/*.json ({})", err.kind()),
-                )
-            })?;
-        }
-        config.watch.clone_from(&args.watch);
-        config.header_read_timeout = values::human_duration(&args.header_read_timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    Origin::Flag("--header-read-timeout"),
-                    "value",
-                    &args.header_read_timeout,
-                    "a duration above zero, such as 30s or 500ms",
-                )
-            })?;
-        config.tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_cert: args.tls_client_cert.map(|mode| ClientCert {
-                    required: mode == TlsClientCert::Require,
-                    ca: args.tls_client_ca.clone(),
-                }),
-            }),
-            _ => None,
-        };
-        Ok(config)
-    }
+/// The settings given beside web.config, one per `<aspNetCore>` attribute (plus a few of
+/// ancm's own), each overriding the file. Plain data: the command line and the helper's start
+/// request both fill it in; numbers and durations stay text, so that their errors name the
+/// value as it was written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    pub process_path: Option<String>,
+    pub arguments: Option<String>,
+    /// `NAME=VALUE` pairs, in order.
+    pub env: Vec<String>,
+    pub stdout_log: Option<String>,
+    pub startup_time_limit: Option<String>,
+    pub shutdown_time_limit: Option<String>,
+    pub rapid_fails_per_minute: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_request_body: Option<String>,
+    pub app_path: Option<String>,
+    pub port_env: Vec<String>,
+    pub processes: Option<String>,
+    pub lazy: bool,
+    /// What %LAUNCHER_PATH% stands for; without it, the LAUNCHER_PATH environment variable.
+    pub launcher_path: Option<String>,
+    /// What %LAUNCHER_ARGS% stands for; without it, the LAUNCHER_ARGS environment variable.
+    pub launcher_args: Option<String>,
+    /// Forward without the --app-path base, named in X-Forwarded-Prefix instead.
+    pub strip_app_path: bool,
+    /// X-Forwarded-For's form as given (`ip` or `ip:port`); by the kind of run without it.
+    pub forwarded_for: Option<String>,
+    /// Send ANCM's shutdown message to a `--` command too.
+    pub shutdown_message: bool,
+}
 
-    /// The configuration from its parts: the app (folder or web.config), flag values, the
-    /// command after `--` (may be empty) and the proxy's listen addresses.
-    pub fn load(
-        app: &Path,
-        overrides: &Overrides,
-        command: &[String],
-        listen: &[SocketAddr],
-    ) -> Result<Self, ConfigError> {
-        load(app, overrides, command, listen)
-    }
+/// What a configuration is loaded from: everything but web.config itself and ancm's
+/// environment, which [`load`] reads (again, on each reload).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// A folder holding web.config, or a web.config file.
+    pub app: PathBuf,
+    pub overrides: Overrides,
+    /// The command after `--` (may be empty): it replaces processPath and arguments.
+    pub command: Vec<String>,
+    /// The proxy's listen addresses (none when the caller forwards to the app itself).
+    pub listen: Vec<SocketAddr>,
+    /// The settings only `ancm run` has.
+    pub run: Option<RunOnly>,
+}
 
-    /// The configuration for `ancm smoke`: as `ancm run`, listening on a free loopback port.
-    pub fn from_smoke_args(args: &SmokeArgs) -> Result<Self, ConfigError> {
-        let listen = [SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))];
-        load(&args.app, &args.overrides, &args.command, &listen)
-    }
+/// The settings of `ancm run` beyond the shared ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOnly {
+    /// As written: 30, 30s, 500ms.
+    pub header_read_timeout: String,
+    /// Globs relative to the app folder.
+    pub watch: Vec<String>,
+    pub tls: Option<TlsFiles>,
+}
 
-    /// The configuration `ancm check` reports: the same as `ancm run` would use.
-    pub fn from_check_args(args: &CheckArgs) -> Result<Self, ConfigError> {
-        load(&args.app, &args.overrides, &args.command, &[])
+/// Reads the app's web.config (if any) and builds its configuration with the request's
+/// overrides and ancm's environment.
+pub fn load(request: &Request) -> Result<AppConfig, ConfigError> {
+    let mut config = load_shared(
+        &request.app,
+        &request.overrides,
+        &request.command,
+        &request.listen,
+    )?;
+    if let Some(run) = &request.run {
+        apply_run_only(&mut config, run)?;
     }
+    Ok(config)
+}
+
+fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigError> {
+    for glob in &run.watch {
+        globset::Glob::new(glob).map_err(|err| {
+            ConfigError::invalid(
+                Origin::Flag("--watch"),
+                "value",
+                glob,
+                format!("a glob such as bin/*.dll or **/*.json ({})", err.kind()),
+            )
+        })?;
+    }
+    config.watch.clone_from(&run.watch);
+    config.header_read_timeout = values::human_duration(&run.header_read_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                Origin::Flag("--header-read-timeout"),
+                "value",
+                &run.header_read_timeout,
+                "a duration above zero, such as 30s or 500ms",
+            )
+        })?;
+    config.tls.clone_from(&run.tls);
+    Ok(())
 }
 
 /// Parses and validates web.config bytes with no flags, as if they were the file at `path`
@@ -221,12 +258,13 @@ pub fn parse_web_config(path: &Path, bytes: &[u8]) -> Result<AppConfig, ConfigEr
             flags: &Overrides::default(),
             command_after_dashes: &[],
             listen: &[],
+            find_program: false,
         },
         &|name| std::env::var(name).ok(),
     )
 }
 
-fn load(
+fn load_shared(
     app: &Path,
     flags: &Overrides,
     command: &[String],
@@ -242,6 +280,7 @@ fn load(
             flags,
             command_after_dashes: command,
             listen,
+            find_program: true,
         },
         &|name| std::env::var(name).ok(),
     )
@@ -255,6 +294,12 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
         source,
     };
     let meta = std::fs::metadata(app).map_err(read_error)?;
+    if meta.is_file() && !is_config_file(app) {
+        return Err(ConfigError::NotWebConfig {
+            path: app.to_owned(),
+            hint: run_hint(app),
+        });
+    }
     if meta.is_file() {
         let file = std::fs::canonicalize(app).map_err(read_error)?;
         let dir = file.parent().map(Path::to_owned).unwrap_or_default();
@@ -271,6 +316,27 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
     }
 }
 
+/// web.config, web.Release.config, app.config: a file ancm can read.
+fn is_config_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("config"))
+}
+
+/// The command that most likely runs `file`, from its extension.
+fn run_hint(file: &Path) -> String {
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let runner = match ext.as_str() {
+        "js" | "mjs" | "cjs" => "node",
+        "py" => "python3",
+        "dll" => "dotnet",
+        _ => return "COMMAND ARGS...".to_owned(),
+    };
+    format!("{runner} {}", file.display())
+}
+
 /// Everything a configuration is built from.
 struct Sources<'a> {
     app_dir: PathBuf,
@@ -279,20 +345,43 @@ struct Sources<'a> {
     flags: &'a Overrides,
     command_after_dashes: &'a [String],
     listen: &'a [SocketAddr],
+    /// Look for the program (in the app folder, on PATH) and make its absence an error.
+    find_program: bool,
 }
 
 /// ancm's own environment, injectable so that tests need not change the process's.
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The errors found so far while building a configuration.
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    /// The value, or `fallback` with the error noted, so that reading can go on.
+    fn keep<T>(&mut self, result: Result<T, ConfigError>, fallback: T) -> T {
+        result.unwrap_or_else(|err| {
+            self.0.push(err);
+            fallback
+        })
+    }
+}
+
 fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let Sources {
         app_dir,
         web_config,
-        element,
+        mut element,
         flags,
         command_after_dashes,
         listen,
+        find_program,
     } = sources;
+    // Each bad value is noted and the rest still read, so that one run reports them all.
+    let mut errors = Errors(
+        element
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.errors))
+            .unwrap_or_default(),
+    );
     let settings = Settings {
         element: element.as_ref(),
         flags,
@@ -303,42 +392,69 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         .map(|e| e.warnings.clone())
         .unwrap_or_default();
 
-    let hosting_model = settings.hosting_model(&mut warnings)?;
-    let (command, process_path, arguments) =
-        settings.command(&app_dir, command_after_dashes, &mut warnings)?;
+    let hosting_model = errors.keep(
+        settings.hosting_model(&mut warnings),
+        "outofprocess".to_owned(),
+    );
+    let command_line = settings.command(&app_dir, command_after_dashes, &mut warnings);
+    let (command, process_path, arguments) = errors.keep(
+        command_line,
+        (
+            CommandLine {
+                program: PathBuf::new(),
+                args: Vec::new(),
+            },
+            String::new(),
+            String::new(),
+        ),
+    );
 
-    let startup = settings.uint(
-        "startupTimeLimit",
-        ("--startup-time-limit", &flags.startup_time_limit),
-        (0, 3600),
+    let startup = errors.keep(
+        settings.uint(
+            "startupTimeLimit",
+            ("--startup-time-limit", &flags.startup_time_limit),
+            (0, 3600),
+            DEFAULT_STARTUP_TIME_LIMIT,
+        ),
         DEFAULT_STARTUP_TIME_LIMIT,
-    )?;
-    let shutdown = settings.uint(
-        "shutdownTimeLimit",
-        ("--shutdown-time-limit", &flags.shutdown_time_limit),
-        (0, 600),
+    );
+    let shutdown = errors.keep(
+        settings.uint(
+            "shutdownTimeLimit",
+            ("--shutdown-time-limit", &flags.shutdown_time_limit),
+            (0, 600),
+            DEFAULT_SHUTDOWN_TIME_LIMIT,
+        ),
         DEFAULT_SHUTDOWN_TIME_LIMIT,
-    )?;
-    let rapid_fails = settings.uint(
-        "rapidFailsPerMinute",
-        ("--rapid-fails-per-minute", &flags.rapid_fails_per_minute),
-        (0, 100),
+    );
+    let rapid_fails = errors.keep(
+        settings.uint(
+            "rapidFailsPerMinute",
+            ("--rapid-fails-per-minute", &flags.rapid_fails_per_minute),
+            (0, 100),
+            DEFAULT_RAPID_FAILS_PER_MINUTE,
+        ),
         DEFAULT_RAPID_FAILS_PER_MINUTE,
-    )?;
-    let processes = settings.uint(
-        "processesPerApplication",
-        ("--processes", &flags.processes),
-        (1, 100),
+    );
+    let processes = errors.keep(
+        settings.uint(
+            "processesPerApplication",
+            ("--processes", &flags.processes),
+            (1, 100),
+            DEFAULT_PROCESSES_PER_APPLICATION,
+        ),
         DEFAULT_PROCESSES_PER_APPLICATION,
-    )?;
-    let request_timeout = settings.request_timeout()?;
-    let forward_windows_auth_token = settings.boolean("forwardWindowsAuthToken", true)?;
+    );
+    let request_timeout = errors.keep(settings.request_timeout(), Some(DEFAULT_REQUEST_TIMEOUT));
+    let forward_windows_auth_token =
+        errors.keep(settings.boolean("forwardWindowsAuthToken", true), true);
     if forward_windows_auth_token && element.is_some() {
         warnings.push(windows_auth_warning(
             settings.attribute("forwardWindowsAuthToken"),
         ));
     }
-    let disable_startup_error_page = settings.boolean("disableStartUpErrorPage", false)?;
+    let disable_startup_error_page =
+        errors.keep(settings.boolean("disableStartUpErrorPage", false), false);
 
     let handler_settings: Vec<(String, String)> = element
         .as_ref()
@@ -399,8 +515,8 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         &mut warnings,
     );
 
-    let stdout_log_enabled =
-        flags.stdout_log.is_some() || settings.boolean("stdoutLogEnabled", false)?;
+    let stdout_log_enabled = flags.stdout_log.is_some()
+        || errors.keep(settings.boolean("stdoutLogEnabled", false), false);
     let stdout_log_file = {
         let (origin, prefix) = match &flags.stdout_log {
             Some(flag) => (Origin::Flag("--stdout-log"), flag.clone()),
@@ -437,7 +553,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     }
     let stdout_log = (stdout_log_enabled && capture_output).then(|| stdout_log_file.clone());
 
-    let environment = settings.environment()?;
+    let environment = errors.keep(settings.environment(), Vec::new());
     for (name, _) in &environment {
         if let Some(set_by) = OWN_VARIABLES.iter().find(|v| v.eq_ignore_ascii_case(name)) {
             warnings.push(format!(
@@ -445,24 +561,25 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
             ));
         }
     }
-    let appl_path = app_path(flags.app_path.as_deref())?;
+    let appl_path = errors.keep(app_path(flags.app_path.as_deref()), "/".to_owned());
     let forwarded_for = match flags.forwarded_for.as_deref() {
         None if element.is_some() => ForwardedFor::IpPort,
         None => ForwardedFor::Ip,
         Some("ip") => ForwardedFor::Ip,
         Some("ip:port") => ForwardedFor::IpPort,
         Some(other) => {
-            return Err(ConfigError::invalid(
+            errors.0.push(ConfigError::invalid(
                 Origin::Flag("--forwarded-for"),
                 "value",
                 other,
                 "ip or ip:port",
-            ))
+            ));
+            ForwardedFor::Ip
         }
     };
     for name in &flags.port_env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
-            return Err(ConfigError::invalid(
+            errors.0.push(ConfigError::invalid(
                 Origin::Flag("--port-env"),
                 "value",
                 name,
@@ -470,13 +587,38 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
             ));
         }
     }
-    check_fixed_port(&environment, element.as_ref())?;
-    let request_limits = request_limits::resolve(
-        element
-            .as_ref()
-            .map_or(&[], |e| e.request_limits.as_slice()),
-        flags.max_request_body.as_deref(),
-    )?;
+    errors.keep(check_fixed_port(&environment, element.as_ref()), ());
+    let request_limits = errors.keep(
+        request_limits::resolve(
+            element
+                .as_ref()
+                .map_or(&[], |e| e.request_limits.as_slice()),
+            flags.max_request_body.as_deref(),
+        ),
+        RequestLimits::default(),
+    );
+    // Last, and only when the command itself is sound: a missing program is worth knowing
+    // about, but a bad attribute is the first thing to fix.
+    if find_program && errors.0.is_empty() {
+        let search_path = environment
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case("PATH"))
+            .map(|(_, value)| value.clone())
+            .or_else(|| env("PATH"));
+        errors.keep(
+            settings.find_program(
+                &app_dir,
+                &command,
+                command_after_dashes,
+                search_path.as_deref(),
+            ),
+            (),
+        );
+    }
+    if let Some(err) = ConfigError::from_all(errors.0) {
+        return Err(err);
+    }
 
     Ok(AppConfig {
         app_dir,
@@ -741,15 +883,8 @@ impl Settings<'_> {
             };
             return Ok((line, program.clone(), args.join(" ")));
         }
-        let launcher_path = (self.env)("ANCM_LAUNCHER_PATH").filter(|v| !v.is_empty());
         let launcher_args = (self.env)("ANCM_LAUNCHER_ARGS");
-        let process_path = match (&self.flags.process_path, launcher_path) {
-            (Some(flag), _) => Some((Origin::Flag("--process-path"), flag.clone())),
-            (None, Some(launcher)) => Some((Origin::Flag("ANCM_LAUNCHER_PATH"), launcher)),
-            (None, None) => self.attribute("processPath"),
-        };
-        let Some((origin, process_path)) = process_path.filter(|(_, v)| !v.trim().is_empty())
-        else {
+        let Some((origin, process_path)) = self.process_path() else {
             return Err(match self.element {
                 Some(element) if element.is_transform => ConfigError::Transform {
                     origin: element.origin(),
@@ -796,8 +931,62 @@ impl Settings<'_> {
         Ok((CommandLine { program, args }, process_path, arguments))
     }
 
-    /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags (or their
-    /// variables). Visual Studio fills those in at dev time; unfilled, nothing can run.
+    /// processPath as given, and where from: the flag, ANCM_LAUNCHER_PATH, or web.config.
+    fn process_path(&self) -> Option<(Origin, String)> {
+        let launcher_path = (self.env)("ANCM_LAUNCHER_PATH").filter(|v| !v.is_empty());
+        let process_path = match (&self.flags.process_path, launcher_path) {
+            (Some(flag), _) => Some((Origin::Flag("--process-path"), flag.clone())),
+            (None, Some(launcher)) => Some((Origin::Flag("ANCM_LAUNCHER_PATH"), launcher)),
+            (None, None) => self.attribute("processPath"),
+        };
+        process_path.filter(|(_, v)| !v.trim().is_empty())
+    }
+
+    /// An error saying where the program was looked for, when it is not there: found now,
+    /// not as a start that fails again and again.
+    fn find_program(
+        &self,
+        app_dir: &Path,
+        command: &CommandLine,
+        after_dashes: &[String],
+        search_path: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let Some(looked) = command::missing_program(app_dir, &command.program, search_path) else {
+            return Ok(());
+        };
+        let (origin, attribute, value) = match after_dashes.first() {
+            Some(program) => (
+                Origin::Flag("the command after --"),
+                "program",
+                program.clone(),
+            ),
+            None => {
+                let origin = self
+                    .process_path()
+                    .map_or(Origin::Flag("--process-path"), |(origin, _)| origin);
+                (origin, "processPath", self.expanded_process_path())
+            }
+        };
+        Err(ConfigError::ProgramNotFound {
+            origin,
+            attribute,
+            value,
+            looked,
+        })
+    }
+
+    /// processPath after `%VAR%` expansion, for messages.
+    fn expanded_process_path(&self) -> String {
+        self.process_path()
+            .and_then(|(origin, value)| {
+                self.expand_launcher(&origin, "processPath", value.trim())
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `%VAR%` expansion, with %LAUNCHER_PATH% and %LAUNCHER_ARGS% from the flags, else from
+    /// ancm's environment. Visual Studio fills those in at dev time; unfilled, nothing can run.
     fn expand_launcher(
         &self,
         origin: &Origin,
@@ -805,18 +994,21 @@ impl Settings<'_> {
         value: &str,
     ) -> Result<String, ConfigError> {
         let flags = self.flags;
+        let launcher_path = flags
+            .launcher_path
+            .clone()
+            .or_else(|| (self.env)("LAUNCHER_PATH").filter(|v| !v.is_empty()));
+        // With a launcher path but no arguments, the arguments are empty.
+        let launcher_args = flags
+            .launcher_args
+            .clone()
+            .or_else(|| (self.env)("LAUNCHER_ARGS"))
+            .or_else(|| launcher_path.as_ref().map(|_| String::new()));
         let expanded = command::expand_env_with(
             value,
             &[
-                ("LAUNCHER_PATH", flags.launcher_path.as_deref()),
-                // With a launcher path but no arguments, the arguments are empty.
-                (
-                    "LAUNCHER_ARGS",
-                    flags
-                        .launcher_args
-                        .as_deref()
-                        .or(flags.launcher_path.as_ref().map(|_| "")),
-                ),
+                ("LAUNCHER_PATH", launcher_path.as_deref()),
+                ("LAUNCHER_ARGS", launcher_args.as_deref()),
             ],
         );
         let undefined = command::undefined_variables(&expanded);
@@ -880,6 +1072,7 @@ mod tests {
                 flags: &flags,
                 command_after_dashes: &[],
                 listen: &[],
+                find_program: false,
             },
             env,
         )
@@ -947,6 +1140,7 @@ mod tests {
                 flags: &flags,
                 command_after_dashes: &["node".to_owned(), "app.js".to_owned()],
                 listen: &[],
+                find_program: false,
             },
             &|_| None,
         )

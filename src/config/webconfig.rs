@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::error::{ConfigError, Origin};
 
 /// The `<aspNetCore>` element as written, before any value is interpreted.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct AspNetCoreElement {
     pub file: PathBuf,
     pub line: u32,
@@ -25,6 +25,8 @@ pub(super) struct AspNetCoreElement {
     /// web.Release.config, not a web.config.
     pub is_transform: bool,
     pub warnings: Vec<String>,
+    /// Errors in entries that could be skipped, so that the rest is still read and checked.
+    pub errors: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ impl AspNetCoreElement {
 }
 
 const XDT_NAMESPACE: &str = "http://schemas.microsoft.com/XML-Document-Transform";
+
+/// An unknown name this close to a known one (in edits, ignoring case) is taken for a typo.
+const TYPO_DISTANCE: usize = 2;
 
 /// The attributes of `<aspNetCore>` in ANCM's schema (spec §1.2).
 const KNOWN_ATTRIBUTES: &[&str] = &[
@@ -213,8 +218,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
             .filter(|a| a.namespace().is_none())
             .map(|a| {
                 if !known.contains(&a.name()) {
+                    let hint = closest(a.name(), known)
+                        .map(|name| format!("; did you mean \"{name}\"?"))
+                        .unwrap_or_default();
                     warnings.push(format!(
-                        "{}: unknown attribute {}=\"{}\" on <{}> is ignored",
+                        "{}: unknown attribute {}=\"{}\" on <{}> is ignored{hint}",
                         origin_of(a.range().start),
                         a.name(),
                         a.value(),
@@ -235,6 +243,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         .map(|node| attributes_of(*node, REQUEST_LIMITS_ATTRIBUTES))
         .unwrap_or_default();
 
+    let mut errors = Vec::new();
     let mut environment: Vec<(String, String)> = Vec::new();
     let mut handler_settings: Vec<(String, String, Origin)> = Vec::new();
     for child in element.children().filter(|n| n.is_element()) {
@@ -265,12 +274,13 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
                 | (Collection::HandlerSettings, "handlerSetting") => {
                     let name = entry.attribute("name").unwrap_or_default();
                     if name.trim().is_empty() {
-                        return Err(ConfigError::invalid(
+                        errors.push(ConfigError::invalid(
                             origin_of(entry.range().start),
                             format!("<{tag}> attribute name"),
                             name,
                             "a non-empty name",
                         ));
+                        continue;
                     }
                     let value = entry.attribute("value").unwrap_or_default().to_owned();
                     if collection == Collection::Environment {
@@ -306,7 +316,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
             .descendants()
             .any(|n| n.namespaces().any(|ns| ns.uri() == XDT_NAMESPACE)),
         warnings,
+        errors,
     })
+}
+
+/// The known name `name` is most likely a typo of, if any.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&name, &k.to_ascii_lowercase()), *k))
+        .filter(|(distance, _)| *distance <= TYPO_DISTANCE)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

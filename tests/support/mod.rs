@@ -47,6 +47,29 @@ pub fn sampleapp() -> PathBuf {
     .clone()
 }
 
+/// A folder of empty executables named `names`, standing for programs a web.config names
+/// (`dotnet`, `node`) that need not be installed where `ancm check` runs.
+pub fn fake_programs(names: &[&str]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in names {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b"").expect("write a fake program");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+    }
+    dir
+}
+
+/// PATH with `first` before the folders it has now.
+pub fn path_with(first: &Path) -> std::ffi::OsString {
+    let mut folders = vec![first.to_owned()];
+    folders.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(folders).expect("a PATH")
+}
+
 /// A temporary app folder with a web.config.
 pub struct AppDir {
     pub dir: tempfile::TempDir,
