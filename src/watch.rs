@@ -406,6 +406,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_and_metadata_are_no_content_change() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, RenameMode};
+        let read = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        let touched = EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any));
+        let polled = EventKind::Modify(ModifyKind::Metadata(MetadataKind::WriteTime));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let created = EventKind::Create(CreateKind::File);
+        assert_eq!(content_change(&read), None);
+        assert_eq!(content_change(&closed), None);
+        assert_eq!(content_change(&touched), Some(false));
+        for kind in [polled, written, renamed, created] {
+            assert_eq!(content_change(&kind), Some(true), "{kind:?}");
+        }
+    }
+
+    #[test]
     fn classifies_changes() {
         let dir = Path::new("/app");
         let config = Path::new("/app/web.config");
