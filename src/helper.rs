@@ -192,7 +192,12 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
         let mut line = Vec::new();
         let read = tokio::select! {
             read = crate::logs::read_line_capped(&mut stdin, &mut line) => read,
-            () = host.signals.next() => break,
+            // Every signal stops here, SIGHUP included: the web server that drives the helper
+            // asks for recycles through the protocol.
+            signal = host.signals.next() => {
+                tracing::info!("{signal} received: stopping gracefully");
+                break;
+            }
         };
         match read {
             Ok(0) | Err(_) => break,
@@ -323,7 +328,8 @@ pub(crate) async fn run(mut host: Host) -> anyhow::Result<ExitCode> {
             let supervisor = app.supervisor().clone();
             let mut signals = host.signals;
             async move {
-                signals.next().await;
+                let signal = signals.again().await;
+                tracing::warn!("{signal} received again: killing the app now");
                 kill_now.cancel();
                 supervisor.kill_now();
             }

@@ -53,7 +53,6 @@ where
     F: FnOnce(Host) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    let signals = Signals::install().context("cannot install the Ctrl+C handler")?;
     let (console, console_thread): (Console, ConsoleThread) =
         Console::start(stdout_reserved).context("cannot start the console writer")?;
     #[cfg(unix)]
@@ -69,6 +68,10 @@ where
         .thread_name("ancm")
         .build()
         .context("cannot start the async runtime")?;
+    let signals = {
+        let _runtime = runtime.enter();
+        Signals::install().context("cannot listen for signals")?
+    };
     let host = Host {
         console,
         signals,

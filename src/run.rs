@@ -1,6 +1,6 @@
 //! `ancm run`: binds the front listeners, starts the supervisor and the proxy, announces where
-//! to browse, and on a signal stops in three steps: stop accepting and finish requests in
-//! flight, stop the app, exit.
+//! to browse, recycles the app on SIGHUP, and on a stop signal stops in three steps: stop
+//! accepting and finish requests in flight, stop the app, exit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, AppConfig, Request};
 use crate::host::Host;
 use crate::proxy::{self, Proxy};
+use crate::signals::Signal;
 use crate::supervisor::{Phase, Supervisor};
 use crate::watch::{self, Reload};
 
@@ -131,19 +132,35 @@ impl Serving {
 }
 
 /// Runs the app behind the proxy until a stop signal, then stops everything cleanly. `config`
-/// is `request` as loaded at start; a change to web.config loads `request` again.
+/// is `request` as loaded at start; a change to web.config loads `request` again. SIGHUP reads
+/// the configuration again and recycles the app with it, as a reload does for nginx, gunicorn
+/// and PM2.
 pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> anyhow::Result<()> {
     let reload: Reload = Arc::new(move || config::load(&request));
-    let serving = serve(&host, config, Some(reload)).await?;
+    let serving = serve(&host, config, Some(reload.clone())).await?;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
         .collect();
     let spinner = tokio::spawn(crate::progress::follow(serving.supervisor.clone()));
 
-    host.signals.next().await;
+    let mut reloads = Vec::new();
+    let signal = loop {
+        let signal = host.signals.next().await;
+        if signal != Signal::Hangup {
+            break signal;
+        }
+        tracing::info!(
+            "{signal} received: reading the configuration again and recycling the app with it"
+        );
+        let supervisor = serving.supervisor.clone();
+        let reload = reload.clone();
+        reloads.push(tokio::spawn(async move {
+            watch::reload_now(&supervisor, &reload).await;
+        }));
+    };
     tracing::info!(
-        "stopping: finishing requests in flight, then stopping the app (Ctrl+C again kills it now)"
+        "{signal} received: stopping gracefully: finishing requests in flight, then stopping the app ({signal} again kills it now)"
     );
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
@@ -151,17 +168,24 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
         let kill_now = kill_now.clone();
         let mut signals = host.signals;
         async move {
-            signals.next().await;
-            tracing::warn!("second stop request: killing the app now");
-            kill_now.cancel();
-            supervisor.kill_now();
+            loop {
+                let signal = signals.again().await;
+                if signal == Signal::Hangup {
+                    tracing::info!("{signal} received while stopping: nothing to reload");
+                    continue;
+                }
+                tracing::warn!("{signal} received again: killing the app now");
+                kill_now.cancel();
+                supervisor.kill_now();
+                return;
+            }
         }
     });
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
-    for announcer in announcers {
-        announcer.abort();
+    for task in announcers.into_iter().chain(reloads) {
+        task.abort();
     }
     second_signal.abort();
     tracing::info!("stopped");

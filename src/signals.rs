@@ -1,28 +1,147 @@
-//! Stop requests from the outside: Ctrl+C, SIGINT, SIGTERM and SIGHUP on Unix, Ctrl+C and
-//! Ctrl+Break on Windows (through ctrlc). The first asks for a graceful stop, a second one for
-//! an immediate kill.
+//! Signals from the outside, each by name: SIGINT, SIGTERM and SIGHUP on Unix, Ctrl+C and
+//! Ctrl+Break on Windows. What a signal means is the command's to decide; what they share is
+//! that a stop request that reaches ancm twice at once counts as one.
+
+use std::fmt;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A stop request this soon after the first is the same request, not the second one that kills
+/// at once: GNU `timeout` (and `kill -- -PGID`) signals ancm and then its whole process group,
+/// which ancm is in, so ancm can get one request twice within microseconds.
+pub const SAME_REQUEST: Duration = Duration::from_secs(1);
+
+/// A signal ancm listens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT; Ctrl+C on Windows.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP.
+    Hangup,
+    /// Ctrl+Break (Windows).
+    Break,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt if cfg!(windows) => "Ctrl+C",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+            Signal::Break => "Ctrl+Break",
+        })
+    }
+}
 
 pub struct Signals {
-    rx: mpsc::UnboundedReceiver<()>,
+    rx: mpsc::UnboundedReceiver<(Signal, Instant)>,
+    /// When the signal [`Signals::next`] last returned came.
+    last: Option<Instant>,
 }
 
 impl Signals {
-    /// Installs the handler; call once, before the runtime starts.
-    pub fn install() -> Result<Signals, ctrlc::Error> {
+    /// Starts listening. Call inside the async runtime, before starting anything a signal
+    /// should stop: from then on the signals no longer end ancm by themselves.
+    pub fn install() -> std::io::Result<Signals> {
         let (tx, rx) = mpsc::unbounded_channel();
-        ctrlc::set_handler(move || {
-            // The receiver lives until ancm exits; a signal after that has nothing to stop.
-            let _ = tx.send(());
-        })?;
-        Ok(Signals { rx })
+        imp::listen(&tx)?;
+        Ok(Signals { rx, last: None })
     }
 
-    /// Waits for the next stop request.
-    pub async fn next(&mut self) {
-        if self.rx.recv().await.is_none() {
-            std::future::pending::<()>().await;
+    /// Waits for the next signal.
+    pub async fn next(&mut self) -> Signal {
+        let (signal, at) = self.recv().await;
+        self.last = Some(at);
+        signal
+    }
+
+    /// Waits for a signal that asks again, after the one [`Signals::next`] last returned: one
+    /// that comes within [`SAME_REQUEST`] of that is the same request, and is passed over.
+    pub async fn again(&mut self) -> Signal {
+        loop {
+            let (signal, at) = self.recv().await;
+            match self.last {
+                Some(first) if at.saturating_duration_since(first) < SAME_REQUEST => {
+                    tracing::debug!(
+                        "{signal} received again within {} s: the same request",
+                        SAME_REQUEST.as_secs()
+                    );
+                }
+                _ => return signal,
+            }
         }
+    }
+
+    async fn recv(&mut self) -> (Signal, Instant) {
+        match self.rx.recv().await {
+            Some(received) => received,
+            // The listeners live as long as the runtime; without them no signal comes.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(unix)]
+mod imp {
+    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::Signal;
+
+    pub(super) fn listen(tx: &mpsc::UnboundedSender<(Signal, Instant)>) -> std::io::Result<()> {
+        for (kind, name) in [
+            (SignalKind::interrupt(), Signal::Interrupt),
+            (SignalKind::terminate(), Signal::Terminate),
+            (SignalKind::hangup(), Signal::Hangup),
+        ] {
+            let mut stream = signal(kind)?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    // The receiver is gone only when ancm is on its way out.
+                    if tx.send((name, Instant::now())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use tokio::signal::windows::{ctrl_break, ctrl_c};
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::Signal;
+
+    pub(super) fn listen(tx: &mpsc::UnboundedSender<(Signal, Instant)>) -> std::io::Result<()> {
+        let mut interrupt = ctrl_c()?;
+        let mut brk = ctrl_break()?;
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            while interrupt.recv().await.is_some() {
+                if sender.send((Signal::Interrupt, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        });
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            while brk.recv().await.is_some() {
+                if sender.send((Signal::Break, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
     }
 }

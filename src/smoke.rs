@@ -71,7 +71,10 @@ pub(crate) async fn run(
 
     let outcome = tokio::select! {
         outcome = smoke(&serving, &checks, deadline, started) => outcome,
-        () = host.signals.next() => {
+        // Any signal ends a smoke run, SIGHUP included: the run is short and has nothing to
+        // reload.
+        signal = host.signals.next() => {
+            tracing::info!("{signal} received: stopping");
             println!("interrupted");
             Outcome::Failed
         }

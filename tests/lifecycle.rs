@@ -58,7 +58,7 @@ fn app_offline_at_start_keeps_the_app_down_until_it_goes() {
 }
 
 /// Requests in a loop until `stop`: how many failed, and which pids answered.
-fn load(
+pub(crate) fn load(
     url: String,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(usize, usize, BTreeSet<String>)> {
@@ -320,4 +320,129 @@ fn repeated_crashes_back_off() {
         "{gaps:?}"
     );
     assert!(gaps[3] > gaps[1], "{gaps:?}");
+}
+
+/// For claims that nothing happens: checks `holds` for a short while, failing the first time it
+/// does not.
+fn holds_for(window: Duration, what: &str, holds: impl Fn() -> bool) {
+    let until = std::time::Instant::now() + window;
+    while std::time::Instant::now() < until {
+        assert!(holds(), "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lines about recycles so far, from the watch or from the supervisor.
+fn recycles(ancm: &Ancm) -> Vec<String> {
+    ancm.stderr()
+        .into_iter()
+        .filter(|l| l.contains("recycling"))
+        .collect()
+}
+
+const QUIET: Duration = Duration::from_millis(1500);
+
+#[test]
+fn reading_web_config_or_checking_the_folder_does_not_recycle() {
+    let app = AppDir::new("", &[]);
+    let dir = app.path().to_str().expect("utf-8");
+    let ancm = Ancm::run(&[dir]);
+    let (pid, _) = ancm.wait_ready();
+
+    for _ in 0..10 {
+        std::fs::read_to_string(app.path().join("web.config")).expect("read");
+    }
+    let check = std::process::Command::new(crate::support::ancm_bin())
+        .args(["check", dir])
+        .output()
+        .expect("ancm check");
+    assert!(check.status.success(), "{check:?}");
+    holds_for(QUIET, "reads do not recycle", || recycles(&ancm).is_empty());
+    assert!(recycles(&ancm).is_empty(), "{:?}", recycles(&ancm));
+    assert_eq!(ancm.ready_pids(), [pid], "no new process");
+    assert_eq!(ancm.get("/pid").text().expect("pid"), pid.to_string());
+}
+
+#[test]
+fn one_edit_of_web_config_recycles_once() {
+    let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+
+    let web_config = app.path().join("web.config");
+    let config = std::fs::read_to_string(&web_config).expect("read");
+    write(&web_config, &config.replace("before", "after"));
+    let (second, _) = ancm.wait_ready_after(first);
+    ancm.wait_stderr("the recycle", |l| {
+        l.contains("recycled: the new process serves")
+    });
+    let once = || ancm.count_stderr(|l| l.contains("recycling: starting a new process")) == 1;
+    holds_for(QUIET, "one edit, one recycle", once);
+    assert!(once(), "{:?}", recycles(&ancm));
+    assert_eq!(ancm.ready_pids(), [first, second]);
+}
+
+#[test]
+fn rewriting_web_config_with_the_same_settings_does_not_recycle() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "debug");
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+
+    let web_config = app.path().join("web.config");
+    let config = std::fs::read_to_string(&web_config).expect("read");
+    // Same settings, other bytes: a comment is no setting.
+    write(
+        &web_config,
+        &config.replace("<configuration>", "<configuration><!-- saved again -->"),
+    );
+    ancm.wait_stderr("the unchanged settings noted", |l| {
+        l.contains("web.config was written but its settings are the same")
+    });
+    write(&web_config, &config);
+    ancm.wait_stderr_count("the second write noted", 2, |l| {
+        l.contains("web.config was written but its settings are the same")
+    });
+    assert!(recycles(&ancm).is_empty(), "{:?}", recycles(&ancm));
+    assert_eq!(ancm.ready_pids(), [pid], "no new process");
+}
+
+#[test]
+fn an_app_that_reads_its_watched_files_at_start_does_not_recycle() {
+    let app = AppDir::new("", &[("SAMPLEAPP_READ_FILE", "bin/App.dll")]);
+    std::fs::create_dir(app.path().join("bin")).expect("mkdir");
+    write(&app.path().join("bin/App.dll"), "build 1");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--watch", "bin/*.dll"]);
+    let (pid, _) = ancm.wait_ready();
+    ancm.wait_stdout("the app's read", |l| {
+        l.contains("sampleapp read 7 bytes of bin/App.dll")
+    });
+    holds_for(QUIET, "the app's reads do not recycle", || {
+        recycles(&ancm).is_empty()
+    });
+    assert!(recycles(&ancm).is_empty(), "{:?}", recycles(&ancm));
+    assert_eq!(ancm.ready_pids(), [pid], "no new process");
+}
+
+#[test]
+fn ancm_is_idle_while_app_offline_is_there() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+    let offline = app.path().join("app_offline.htm");
+    write(&offline, "down for maintenance");
+    wait_all_gone(&[pid]);
+    assert_eq!(ancm.get("/").status(), 503);
+    // A reader of the file is no change either.
+    std::fs::read_to_string(&offline).expect("read");
+
+    let before = crate::supervision::cpu_time(ancm.pid());
+    std::thread::sleep(QUIET);
+    let used = crate::supervision::cpu_time(ancm.pid()) - before;
+    assert!(
+        used < Duration::from_millis(100),
+        "ancm used {used:?} of CPU while offline"
+    );
+    assert_eq!(ancm.get("/").text().expect("body"), "down for maintenance");
 }

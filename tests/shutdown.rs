@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -82,11 +84,19 @@ fn a_second_signal_kills_at_once() {
     let (app_pid, _) = ancm.wait_ready();
     ancm.signal(Signal::SIGINT);
     ancm.wait_stderr("the graceful stop", |l| l.contains("the shutdown message"));
+    // Sooner, it would count as the same request.
+    std::thread::sleep(ancm::signals::SAME_REQUEST + Duration::from_millis(100));
     ancm.signal(Signal::SIGINT);
     let started = std::time::Instant::now();
     assert_eq!(ancm.wait_exit().code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!alive(app_pid));
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("SIGINT received again: killing the app now")),
+        1,
+        "{:?}",
+        ancm.stderr()
+    );
 }
 
 #[test]
@@ -113,4 +123,109 @@ fn stopping_during_startup_leaves_no_process() {
     ancm.signal(Signal::SIGTERM);
     assert_eq!(ancm.wait_exit().code(), Some(0));
     wait_all_gone(&[app_pid]);
+}
+
+#[test]
+fn a_stop_request_that_comes_twice_at_once_is_one_graceful_stop() {
+    let app = AppDir::new("", &[]);
+    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let url = format!("{}/sleep?ms=1000", ancm.url);
+    let in_flight = std::thread::spawn(move || client().get(url).send().and_then(|r| r.text()));
+    ancm.wait_stdout("the request to be in flight", |l| {
+        l.contains("sampleapp sleeping")
+    });
+
+    // As GNU timeout does: to ancm, then to its process group, ancm included.
+    ancm.signal(Signal::SIGTERM);
+    ancm.wait_stderr("the stop to begin", |l| {
+        l.contains("finishing requests in flight")
+    });
+    ancm.signal(Signal::SIGTERM);
+    assert_eq!(
+        in_flight.join().expect("request thread").expect("answer"),
+        "slept 1000"
+    );
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    assert!(
+        ancm.stdout()
+            .iter()
+            .any(|l| l.contains("shutdown message received")),
+        "the app got the graceful stop: {:?}",
+        ancm.stdout()
+    );
+    assert!(
+        ancm.stderr()
+            .iter()
+            .any(|l| l.contains("SIGTERM received: stopping gracefully")),
+        "{:?}",
+        ancm.stderr()
+    );
+    assert_eq!(ancm.count_stderr(|l| l.contains("killing the app now")), 0);
+}
+
+#[test]
+fn gnu_timeout_stops_the_app_gracefully() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new("timeout");
+    command
+        .args(["--preserve-status", "--signal=TERM", "4"])
+        .arg(crate::support::ancm_bin())
+        .env("ANCM_LOG", "info");
+    let mut ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let (app_pid, _) = ancm.wait_ready();
+    assert_eq!(ancm.wait_exit().code(), Some(0), "{:?}", ancm.stderr());
+    assert!(
+        ancm.stdout()
+            .iter()
+            .any(|l| l.contains("shutdown message received")),
+        "the app got the graceful stop: {:?}",
+        ancm.stdout()
+    );
+    assert_eq!(ancm.count_stderr(|l| l.contains("killing the app now")), 0);
+    wait_all_gone(&[app_pid]);
+}
+
+#[test]
+fn sighup_recycles_with_the_configuration_read_again_and_ancm_keeps_running() {
+    // Changes alone do not recycle here, so the recycle is the signal's.
+    let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
+    let web_config = app.path().join("web.config");
+    let config = std::fs::read_to_string(&web_config)
+        .expect("read")
+        .replace(
+            "</environmentVariables>",
+            "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"disallowRotationOnConfigChange\" value=\"true\" /></handlerSettings>",
+        );
+    std::fs::write(&web_config, &config).expect("write");
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (first, _) = ancm.wait_ready();
+    std::fs::write(&web_config, config.replace("before", "after")).expect("write");
+    ancm.wait_stderr("the change to be declined", |l| {
+        l.contains("not recycling: disallowRotationOnConfigChange is true")
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = crate::lifecycle::load(format!("{}/pid", ancm.url), stop.clone());
+    ancm.signal(Signal::SIGHUP);
+    ancm.wait_stderr("the signal named", |l| l.contains("SIGHUP received"));
+    let (second, _) = ancm.wait_ready_after(first);
+    ancm.wait_stderr("the recycle", |l| {
+        l.contains("recycled: the new process serves")
+    });
+    wait_all_gone(&[first]);
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed, _) = load.join().expect("load");
+    assert_eq!(
+        failed, 0,
+        "no request fails during the recycle ({ok} did not)"
+    );
+
+    assert!(alive(ancm.pid()), "ancm keeps running");
+    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("json");
+    assert_eq!(
+        echo["env"]["SAMPLE_VAR"], "after",
+        "web.config was read again"
+    );
 }

@@ -71,7 +71,7 @@ fn rapid_fail_limit_pauses_restarts_without_spinning() {
 }
 
 /// User plus system CPU time of a process, from /proc.
-fn cpu_time(pid: u32) -> Duration {
+pub(crate) fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let fields: Vec<&str> = stat
         .rsplit(')')

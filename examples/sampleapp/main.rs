@@ -738,6 +738,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Ok(msg) = std::env::var("SAMPLEAPP_STDERR_AT_START") {
         say_err(&msg);
     }
+    // Reads a file at start, as an app reads its assemblies and settings.
+    if let Ok(path) = std::env::var("SAMPLEAPP_READ_FILE") {
+        match std::fs::read(&path) {
+            Ok(bytes) => say(&format!("sampleapp read {} bytes of {path}", bytes.len())),
+            Err(err) => usage_exit(&format!("SAMPLEAPP_READ_FILE={path:?}: {err}")),
+        }
+    }
     if let Some(code) = env_num::<i32>("SAMPLEAPP_EXIT_AT_START") {
         std::process::exit(code);
     }

@@ -25,7 +25,7 @@ pub use request_limits::RequestLimits;
 use webconfig::AspNetCoreElement;
 
 /// Everything ancm needs to know about the app, with defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
     /// The app folder: the child's working directory and the base of relative paths.
     pub app_dir: PathBuf,
