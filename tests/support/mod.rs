@@ -16,7 +16,8 @@ pub fn ancm_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ancm"))
 }
 
-/// The sample app, built beside the ancm binary (once per test run, so it is never stale).
+/// The sample app (its own package, examples/sampleapp), built beside the ancm binary once per
+/// test run, so it is never stale.
 pub fn sampleapp() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
@@ -24,7 +25,7 @@ pub fn sampleapp() -> PathBuf {
         let dir = bin.parent().expect("ancm sits in a target folder");
         let mut build = Command::new(env!("CARGO"));
         build
-            .args(["build", "--quiet", "--example", "sampleapp"])
+            .args(["build", "--quiet", "-p", "sampleapp"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         // What cargo sets for a test run would make this build's fingerprints differ from the
         // outer one's, and so rebuild the dependencies here and again on the next run.
@@ -41,8 +42,7 @@ pub fn sampleapp() -> PathBuf {
         }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "building the sample app failed");
-        dir.join("examples")
-            .join(format!("sampleapp{}", std::env::consts::EXE_SUFFIX))
+        dir.join(format!("sampleapp{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
 }
