@@ -14,6 +14,16 @@ use crate::host::Host;
 use crate::run::{serve, Serving};
 use crate::supervisor::{FailureKind, Unavailable};
 
+/// A line of the report on stdout. A reader that went away (`ancm smoke ... | head`) does not
+/// stop the smoke run half-way: the app is still stopped and the exit status still says how
+/// the checks went.
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($line)*);
+    }};
+}
+
 /// What to check, from the command line.
 pub(crate) struct Checks {
     paths: Vec<String>,
@@ -75,7 +85,7 @@ pub(crate) async fn run(
         // reload.
         signal = host.signals.next() => {
             tracing::info!("{signal} received: stopping");
-            println!("interrupted");
+            say!("interrupted");
             Outcome::Failed
         }
     };
@@ -107,14 +117,14 @@ enum Outcome {
 async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: Instant) -> Outcome {
     let ready = tokio::time::timeout_at(deadline, serving.supervisor.backend()).await;
     match ready {
-        Ok(Ok(backend)) => println!(
+        Ok(Ok(backend)) => say!(
             "ready  the app (pid {}) after {} ms",
             backend.pid,
             started.elapsed().as_millis()
         ),
         Ok(Err(unavailable)) => {
-            println!("FAIL   the app did not start: {}", describe(&unavailable));
-            println!("smoke: 0 passed, {} failed", checks.paths.len());
+            say!("FAIL   the app did not start: {}", describe(&unavailable));
+            say!("smoke: 0 passed, {} failed", checks.paths.len());
             let output = match &unavailable {
                 Unavailable::Failed(failure)
                 | Unavailable::Paused {
@@ -126,11 +136,11 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
             return Outcome::NotStarted(output);
         }
         Err(_) => {
-            println!(
+            say!(
                 "FAIL   the app did not start within --timeout ({} s)",
                 checks.timeout.as_secs()
             );
-            println!("smoke: 0 passed, {} failed", checks.paths.len());
+            say!("smoke: 0 passed, {} failed", checks.paths.len());
             return Outcome::NotStarted(None);
         }
     }
@@ -141,7 +151,7 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
     let client = match reqwest::Client::builder().no_proxy().build() {
         Ok(client) => client,
         Err(err) => {
-            println!("FAIL   cannot make an HTTP client: {err}");
+            say!("FAIL   cannot make an HTTP client: {err}");
             return Outcome::Failed;
         }
     };
@@ -155,14 +165,14 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
         match result {
             Ok(response) if response.status().as_u16() == checks.expect => {
                 passed += 1;
-                println!(
+                say!(
                     "ok     GET {path} -> {} ({ms} ms)",
                     response.status().as_u16()
                 );
             }
             Ok(response) => {
                 failed += 1;
-                println!(
+                say!(
                     "FAIL   GET {path} -> {} ({ms} ms), expected {}",
                     response.status().as_u16(),
                     checks.expect
@@ -170,18 +180,18 @@ async fn smoke(serving: &Serving, checks: &Checks, deadline: Instant, started: I
             }
             Err(err) if err.is_timeout() => {
                 failed += 1;
-                println!(
+                say!(
                     "FAIL   GET {path} -> no answer within --timeout ({} s)",
                     checks.timeout.as_secs()
                 );
             }
             Err(err) => {
                 failed += 1;
-                println!("FAIL   GET {path} -> {}", err.without_url());
+                say!("FAIL   GET {path} -> {}", err.without_url());
             }
         }
     }
-    println!("smoke: {passed} passed, {failed} failed");
+    say!("smoke: {passed} passed, {failed} failed");
     if failed == 0 {
         Outcome::Passed
     } else {

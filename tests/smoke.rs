@@ -136,3 +136,26 @@ fn a_failed_start_shows_the_apps_output_in_order_once_and_plain() {
     let shown: Vec<&str> = block.lines().take(expected.len()).collect();
     assert_eq!(shown, expected, "{err}");
 }
+
+#[test]
+fn a_reader_that_goes_away_does_not_cut_the_run_short() {
+    let dir = AppDir::new("", &[]);
+    let mut child = Command::new(ancm_bin())
+        .arg("smoke")
+        .arg(dir.path())
+        .args(["--path", "/", "--path", "/pid"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ancm smoke");
+    // `ancm smoke ... | head -0`: the reader is gone before the first line.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(output.status.code(), Some(0), "the checks passed: {err}");
+    assert!(
+        err.contains("the app stopped: it exited with code 0"),
+        "the app was stopped gracefully: {err}"
+    );
+}
