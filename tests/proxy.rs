@@ -274,7 +274,7 @@ fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
     let third = peer(&get());
     assert_ne!(third, first, "a new connection replaces the closed one");
     assert_eq!(
-        ancm.count_stderr(|line| line.contains("502")),
+        ancm.count_stderr(|line| line.contains("answering 502")),
         0,
         "{:?}",
         ancm.stderr()
