@@ -121,7 +121,8 @@ fn an_app_that_refuses_the_shutdown_message_is_signalled_with_a_warning() {
     assert!(
         ancm.stderr()
             .iter()
-            .any(|l| l.contains("refused the shutdown message") && l.contains("404")),
+            .any(|l| l.contains("refused the shutdown message")
+                && l.contains("status=404 Not Found")),
         "{:?}",
         ancm.stderr()
     );
@@ -137,7 +138,7 @@ fn the_app_takes_the_shutdown_message_and_exits_by_itself() {
     assert_eq!(ancm.wait_exit().code(), Some(0));
     let log = ancm.stderr().join("\n");
     assert!(log.contains("accepted the shutdown message"), "{log}");
-    assert!(log.contains("202"), "{log}");
+    assert!(log.contains("status=202 Accepted"), "{log}");
     assert!(log.contains("exited with code 0"), "{log}");
 }
 

@@ -82,7 +82,7 @@ fn kestrel_serves_through_ancm_and_stops_on_the_shutdown_message() {
     eprintln!("kestrel: stopped in {:?}", stopping.elapsed());
     let log = ancm.stderr().join("\n");
     assert!(
-        log.contains("accepted the shutdown message") && log.contains("202"),
+        log.contains("accepted the shutdown message") && log.contains("status=202 Accepted"),
         "Kestrel takes the shutdown message: {log}"
     );
     assert!(
