@@ -25,7 +25,7 @@ pub fn sampleapp() -> PathBuf {
         let dir = bin.parent().expect("ancm sits in a target folder");
         let mut build = Command::new(env!("CARGO"));
         build
-            .args(["build", "--quiet", "-p", "sampleapp"])
+            .args(["build", "--quiet", "--bin", "sampleapp"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         // What cargo sets for a test run would make this build's fingerprints differ from the
         // outer one's, and so rebuild the dependencies here and again on the next run.
