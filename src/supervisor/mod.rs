@@ -13,6 +13,8 @@ mod ports;
 mod process;
 mod rapid_fail;
 mod slot;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
