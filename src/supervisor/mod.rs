@@ -5,6 +5,7 @@
 //! There are processesPerApplication slots, each with its own process, port and token; the
 //! proxy asks for the least busy ready one.
 
+mod launch;
 #[cfg(target_os = "linux")]
 mod listeners;
 mod platform;
@@ -12,6 +13,8 @@ mod ports;
 mod process;
 mod rapid_fail;
 mod slot;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -436,6 +439,16 @@ impl Supervisor {
     /// `offline` is app_offline.htm's content when the file is already there: then nothing
     /// starts until it goes.
     pub fn start(ctx: Context, offline: Option<Bytes>) -> Supervisor {
+        Supervisor::start_with(ctx, offline, launch::Spawner)
+    }
+
+    /// [`Supervisor::start`], with the processes started by `launcher`.
+    fn start_with<L: launch::Launcher>(
+        ctx: Context,
+        offline: Option<Bytes>,
+        launcher: L,
+    ) -> Supervisor {
+        let launcher = Arc::new(launcher);
         let ctx = Arc::new(ctx);
         let config = ctx.config();
         let count = usize::try_from(config.processes_per_application.max(1)).unwrap_or(1);
@@ -474,6 +487,7 @@ impl Supervisor {
                     cancel: cancel.clone(),
                     kill_now: kill_now.clone(),
                 },
+                launcher.clone(),
             ));
             slots.push(SlotHandle { status, commands });
         }

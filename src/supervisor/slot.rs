@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{pick_port, port_holder, AppProcess, Readiness};
+use super::launch::{Launcher, Process};
+use super::process::{pick_port, port_holder, Readiness};
 use super::rapid_fail::RapidFailWindow;
 use super::{Backend, Context, Event, EventKind, Failure, FailureKind, Phase, Status};
 use crate::config::AppConfig;
@@ -87,8 +88,9 @@ impl Backoff {
     }
 }
 
-struct Slot {
+struct Slot<L: Launcher> {
     ctx: Arc<Context>,
+    launcher: Arc<L>,
     wiring: Wiring,
     window: RapidFailWindow,
     attempt: u64,
@@ -99,15 +101,15 @@ struct Slot {
 }
 
 /// A process that listens, and what the proxy sees of it.
-struct Running {
-    process: AppProcess,
+struct Running<P> {
+    process: P,
     backend: Arc<Backend>,
 }
 
 /// How one start went. Short-lived and moved once: boxing the big variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
-enum Started {
-    Running(Running),
+enum Started<P> {
+    Running(Running<P>),
     Failed(Arc<Failure>),
     /// app_offline.htm appeared meanwhile; the process was stopped.
     Offline,
@@ -121,9 +123,12 @@ enum Served {
     Stopped,
 }
 
-pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
+/// Runs one slot until the supervisor stops; `launcher` starts its processes (the real
+/// [`super::launch::Spawner`], or a scripted fake in tests).
+pub(super) async fn run<L: Launcher>(ctx: Arc<Context>, wiring: Wiring, launcher: Arc<L>) {
     let config = ctx.config();
     let mut slot = Slot {
+        launcher,
         window: RapidFailWindow::new(config.rapid_fails_per_minute),
         fixed_port: fixed_port(&config),
         ctx,
@@ -135,7 +140,7 @@ pub(super) async fn run(ctx: Arc<Context>, wiring: Wiring) {
     slot.run().await;
 }
 
-impl Slot {
+impl<L: Launcher> Slot<L> {
     async fn run(&mut self) {
         if self.wait_for_demand().await {
             self.serve_until_stopped().await;
@@ -290,7 +295,7 @@ impl Slot {
 
     /// Starts one process and waits until it listens. A port lost to another process is
     /// retried on a fresh port without counting as a failure.
-    async fn start(&mut self, attempt: u64) -> Started {
+    async fn start(&mut self, attempt: u64) -> Started<L::Process> {
         let cfg = self.ctx.config();
         let mut collisions = 0;
         loop {
@@ -311,7 +316,10 @@ impl Slot {
                 }
             };
             let token = new_token(&cfg);
-            let spawned = AppProcess::spawn(&self.ctx, &cfg, port, token.0.clone(), &tail).await;
+            let spawned = self
+                .launcher
+                .spawn(&self.ctx, &cfg, port, token.0.clone(), &tail)
+                .await;
             let mut process = match spawned {
                 Ok(process) => process,
                 Err(err) => {
@@ -326,13 +334,13 @@ impl Slot {
                 readiness = process.wait_ready(cfg.startup_time_limit, &self.wiring.cancel) => readiness,
                 () = went_offline(&mut self.wiring.offline) => {
                     let exit = process.stop(None, &self.wiring.kill_now).await;
-                    log_stopped(process.pid, exit);
+                    log_stopped(process.pid(), exit);
                     return Started::Offline;
                 }
             };
             let kind = match readiness {
                 Readiness::Listening(addr) => {
-                    let backend = Arc::new(Backend::new(addr, token.1, process.pid, cfg.clone()));
+                    let backend = Arc::new(Backend::new(addr, token.1, process.pid(), cfg.clone()));
                     return Started::Running(Running { process, backend });
                 }
                 Readiness::Taken(holder) => {
@@ -366,7 +374,7 @@ impl Slot {
                 Readiness::Cancelled => {
                     self.publish(|s| s.phase = Phase::Stopping);
                     let exit = process.stop(None, &self.wiring.kill_now).await;
-                    log_stopped(process.pid, exit);
+                    log_stopped(process.pid(), exit);
                     return Started::Cancelled;
                 }
             };
@@ -394,7 +402,7 @@ impl Slot {
     }
 
     /// Serves with `running` until it exits, app_offline.htm appears, or the slot is stopped.
-    async fn serve(&mut self, mut running: Running) -> Served {
+    async fn serve(&mut self, mut running: Running<L::Process>) -> Served {
         loop {
             let backend = running.backend.clone();
             let ready_at = Instant::now();
@@ -427,7 +435,7 @@ impl Slot {
                     return Served::Stopped;
                 }
                 () = went_offline(&mut self.wiring.offline) => {
-                    tracing::info!(pid = running.process.pid, "app_offline.htm appeared: stopping the app");
+                    tracing::info!(pid = running.process.pid(), "app_offline.htm appeared: stopping the app");
                     self.publish(|s| s.phase = Phase::Offline);
                     self.stop_running(running).await;
                     return Served::Offline;
@@ -444,7 +452,7 @@ impl Slot {
     }
 
     /// Stops a serving process once its requests in flight are done (bounded).
-    async fn stop_running(&mut self, running: Running) {
+    async fn stop_running(&mut self, running: Running<L::Process>) {
         let Running {
             mut process,
             backend,
@@ -458,18 +466,18 @@ impl Slot {
         let exit = process
             .stop(Some(backend.addr), &self.wiring.kill_now)
             .await;
-        log_stopped(process.pid, exit);
+        log_stopped(process.pid(), exit);
     }
 
     /// Starts a replacement for `running`; once it listens, swaps it in and returns the old
     /// process. If it fails, `running` keeps serving and the caller hears why.
     async fn recycle(
         &mut self,
-        running: &mut Running,
+        running: &mut Running<L::Process>,
         reply: oneshot::Sender<Result<Arc<Backend>, Arc<Failure>>>,
-    ) -> Option<Running> {
+    ) -> Option<Running<L::Process>> {
         tracing::info!(
-            pid = running.process.pid,
+            pid = running.process.pid(),
             "recycling: starting a new process before stopping this one"
         );
         self.emit(EventKind::Recycling);
@@ -487,7 +495,7 @@ impl Slot {
             }
             Started::Failed(failure) => {
                 tracing::warn!(
-                    pid = running.process.pid,
+                    pid = running.process.pid(),
                     "the new process did not start; the old one keeps serving"
                 );
                 self.publish(|s| s.output = previous_output);
@@ -499,7 +507,7 @@ impl Slot {
     }
 
     /// Lets the old process finish the requests it has (up to shutdownTimeLimit), then stops it.
-    fn retire(&mut self, old: Running) {
+    fn retire(&mut self, old: Running<L::Process>) {
         let limit = self.ctx.config().shutdown_time_limit;
         let kill_now = self.wiring.kill_now.clone();
         self.retiring.spawn(async move {
@@ -509,7 +517,7 @@ impl Slot {
             } = old;
             drain(&backend, limit, &kill_now).await;
             let exit = process.stop(Some(backend.addr), &kill_now).await;
-            log_stopped(process.pid, exit);
+            log_stopped(process.pid(), exit);
         });
     }
 }
