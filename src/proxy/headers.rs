@@ -1,7 +1,8 @@
-//! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host, drop
+//! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host (the
+//! client's, whatever its Connection header names), refuse what no app can mean, drop
 //! client-sent MS-ASPNETCORE-*, set the pairing token (and the client certificate), append
 //! X-Forwarded-For/Proto, and strip hop-by-hop headers (RFC 9110 §7.6.1) both ways. Repeated
-//! response headers are kept.
+//! response headers are kept. Request trailers lose what headers lose.
 //!
 //! An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade` on both hops, and its
 //! `Sec-WebSocket-*` headers, `Sec-WebSocket-Extensions` included: ANCM deletes that one only
@@ -439,6 +440,29 @@ mod tests {
             assert!(!headers.contains_key(gone), "{gone} should be stripped");
         }
         assert_eq!(headers["x-app"], "kept");
+    }
+
+    #[test]
+    fn trailers_lose_what_headers_lose() {
+        let mut trailers = HeaderMap::new();
+        for name in [
+            "ms-aspnetcore-token",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "forwarded",
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "grpc-status",
+        ] {
+            trailers.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+        }
+        strip_trailers(&mut trailers);
+        assert_eq!(
+            trailers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["grpc-status"]
+        );
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Proxy {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        // hyper sends no body with a GET, HEAD or DELETE whose length it does not know; the
+        // hyper sends no body with a GET or HEAD whose length it does not know; the
         // client sent one, so the app gets it, chunked as it came.
         let forward_chunked = !bodiless && !parts.headers.contains_key(header::CONTENT_LENGTH);
         let path = stripped.unwrap_or_else(|| {
