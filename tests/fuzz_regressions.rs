@@ -254,6 +254,7 @@ fn request_header_rewrite_holds_for_hostile_headers() {
         forwarded_for: HeaderValue::from_static("127.0.0.1:5017"),
         proto: HeaderValue::from_static("http"),
         client_cert: None,
+        front: HeaderValue::from_static("127.0.0.1:8080"),
     };
     let cases: &[&[(&str, &str)]] = &[
         &[
@@ -264,6 +265,7 @@ fn request_header_rewrite_holds_for_hostile_headers() {
         &[
             ("connection", "ms-aspnetcore-token, x-forwarded-for, host"),
             ("x-forwarded-for", "1.1.1.1:1"),
+            ("host", "example.test"),
         ],
         &[
             ("connection", ",,, ,"),

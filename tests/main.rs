@@ -16,6 +16,9 @@ mod config;
 mod contract;
 /// Every real-world web.config in tests/fixtures/webconfig gets the verdict ANCM would give.
 mod corpus;
+/// What a client or an app frames wrong or ambiguously: request trailers, Host, request
+/// targets and methods no app can mean, bodies framed two ways or broken part way.
+mod framing;
 /// `ancm helper`, the protocol for native web-server modules.
 mod helper;
 /// A real published Kestrel app behind ancm (needs ANCM_KESTREL_DIR; CI sets it).

@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         forwarded_for: HeaderValue::from_static("127.0.0.1:5017"),
         proto: HeaderValue::from_static("http"),
         client_cert: None,
+        front: HeaderValue::from_static("127.0.0.1:8080"),
     };
     let upgrade = (mode & 1 == 1).then(|| HeaderValue::from_static("websocket"));
     rewrite_request_headers(&mut headers, &token, &client, upgrade.as_ref());

@@ -1,7 +1,9 @@
 //! A response body that fails when the app leaves it idle for longer than requestTimeout,
 //! bounding each gap as WinHTTP's receive timeout does for ANCM (spec §4.7), not the total;
 //! and that gives the app connection back to its pool once read in full. The request body
-//! going the other way reports how the app takes it, for the same timeout and the body limit.
+//! going the other way reports how the app takes it, for the same timeout and the body limit,
+//! loses the trailer fields a client may not send the app, and marks the client's own failures
+//! so that they are not taken for the app's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -170,6 +172,12 @@ impl Progress {
 #[error("the request body is larger than maxAllowedContentLength ({0} bytes)")]
 pub(super) struct TooLarge(u64);
 
+/// The client's request body broke off or was malformed after it had started: the client's
+/// fault, told apart from the app's when forwarding fails with it.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed")]
+pub(super) struct ClientBodyFailed(#[source] hyper::Error);
+
 /// A request body on its way to the app: the client's (with its first frame possibly read
 /// ahead, see [`RequestBody::checked`]), or none.
 #[derive(Debug)]
@@ -227,6 +235,17 @@ impl RequestBody {
     }
 }
 
+/// A client's frame as the app may get it: trailers lose what the headers would lose.
+fn for_the_app(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            super::headers::strip_trailers(&mut trailers);
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -241,6 +260,12 @@ impl Body for RequestBody {
             (None, Some(rest)) => Pin::new(rest).poll_frame(cx),
             (None, None) => Poll::Ready(None),
         };
+        let polled = polled.map(|frame| {
+            frame.map(|frame| match frame {
+                Ok(frame) => Ok(for_the_app(frame)),
+                Err(err) => Err(ClientBodyFailed(err)),
+            })
+        });
         let Some(progress) = &this.progress else {
             return polled.map_err(Into::into);
         };

@@ -172,11 +172,19 @@ async fn connection(
     // and says nothing (or only part of a handshake or preface) cannot hold the connection.
     let deadline = Instant::now() + proxy.header_read_timeout;
     let forwarded_for = super::headers::forwarded_for(remote, proxy.forwarded_for);
+    let front = match stream.local_addr() {
+        Ok(local) => super::headers::front_authority(local),
+        Err(err) => {
+            tracing::debug!(%err, %remote, "the connection closed before it could be served");
+            return;
+        }
+    };
     let Some(acceptor) = proxy.tls.clone() else {
         let client = ClientInfo {
             forwarded_for,
             proto: HeaderValue::from_static("http"),
             client_cert: None,
+            front,
         };
         return serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
     };
@@ -190,6 +198,7 @@ async fn connection(
                 forwarded_for,
                 proto: HeaderValue::from_static("https"),
                 client_cert: super::tls::client_cert_header(stream.get_ref().1),
+                front,
             };
             serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
         }

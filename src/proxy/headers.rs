@@ -1,7 +1,8 @@
-//! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host, drop
+//! The header contract between the client, ancm and the app (spec §4.3, §4.5): keep Host (the
+//! client's, whatever its Connection header names), refuse what no app can mean, drop
 //! client-sent MS-ASPNETCORE-*, set the pairing token (and the client certificate), append
 //! X-Forwarded-For/Proto, and strip hop-by-hop headers (RFC 9110 §7.6.1) both ways. Repeated
-//! response headers are kept.
+//! response headers are kept. Request trailers lose what headers lose.
 //!
 //! An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade` on both hops, and its
 //! `Sec-WebSocket-*` headers, `Sec-WebSocket-Extensions` included: ANCM deletes that one only
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
-use http::Version;
+use http::{Method, StatusCode, Version};
 
 use crate::config::ForwardedFor;
 
@@ -26,6 +27,17 @@ pub struct ClientInfo {
     /// The client's TLS certificate (end-entity, DER, standard base64), sent as
     /// MS-ASPNETCORE-CLIENTCERT (spec §4.3); `None` without one.
     pub client_cert: Option<HeaderValue>,
+    /// The address the client reached (`ip:port`, the listener's own): the Host an HTTP/1.0
+    /// request that names none gets, rather than the app's private address.
+    pub front: HeaderValue,
+}
+
+/// The address a client connected to, as a Host value: see [`ClientInfo::front`].
+pub(super) fn front_authority(local: SocketAddr) -> HeaderValue {
+    // A dual-stack listener sees IPv4 clients on ::ffff:a.b.c.d; they asked for a.b.c.d.
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+    HeaderValue::from_str(&local.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
 }
 
 /// The client's address for X-Forwarded-For: `ip:port` or `[v6]:port`, as ANCM always writes
@@ -46,6 +58,8 @@ pub(super) const MS_ASPNETCORE_TOKEN: HeaderName = HeaderName::from_static("ms-a
 const MS_ASPNETCORE_CLIENTCERT: HeaderName = HeaderName::from_static("ms-aspnetcore-clientcert");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED: &str = "x-forwarded-";
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -66,6 +80,90 @@ pub(super) fn requested_upgrade(version: Version, headers: &HeaderMap) -> Option
         .flat_map(|v| v.split(','))
         .any(|option| option.trim().eq_ignore_ascii_case("upgrade"));
     asked.then(|| protocol.clone())
+}
+
+/// Why a request is answered by ancm instead of going to the app: its status and the reason
+/// shown to the client.
+pub(super) type Refusal = (StatusCode, &'static str);
+
+/// Requests no app behind ancm can be meant to get. CONNECT asks for a tunnel to somewhere
+/// else, which is a forward proxy's job (405, as nginx answers). TRACE would echo the request,
+/// credentials and cookies included, back to a script (cross-site tracing): refused with 405 as
+/// IIS and Kestrel refuse it. The asterisk form (`*`) means the server itself, which only
+/// OPTIONS can ask about (RFC 9112 §3.2.4). A request's Host names the site, so an HTTP/1.1
+/// request without one, or with two, is ambiguous: 400, as nginx and Kestrel answer
+/// (RFC 9112 §3.2).
+pub(super) fn refusal(
+    method: &Method,
+    uri: &http::Uri,
+    version: Version,
+    headers: &HeaderMap,
+) -> Option<Refusal> {
+    if *method == Method::CONNECT {
+        return Some((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not served here: this is not a forward proxy.",
+        ));
+    }
+    if *method == Method::TRACE {
+        return Some((StatusCode::METHOD_NOT_ALLOWED, "TRACE is not allowed."));
+    }
+    if uri == "*" && *method != Method::OPTIONS {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "Only OPTIONS may ask for the server as a whole (*).",
+        ));
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Some((
+            StatusCode::BAD_REQUEST,
+            "The request has more than one Host.",
+        )),
+        (None, None) if version == Version::HTTP_11 => {
+            Some((StatusCode::BAD_REQUEST, "The request has no Host."))
+        }
+        _ => None,
+    }
+}
+
+/// Makes the Host the app gets the one the client asked for: the authority of an absolute
+/// request target wins over Host (RFC 9112 §3.2.2), and a request that names no site at all
+/// (HTTP/1.0 without Host) gets the address the client connected to, not the app's private one.
+pub(super) fn settle_host(headers: &mut HeaderMap, uri: &http::Uri, front: &HeaderValue) {
+    if let Some(value) = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(header::HOST, value);
+    } else if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, front.clone());
+    }
+}
+
+/// Removes from a client's request trailers what it may not say there: the same fields its
+/// headers lose (MS-ASPNETCORE-*, hop-by-hop, X-Forwarded-* and Forwarded, which only ancm
+/// writes), and the framing and routing fields a trailer must not carry (RFC 9110 §6.5.1):
+/// Host and Content-Length. The rest, such as gRPC's status fields, go to the app.
+pub(super) fn strip_trailers(trailers: &mut HeaderMap) {
+    let banned: Vec<HeaderName> = trailers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name.starts_with(MS_ASPNETCORE)
+                || name.starts_with(X_FORWARDED)
+                || hop_by_hop_index_str(name).is_some()
+        })
+        .chain(
+            [FORWARDED, header::HOST, header::CONTENT_LENGTH]
+                .iter()
+                .filter(|name| trailers.contains_key(*name)),
+        )
+        .cloned()
+        .collect();
+    for name in banned {
+        trailers.remove(name);
+    }
 }
 
 /// Makes an HTTP/2 request's headers what the app expects over HTTP/1.1 (RFC 9113 §8.3.1,
@@ -125,7 +223,13 @@ pub(super) fn rewrite_request(
 
 /// Rewrites the app's response headers for the client. With forwardResponseConnectionHeader,
 /// the app's Connection header itself goes through (spec §4.5).
-pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) {
+///
+/// A response with both Transfer-Encoding and Content-Length was read as chunked (the transfer
+/// coding wins, RFC 9112 §6.3), so its Content-Length is wrong: it goes, lest the client take a
+/// cut-off body for the whole. Returns whether that happened.
+pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) -> bool {
+    let conflicting = headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.remove(header::CONTENT_LENGTH).is_some();
     let connection = if keep_connection {
         headers.remove(header::CONNECTION)
     } else {
@@ -135,6 +239,7 @@ pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) {
     if let Some(value) = connection {
         headers.insert(header::CONNECTION, value);
     }
+    conflicting
 }
 
 /// Rewrites the app's 101 answer to an upgrade for the client: hop-by-hop headers go except the
@@ -209,9 +314,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|option| {
-                !HOP_BY_HOP
-                    .iter()
-                    .any(|hop| hop.as_str().eq_ignore_ascii_case(option))
+                // Host names the site, not the connection: a client cannot have it dropped.
+                !option.eq_ignore_ascii_case("host")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|hop| hop.as_str().eq_ignore_ascii_case(option))
                     && headers
                         .keys()
                         .any(|name| name.as_str().eq_ignore_ascii_case(option))
@@ -232,7 +339,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Where `name` is in [`HOP_BY_HOP`]: one string match per name, cheaper than comparing it
 /// with each entry.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    match name.as_str() {
+    hop_by_hop_index_str(name.as_str())
+}
+
+fn hop_by_hop_index_str(name: &str) -> Option<usize> {
+    match name {
         "connection" => Some(0),
         "keep-alive" => Some(1),
         "proxy-connection" => Some(2),
@@ -264,6 +375,7 @@ mod tests {
             forwarded_for: HeaderValue::from_static("[::1]:5017"),
             proto: HeaderValue::from_static("http"),
             client_cert: None,
+            front: HeaderValue::from_static("127.0.0.1:8080"),
         }
     }
 
@@ -328,6 +440,29 @@ mod tests {
             assert!(!headers.contains_key(gone), "{gone} should be stripped");
         }
         assert_eq!(headers["x-app"], "kept");
+    }
+
+    #[test]
+    fn trailers_lose_what_headers_lose() {
+        let mut trailers = HeaderMap::new();
+        for name in [
+            "ms-aspnetcore-token",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "forwarded",
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "grpc-status",
+        ] {
+            trailers.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+        }
+        strip_trailers(&mut trailers);
+        assert_eq!(
+            trailers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["grpc-status"]
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use app_path::{AppBase, Route};
-use body::{BadBody, IdleTimeout, Progress, RequestBody};
+use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
 pub use front::serve;
 pub use headers::ClientInfo;
 pub use pool::Pool;
@@ -48,6 +48,8 @@ enum Failed {
     Timeout(Duration),
     /// The request body passed maxAllowedContentLength on its way.
     TooLarge,
+    /// The client's request body broke off or was malformed part way: the client's fault.
+    ClientBody(String),
 }
 
 /// Methods whose requests carry content by their meaning (RFC 9110 §8.6): sent without a body,
@@ -111,6 +113,12 @@ impl Proxy {
         if version == Version::HTTP_2 {
             let authority = request.uri().authority().cloned();
             headers::from_http2(request.headers_mut(), authority.as_ref());
+        }
+        if let Some((status, reason)) =
+            headers::refusal(request.method(), request.uri(), version, request.headers())
+        {
+            tracing::debug!(method = %request.method(), status = status.as_u16(), reason, "refused a request before the app");
+            return page(pages::client_error(status, reason));
         }
         let stripped = match self
             .base
@@ -183,6 +191,9 @@ impl Proxy {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
+        // hyper sends no body with a GET or HEAD whose length it does not know; the
+        // client sent one, so the app gets it, chunked as it came.
+        let forward_chunked = !bodiless && !parts.headers.contains_key(header::CONTENT_LENGTH);
         let path = stripped.unwrap_or_else(|| {
             parts
                 .uri
@@ -191,16 +202,17 @@ impl Proxy {
                 .unwrap_or_else(|| PathAndQuery::from_static("/"))
         });
         let mut headers = parts.headers;
+        headers::settle_host(&mut headers, &parts.uri, &client.front);
         headers::rewrite_request(&mut headers, &backend.token, client, upgrade.as_ref());
+        if forward_chunked {
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
         // Replaces whatever the client sent: only ancm knows what it took off.
         if let Some(prefix) = self.base.as_ref().and_then(AppBase::prefix) {
             headers.insert(app_path::X_FORWARDED_PREFIX, prefix.clone());
-        }
-        // An HTTP/1.0 client may send no Host; HTTP/1.1 requires one on the app's hop.
-        if !headers.contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(backend.authority.as_str()) {
-                headers.insert(header::HOST, host);
-            }
         }
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = parts.method;
@@ -251,7 +263,12 @@ impl Proxy {
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
                 let keep_connection =
                     backend.config.forward_response_connection_header && version < Version::HTTP_2;
-                headers::rewrite_response(&mut parts.headers, keep_connection);
+                if headers::rewrite_response(&mut parts.headers, keep_connection) {
+                    tracing::warn!(
+                        pid = backend.pid,
+                        "the app answered with both Transfer-Encoding and Content-Length; its body was read as chunked and its Content-Length dropped"
+                    );
+                }
                 Response::from_parts(
                     parts,
                     Either::Left(IdleTimeout::new(
@@ -264,6 +281,13 @@ impl Proxy {
             Err((Failed::TooLarge, _)) => {
                 tracing::info!(pid = backend.pid, "a chunked request body passed maxAllowedContentLength; its request to the app was aborted");
                 too_large()
+            }
+            Err((Failed::ClientBody(err), _)) => {
+                tracing::info!(pid = backend.pid, err, "the client's request body broke off or was malformed part way; its request to the app was aborted; answering 400");
+                page(pages::client_error(
+                    StatusCode::BAD_REQUEST,
+                    "The request body is not valid or ended early.",
+                ))
             }
             Err((Failed::Timeout(limit), _)) => {
                 tracing::warn!(
@@ -394,6 +418,13 @@ fn failed(
     let Unanswered { error, unsent } = unanswered;
     if progress.is_some_and(Progress::too_large) {
         return (Failed::TooLarge, None);
+    }
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        if let Some(client) = cause.downcast_ref::<ClientBodyFailed>() {
+            return (Failed::ClientBody(error_chain(client)), None);
+        }
+        source = cause.source();
     }
     (Failed::Send(error), unsent)
 }

@@ -462,6 +462,8 @@ fn is_shutdown_event(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"shutdown"))
 }
 
+/// `/echo`: the request as the app got it, as JSON: its headers in order and, after reading
+/// the body, its length and the trailers that came after it.
 async fn echo(req: Request<Incoming>) -> Response<ResBody> {
     let (parts, body) = req.into_parts();
     // HeaderMap keeps first-seen name order and each name's values in order,
@@ -476,10 +478,28 @@ async fn echo(req: Request<Incoming>) -> Response<ResBody> {
             ]
         })
         .collect();
-    let body_length = match consume_body(body, |_| {}).await {
-        Ok(n) => n,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("body error: {e}")),
-    };
+    let mut body = body;
+    let mut body_length = 0u64;
+    let mut trailers: Vec<[String; 2]> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("body error: {e}")),
+        };
+        match frame.into_data() {
+            Ok(data) => body_length += data.len() as u64,
+            Err(frame) => {
+                if let Some(fields) = frame.trailers_ref() {
+                    trailers.extend(fields.iter().map(|(name, value)| {
+                        [
+                            name.as_str().to_string(),
+                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                        ]
+                    }));
+                }
+            }
+        }
+    }
     let cwd = std::env::current_dir()
         .map(|p| p.to_string_lossy().into_owned())
         .ok();
@@ -490,6 +510,7 @@ async fn echo(req: Request<Incoming>) -> Response<ResBody> {
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "bodyLength": body_length,
+        "trailers": trailers,
         "env": env_snapshot(),
         "cwd": cwd,
         "pid": std::process::id(),
