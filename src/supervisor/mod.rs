@@ -6,7 +6,11 @@
 //! proxy asks for the least busy ready one.
 
 #[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(target_os = "linux")]
 mod listeners;
+#[cfg(target_os = "linux")]
+mod orphans;
 mod platform;
 mod ports;
 mod process;
@@ -31,6 +35,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::AppConfig;
 use crate::logs::{Console, Tail};
 
+#[cfg(target_os = "linux")]
+pub use orphans::{adopt_orphans, watch_orphans};
 #[cfg(unix)]
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 
