@@ -249,6 +249,13 @@ fn app_with_daemon(containment: Containment) -> (AppDir, Ancm, u32, u32) {
     }
     let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
     let (app_pid, _) = ancm.wait_ready();
+    if let Containment::Orphans = containment {
+        let cgroup = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap_or_default();
+        assert!(
+            !cgroup.contains("/ancm-"),
+            "no cgroup was asked for: {cgroup}"
+        );
+    }
     let daemon = daemon_pid(&ancm, None);
     (app, ancm, app_pid, daemon)
 }

@@ -84,7 +84,7 @@ fn orphans() -> Option<Vec<(u32, bool)>> {
     }
     let me = std::process::id();
     let mut found = Vec::new();
-    for (pid, ppid, state) in process_table() {
+    for (pid, ppid, state) in children().unwrap_or_else(process_table) {
         if ppid == me && !is_owned(pid) {
             found.push((pid, state == 'Z'));
         }
@@ -107,6 +107,27 @@ fn process_table() -> Vec<(u32, u32, char)> {
             parse_stat(&stat).map(|(ppid, state)| (pid, ppid, state))
         })
         .collect()
+}
+
+/// ancm's children as [`process_table`] gives them, read from /proc/self/task/TID/children:
+/// far cheaper than the whole table, but only there with CONFIG_PROC_CHILDREN.
+fn children() -> Option<Vec<(u32, u32, char)>> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).ok()?;
+        for pid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if let Some((ppid, state)) = parse_stat(&stat) {
+                found.push((pid, ppid, state));
+            }
+        }
+    }
+    Some(found)
 }
 
 /// The parent and state in a /proc/PID/stat line; the name before them may hold anything,
@@ -177,13 +198,14 @@ pub async fn watch_orphans(guard: Option<Arc<Guard>>) {
         if let Some(alive) = alive {
             let alive: HashSet<u32> = alive.into_iter().collect();
             for &pid in alive.difference(&known) {
+                // The guard first: once this is logged, ancm may be killed at any moment.
+                if let Some(guard) = &guard {
+                    guard.watch_orphan(pid);
+                }
                 tracing::info!(
                     pid,
                     "a process left the app's tree and was re-parented to ancm; it is stopped with the app"
                 );
-                if let Some(guard) = &guard {
-                    guard.watch_orphan(pid);
-                }
             }
             if let Some(guard) = &guard {
                 for &pid in known.difference(&alive) {
