@@ -55,6 +55,9 @@ where
 {
     let (console, console_thread): (Console, ConsoleThread) =
         Console::start(stdout_reserved).context("cannot start the console writer")?;
+    // Before anything is spawned: the app's descendants that leave its tree come back to ancm.
+    #[cfg(target_os = "linux")]
+    supervisor::adopt_orphans();
     #[cfg(unix)]
     let guard = match supervisor::Guard::start() {
         Ok(guard) => Some(Arc::new(guard)),
@@ -72,6 +75,8 @@ where
         let _runtime = runtime.enter();
         Signals::install().context("cannot listen for signals")?
     };
+    #[cfg(target_os = "linux")]
+    runtime.spawn(supervisor::watch_orphans(guard.clone()));
     let host = Host {
         console,
         signals,

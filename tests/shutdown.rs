@@ -229,3 +229,132 @@ fn sighup_recycles_with_the_configuration_read_again_and_ancm_keeps_running() {
         "web.config was read again"
     );
 }
+
+/// Whether the app's tree is held in a cgroup (where ancm may make one) or followed through
+/// ancm's orphans (elsewhere, and with `ANCM_NO_CGROUP`).
+#[derive(Clone, Copy, Debug)]
+enum Containment {
+    Cgroup,
+    Orphans,
+}
+
+/// ancm running an app that started a daemon (forked twice, in a session of its own, deaf to
+/// SIGTERM), once ancm has seen it; returns the app's and the daemon's pids.
+fn app_with_daemon(containment: Containment) -> (AppDir, Ancm, u32, u32) {
+    let app = AppDir::new("", &[("SAMPLEAPP_SPAWN_DAEMON", "1")]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "info");
+    if let Containment::Orphans = containment {
+        command.env("ANCM_NO_CGROUP", "1");
+    }
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let (app_pid, _) = ancm.wait_ready();
+    if let Containment::Orphans = containment {
+        let cgroup = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap_or_default();
+        assert!(
+            !cgroup.contains("/ancm-"),
+            "no cgroup was asked for: {cgroup}"
+        );
+    }
+    let daemon = daemon_pid(&ancm, None);
+    (app, ancm, app_pid, daemon)
+}
+
+/// The pid of a daemon the app started (other than `except`), once ancm has adopted it.
+fn daemon_pid(ancm: &Ancm, except: Option<u32>) -> u32 {
+    let pid_in = |line: &str| -> Option<u32> {
+        line.split_once("sampleapp daemon pid=")?
+            .1
+            .trim()
+            .parse()
+            .ok()
+    };
+    let line = ancm.wait_stdout("the daemon", |l| {
+        pid_in(l).is_some_and(|pid| Some(pid) != except)
+    });
+    let daemon = pid_in(&line).expect("daemon pid");
+    ancm.wait_stderr("ancm to adopt the daemon", |l| {
+        l.contains("left the app's tree") && l.contains(&format!("pid={daemon}"))
+    });
+    daemon
+}
+
+/// The parent and state of `pid`, from /proc.
+fn parent_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+fn zombie_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_and_state(pid) == Some((parent, 'Z')))
+        .collect()
+}
+
+fn a_daemon_the_app_started_is_stopped_with_it(containment: Containment) {
+    let (_app, mut ancm, app_pid, daemon) = app_with_daemon(containment);
+    assert!(alive(daemon), "{containment:?}: the daemon runs");
+    ancm.signal(Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0), "{:?}", ancm.stderr());
+    wait_all_gone(&[app_pid, daemon]);
+}
+
+#[test]
+fn a_daemon_the_app_started_is_stopped_with_it_in_a_cgroup() {
+    a_daemon_the_app_started_is_stopped_with_it(Containment::Cgroup);
+}
+
+#[test]
+fn a_daemon_the_app_started_is_stopped_with_it_as_an_orphan() {
+    a_daemon_the_app_started_is_stopped_with_it(Containment::Orphans);
+}
+
+fn sigkill_of_ancm_kills_a_daemon_the_app_started(containment: Containment) {
+    let (_app, mut ancm, app_pid, daemon) = app_with_daemon(containment);
+    ancm.signal(Signal::SIGKILL);
+    ancm.wait_exit();
+    wait_all_gone(&[app_pid, daemon]);
+}
+
+#[test]
+fn sigkill_of_ancm_kills_a_daemon_the_app_started_in_a_cgroup() {
+    sigkill_of_ancm_kills_a_daemon_the_app_started(Containment::Cgroup);
+}
+
+#[test]
+fn sigkill_of_ancm_kills_a_daemon_the_app_started_as_an_orphan() {
+    sigkill_of_ancm_kills_a_daemon_the_app_started(Containment::Orphans);
+}
+
+#[test]
+fn processes_that_leave_the_app_come_back_to_ancm_and_are_reaped() {
+    let (_app, ancm, first, daemon) = app_with_daemon(Containment::Cgroup);
+    assert_eq!(
+        parent_and_state(daemon).map(|(parent, _)| parent),
+        Some(ancm.pid()),
+        "the daemon is re-parented to ancm, not to init"
+    );
+    // A recycle stops the first process's tree while ancm runs on.
+    ancm.signal(Signal::SIGHUP);
+    let (second, _) = ancm.wait_ready_after(first);
+    daemon_pid(&ancm, Some(daemon));
+    assert!(alive(second));
+    wait_all_gone(&[first, daemon]);
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    loop {
+        let zombies = zombie_children(ancm.pid());
+        if zombies.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ancm left zombies: {zombies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -7,7 +7,11 @@
 
 mod launch;
 #[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(target_os = "linux")]
 mod listeners;
+#[cfg(target_os = "linux")]
+mod orphans;
 mod platform;
 mod ports;
 mod process;
@@ -34,6 +38,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::AppConfig;
 use crate::logs::{Console, Tail};
 
+#[cfg(target_os = "linux")]
+pub use orphans::{adopt_orphans, watch_orphans};
 #[cfg(unix)]
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 

@@ -1,15 +1,25 @@
-//! What keeps the app's process tree contained, per OS. Unix: the app leads its own process
-//! group, so signals and kills reach its children too, and on Linux it gets a parent-death
-//! signal; a guard process covers grandchildren when ancm is killed. Windows: a new process
-//! group (for CTRL_BREAK) inside a kill-on-close job object.
+//! What keeps the app's process tree contained, per OS. Linux: each app process gets a cgroup
+//! v2 of its own where ancm may create one, which holds every descendant whatever it does, and
+//! ancm is the subreaper of the app's tree, so descendants that leave it are re-parented to
+//! ancm. Unix: the app leads its own process group, so signals and kills reach its children
+//! too, and on Linux it gets a parent-death signal; a guard process kills what is left when
+//! ancm is killed. Windows: a new process group (for CTRL_BREAK) inside a kill-on-close job
+//! object, which holds every descendant.
 
 use std::io;
 
 use tokio::process::Command;
 
+/// What was prepared for a command before it is spawned.
+pub(crate) struct Prepared {
+    inner: imp::Prepared,
+}
+
 /// Prepares the app's command so that its whole tree can be signalled and killed.
-pub(crate) fn contain(command: &mut Command) {
-    imp::contain(command);
+pub(crate) fn contain(command: &mut Command) -> Prepared {
+    Prepared {
+        inner: imp::contain(command),
+    }
 }
 
 /// The handle through which the app's tree is signalled, made right after spawning.
@@ -19,8 +29,12 @@ pub(crate) struct Containment {
 }
 
 impl Containment {
-    pub(crate) fn new(pid: u32, child: &tokio::process::Child) -> io::Result<Self> {
-        imp::Containment::new(pid, child).map(|inner| Containment { inner })
+    pub(crate) fn new(
+        pid: u32,
+        child: &tokio::process::Child,
+        prepared: Prepared,
+    ) -> io::Result<Self> {
+        imp::Containment::new(pid, child, prepared.inner).map(|inner| Containment { inner })
     }
 
     /// Asks the whole tree to stop: SIGTERM to the process group, or CTRL_BREAK on Windows.
@@ -31,6 +45,18 @@ impl Containment {
     /// Kills the whole tree at once; harmless when it is already gone.
     pub(crate) fn kill(&self) {
         self.inner.kill();
+    }
+
+    /// Once the tree is dead: removes what held it (the cgroup), killing any latecomer.
+    pub(crate) async fn release(&mut self) {
+        self.inner.release().await;
+    }
+
+    /// Whether every descendant is held whatever it does (a cgroup or a job object); if not,
+    /// those that leave the process group must be looked for.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn holds_all(&self) -> bool {
+        self.inner.holds_all()
     }
 
     /// The process group (Unix) the guard must kill if ancm dies.
@@ -48,19 +74,66 @@ mod imp {
     use nix::unistd::Pid;
     use tokio::process::Command;
 
-    pub(super) fn contain(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    use crate::supervisor::cgroup::Cgroup;
+
+    pub(super) struct Prepared {
+        #[cfg(target_os = "linux")]
+        cgroup: Option<(Cgroup, std::os::fd::OwnedFd)>,
+    }
+
+    pub(super) fn contain(command: &mut Command) -> Prepared {
         command.process_group(0);
         #[cfg(target_os = "linux")]
-        linux::die_with_parent(command);
+        {
+            linux::die_with_parent(command);
+            let cgroup = Cgroup::create().and_then(|cgroup| match cgroup.procs() {
+                Ok(procs) => {
+                    linux::join_cgroup(command, &procs);
+                    Some((cgroup, procs))
+                }
+                Err(err) => {
+                    tracing::warn!(cgroup = %cgroup.path().display(), %err, "cannot place the app in its cgroup");
+                    drop(cgroup);
+                    None
+                }
+            });
+            Prepared { cgroup }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Prepared {}
     }
 
     #[derive(Debug)]
     pub(super) struct Containment {
         pub(super) pgid: u32,
+        #[cfg(target_os = "linux")]
+        pub(super) cgroup: Option<Cgroup>,
     }
 
     impl Containment {
-        pub(super) fn new(pid: u32, _child: &tokio::process::Child) -> io::Result<Self> {
+        #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+        pub(super) fn new(
+            pid: u32,
+            _child: &tokio::process::Child,
+            prepared: Prepared,
+        ) -> io::Result<Self> {
+            #[cfg(target_os = "linux")]
+            {
+                // The child's own move cannot report failure; this one says whether it worked.
+                let cgroup = prepared.cgroup.and_then(|(cgroup, _procs)| {
+                    match cgroup.adopt(pid) {
+                        Ok(()) => Some(cgroup),
+                        Err(err) => {
+                            tracing::warn!(pid, cgroup = %cgroup.path().display(), %err, "cannot place the app in its cgroup");
+                            drop(cgroup);
+                            None
+                        }
+                    }
+                });
+                Ok(Containment { pgid: pid, cgroup })
+            }
+            #[cfg(not(target_os = "linux"))]
             Ok(Containment { pgid: pid })
         }
 
@@ -69,7 +142,31 @@ mod imp {
         }
 
         pub(super) fn kill(&self) {
+            #[cfg(target_os = "linux")]
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.kill();
+            }
             signal_group(self.pgid, Signal::SIGKILL);
+        }
+
+        pub(super) async fn release(&mut self) {
+            #[cfg(target_os = "linux")]
+            if let Some(cgroup) = self.cgroup.take() {
+                let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+            }
+        }
+
+        pub(super) fn holds_all(&self) -> bool {
+            #[cfg(target_os = "linux")]
+            return self.cgroup.is_some();
+            #[cfg(not(target_os = "linux"))]
+            false
+        }
+
+        /// The cgroup the guard must kill if ancm dies.
+        #[cfg(target_os = "linux")]
+        pub(super) fn cgroup_path(&self) -> Option<&std::path::Path> {
+            self.cgroup.as_ref().map(Cgroup::path)
         }
     }
 
@@ -85,6 +182,8 @@ mod imp {
 
     #[cfg(target_os = "linux")]
     mod linux {
+        use std::os::fd::{AsRawFd, OwnedFd};
+
         use nix::sys::signal::Signal;
         use nix::unistd::getppid;
         use tokio::process::Command;
@@ -104,6 +203,22 @@ mod imp {
                     if u32::try_from(getppid().as_raw()).ok() != Some(parent) {
                         return Err(std::io::Error::other("ancm exited while starting the app"));
                     }
+                    Ok(())
+                });
+            }
+        }
+
+        /// The child moves itself into the cgroup before exec, so nothing it starts is ever
+        /// outside. `procs` must stay open until the spawn returns.
+        #[allow(unsafe_code)]
+        pub(super) fn join_cgroup(command: &mut Command, procs: &OwnedFd) {
+            let fd = procs.as_raw_fd();
+            // SAFETY: the closure runs between fork and exec and makes one async-signal-safe
+            // system call (write) on a descriptor that the parent keeps open until the spawn
+            // returns; it allocates nothing. A failure is caught by the parent's check.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::libc::write(fd, b"0".as_ptr().cast(), 1);
                     Ok(())
                 });
             }
@@ -131,8 +246,11 @@ mod imp {
     };
     use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
 
-    pub(super) fn contain(command: &mut Command) {
+    pub(super) struct Prepared;
+
+    pub(super) fn contain(command: &mut Command) -> Prepared {
         command.creation_flags(CREATE_NEW_PROCESS_GROUP);
+        Prepared
     }
 
     #[derive(Debug)]
@@ -149,7 +267,11 @@ mod imp {
 
     impl Containment {
         #[allow(unsafe_code)]
-        pub(super) fn new(pid: u32, child: &tokio::process::Child) -> io::Result<Self> {
+        pub(super) fn new(
+            pid: u32,
+            child: &tokio::process::Child,
+            _prepared: Prepared,
+        ) -> io::Result<Self> {
             let process = child
                 .raw_handle()
                 .ok_or_else(|| io::Error::other("the app exited before it could be contained"))?;
@@ -191,6 +313,14 @@ mod imp {
                 TerminateJobObject(self.job, 1);
             }
         }
+
+        /// The job object lives until drop: nothing to release before.
+        pub(super) async fn release(&mut self) {}
+
+        /// The job object holds every descendant.
+        pub(super) fn holds_all(&self) -> bool {
+            true
+        }
     }
 
     impl Drop for Containment {
@@ -204,18 +334,23 @@ mod imp {
     }
 }
 
-/// Unix: a small process (ancm itself, started with ANCM_PROCESS_GUARD set) that kills the app's process
-/// groups if ancm dies without doing so, e.g. by SIGKILL. The parent-death signal only
-/// reaches the app's direct child; the guard also reaches grandchildren. ancm tells it which
-/// groups to kill over a pipe; end of file on that pipe means ancm is gone.
+/// Unix: a small process (ancm itself, started with ANCM_PROCESS_GUARD set) that kills the
+/// app's trees if ancm dies without doing so, e.g. by SIGKILL. The parent-death signal only
+/// reaches the app's direct child; the guard also reaches the rest: the app's process groups,
+/// its cgroups (Linux), and the processes that left its tree and were re-parented to ancm.
+/// ancm tells it what to kill over a pipe; end of file on that pipe means ancm is gone.
 #[cfg(unix)]
 pub(super) mod guard {
     use std::collections::BTreeSet;
     use std::io::{BufRead, Write};
+    use std::path::PathBuf;
     use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::Mutex;
 
-    use nix::sys::signal::Signal;
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    use super::Containment;
 
     #[derive(Debug)]
     pub struct Guard {
@@ -227,6 +362,8 @@ pub(super) mod guard {
         pub(crate) fn start() -> std::io::Result<Guard> {
             let exe = std::env::current_exe()?;
             use std::os::unix::process::CommandExt;
+            #[cfg(target_os = "linux")]
+            let spawning = crate::supervisor::orphans::Spawning::begin();
             let mut child = Command::new(exe)
                 .env(GUARD_VARIABLE, "1")
                 .stdin(Stdio::piped())
@@ -235,6 +372,11 @@ pub(super) mod guard {
                 // Out of ancm's group, so a Ctrl+C meant for ancm does not take it down.
                 .process_group(0)
                 .spawn()?;
+            #[cfg(target_os = "linux")]
+            {
+                crate::supervisor::orphans::owned(child.id());
+                drop(spawning);
+            }
             let stdin = child
                 .stdin
                 .take()
@@ -245,12 +387,34 @@ pub(super) mod guard {
             })
         }
 
-        pub(crate) fn watch(&self, pgid: u32) {
-            self.tell(&format!("+{pgid}\n"));
+        /// From now on, kills `tree` if ancm dies.
+        pub(crate) fn watch(&self, tree: &Containment) {
+            self.tell(&format!("+{}\n", tree.group()));
+            #[cfg(target_os = "linux")]
+            if let Some(path) = tree.inner.cgroup_path() {
+                self.tell(&format!("+c{}\n", path.display()));
+            }
         }
 
-        pub(crate) fn forget(&self, pgid: u32) {
-            self.tell(&format!("-{pgid}\n"));
+        /// `tree` is gone: forgets it.
+        pub(crate) fn forget(&self, tree: &Containment) {
+            self.tell(&format!("-{}\n", tree.group()));
+            #[cfg(target_os = "linux")]
+            if let Some(path) = tree.inner.cgroup_path() {
+                self.tell(&format!("-c{}\n", path.display()));
+            }
+        }
+
+        /// From now on, kills `pid`, a process that left the app's tree, if ancm dies.
+        #[cfg(target_os = "linux")]
+        pub(crate) fn watch_orphan(&self, pid: u32) {
+            self.tell(&format!("+p{pid}\n"));
+        }
+
+        /// The orphan `pid` was reaped: forgets it.
+        #[cfg(target_os = "linux")]
+        pub(crate) fn forget_orphan(&self, pid: u32) {
+            self.tell(&format!("-p{pid}\n"));
         }
 
         // A few bytes into a pipe the guard drains at once: this does not block in practice.
@@ -285,27 +449,93 @@ pub(super) mod guard {
         std::env::var_os(GUARD_VARIABLE).is_some()
     }
 
-    /// The guard's main loop.
-    pub fn run() {
-        let mut groups = BTreeSet::new();
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            let (op, pgid) = line.split_at(1.min(line.len()));
-            let Ok(pgid) = pgid.trim().parse::<u32>() else {
-                continue;
+    /// What the guard kills when ancm is gone.
+    #[derive(Debug, Default, PartialEq)]
+    struct Watched {
+        groups: BTreeSet<u32>,
+        cgroups: BTreeSet<PathBuf>,
+        orphans: BTreeSet<u32>,
+    }
+
+    impl Watched {
+        /// Applies one line of ancm's: `+PGID`, `+cPATH` (a cgroup), `+pPID` (an orphan), or
+        /// the same with `-` to forget it. Anything else is ignored.
+        fn apply(&mut self, line: &str) {
+            let (add, rest) = match line.as_bytes().first() {
+                Some(b'+') => (true, &line[1..]),
+                Some(b'-') => (false, &line[1..]),
+                _ => return,
             };
-            match op {
-                "+" => {
-                    groups.insert(pgid);
+            fn set<T: Ord>(set: &mut BTreeSet<T>, add: bool, item: T) {
+                if add {
+                    set.insert(item);
+                } else {
+                    set.remove(&item);
                 }
-                "-" => {
-                    groups.remove(&pgid);
+            }
+            if let Some(path) = rest.strip_prefix('c') {
+                set(&mut self.cgroups, add, PathBuf::from(path));
+            } else if let Some(pid) = rest.strip_prefix('p') {
+                if let Ok(pid) = pid.trim().parse() {
+                    set(&mut self.orphans, add, pid);
                 }
-                _ => {}
+            } else if let Ok(pgid) = rest.trim().parse() {
+                set(&mut self.groups, add, pgid);
             }
         }
-        for pgid in groups {
+    }
+
+    /// The guard's main loop.
+    pub fn run() {
+        let mut watched = Watched::default();
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            watched.apply(&line);
+        }
+        // The orphans first: they would fork again if given the time.
+        for pid in watched.orphans {
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            }
+        }
+        for pgid in watched.groups {
             super::imp::signal_group(pgid, Signal::SIGKILL);
+        }
+        #[cfg(target_os = "linux")]
+        for cgroup in watched.cgroups {
+            crate::supervisor::cgroup::kill_and_remove(&cgroup);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_guard_reads_what_to_kill() {
+            let mut watched = Watched::default();
+            for line in [
+                "+12",
+                "+c/sys/fs/cgroup/a b/ancm-1-1",
+                "+p40",
+                "+p41",
+                "-p40",
+                "+13",
+                "-12",
+                "junk",
+                "+pjunk",
+                "",
+            ] {
+                watched.apply(line);
+            }
+            assert_eq!(
+                watched,
+                Watched {
+                    groups: [13].into(),
+                    cgroups: [PathBuf::from("/sys/fs/cgroup/a b/ancm-1-1")].into(),
+                    orphans: [41].into(),
+                }
+            );
         }
     }
 }

@@ -75,7 +75,7 @@ impl AppProcess {
             command.stdout(Stdio::null()).stderr(Stdio::null());
             None
         };
-        super::platform::contain(&mut command);
+        let prepared = super::platform::contain(&mut command);
 
         let log_file = match &cfg.stdout_log {
             Some(prefix) => {
@@ -95,12 +95,20 @@ impl AppProcess {
             None => None,
         };
 
+        #[cfg(target_os = "linux")]
+        let spawning = super::orphans::Spawning::begin();
         let mut child = command.spawn()?;
         // The command holds ancm's copies of the pipe's write end: the app's output reaches
         // end of file only once they are closed too.
         drop(command);
         let pid = child.id().unwrap_or_default();
-        let containment = match Containment::new(pid, &child) {
+        // tokio waits for this one: the orphan reaper must leave it alone.
+        #[cfg(target_os = "linux")]
+        {
+            super::orphans::owned(pid);
+            drop(spawning);
+        }
+        let containment = match Containment::new(pid, &child, prepared) {
             Ok(c) => c,
             Err(err) => {
                 let _ = child.start_kill();
@@ -109,7 +117,7 @@ impl AppProcess {
         };
         #[cfg(unix)]
         if let Some(guard) = &ctx.guard {
-            guard.watch(containment.group());
+            guard.watch(&containment);
         }
         let capture = match output.map(|pipe| pipe.readers(&mut child)).transpose() {
             Ok(readers) => readers.map(|readers| {
@@ -223,10 +231,22 @@ impl AppProcess {
     pub(crate) async fn reap(&mut self) {
         self.containment.kill();
         let _ = self.child.wait().await;
+        #[cfg(target_os = "linux")]
+        {
+            super::orphans::released(self.pid);
+            // Without a cgroup, what left the tree is found among ancm's orphans.
+            if !self.containment.holds_all() {
+                let token = self.token.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || super::orphans::kill_orphans_of(&token))
+                        .await;
+            }
+        }
         #[cfg(unix)]
         if let Some(guard) = &self.ctx.guard {
-            guard.forget(self.containment.group());
+            guard.forget(&self.containment);
         }
+        self.containment.release().await;
         if let Some(capture) = self.capture.take() {
             // The tree is dead, so the pipes close; the bound covers a descendant that left
             // the process group and still holds them open.

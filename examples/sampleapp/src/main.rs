@@ -781,6 +781,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if env_flag("SAMPLEAPP_SPAWN_CHILD") {
         spawn_grandchild()?;
     }
+    if env_flag("SAMPLEAPP_SPAWN_DAEMON") {
+        spawn_daemon()?;
+    }
 
     let mut stop = shutdown_rx.clone();
     if let Some(ms) = env_num::<u64>("SAMPLEAPP_START_DELAY_MS") {
@@ -846,6 +849,34 @@ fn spawn_grandchild() -> std::io::Result<()> {
     // Deliberately not waited on: it must outlive us unless the supervisor
     // cleans up the whole process tree.
     drop(child);
+    Ok(())
+}
+
+/// A daemon as the careless write them: forked twice, in a session of its own (so outside our
+/// process group) and deaf to SIGTERM. It prints its pid, then lets go of our output.
+#[cfg(unix)]
+fn spawn_daemon() -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    // setsid -f forks, the fork calls setsid() and execs the shell; setsid itself exits at
+    // once, so the daemon is nobody's child of ours.
+    let status = Command::new("setsid")
+        .args([
+            "-f",
+            "sh",
+            "-c",
+            "trap '' TERM; echo \"sampleapp daemon pid=$$\"; exec sleep 300 </dev/null >/dev/null 2>&1",
+        ])
+        .stdin(Stdio::null())
+        .status()?;
+    if !status.success() {
+        say_err(&format!("sampleapp: setsid failed: {status}"));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn spawn_daemon() -> std::io::Result<()> {
+    say_err("sampleapp: SAMPLEAPP_SPAWN_DAEMON is only supported on unix");
     Ok(())
 }
 
