@@ -48,7 +48,7 @@ pub fn init() -> Logging {
                 .is_some_and(|level| meta.target().starts_with("ancm") && meta.level() <= level)
         }));
     let console_layer = tracing_subscriber::fmt::layer()
-        .with_writer(|| crate::progress::Stderr)
+        .with_writer(|| crate::logs::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .compact()
@@ -97,6 +97,20 @@ impl Logging {
             );
         }
         Ok(())
+    }
+}
+
+impl Logging {
+    /// Writes `line` (the reason ancm stops) to stderr after the log lines before it; it may
+    /// wait for a slow console, not for one that is not read.
+    pub fn eprintln(&self, line: &str) {
+        crate::logs::print_stderr(&format!("{line}\n"));
+    }
+
+    /// Waits until every line logged or relayed so far is written, giving up on a console
+    /// that takes nothing for a second. Call before exit.
+    pub fn flush(&self) {
+        crate::logs::flush_console();
     }
 }
 

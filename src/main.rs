@@ -1,7 +1,6 @@
 //! The `ancm` binary: parse the command line, set up logging, run, map the outcome to an exit
 //! status. Everything else lives in the library.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,19 +14,19 @@ fn main() -> ExitCode {
     }
     let logging = ancm::logging::init();
     let cli = ancm::cli::Cli::parse();
-    match ancm::run(cli, &logging) {
+    let code = match ancm::run(cli, &logging) {
         Ok(code) => code,
         Err(err) => {
             // Not through the log: the reason ancm stops must show whatever ANCM_LOG says,
             // and as a plain message.
             if !ancm::is_broken_pipe(&err) {
-                let mut stderr = std::io::stderr().lock();
                 for line in ancm::error_message(&err).lines() {
-                    // Nowhere left to say it if stderr is gone too.
-                    let _ = writeln!(stderr, "ancm: error: {line}");
+                    logging.eprintln(&format!("ancm: error: {line}"));
                 }
             }
             ancm::exit_code_for(&err)
         }
-    }
+    };
+    logging.flush();
+    code
 }

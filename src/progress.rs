@@ -3,7 +3,7 @@
 //! terminal meanwhile goes through [`suspend`], so lines never tear the spinner apart.
 //! Without a terminal there is no spinner, only the usual log lines.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,15 +15,18 @@ use crate::supervisor::{Phase, Supervisor};
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// Runs `write` with the spinner (if any) taken off the screen, then redraws it. Holds the
-/// lock throughout, so the spinner cannot be removed halfway and redrawn after.
+/// lock throughout while there is a spinner, so that it cannot be removed halfway and redrawn
+/// after; without one, lets go first, so that a write to a console nobody reads holds up
+/// no one else.
 pub(crate) fn suspend<T>(write: impl FnOnce() -> T) -> T {
-    match ACTIVE.lock() {
-        Ok(active) => match active.as_ref() {
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        },
-        Err(_) => write(),
+    let Ok(active) = ACTIVE.lock() else {
+        return write();
+    };
+    if let Some(bar) = active.as_ref() {
+        return bar.suspend(write);
     }
+    drop(active);
+    write()
 }
 
 /// Shows `line` (the app's latest output) beside the spinner.
@@ -76,19 +79,5 @@ fn hide() {
         if let Some(bar) = active.take() {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// ancm's log lines on stderr, kept clear of the spinner.
-pub(crate) struct Stderr;
-
-impl Write for Stderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        suspend(|| std::io::stderr().write_all(buf))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
     }
 }

@@ -1,6 +1,7 @@
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::support::{ancm_bin, fake_programs, path_with, Ancm, AppDir};
+use crate::support::{ancm_bin, fake_programs, path_with, Ancm, AppDir, DEADLINE};
 
 /// `ancm check ARGS...` with a clean launcher environment, on a machine where the programs
 /// these tests name are installed.
@@ -697,4 +698,114 @@ fn a_misspelt_attribute_gets_a_suggestion() {
     let text = check(&[typo.path().to_str().expect("utf-8")], &[]);
     let stderr = String::from_utf8_lossy(&text.stderr);
     assert!(stderr.contains("has no processPath"), "{stderr}");
+}
+
+/// `ancm check --json DIR`, failing the test if it does not finish within [`DEADLINE`]: the
+/// caps and the linear parse keep even a hostile web.config quick to check.
+fn check_json_within_deadline(dir: &AppDir) -> (Option<i32>, serde_json::Value) {
+    let programs = fake_programs(&["x"]);
+    let mut child = Command::new(ancm_bin())
+        .args(["check", "--json"])
+        .arg(dir.path())
+        .env("PATH", path_with(programs.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ancm check");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Read while it runs: a JSON report larger than a pipe would otherwise stall it.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ancm check") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("ancm check did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = reader.join().expect("reader").expect("read stdout");
+    let json = serde_json::from_slice(&out).expect("stdout is JSON");
+    (status.code(), json)
+}
+
+/// Writes web.config with `<aspNetCore processPath="x">`, `inner` repeated (numbered through
+/// `{i}`) until the file is about 1 MB, and the closing tags.
+fn megabyte_web_config(inner_open: &str, entry: &str, inner_close: &str) -> (AppDir, usize) {
+    let mut text =
+        format!("<configuration><system.webServer><aspNetCore processPath=\"x\">{inner_open}\n");
+    let mut count = 0;
+    while text.len() < 1 << 20 {
+        text.push_str(&entry.replace("{i}", &count.to_string()));
+        text.push('\n');
+        count += 1;
+    }
+    text.push_str(&format!(
+        "{inner_close}</aspNetCore></system.webServer></configuration>\n"
+    ));
+    (AppDir::with_web_config(&text), count)
+}
+
+/// A 1 MB web.config of environment variables or handler settings is read in full, and one
+/// that goes over a cap is refused at once with where and what.
+#[test]
+fn a_megabyte_web_config_is_checked_quickly() {
+    let (dir, count) = megabyte_web_config(
+        "<environmentVariables>",
+        r#"<environmentVariable name="VAR_{i}" value="v{i}" /><environmentVariable name="var_{i}" value="w{i}" />"#,
+        "</environmentVariables>",
+    );
+    let (code, json) = check_json_within_deadline(&dir);
+    assert_eq!(code, Some(0), "{}", json["error"]);
+    let environment = json["environmentVariables"]
+        .as_object()
+        .expect("environmentVariables");
+    assert_eq!(environment.len(), count);
+    assert_eq!(environment["var_7"], "w7");
+    assert!(!environment.contains_key("VAR_7"));
+
+    let (dir, count) = megabyte_web_config(
+        "<handlerSettings>",
+        r#"<handlerSetting name="setting{i}" value="{i}" />"#,
+        "</handlerSettings>",
+    );
+    let (code, json) = check_json_within_deadline(&dir);
+    assert_eq!(code, Some(0), "{}", json["error"]);
+    let unknown = json["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter(|w| {
+            w.as_str()
+                .is_some_and(|w| w.starts_with("unknown handlerSetting"))
+        })
+        .count();
+    assert_eq!(unknown, count);
+
+    let (dir, _) = megabyte_web_config("", r#"<x a="{i}"/>"#, "");
+    let (code, json) = check_json_within_deadline(&dir);
+    assert_eq!(code, Some(2), "{json}");
+    let error = json["error"].as_str().expect("error");
+    assert!(
+        error.contains("web.config:") && error.contains("more than 50000 elements"),
+        "{error}"
+    );
+
+    let mut text = String::from("<configuration><system.webServer><aspNetCore processPath=\"x\"");
+    while text.len() < 1 << 20 {
+        text.push_str(&format!(" a{}=\"\"", text.len()));
+    }
+    text.push_str(" /></system.webServer></configuration>");
+    let (code, json) = check_json_within_deadline(&AppDir::with_web_config(&text));
+    assert_eq!(code, Some(2), "{json}");
+    let error = json["error"].as_str().expect("error");
+    assert!(
+        error.contains("web.config:1:34: <aspNetCore> has more than 100 attributes"),
+        "{error}"
+    );
 }

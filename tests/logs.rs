@@ -1,8 +1,11 @@
+use std::io::BufRead;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{Ancm, AppDir};
+use crate::support::{ancm_bin, client, is_ready_line, Ancm, AppDir, DEADLINE};
 
 /// What tests/apps/noisy.py writes, as plain text, in the order it writes it to its stdout and
 /// stderr.
@@ -208,4 +211,113 @@ fn interleaved_coloured_output_shows_in_order_once_and_plain() {
         .map(|(pre, _)| pre)
         .unwrap_or_else(|| panic!("no output on the page: {body}"));
     assert_eq!(pre.lines().collect::<Vec<_>>(), expected, "{body}");
+}
+
+/// ancm's own stdout and stderr are pipes nobody reads (a stalled `| tee`, a blocking log
+/// driver): the app still prints, clients still get answers (and log lines), SIGTERM still
+/// stops ancm, and the stdout log file still has every line.
+#[test]
+fn a_console_nobody_reads_holds_up_neither_the_app_nor_the_proxy() {
+    let app = AppDir::new(
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[],
+    );
+    let mut ancm = KillOnDrop(
+        Command::new(ancm_bin())
+            .args(["run", "--listen", "127.0.0.1:0", "--max-request-body", "10"])
+            .arg(app.path())
+            .env("ANCM_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ancm"),
+    );
+    let ancm = &mut ancm.0;
+    // Read stderr up to the ready line, for the address; then nobody reads either pipe.
+    let _stdout = ancm.stdout.take().expect("stdout");
+    let stderr = ancm.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = std::io::BufReader::new(stderr);
+        let mut url = None;
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if let Some(at) = line.find("ancm listening on http") {
+                let rest = &line[at + "ancm listening on ".len()..];
+                url = rest
+                    .split([' ', ';', '\n'])
+                    .next()
+                    .map(|u| u.trim_end_matches('/').to_owned());
+            }
+            if is_ready_line(&line) {
+                let _ = tx.send(url.take());
+                break;
+            }
+            line.clear();
+        }
+        stderr
+    });
+    let url = rx
+        .recv_timeout(DEADLINE)
+        .expect("the app to be ready")
+        .expect("the listening line");
+    let _stderr = reader.join().expect("reader");
+
+    let client = client();
+    // Far more than the pipe (64 KiB) and ancm's queue for the console hold.
+    let printed = client
+        .get(format!("{url}/print?n=20000"))
+        .send()
+        .expect("the app prints without waiting for the console");
+    assert_eq!(printed.status(), 200);
+    // Each refused body is an info line on ancm's stderr.
+    for _ in 0..1500 {
+        let refused = client
+            .post(format!("{url}/upload"))
+            .body(vec![b'x'; 100])
+            .send()
+            .expect("the proxy answers without waiting for the console");
+        assert_eq!(refused.status(), 413);
+    }
+    assert_eq!(
+        client
+            .get(format!("{url}/print?n=3"))
+            .send()
+            .expect("answered")
+            .status(),
+        200
+    );
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(ancm.id()).expect("pid"));
+    nix::sys::signal::kill(pid, Signal::SIGTERM).expect("signal ancm");
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = ancm.try_wait().expect("wait for ancm") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ancm did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+
+    let files = log_files(&app.path().join("logs"), "stdout");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).expect("log");
+    let printed: Vec<&str> = text.lines().filter(|l| l.starts_with("print ")).collect();
+    let expected: Vec<String> = (1..=20000)
+        .map(|i| format!("print {i} of 20000"))
+        .chain((1..=3).map(|i| format!("print {i} of 3")))
+        .collect();
+    assert_eq!(printed, expected);
+}
+
+/// A child that a failing test does not leave running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

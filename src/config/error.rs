@@ -99,6 +99,16 @@ pub enum ConfigError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<ConfigError>),
 
+    /// The file goes over one of the caps that keep reading it quick.
+    #[error("{origin}: {what}, the most ancm reads {scope}; the file is not read")]
+    TooMany {
+        origin: Origin,
+        /// `<aspNetCore> has more than 100 attributes`, ...
+        what: String,
+        /// `on one element`, `in a web.config`.
+        scope: &'static str,
+    },
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,

@@ -9,7 +9,9 @@
 mod command;
 mod debug_log;
 mod error;
+mod position;
 mod request_limits;
+mod scan;
 mod values;
 mod webconfig;
 

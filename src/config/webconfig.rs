@@ -2,9 +2,12 @@
 //! `<environmentVariables>`, each with the line and column it came from; and, beside it, the
 //! `<security><requestFiltering><requestLimits>` that IIS enforces before the app.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Origin};
+use super::position::Positions;
+use super::scan;
 
 /// The `<aspNetCore>` element as written, before any value is interpreted.
 #[derive(Debug)]
@@ -74,8 +77,9 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
 /// The attributes of `<requestLimits>` in IIS's schema; `<headerLimits>` inside it is not read.
 const REQUEST_LIMITS_ATTRIBUTES: &[&str] = &["maxAllowedContentLength", "maxUrl", "maxQueryString"];
 
-/// Larger files are refused: a web.config is a few kilobytes.
-const MAX_SIZE: u64 = 16 * 1024 * 1024;
+/// Larger files are refused: a web.config is a few kilobytes, and IIS refuses those over
+/// 250 KB unless its registry says otherwise.
+const MAX_SIZE: u64 = 4 * 1024 * 1024;
 
 pub(super) fn read(path: &Path) -> Result<AspNetCoreElement, ConfigError> {
     let read_error = |source| ConfigError::Read {
@@ -84,17 +88,29 @@ pub(super) fn read(path: &Path) -> Result<AspNetCoreElement, ConfigError> {
     };
     let size = std::fs::metadata(path).map_err(read_error)?.len();
     if size > MAX_SIZE {
-        return Err(read_error(std::io::Error::other(format!(
-            "the file is {size} bytes; a web.config over {MAX_SIZE} bytes is not read"
-        ))));
+        return Err(too_big(path, size));
     }
     let bytes = std::fs::read(path).map_err(read_error)?;
     from_bytes(path, &bytes)
 }
 
+fn too_big(path: &Path, size: u64) -> ConfigError {
+    ConfigError::Read {
+        path: path.to_owned(),
+        source: std::io::Error::other(format!(
+            "the file is {size} bytes; a web.config over {MAX_SIZE} bytes is not read"
+        )),
+    }
+}
+
 /// Parses web.config bytes (UTF-8, with or without BOM, or UTF-16 with BOM); `path` is only
 /// for messages.
 pub(super) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<AspNetCoreElement, ConfigError> {
+    // The file may have grown between the size check and the read.
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > MAX_SIZE {
+        return Err(too_big(path, size));
+    }
     let text = decode(bytes).map_err(|message| ConfigError::Xml {
         path: path.to_owned(),
         line: 1,
@@ -131,6 +147,39 @@ fn decode(bytes: &[u8]) -> Result<String, String> {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, ConfigError> {
+    let positions = Positions::new(text);
+    let origin_of = |offset: usize| {
+        let (line, column) = positions.at(offset);
+        Origin::File {
+            path: path.to_owned(),
+            line,
+            column,
+        }
+    };
+    scan::check(text).map_err(|exceeded| {
+        let (what, scope) = match exceeded.what {
+            scan::Cap::Attributes(name) => (
+                format!("<{name}> has more than {} attributes", scan::MAX_ATTRIBUTES),
+                "on one element",
+            ),
+            scan::Cap::Elements => (
+                format!("more than {} elements", scan::MAX_ELEMENTS),
+                "in a web.config",
+            ),
+            scan::Cap::Namespaces => (
+                format!(
+                    "more than {} namespace declarations (xmlns)",
+                    scan::MAX_NAMESPACES
+                ),
+                "in a web.config",
+            ),
+        };
+        ConfigError::TooMany {
+            origin: origin_of(exceeded.offset),
+            what,
+            scope,
+        }
+    })?;
     // No DTDs, as in IIS's configuration system: entity declarations could expand a small file
     // into gigabytes. The predefined entities and character references still work.
     let options = roxmltree::ParsingOptions {
@@ -147,14 +196,6 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
             message: e.to_string(),
         }
     })?;
-    let origin_of = |offset: usize| {
-        let pos = doc.text_pos_at(offset);
-        Origin::File {
-            path: path.to_owned(),
-            line: pos.row,
-            column: pos.col,
-        }
-    };
 
     let root = doc.root_element();
     let mut web_servers: Vec<roxmltree::Node> = Vec::new();
@@ -284,10 +325,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
                     }
                     let value = entry.attribute("value").unwrap_or_default().to_owned();
                     if collection == Collection::Environment {
-                        environment.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                         environment.push((name.to_owned(), value));
                     } else {
-                        handler_settings.retain(|(n, _, _)| !n.eq_ignore_ascii_case(name));
                         let origin = entry
                             .attribute_node("value")
                             .map_or_else(|| entry.range().start, |a| a.range_value().start);
@@ -303,11 +342,14 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         }
     }
 
-    let position = doc.text_pos_at(element.range().start);
+    last_of_each_name(&mut environment, |(name, _)| name);
+    last_of_each_name(&mut handler_settings, |(name, _, _)| name);
+
+    let (line, column) = positions.at(element.range().start);
     Ok(AspNetCoreElement {
         file: path.to_owned(),
-        line: position.row,
-        column: position.col,
+        line,
+        column,
         attributes,
         environment,
         handler_settings,
@@ -318,6 +360,20 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         warnings,
         errors,
     })
+}
+
+/// Keeps, of entries whose names differ only in case, the last one, where it stands: a later
+/// entry replaces an earlier one, as in IIS's collections. One pass, however many entries.
+fn last_of_each_name<T>(entries: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+    let mut seen = HashSet::new();
+    let mut keep: Vec<bool> = entries
+        .iter()
+        .rev()
+        .map(|entry| seen.insert(name(entry).to_ascii_lowercase()))
+        .collect();
+    keep.reverse();
+    let mut keep = keep.into_iter();
+    entries.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// The known name `name` is most likely a typo of, if any.
@@ -518,6 +574,91 @@ mod tests {
         assert_eq!(
             el.attribute("processPath").map(|a| a.value.as_str()),
             Some("a&bA")
+        );
+    }
+
+    #[test]
+    fn a_later_entry_replaces_an_earlier_one_differing_in_case() {
+        let el = parse_str(
+            r#"<configuration><system.webServer><aspNetCore processPath="x">
+<handlerSettings><handlerSetting name="A" value="1"/><handlerSetting name="b" value="2"/><handlerSetting name="a" value="3"/></handlerSettings>
+<environmentVariables><environmentVariable name="X" value="1"/><environmentVariable name="Y" value="2"/><environmentVariable name="x" value="3"/><environmentVariable name="Y" value="4"/></environmentVariables>
+</aspNetCore></system.webServer></configuration>"#,
+        )
+        .expect("valid");
+        let settings: Vec<(&str, &str)> = el
+            .handler_settings
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(settings, [("b", "2"), ("a", "3")]);
+        let Origin::File { line, column, .. } = &el.handler_settings[1].2 else {
+            panic!("a file origin");
+        };
+        assert_eq!((*line, *column), (2, 122));
+        let environment: Vec<(&str, &str)> = el
+            .environment
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(environment, [("x", "3"), ("Y", "4")]);
+    }
+
+    #[test]
+    fn too_many_attributes_on_one_element_are_refused_naming_it() {
+        let mut text =
+            String::from("<configuration>\n<system.webServer><aspNetCore processPath=\"x\"");
+        for i in 0..scan::MAX_ATTRIBUTES {
+            text.push_str(&format!(" a{i}=\"\""));
+        }
+        text.push_str("/></system.webServer></configuration>");
+        let err = parse_str(&text).expect_err("over the cap");
+        assert_eq!(
+            err.to_string(),
+            "web.config:2:19: <aspNetCore> has more than 100 attributes, the most ancm reads \
+             on one element; the file is not read"
+        );
+    }
+
+    #[test]
+    fn too_many_elements_or_namespaces_are_refused() {
+        let mut text = String::from(
+            "<configuration><system.webServer><aspNetCore processPath=\"x\"><handlerSettings>\n",
+        );
+        for i in 0..scan::MAX_ELEMENTS {
+            text.push_str(&format!("<handlerSetting name=\"h{i}\" value=\"v\"/>\n"));
+        }
+        text.push_str("</handlerSettings></aspNetCore></system.webServer></configuration>");
+        let err = parse_str(&text).expect_err("over the cap");
+        assert_eq!(
+            err.to_string(),
+            "web.config:49998:1: more than 50000 elements, the most ancm reads in a web.config; \
+             the file is not read"
+        );
+
+        let mut text = String::from("<configuration>");
+        for i in 0..=scan::MAX_NAMESPACES {
+            text.push_str(&format!("<x xmlns:n{i}=\"urn:n\"/>"));
+        }
+        text.push_str("</configuration>");
+        let err = parse_str(&text).expect_err("over the cap");
+        assert!(
+            err.to_string().starts_with(
+                "web.config:1:2206: more than 100 namespace declarations (xmlns), the most \
+                 ancm reads in a web.config"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_refused_naming_its_size() {
+        let bytes = vec![b' '; 4 * 1024 * 1024 + 1];
+        let err = from_bytes(Path::new("web.config"), &bytes).expect_err("too big");
+        assert_eq!(
+            err.to_string(),
+            "cannot read web.config: the file is 4194305 bytes; a web.config over 4194304 bytes \
+             is not read"
         );
     }
 

@@ -1,7 +1,9 @@
 //! The app's output (stdout and stderr share one pipe, as in ANCM, so lines keep the order they
 //! were written in): relayed line by line to ancm's console (marked as the app's), written to
 //! the stdout log file when it is on, and kept as a 30 KB tail for the start-failure page.
-//! Reading never stops while the app runs, so the app never blocks on a full pipe.
+//! Reading never stops while the app runs, so the app never blocks on a full pipe: the file
+//! gets every line, and the console drops lines rather than wait for a console that is not
+//! read.
 
 mod console;
 mod tail;
@@ -13,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
 pub use tail::Tail;
 
@@ -154,12 +157,10 @@ async fn collect(
                 }
             }
             let text = if keep_escapes { &shown } else { &plain };
-            console
-                .send(Line {
-                    pid,
-                    text: text.to_string(),
-                })
-                .await;
+            console.send(Line {
+                pid,
+                text: text.to_string(),
+            });
         }
         if let Some((path, writer)) = &mut file {
             if let Err(err) = writer.flush().await {
