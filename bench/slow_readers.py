@@ -172,12 +172,15 @@ def main():
             conf = f.read()
         conf = conf.replace("@DIR@", work).replace("@PORT@", str(proxy_port))
         conf = conf.replace("@BACKEND@", str(app_port))
+        # Responses stay in nginx's memory buffers, as they stay in ancm's: by default nginx
+        # spools them to temporary files, up to 1 GiB per request.
+        conf = conf.replace("proxy_http_version 1.1;", "proxy_http_version 1.1;\n            proxy_max_temp_file_size 0;")
         conf_path = os.path.join(work, "run", "proxy.conf")
         with open(conf_path, "w") as f:
             f.write(conf)
         proxy = subprocess.Popen(
             [nginx, "-e", "stderr", "-p", work, "-c", conf_path, "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         procs.append(proxy)
         wait_for("nginx answering", lambda: answers(proxy_port), 30)
