@@ -173,6 +173,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub header_read_timeout: String,
 
+    /// Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in
+    /// progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "75s")]
+    pub idle_timeout: String,
+
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.
@@ -349,6 +354,7 @@ impl RunArgs {
             listen: self.listen.clone(),
             run: Some(config::RunOnly {
                 header_read_timeout: self.header_read_timeout.clone(),
+                idle_timeout: self.idle_timeout.clone(),
                 watch: self.watch.clone(),
                 tls,
             }),

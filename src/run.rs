@@ -42,6 +42,9 @@ pub(crate) async fn serve(
         tracing::warn!("{warning}");
     }
     let tls = proxy::tls_acceptor(&config)?;
+    // Before the app starts: it inherits the limit, as it would from a service manager that
+    // set it.
+    proxy::raise_open_file_limit();
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut addrs = Vec::with_capacity(config.listen.len());
     for addr in &config.listen {

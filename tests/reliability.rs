@@ -319,3 +319,201 @@ fn a_full_log_disk_leaves_the_app_running_and_says_why() {
     // The console still gets every line.
     ancm.wait_stdout("the last line", |l| l.ends_with("line 20000 of 20000"));
 }
+
+/// One HTTP/2 frame as read off the wire: type, flags, stream.
+struct H2Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+/// Reads the next frame, or `None` once the connection has closed.
+fn read_h2_frame(stream: &mut TcpStream) -> Option<H2Frame> {
+    let mut head = [0u8; 9];
+    match stream.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return None,
+        Err(err) => panic!("no frame and no close: {err}"),
+    }
+    let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).ok()?;
+    Some(H2Frame {
+        kind: head[3],
+        flags: head[4],
+        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        payload,
+    })
+}
+
+/// An h2c connection past its preface and empty SETTINGS frame.
+fn h2c_connect(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("preface");
+    stream
+}
+
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+
+/// Reads until ancm closes the connection, answering its PINGs as clients do when `pong`;
+/// whether a GOAWAY came first.
+fn goaway_then_close(stream: &mut TcpStream, pong: bool) -> bool {
+    let mut goaway = false;
+    while let Some(frame) = read_h2_frame(stream) {
+        goaway |= frame.kind == GOAWAY;
+        if pong && frame.kind == PING && frame.flags & 0x1 == 0 {
+            let ack = [
+                &[0x00, 0x00, 0x08, PING, 0x01, 0, 0, 0, 0][..],
+                &frame.payload,
+            ]
+            .concat();
+            let _ = stream.write_all(&ack);
+        }
+    }
+    goaway
+}
+
+#[test]
+fn idle_http2_connections_are_closed_with_goaway_after_the_idle_timeout() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--idle-timeout", "1s"]);
+    ancm.wait_ready();
+
+    // One that says nothing past its preface, one that makes a request and then goes silent.
+    let mut silent = h2c_connect(ancm.addr());
+    let mut done = h2c_connect(ancm.addr());
+    let get = [
+        &[0x00, 0x00, 0x13, 0x01, 0x05, 0x00, 0x00, 0x00, 0x01][..],
+        &[0x82, 0x86, 0x04, 0x04],
+        b"/pid",
+        &[0x01, 0x09],
+        b"localhost",
+    ]
+    .concat();
+    done.write_all(&get).expect("request");
+    loop {
+        let frame = read_h2_frame(&mut done).expect("the response before any close");
+        // DATA or HEADERS ending stream 1: the response is complete.
+        if frame.stream == 1 && frame.kind <= 1 && frame.flags & 0x1 != 0 {
+            break;
+        }
+    }
+    let answered = Instant::now();
+    assert!(
+        goaway_then_close(&mut done, true),
+        "GOAWAY before the close"
+    );
+    let idle_for = answered.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(500) && idle_for < Duration::from_secs(5),
+        "closed {idle_for:?} after its last response, with an idle timeout of 1 s"
+    );
+    // One that does not even answer the GOAWAY's PING is closed all the same.
+    assert!(
+        goaway_then_close(&mut silent, false),
+        "GOAWAY before the close"
+    );
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new("prlimit");
+    command
+        .arg("--nofile=256:4096")
+        .arg("--")
+        .arg(crate::support::ancm_bin());
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", ancm.pid())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], ["4096", "4096"], "{line}");
+}
+
+/// Sends a GET on `stream` and reads its answer (framed by Content-Length); the status line.
+fn keep_alive_get(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().expect("length"))
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("body");
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn out_of_file_descriptors_open_connections_are_still_served_and_the_log_says_why() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new("prlimit");
+    command
+        .arg("--nofile=64:64")
+        .arg("--")
+        .arg(crate::support::ancm_bin());
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let mut open = TcpStream::connect(ancm.addr()).expect("connect");
+    open.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    assert!(keep_alive_get(&mut open, "/pid").contains(" 200 "));
+
+    let shortage = |l: &str| l.contains("out of file descriptors");
+    let mut idle = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while ancm.count_stderr(shortage) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no word of the shortage with {} idle connections",
+            idle.len()
+        );
+        if idle.len() < 100 {
+            idle.push(TcpStream::connect(ancm.addr()).expect("connect (into the backlog)"));
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    for _ in 0..3 {
+        assert!(
+            keep_alive_get(&mut open, "/pid").contains(" 200 "),
+            "the open connection is served"
+        );
+    }
+    assert_eq!(
+        ancm.count_stderr(shortage),
+        1,
+        "said once: {:?}",
+        ancm.stderr()
+    );
+    drop(idle);
+    ancm.wait_stderr("the end of the shortage", |l| {
+        l.contains("accepting new connections")
+    });
+    assert_eq!(
+        ancm.get("/pid").status(),
+        200,
+        "new connections are served again"
+    );
+}

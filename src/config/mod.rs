@@ -82,6 +82,8 @@ pub struct AppConfig {
     pub listen: Vec<SocketAddr>,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a client connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
     /// HTTPS on the front: the certificate chain and key files (PEM).
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
@@ -127,6 +129,8 @@ const DEFAULT_STDOUT_LOG_FILE: &str = r".\aspnetcore-stdout";
 const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
 /// As nginx's client_header_timeout is 60 s, but a loopback sidecar can be stricter.
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// nginx's keepalive_timeout, which also closes its idle HTTP/2 connections.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Variables ancm always sets for the app, whatever web.config says (spec §2).
 const OWN_VARIABLES: &[&str] = &[
@@ -200,6 +204,8 @@ pub struct Request {
 pub struct RunOnly {
     /// As written: 30, 30s, 500ms.
     pub header_read_timeout: String,
+    /// As written: 75, 75s, 500ms.
+    pub idle_timeout: String,
     /// Globs relative to the app folder.
     pub watch: Vec<String>,
     pub tls: Option<TlsFiles>,
@@ -241,6 +247,17 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                 "value",
                 &run.header_read_timeout,
                 "a duration above zero, such as 30s or 500ms",
+            )
+        })?;
+    config.idle_timeout = values::human_duration(&run.idle_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                Origin::Flag("--idle-timeout"),
+                "value",
+                &run.idle_timeout,
+                "a duration above zero, such as 75s or 500ms",
             )
         })?;
     config.tls.clone_from(&run.tls);
@@ -656,6 +673,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         tls: None,
         watch: Vec::new(),
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
         warnings,
     })
 }

@@ -2,14 +2,24 @@
 //! connection per client (HTTP/2 by ALPN over TLS, or by its preface in plain text, i.e. h2c
 //! with prior knowledge). On shutdown they stop accepting, let requests in flight finish, and
 //! give upgraded connections a short grace before closing them.
+//!
+//! What one client can make ancm hold is bounded, so that a client that stops reading pushes
+//! back on the app instead of filling ancm's memory: HTTP/1.1 buffers, HTTP/2 flow-control
+//! windows and send buffers, TLS buffers (`tls.rs`) and the app connection (`pool.rs`). A
+//! connection with no request in progress for the idle timeout is closed (HTTP/2 with GOAWAY).
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
+use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -84,8 +94,29 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
 /// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
 /// HTTP/2, told apart per connection by the HTTP/2 preface.
 /// The largest request head (request line and headers) accepted, as ANCM's WinHTTP accepts
-/// 64 KB response heads.
+/// 64 KB response heads. hyper's HTTP/1.1 write buffer shares this bound: a client that does
+/// not read holds at most this much of its response in ancm.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// HTTP/2 flow control: what a client may send ahead on one stream, and on all of its streams,
+/// before the app has taken it. HTTP/2's own default stream window is 64 KiB.
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+
+/// Response data queued for one HTTP/2 stream the client is not reading: one 16 KiB frame.
+const H2_SEND_BUFFER: usize = 16 * 1024;
+
+/// Streams at once on one HTTP/2 connection, as nginx's http2_max_concurrent_streams.
+const H2_MAX_STREAMS: u32 = 128;
+
+/// An HTTP/2 client that does not answer a PING within this is gone: its connection closes
+/// even in the middle of a long response.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a connection closed for being idle may take to go: an HTTP/2 client is sent a
+/// GOAWAY and a PING, and one that does not answer the PING is not waited for longer.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 fn server(header_read_timeout: Duration) -> Server {
     let mut server = auto::Builder::new(TokioExecutor::new());
@@ -95,7 +126,15 @@ fn server(header_read_timeout: Duration) -> Server {
         .header_read_timeout(header_read_timeout)
         // Request heads over 64 KiB get 431 here instead of reaching the app.
         .max_buf_size(MAX_HEAD);
-    server.http2().timer(TokioTimer::new());
+    server
+        .http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_send_buf_size(H2_SEND_BUFFER)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     server
 }
 
@@ -120,17 +159,27 @@ async fn accept(
     server: Arc<Server>,
     shutdown: CancellationToken,
 ) {
+    let mut shortage = Shortage::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => return,
         };
         let (stream, remote) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%err, "accepting a connection failed");
+            Ok(accepted) => {
+                shortage.over();
+                accepted
+            }
+            Err(err) if out_of_descriptors(&err) => {
+                shortage.hit(&err);
+                // The connection waits in the backlog until a descriptor is free.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(err) => {
+                // A connection reset before it was accepted, and the like: that client's
+                // loss, not the listener's.
+                tracing::debug!(%err, "accepting a connection failed");
                 continue;
             }
         };
@@ -193,7 +242,8 @@ async fn connection(
         () = shutdown.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => {
+        Ok(Ok(mut stream)) => {
+            super::tls::limit_buffers(stream.get_mut().1);
             let client = ClientInfo {
                 forwarded_for,
                 proto: HeaderValue::from_static("https"),
@@ -222,20 +272,32 @@ async fn serve_connection<I>(
     // Set by the first request; hyper's header_read_timeout covers HTTP/1.1 requests from there
     // on, and an HTTP/2 client past its preface is a real one.
     let started = Arc::new(AtomicBool::new(false));
+    let activity = Arc::new(Activity::new());
+    let idle_timeout = proxy.idle_timeout;
     let service = service_fn({
         let started = started.clone();
+        let activity = activity.clone();
         move |request| {
             started.store(true, Ordering::Relaxed);
+            let in_progress = activity.begin();
             let proxy = proxy.clone();
             let client = client.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, &client).await) }
+            async move {
+                let response = proxy.handle(request, &client).await;
+                Ok::<_, Infallible>(response.map(|body| Counted {
+                    body,
+                    _in_progress: in_progress,
+                }))
+            }
         }
     });
     let conn = server.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let first_request = tokio::time::sleep_until(deadline);
     tokio::pin!(first_request);
-    let (mut waiting, mut draining) = (true, false);
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
+    let (mut waiting, mut draining, mut closing_idle) = (true, false, false);
     let result = loop {
         tokio::select! {
             result = conn.as_mut() => break result,
@@ -250,9 +312,191 @@ async fn serve_connection<I>(
                 }
                 waiting = false;
             }
+            () = idle.as_mut(), if !draining || closing_idle => {
+                if closing_idle {
+                    // A request that raced the GOAWAY is let finish.
+                    if activity.idle_until(Duration::ZERO).is_none() {
+                        idle.as_mut().reset(Instant::now() + IDLE_CLOSE_GRACE);
+                        continue;
+                    }
+                    tracing::debug!(%remote, "an idle connection did not close when asked; dropping it");
+                    return;
+                }
+                let now = Instant::now();
+                match activity.idle_until(idle_timeout) {
+                    Some(due) if due <= now => {
+                        tracing::debug!(%remote, "no request for {idle_timeout:?} (the idle timeout); closing");
+                        draining = true;
+                        closing_idle = true;
+                        conn.as_mut().graceful_shutdown();
+                        idle.as_mut().reset(now + IDLE_CLOSE_GRACE);
+                    }
+                    Some(due) => idle.as_mut().reset(due),
+                    // A request in progress: the connection is not idle, look again later.
+                    None => idle.as_mut().reset(now + idle_timeout),
+                }
+            }
         }
     };
     if let Err(err) = result {
         tracing::debug!(%remote, err = %error_chain(&*err), "client connection ended with an error");
+    }
+}
+
+/// The requests in progress on one client connection, and when the last of them ended; a
+/// request is in progress from its head until its response has been sent (or abandoned).
+struct Activity {
+    start: Instant,
+    open: AtomicUsize,
+    /// Milliseconds from `start` to when the last request ended.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            open: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        InProgress(self.clone())
+    }
+
+    /// When the connection will have been idle for `limit`; `None` while a request is in
+    /// progress.
+    fn idle_until(&self, limit: Duration) -> Option<Instant> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last_end = Duration::from_millis(self.last_end.load(Ordering::Relaxed));
+        Some(self.start + last_end + limit)
+    }
+}
+
+/// One request in progress; its end is when this is dropped.
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let since_start = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_end.fetch_max(since_start, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request in progress until hyper has sent or dropped it.
+    struct Counted<B> {
+        #[pin]
+        body: B,
+        _in_progress: InProgress,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Accepts failing for want of file descriptors: said once when it starts and once when it
+/// ends, not on every try (the loop tries again every 50 ms while it lasts).
+#[derive(Default)]
+struct Shortage {
+    failed: u64,
+}
+
+impl Shortage {
+    fn hit(&mut self, err: &io::Error) {
+        if self.failed == 0 {
+            tracing::warn!(
+                %err,
+                open_file_limit = open_file_limit().map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
+                "out of file descriptors: new connections wait until some close; connections already open are still served"
+            );
+        }
+        self.failed += 1;
+    }
+
+    fn over(&mut self) {
+        if self.failed > 0 {
+            tracing::info!(
+                failed_accepts = self.failed,
+                "file descriptors available again; accepting new connections"
+            );
+            self.failed = 0;
+        }
+    }
+}
+
+/// Whether an accept failed because this process (EMFILE) or the system (ENFILE) has no file
+/// descriptor left.
+fn out_of_descriptors(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::errno::Errno;
+        err.raw_os_error()
+            .is_some_and(|code| matches!(Errno::from_raw(code), Errno::EMFILE | Errno::ENFILE))
+    }
+    #[cfg(not(unix))]
+    {
+        // WSAEMFILE
+        err.raw_os_error() == Some(10024)
+    }
+}
+
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
+}
+
+/// Raises the soft limit on open files to the hard limit: every client connection is one, and
+/// the soft limit a shell or service manager starts ancm with (often 1,024) is far below what
+/// the system lets a process take.
+pub fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+            {
+                Ok(()) => tracing::debug!(
+                    from = soft,
+                    to = hard,
+                    "raised the open-file limit to the hard limit"
+                ),
+                Err(err) => tracing::debug!(%err, soft, hard, "cannot raise the open-file limit"),
+            },
+            Ok((soft, hard)) => {
+                tracing::debug!(soft, hard, "the open-file limit is at the hard limit")
+            }
+            Err(err) => tracing::debug!(%err, "cannot read the open-file limit"),
+        }
     }
 }

@@ -34,7 +34,7 @@ use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use app_path::{AppBase, Route};
 use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
-pub use front::serve;
+pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use pool::Pool;
 use pool::{SendError, Sender, Unanswered};
@@ -73,6 +73,8 @@ pub struct Proxy {
     /// How long a client may take to send a request's headers (and the TLS handshake): slow
     /// clients must not hold connections for ever.
     header_read_timeout: Duration,
+    /// How long a client connection may stay open with no request in progress.
+    idle_timeout: Duration,
     /// X-Forwarded-For's form, worked out once per connection.
     forwarded_for: ForwardedFor,
     /// `--app-path` other than `/`: requests outside it get 404 here.
@@ -94,6 +96,7 @@ impl Proxy {
         let config = supervisor.config();
         Proxy {
             header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,

@@ -6,16 +6,23 @@
 //! A connection is lent to one request and comes back only once its response has been read in
 //! full (see `body.rs`). One dropped before that, because the client went away, is closed with
 //! the request half done, and the app sees its request aborted.
+//!
+//! Responses are read from the app in small pieces ([`SmallReads`]): a piece a slow client has
+//! not taken yet keeps its whole read buffer alive, so small pieces keep what a stalled client
+//! costs small, and the app meets back-pressure instead.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
@@ -44,6 +51,13 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Content-Security-Policy lines); at 4,096 the 128 KiB buffers also make glibc trim and regrow
 /// the proxy threads' heaps every few requests.
 const MAX_RESPONSE_HEADERS: usize = 1024;
+
+/// The most read from the app at once. hyper grows its read buffer to twice what a read
+/// brings, so this bounds the buffer as well as each piece of body handed to the front.
+const READ_PIECE: usize = 8 * 1024;
+
+/// The read buffer's bound: a whole response head must fit (it is taken in pieces).
+const MAX_READ_BUFFER: usize = MAX_RESPONSE_HEAD + READ_PIECE;
 
 /// Why a request could not be sent to the app or got no response.
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +210,8 @@ impl Pool {
         let (sender, connection) = http1::Builder::new()
             .max_header_size(MAX_RESPONSE_HEAD)
             .max_headers(MAX_RESPONSE_HEADERS)
-            .handshake(TokioIo::new(stream))
+            .max_buf_size(MAX_READ_BUFFER)
+            .handshake(TokioIo::new(SmallReads(stream)))
             .await
             .map_err(SendError::Handshake)?;
         tokio::spawn(async move {
@@ -205,5 +220,56 @@ impl Pool {
             }
         });
         Ok(sender)
+    }
+}
+
+/// The connection to the app, read at most [`READ_PIECE`] bytes at a time.
+struct SmallReads(TcpStream);
+
+impl AsyncRead for SmallReads {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() <= READ_PIECE {
+            return Pin::new(&mut self.0).poll_read(cx, buf);
+        }
+        // Zeroed first: reading into it safely needs it initialised (a memset of 8 KiB).
+        let mut piece = ReadBuf::new(buf.initialize_unfilled_to(READ_PIECE));
+        let polled = Pin::new(&mut self.0).poll_read(cx, &mut piece);
+        let filled = piece.filled().len();
+        buf.advance(filled);
+        polled
+    }
+}
+
+impl AsyncWrite for SmallReads {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

@@ -50,6 +50,16 @@ pub(super) fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Encrypted response data rustls queues for a client that is not reading: one TLS record
+/// (rustls allows 64 KiB by default).
+const SEND_BUFFER: usize = 16 * 1024;
+
+/// Bounds what one connection's TLS layer holds for a client that does not read, so that
+/// back-pressure reaches the app instead.
+pub(super) fn limit_buffers(connection: &mut rustls::ServerConnection) {
+    connection.set_buffer_limit(Some(SEND_BUFFER));
+}
+
 /// The `MS-ASPNETCORE-CLIENTCERT` value for a finished handshake: the client's end-entity
 /// certificate, DER in standard base64, as ANCM sends it; `None` when the client sent none.
 pub(super) fn client_cert_header(connection: &rustls::ServerConnection) -> Option<HeaderValue> {
