@@ -5,9 +5,9 @@
 //! There are processesPerApplication slots, each with its own process, port and token; the
 //! proxy asks for the least busy ready one.
 
-mod launch;
 #[cfg(target_os = "linux")]
 mod cgroup;
+mod launch;
 #[cfg(target_os = "linux")]
 mod listeners;
 #[cfg(target_os = "linux")]
