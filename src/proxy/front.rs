@@ -69,9 +69,14 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
             ))
         })
         .collect();
+    let trimming = tokio::spawn(super::trim::after_peaks(
+        connections.clone(),
+        shutdown.clone(),
+    ));
     for task in accepting {
         let _ = task.await;
     }
+    trimming.abort();
     connections.close();
     proxy.tunnels.close();
     let tunnels = async {

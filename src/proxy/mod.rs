@@ -15,6 +15,7 @@ mod headers;
 mod pages;
 mod pool;
 mod tls;
+mod trim;
 mod tunnel;
 mod workers;
 
