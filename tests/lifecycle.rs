@@ -131,13 +131,7 @@ fn web_config_change_recycles_under_load_with_no_failed_request() {
 fn disallow_rotation_on_config_change_keeps_the_app_through_web_config_changes() {
     let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
     let web_config = app.path().join("web.config");
-    let config = std::fs::read_to_string(&web_config)
-        .expect("read")
-        .replace(
-            "</environmentVariables>",
-            "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"disallowRotationOnConfigChange\" value=\"True\" /></handlerSettings>",
-        );
-    write(&web_config, &config);
+    let config = app.add_handler_setting("disallowRotationOnConfigChange", "True");
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     let (pid, _) = ancm.wait_ready();
 

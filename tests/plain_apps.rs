@@ -1,6 +1,6 @@
 use nix::sys::signal::Signal;
 
-use crate::support::{client, sampleapp, Ancm, AppDir};
+use crate::support::{client, echoed, sampleapp, Ancm, AppDir};
 
 const PLAIN_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/plain.py");
 
@@ -60,12 +60,9 @@ fn forwarded_for(ancm: &Ancm) -> Vec<String> {
         .expect("request")
         .json()
         .expect("json");
-    echo["headers"]
-        .as_array()
-        .expect("headers")
-        .iter()
-        .filter(|pair| pair[0] == "x-forwarded-for")
-        .filter_map(|pair| pair[1].as_str().map(str::to_owned))
+    echoed(&echo, "x-forwarded-for")
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{ancm_bin, client, h2c_client, Ancm, AppDir, DEADLINE};
+use crate::support::{ancm_bin, client, echoed, h2c_client, Ancm, AppDir, DEADLINE};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -21,17 +21,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// The values of header `name` the app saw, from its /echo answer.
-fn echoed<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
-    echo["headers"]
-        .as_array()
-        .expect("headers")
-        .iter()
-        .filter(|pair| pair[0] == name)
-        .filter_map(|pair| pair[1].as_str())
-        .collect()
 }
 
 async fn next_message<S>(ws: &mut S) -> Message

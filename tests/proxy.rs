@@ -1,7 +1,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::support::{client, fnv1a, Ancm, AppDir, FNV_OFFSET};
+use crate::support::{client, echoed, fnv1a, Ancm, AppDir, FNV_OFFSET};
 
 #[test]
 fn header_contract() {
@@ -341,12 +341,9 @@ fn strip_app_path_forwards_without_the_base_and_names_it() {
             .expect("request")
             .json()
             .expect("json");
-        let prefixes = answer["headers"]
-            .as_array()
-            .expect("headers")
-            .iter()
-            .filter(|pair| pair[0] == "x-forwarded-prefix")
-            .filter_map(|pair| pair[1].as_str().map(str::to_owned))
+        let prefixes = echoed(&answer, "x-forwarded-prefix")
+            .into_iter()
+            .map(str::to_owned)
             .collect();
         (answer["path"].as_str().expect("path").to_owned(), prefixes)
     };

@@ -191,13 +191,7 @@ fn sighup_recycles_with_the_configuration_read_again_and_ancm_keeps_running() {
     // Changes alone do not recycle here, so the recycle is the signal's.
     let app = AppDir::new("", &[("SAMPLE_VAR", "before")]);
     let web_config = app.path().join("web.config");
-    let config = std::fs::read_to_string(&web_config)
-        .expect("read")
-        .replace(
-            "</environmentVariables>",
-            "</environmentVariables>\n        <handlerSettings><handlerSetting name=\"disallowRotationOnConfigChange\" value=\"true\" /></handlerSettings>",
-        );
-    std::fs::write(&web_config, &config).expect("write");
+    let config = app.add_handler_setting("disallowRotationOnConfigChange", "true");
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     let (first, _) = ancm.wait_ready();
     std::fs::write(&web_config, config.replace("before", "after")).expect("write");

@@ -13,7 +13,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
-use crate::support::{ancm_bin, Ancm, AppDir};
+use crate::support::{ancm_bin, echoed, Ancm, AppDir};
 
 /// A certificate and its key, as a TLS client presents them.
 struct Identity {
@@ -181,17 +181,6 @@ async fn https_echo(
         .map_err(|e| format!("body: {e}"))?
         .to_bytes();
     Ok(serde_json::from_slice(&body).expect("json"))
-}
-
-/// The values of header `name` the app saw, from its /echo answer.
-fn echoed<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
-    echo["headers"]
-        .as_array()
-        .expect("headers")
-        .iter()
-        .filter(|pair| pair[0] == name)
-        .filter_map(|pair| pair[1].as_str())
-        .collect()
 }
 
 #[test]

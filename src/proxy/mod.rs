@@ -174,22 +174,17 @@ impl Proxy {
             return refused;
         }
         let bodiless = body.is_end_stream();
+        let declared_length = parts.headers.contains_key(header::CONTENT_LENGTH);
         // A declared length was checked above, and hyper holds the body to it; a chunked (or
         // HTTP/2) body is counted as it goes.
-        let count_to = limits
-            .max_body
-            .filter(|_| !parts.headers.contains_key(header::CONTENT_LENGTH));
+        let count_to = limits.max_body.filter(|_| !declared_length);
         let progress =
             (!bodiless && (request_timeout.is_some() || count_to.is_some())).then(Progress::new);
         let body = match &progress {
             Some(progress) => body.watched(count_to, progress.clone()),
             None => body,
         };
-        if bodiless
-            && upgrade.is_none()
-            && expects_content(&parts.method)
-            && !parts.headers.contains_key(header::CONTENT_LENGTH)
-        {
+        if bodiless && upgrade.is_none() && expects_content(&parts.method) && !declared_length {
             parts.headers.remove(header::TRANSFER_ENCODING);
             parts
                 .headers
@@ -197,7 +192,7 @@ impl Proxy {
         }
         // hyper sends no body with a GET or HEAD whose length it does not know; the
         // client sent one, so the app gets it, chunked as it came.
-        let forward_chunked = !bodiless && !parts.headers.contains_key(header::CONTENT_LENGTH);
+        let forward_chunked = !bodiless && !declared_length;
         let path = stripped.unwrap_or_else(|| {
             parts
                 .uri

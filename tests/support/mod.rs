@@ -113,6 +113,18 @@ impl AppDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Adds `<handlerSetting name value>` to the web.config [`AppDir::new`] wrote, and returns
+    /// the web.config's new text.
+    pub fn add_handler_setting(&self, name: &str, value: &str) -> String {
+        let path = self.path().join("web.config");
+        let text = std::fs::read_to_string(&path).expect("read web.config").replace(
+            "</environmentVariables>",
+            &format!("</environmentVariables>\n        <handlerSettings><handlerSetting name=\"{name}\" value=\"{value}\" /></handlerSettings>"),
+        );
+        std::fs::write(&path, &text).expect("write web.config");
+        text
+    }
 }
 
 /// Lines a stream has produced so far, and a way to wait for more.
@@ -362,6 +374,17 @@ pub fn raw_exchange(addr: &str, request: &[u8]) -> String {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The values of header `name` the app saw, from the sample app's /echo answer.
+pub fn echoed<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    echo["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter(|pair| pair[0] == name)
+        .filter_map(|pair| pair[1].as_str())
+        .collect()
 }
 
 /// A client that does not pool connections, so each test sees fresh connections.
