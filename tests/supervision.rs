@@ -27,7 +27,7 @@ fn restarts_the_app_after_kill_9() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let answer = ancm.get("/pid");
-    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.status(), 200, "{:#?}", ancm.stderr());
     assert_ne!(answer.text().expect("pid"), first.to_string());
     let (second, _) = ancm.wait_ready_after(first);
     assert_ne!(first, second);

@@ -29,11 +29,51 @@ use super::body::RequestBody;
 use super::workers;
 
 /// One connection to the app, ready to carry a request.
-pub(super) type Sender = http1::SendRequest<RequestBody>;
+pub(super) struct Sender {
+    send: http1::SendRequest<RequestBody>,
+    /// The connection's socket, to look for a close that arrived while it was idle.
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        self.send.is_closed()
+    }
+
+    /// Whether the app closed (or reset) the connection while it was idle, as far as the
+    /// kernel knows: the connection's own task may not have read that yet, and a request
+    /// written into it then would fail with no way to tell it from one that crashed the app.
+    /// A peek that takes nothing; on a descriptor that is no longer this socket it fails, and
+    /// the connection is only given up.
+    #[cfg(unix)]
+    fn closed_by_peer(&self) -> bool {
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut byte = [0u8; 1];
+        match recv(
+            self.fd,
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            // Nothing to read: open and quiet, as an idle connection is.
+            Err(nix::errno::Errno::EAGAIN) => false,
+            // End of stream, bytes the app sent unasked, or an error: not one to send on.
+            _ => true,
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn closed_by_peer(&self) -> bool {
+        false
+    }
+}
 
 /// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
 /// so ancm lets go first rather than send a request into a connection being closed.
 const IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// A connection idle this long is checked for a close by the app before it takes a request.
+const PEEK_AFTER: Duration = Duration::from_millis(1);
 
 /// Idle connections kept per process; more than this many at once are closed after use.
 const MAX_IDLE: usize = 512;
@@ -150,7 +190,7 @@ impl Pool {
                     Err(error) => return Err(Unanswered::unsent(error, request)),
                 },
             };
-            match sender.try_send_request(request).await {
+            match sender.send.try_send_request(request).await {
                 Ok(response) => return Ok((response, sender)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
@@ -189,10 +229,16 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop()?;
-            if since.elapsed() >= IDLE_FOR || sender.is_closed() {
+            let idle_for = since.elapsed();
+            if idle_for >= IDLE_FOR || sender.is_closed() {
                 continue;
             }
-            if sender.ready().await.is_ok() {
+            // Under load a connection comes back within microseconds and skips the system
+            // call; one that waited may have seen the app die or time it out meanwhile.
+            if idle_for >= PEEK_AFTER && sender.closed_by_peer() {
+                continue;
+            }
+            if sender.send.ready().await.is_ok() {
                 return Some(sender);
             }
         }
@@ -207,7 +253,9 @@ impl Pool {
         };
         // Heads and small bodies go out at once rather than waiting on Nagle.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
+        #[cfg(unix)]
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let (send, connection) = http1::Builder::new()
             .max_header_size(MAX_RESPONSE_HEAD)
             .max_headers(MAX_RESPONSE_HEADERS)
             .max_buf_size(MAX_READ_BUFFER)
@@ -219,7 +267,11 @@ impl Pool {
                 tracing::debug!(%addr, err = %super::error_chain(&err), "connection to the app ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Sender {
+            send,
+            #[cfg(unix)]
+            fd,
+        })
     }
 }
 
