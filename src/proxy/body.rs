@@ -18,8 +18,20 @@ use tokio::time::{Instant, Sleep};
 
 use hyper::body::Incoming;
 
-use super::pool::Sender;
+use super::exchange::{AppBody, Connection};
 use crate::supervisor::InFlight;
+
+/// A response body that holds the app connection it is read from.
+pub(super) trait HoldsConnection {
+    /// The connection, once the body has been read in full and it can serve another request.
+    fn take_connection(&mut self) -> Option<Connection>;
+}
+
+impl HoldsConnection for AppBody {
+    fn take_connection(&mut self) -> Option<Connection> {
+        AppBody::take_connection(self)
+    }
+}
 
 pin_project_lite::pin_project! {
     pub struct IdleTimeout<B> {
@@ -31,21 +43,16 @@ pin_project_lite::pin_project! {
         sleep: Option<Sleep>,
         limit: Duration,
         last_activity: Instant,
-        // Counts the request as in flight until the whole body has been read (or failed), and
-        // holds the connection it comes on until then.
-        request: Option<(InFlight, Sender)>,
+        // Counts the request as in flight until the whole body has been read (or failed).
+        request: Option<InFlight>,
     }
 }
 
 impl<B> IdleTimeout<B> {
     /// `limit` of `None` never times out.
-    pub(super) fn new(
-        inner: B,
-        limit: Option<Duration>,
-        request: Option<(InFlight, Sender)>,
-    ) -> Self
+    pub(super) fn new(inner: B, limit: Option<Duration>, request: Option<InFlight>) -> Self
     where
-        B: Body,
+        B: Body + HoldsConnection,
     {
         let now = Instant::now();
         let mut body = IdleTimeout {
@@ -57,16 +64,18 @@ impl<B> IdleTimeout<B> {
         };
         // Nothing to read (HEAD, 204, 304, an empty body): the front will not poll it.
         if body.inner.is_end_stream() {
-            finish(&mut body.request);
+            finish(&mut body.request, &mut body.inner);
         }
         body
     }
 }
 
 /// The response has been read in full: the request is over and its connection can serve another.
-fn finish(request: &mut Option<(InFlight, Sender)>) {
-    if let Some((in_flight, connection)) = request.take() {
-        in_flight.backend().connections.put(connection);
+fn finish<B: HoldsConnection>(request: &mut Option<InFlight>, body: &mut B) {
+    if let Some(in_flight) = request.take() {
+        if let Some(connection) = body.take_connection() {
+            in_flight.backend().connections.put(connection);
+        }
     }
 }
 
@@ -77,7 +86,7 @@ pub(super) struct BodyIdle(Duration);
 
 impl<B> Body for IdleTimeout<B>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + HoldsConnection + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Data = Bytes;
@@ -92,9 +101,11 @@ where
             *this.last_activity = Instant::now();
             match &frame {
                 // The front stops polling once the body says it has ended.
-                Some(Ok(_)) if this.inner.is_end_stream() => finish(this.request),
+                Some(Ok(_)) if this.inner.is_end_stream() => {
+                    finish(this.request, this.inner.get_mut());
+                }
                 Some(Ok(_)) => {}
-                None => finish(this.request),
+                None => finish(this.request, this.inner.get_mut()),
                 // Dropped, the connection closes: what is left of the response is unknown.
                 Some(Err(_)) => drop(this.request.take()),
             }
@@ -315,6 +326,12 @@ impl Body for RequestBody {
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody};
+
+    impl<S> HoldsConnection for StreamBody<S> {
+        fn take_connection(&mut self) -> Option<Connection> {
+            None
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn fails_after_an_idle_gap_but_not_on_a_slow_steady_stream() {

@@ -5,11 +5,11 @@
 //! app to forward to, ancm answers with its own pages.
 //!
 //! A client that goes away drops its request's future here, and with it the app connection it
-//! was using (`pool.rs`): hyper closes a connection whose response future or body receiver is
-//! dropped before the end, so the app sees its request aborted.
+//! was using (`exchange.rs`), which closes: the app sees its request aborted.
 
 mod app_path;
 mod body;
+mod exchange;
 mod front;
 mod headers;
 mod pages;
@@ -35,13 +35,14 @@ use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use app_path::{AppBase, Route};
 use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
+use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use pool::Pool;
-use pool::{SendError, Sender, Unanswered};
+use pool::{SendError, Unanswered};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
-pub type ProxyBody = Either<IdleTimeout<Incoming>, Full<Bytes>>;
+pub type ProxyBody = Either<IdleTimeout<AppBody>, Full<Bytes>>;
 
 /// Why forwarding gave no response.
 enum Failed {
@@ -242,7 +243,7 @@ impl Proxy {
 
         match result {
             // Upgraded, the app's connection becomes the tunnel's: not one to pool.
-            Ok((response, _)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 match client_upgrade {
                     Some(client_side) => self.tunnel(response, client_side, in_flight),
                     None => {
@@ -257,7 +258,7 @@ impl Proxy {
                     }
                 }
             }
-            Ok((response, connection)) => {
+            Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
                 let keep_connection =
@@ -270,11 +271,7 @@ impl Proxy {
                 }
                 Response::from_parts(
                     parts,
-                    Either::Left(IdleTimeout::new(
-                        body,
-                        request_timeout,
-                        Some((in_flight, connection)),
-                    )),
+                    Either::Left(IdleTimeout::new(body, request_timeout, Some(in_flight))),
                 )
             }
             Err((Failed::TooLarge, _)) => {
@@ -313,14 +310,14 @@ impl Proxy {
     /// Sends one request to `backend`. requestTimeout bounds each wait on the app until the
     /// response head: the connect, each gap while the app takes the request body (`progress`),
     /// and the head itself once the body is sent; never the client's own pace. Returns the
-    /// response head with the connection it came on, or why there is none and, if the app
+    /// response head (its body holds the connection), or why there is none and, if the app
     /// never saw it, the request.
     async fn send(
         &self,
         backend: &Backend,
         request: Request<RequestBody>,
         progress: Option<&Progress>,
-    ) -> Result<(Response<Incoming>, Sender), (Failed, Option<Request<RequestBody>>)> {
+    ) -> Result<Response<AppBody>, (Failed, Option<Request<RequestBody>>)> {
         let forwarded = backend.connections.send(request);
         let Some(limit) = backend.config.request_timeout else {
             return forwarded.await.map_err(|u| failed(u, progress));

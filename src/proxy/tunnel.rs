@@ -3,28 +3,34 @@
 //! No requestTimeout applies: a WebSocket may rightly stay quiet for hours. The request counts
 //! as in flight for as long as the tunnel is open, so a recycle waits for it.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::Response;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{error_chain, headers, Proxy, ProxyBody};
+use super::exchange::AppBody;
+use super::{error_chain, headers, page, pages, Proxy, ProxyBody};
 use crate::supervisor::InFlight;
 
 impl Proxy {
     /// Answers the client's upgrade with the app's 101 and splices the two connections in a
-    /// tracked task once hyper has handed both over.
+    /// tracked task once hyper has handed the client's over.
     pub(super) fn tunnel(
         &self,
-        mut response: Response<Incoming>,
+        response: Response<AppBody>,
         client_side: OnUpgrade,
         in_flight: InFlight,
     ) -> Response<ProxyBody> {
-        let app_side = hyper::upgrade::on(&mut response);
-        let (mut parts, _) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        let Some(app_side) = body.into_upgraded() else {
+            return page(pages::bad_gateway(
+                "The app's connection closed as it switched protocols.",
+            ));
+        };
         headers::rewrite_switching(&mut parts.headers);
         let close = self.close_tunnels.clone();
         self.tunnels
@@ -35,22 +41,29 @@ impl Proxy {
 
 async fn splice(
     client_side: OnUpgrade,
-    app_side: OnUpgrade,
+    (mut app, early): (TcpStream, BytesMut),
     close: CancellationToken,
     // Held, not read: the request stays in flight until the tunnel closes.
     _in_flight: InFlight,
 ) {
     let spliced = async {
-        // The client's side resolves once hyper has written our 101; either fails if its
-        // connection closed first.
-        let (client, app) = match tokio::try_join!(client_side, app_side) {
-            Ok(sides) => sides,
+        // Resolves once hyper has written our 101; fails if the client's connection closed
+        // first.
+        let client = match client_side.await {
+            Ok(client) => client,
             Err(err) => {
                 tracing::debug!(err = %error_chain(&err), "an upgraded connection closed before the switch");
                 return;
             }
         };
-        let (mut client, mut app) = (TokioIo::new(client), TokioIo::new(app));
+        let mut client = TokioIo::new(client);
+        // What the app sent right behind its 101 was read with the head.
+        if !early.is_empty() {
+            if let Err(err) = client.write_all(&early).await {
+                tracing::debug!(%err, "upgraded connection ended");
+                return;
+            }
+        }
         match tokio::io::copy_bidirectional(&mut client, &mut app).await {
             Ok((up, down)) => {
                 tracing::debug!(up, down, "upgraded connection closed");

@@ -1,0 +1,791 @@
+//! One HTTP/1.1 exchange with the app, driven by the request's own task: the request head is
+//! written from the request, its body is sent as the app takes it, the response head is read
+//! with httparse and the response body is read from the app's socket only when the front asks
+//! for more. Nothing reads ahead of a slow client, so the app meets back-pressure and a stalled
+//! client costs one read buffer on this side.
+//!
+//! Framing follows RFC 9112 §6.3 strictly: a response with Transfer-Encoding is chunked if its
+//! last coding is chunked (and any Content-Length is ignored), else read until the app closes;
+//! differing Content-Length values are refused; HEAD, 1xx, 204 and 304 responses have no body.
+//! Informational responses other than 101 are skipped, as the front sends its own 100 Continue.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+use super::body::RequestBody;
+
+/// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
+/// a larger one fails its request with a 502 and the reason in the log. Trailer sections have
+/// the same bound.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Header lines a response head may have. 1,024 lines fill a 64 KiB head at 64 bytes a line,
+/// so the byte limit above is what bounds real heads (many Set-Cookie lines).
+const MAX_HEADERS: usize = 1024;
+
+/// Header lines parsed without a heap buffer; a head with more is parsed again with one.
+const USUAL_HEADERS: usize = 64;
+
+/// The most read from the app at once: what one piece of body handed to the front holds.
+const READ_PIECE: usize = 8 * 1024;
+
+/// The longest chunk-size line (size and extensions) taken in a chunked response.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an exchange with the app failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("writing the request to the app failed")]
+    Write(#[source] io::Error),
+    #[error("reading the response from the app failed")]
+    Read(#[source] io::Error),
+    #[error("the app closed the connection before answering")]
+    Closed,
+    #[error("the app closed the connection in the middle of its response")]
+    ClosedEarly,
+    #[error("the app sent an invalid response: {0}")]
+    Invalid(&'static str),
+    #[error("the app sent an invalid response head")]
+    Head(#[source] httparse::Error),
+    #[error("the app's response head is too large (over {MAX_HEAD} bytes)")]
+    HeadTooLarge,
+    #[error("the app's response head has too many header lines (too large: over {MAX_HEADERS})")]
+    TooManyHeaders,
+    #[error("the request body could not be sent")]
+    Upload(#[source] BoxError),
+}
+
+/// A failed exchange, with the request itself when none of it was written: then the app never
+/// saw it and it may be sent again elsewhere.
+pub(super) struct Failure {
+    pub(super) error: ExchangeError,
+    pub(super) unsent: Option<Request<RequestBody>>,
+}
+
+/// An open HTTP/1.1 connection to the app, between requests or lent to one.
+pub(super) struct Connection {
+    stream: TcpStream,
+    /// Bytes read from the app and not yet taken; empty between requests.
+    buf: BytesMut,
+    /// The request head being written; kept to be reused by the next request.
+    head: Vec<u8>,
+}
+
+impl Connection {
+    pub(super) fn new(stream: TcpStream) -> Connection {
+        Connection {
+            stream,
+            buf: BytesMut::new(),
+            head: Vec::new(),
+        }
+    }
+
+    /// Whether the app closed (or reset) the connection while it was idle, as far as the
+    /// kernel knows: a request written into it then would fail with no way to tell it from one
+    /// that crashed the app. A peek that takes nothing.
+    #[cfg(unix)]
+    pub(super) fn closed_by_peer(&self) -> bool {
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let mut byte = [0u8; 1];
+        match recv(
+            self.stream.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            // Nothing to read: open and quiet, as an idle connection is.
+            Err(nix::errno::Errno::EAGAIN) => false,
+            // End of stream, bytes the app sent unasked, or an error: not one to send on.
+            _ => true,
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn closed_by_peer(&self) -> bool {
+        false
+    }
+
+    /// Reads at most [`READ_PIECE`] more bytes into the buffer; `Ok(0)` at the end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            self.buf.reserve(READ_PIECE);
+            match self
+                .stream
+                .try_read_buf(&mut (&mut self.buf).limit(READ_PIECE))
+            {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return Poll::Ready(read),
+            }
+        }
+    }
+}
+
+/// Sends `request` on `connection` and waits for the response head. The body comes back with
+/// the connection inside it; once read in full, [`AppBody::take_connection`] gives the
+/// connection back for another request.
+pub(super) async fn send(
+    mut connection: Connection,
+    request: Request<RequestBody>,
+) -> Result<Response<AppBody>, Failure> {
+    encode_head(&mut connection.head, &request);
+    let mut written = 0;
+    let head_sent = std::future::poll_fn(|cx| {
+        let Connection { stream, head, .. } = &mut connection;
+        while written < head.len() {
+            written += ready!(Pin::new(&mut *stream).poll_write(cx, &head[written..]))?;
+        }
+        Poll::Ready(Ok::<_, io::Error>(()))
+    })
+    .await;
+    if let Err(err) = head_sent {
+        return Err(Failure {
+            error: ExchangeError::Write(err),
+            unsent: (written == 0).then_some(request),
+        });
+    }
+    let head_request = request.method() == Method::HEAD;
+    let upload = Upload::new(&request);
+    let mut exchange = Exchange {
+        connection,
+        upload: upload.map(|framing| (framing, request.into_body())),
+        pending: Pending::default(),
+        upload_failed: false,
+    };
+    let head = std::future::poll_fn(|cx| exchange.poll_head(cx)).await;
+    let head = head.map_err(|error| Failure {
+        error,
+        unsent: None,
+    })?;
+    let reusable = head.keep_alive && exchange.connection.head.capacity() <= MAX_HEAD;
+    let decode = if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        Decode::Upgraded
+    } else {
+        response_framing(head.status, head_request, &head.headers).map_err(|error| Failure {
+            error,
+            unsent: None,
+        })?
+    };
+    let mut response = Response::new(AppBody {
+        reusable: reusable && !matches!(decode, Decode::Close),
+        decode,
+        exchange: Some(exchange),
+    });
+    *response.status_mut() = head.status;
+    *response.version_mut() = head.version;
+    *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        response.extensions_mut().insert(reason);
+    }
+    Ok(response)
+}
+
+/// The request head as HTTP/1.1 bytes: request line, header lines as they are, blank line.
+fn encode_head(out: &mut Vec<u8>, request: &Request<RequestBody>) {
+    out.clear();
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the request body goes to the app, from the headers the proxy settled on.
+enum Upload {
+    Length { left: u64 },
+    Chunked { trailers: Option<HeaderMap> },
+}
+
+impl Upload {
+    /// `None`: the request has no body.
+    fn new(request: &Request<RequestBody>) -> Option<Upload> {
+        if request.headers().contains_key(TRANSFER_ENCODING) {
+            return Some(Upload::Chunked { trailers: None });
+        }
+        let length = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+        (length > 0 || !request.body().is_end_stream()).then_some(Upload::Length { left: length })
+    }
+}
+
+/// The connection lent to one request, and the request body while it is still being sent.
+struct Exchange {
+    connection: Connection,
+    /// The request body still to send, and how.
+    upload: Option<(Upload, RequestBody)>,
+    /// Bytes of framing and body taken from the client and not yet written.
+    pending: Pending,
+    /// The body could not be sent in full: the app's side of the exchange is unknown.
+    upload_failed: bool,
+}
+
+/// Bytes queued for the app, in order: a chunk's size line, its data, its end.
+#[derive(Default)]
+struct Pending {
+    parts: [Bytes; 3],
+    next: usize,
+}
+
+impl Pending {
+    fn of(parts: [Bytes; 3]) -> Pending {
+        Pending { parts, next: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
+    }
+}
+
+impl Exchange {
+    /// Sends as much of the request body as the client and the app allow. `Ready(Ok)` once all
+    /// of it has gone (or there is none).
+    fn poll_upload(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ExchangeError>> {
+        loop {
+            while let Some(part) = self.pending.parts.get_mut(self.pending.next) {
+                if part.is_empty() {
+                    self.pending.next += 1;
+                    continue;
+                }
+                let n = ready!(Pin::new(&mut self.connection.stream).poll_write(cx, part))
+                    .map_err(ExchangeError::Write)?;
+                part.advance(n);
+            }
+            let Some((framing, body)) = self.upload.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let frame = match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(err)) => return Poll::Ready(Err(ExchangeError::Upload(err))),
+                None => {
+                    let end = match framing {
+                        Upload::Length { left: 0 } => Bytes::new(),
+                        Upload::Length { .. } => {
+                            return Poll::Ready(Err(ExchangeError::Upload(
+                                "the request body is shorter than its Content-Length".into(),
+                            )))
+                        }
+                        Upload::Chunked { trailers } => last_chunk(trailers.take()),
+                    };
+                    self.upload = None;
+                    self.pending = Pending::of([end, Bytes::new(), Bytes::new()]);
+                    continue;
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    if let (Upload::Chunked { trailers }, Ok(fields)) =
+                        (framing, frame.into_trailers())
+                    {
+                        trailers.get_or_insert_with(HeaderMap::new).extend(fields);
+                    }
+                    continue;
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            self.pending = match framing {
+                Upload::Length { left } => {
+                    let len = data.len() as u64;
+                    if len > *left {
+                        return Poll::Ready(Err(ExchangeError::Upload(
+                            "the request body is longer than its Content-Length".into(),
+                        )));
+                    }
+                    *left -= len;
+                    Pending::of([data, Bytes::new(), Bytes::new()])
+                }
+                Upload::Chunked { .. } => Pending::of([
+                    Bytes::from(format!("{:x}\r\n", data.len())),
+                    data,
+                    Bytes::from_static(b"\r\n"),
+                ]),
+            };
+        }
+    }
+
+    /// Whether the request body has gone in full.
+    fn uploaded(&self) -> bool {
+        self.upload.is_none() && self.pending.is_empty() && !self.upload_failed
+    }
+
+    /// Moves the upload on beside the response. A write that fails does not fail the response:
+    /// an app may answer, and close, before it has read the whole body; the connection is then
+    /// not reused. A client body that fails is returned: the exchange is broken.
+    fn poll_upload_beside(&mut self, cx: &mut Context<'_>) -> Result<(), ExchangeError> {
+        if self.upload.is_none() && self.pending.is_empty() {
+            return Ok(());
+        }
+        match self.poll_upload(cx) {
+            Poll::Ready(Err(err @ ExchangeError::Upload(_))) => Err(err),
+            Poll::Ready(Err(err)) => {
+                tracing::debug!(err = %super::error_chain(&err), "the app stopped taking the request body");
+                self.upload = None;
+                self.pending = Pending::default();
+                self.upload_failed = true;
+                Ok(())
+            }
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Reads the response head, skipping informational responses but 101.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Head, ExchangeError>> {
+        loop {
+            if let Err(err) = self.poll_upload_beside(cx) {
+                return Poll::Ready(Err(err));
+            }
+            let buf = &mut self.connection.buf;
+            if !buf.is_empty() {
+                if let Some((head, len)) = parse_head(buf)? {
+                    buf.advance(len);
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        continue;
+                    }
+                    return Poll::Ready(Ok(head));
+                }
+                if buf.len() > MAX_HEAD {
+                    return Poll::Ready(Err(ExchangeError::HeadTooLarge));
+                }
+            }
+            let had = buf.len();
+            match ready!(self.connection.poll_fill(cx)) {
+                Ok(0) if had == 0 => return Poll::Ready(Err(ExchangeError::Closed)),
+                Ok(0) => return Poll::Ready(Err(ExchangeError::Invalid("the head ended early"))),
+                Ok(_) => {}
+                Err(err) => return Poll::Ready(Err(ExchangeError::Read(err))),
+            }
+        }
+    }
+}
+
+/// `0\r\n`, the trailer fields, and the blank line that ends a chunked body.
+fn last_chunk(trailers: Option<HeaderMap>) -> Bytes {
+    let mut out = b"0\r\n".to_vec();
+    for (name, value) in trailers.iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+/// A response head as read from the app.
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    /// A reason phrase other than the status's own, kept for the client.
+    reason: Option<hyper::ext::ReasonPhrase>,
+    keep_alive: bool,
+}
+
+/// The head at the start of `buf`, with its length; `None` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ExchangeError> {
+    let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    match parse_head_with(buf, &mut usual) {
+        Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
+            let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            match parse_head_with(buf, &mut many) {
+                Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
+                    Err(ExchangeError::TooManyHeaders)
+                }
+                parsed => parsed,
+            }
+        }
+        parsed => parsed,
+    }
+}
+
+fn parse_head_with<'h>(
+    buf: &'h [u8],
+    slots: &mut [httparse::Header<'h>],
+) -> Result<Option<(Head, usize)>, ExchangeError> {
+    let mut response = httparse::Response::new(slots);
+    let len = match response.parse(buf).map_err(ExchangeError::Head)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let code = response
+        .code
+        .ok_or(ExchangeError::Invalid("no status code"))?;
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::Invalid("a status code out of range"))?;
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let mut close = version == Version::HTTP_10;
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| ExchangeError::Invalid("a header name"))?;
+        let value = HeaderValue::from_bytes(field.value)
+            .map_err(|_| ExchangeError::Invalid("a header value"))?;
+        if name == CONNECTION {
+            for option in field.value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                if option.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10
+                {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    let reason = response
+        .reason
+        .filter(|reason| Some(*reason) != status.canonical_reason() && !reason.is_empty())
+        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()).ok());
+    Ok(Some((
+        Head {
+            status,
+            version,
+            headers,
+            reason,
+            keep_alive: !close,
+        },
+        len,
+    )))
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+enum Decode {
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the app closes the connection.
+    Close,
+    /// The connection switched protocols: it is the tunnel's now.
+    Upgraded,
+    Done,
+}
+
+fn response_framing(
+    status: StatusCode,
+    head_request: bool,
+    headers: &HeaderMap,
+) -> Result<Decode, ExchangeError> {
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Decode::Done);
+    }
+    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let chunked = last
+            .as_bytes()
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        return Ok(if chunked {
+            Decode::Chunked(Chunk::Size)
+        } else {
+            Decode::Close
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                return Err(ExchangeError::Invalid(
+                    "a Content-Length that is not a number",
+                ));
+            }
+            let n: u64 = std::str::from_utf8(item)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ExchangeError::Invalid(
+                    "a Content-Length that is not a number",
+                ))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ExchangeError::Invalid("Content-Length values that differ"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Decode::Done,
+        Some(n) => Decode::Length(n),
+        None => Decode::Close,
+    })
+}
+
+/// Where a chunked body's reading is.
+enum Chunk {
+    Size,
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+}
+
+/// What one step of reading a chunked body gave.
+enum Step {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    End,
+    More,
+}
+
+const MALFORMED: ExchangeError = ExchangeError::Invalid("a malformed chunked body");
+
+fn chunk_step(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, ExchangeError> {
+    loop {
+        match state {
+            Chunk::Size => {
+                let Some(lf) = buf.iter().take(MAX_CHUNK_LINE).position(|&b| b == b'\n') else {
+                    if buf.len() >= MAX_CHUNK_LINE {
+                        return Err(ExchangeError::Invalid("a chunk-size line too long"));
+                    }
+                    return Ok(Step::More);
+                };
+                let size = chunk_size(&buf[..lf])?;
+                buf.advance(lf + 1);
+                *state = if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = usize::try_from(*left).map_or(buf.len(), |left| left.min(buf.len()));
+                *left -= n as u64;
+                if *left == 0 {
+                    *state = Chunk::DataEnd;
+                }
+                return Ok(Step::Data(buf.split_to(n).freeze()));
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Step::More);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(MALFORMED);
+                }
+                buf.advance(2);
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                if buf.len() < 2 {
+                    return Ok(Step::More);
+                }
+                if buf.starts_with(b"\r\n") {
+                    buf.advance(2);
+                    return Ok(Step::End);
+                }
+                return trailers(buf);
+            }
+        }
+    }
+}
+
+/// The size on a chunk-size line (without its LF): hex digits, then optional whitespace and
+/// extensions, which are passed over.
+fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
+    let line = line.strip_suffix(b"\r").ok_or(MALFORMED)?;
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return Err(MALFORMED);
+    }
+    let rest = line[digits..].trim_ascii_start();
+    if !(rest.is_empty() || rest.starts_with(b";"))
+        || rest.iter().any(|&b| b.is_ascii_control() && b != b'\t')
+    {
+        return Err(MALFORMED);
+    }
+    let digits = std::str::from_utf8(&line[..digits]).map_err(|_| MALFORMED)?;
+    u64::from_str_radix(digits, 16).map_err(|_| MALFORMED)
+}
+
+/// The trailer section at the start of `buf`, once whole.
+fn trailers(buf: &mut BytesMut) -> Result<Step, ExchangeError> {
+    let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    let parsed = match httparse::parse_headers(buf, &mut usual) {
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Invalid("too many trailer fields"));
+        }
+        Err(_) => return Err(ExchangeError::Invalid("malformed trailer fields")),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(ExchangeError::Invalid("trailer fields too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(Step::More),
+        Ok(httparse::Status::Complete((len, fields))) => {
+            let mut map = HeaderMap::with_capacity(fields.len());
+            for field in fields {
+                let name = HeaderName::from_bytes(field.name.as_bytes())
+                    .map_err(|_| ExchangeError::Invalid("a trailer field name"))?;
+                let value = HeaderValue::from_bytes(field.value)
+                    .map_err(|_| ExchangeError::Invalid("a trailer field value"))?;
+                map.append(name, value);
+            }
+            (len, map)
+        }
+    };
+    let (len, map) = parsed;
+    buf.advance(len);
+    Ok(Step::Trailers(map))
+}
+
+/// The app's response body, read from its connection as the front asks for it.
+pub struct AppBody {
+    decode: Decode,
+    /// The connection, while the body is being read (or the tunnel has not taken it).
+    exchange: Option<Exchange>,
+    /// The connection may take another request once this response has been read.
+    reusable: bool,
+}
+
+impl AppBody {
+    /// The connection, once the response has been read in full and it can serve another
+    /// request: the whole request body went, the app did not ask to close, nothing came after
+    /// the response.
+    pub(super) fn take_connection(&mut self) -> Option<Connection> {
+        if !matches!(self.decode, Decode::Done) || !self.reusable {
+            return None;
+        }
+        let exchange = self.exchange.take()?;
+        (exchange.uploaded() && exchange.connection.buf.is_empty()).then_some(exchange.connection)
+    }
+
+    /// The app's side of a switched connection, with what it sent after its 101.
+    pub(super) fn into_upgraded(mut self) -> Option<(TcpStream, BytesMut)> {
+        if !matches!(self.decode, Decode::Upgraded) {
+            return None;
+        }
+        let exchange = self.exchange.take()?;
+        Some((exchange.connection.stream, exchange.connection.buf))
+    }
+
+    fn step(&mut self) -> Result<Step, ExchangeError> {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Ok(Step::End);
+        };
+        let buf = &mut exchange.connection.buf;
+        match &mut self.decode {
+            Decode::Done | Decode::Upgraded => Ok(Step::End),
+            Decode::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = usize::try_from(*left).map_or(buf.len(), |left| left.min(buf.len()));
+                *left -= n as u64;
+                if *left == 0 {
+                    self.decode = Decode::Done;
+                }
+                Ok(Step::Data(buf.split_to(n).freeze()))
+            }
+            Decode::Close if buf.is_empty() => Ok(Step::More),
+            Decode::Close => Ok(Step::Data(buf.split().freeze())),
+            Decode::Chunked(state) => {
+                let step = chunk_step(state, buf)?;
+                if matches!(step, Step::End) {
+                    self.decode = Decode::Done;
+                }
+                Ok(step)
+            }
+        }
+    }
+}
+
+impl Body for AppBody {
+    type Data = Bytes;
+    type Error = ExchangeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(exchange) = this.exchange.as_mut() {
+                if let Err(err) = exchange.poll_upload_beside(cx) {
+                    this.exchange = None;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+            let step = match this.step() {
+                Ok(step) => step,
+                Err(err) => {
+                    this.exchange = None;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            };
+            match step {
+                Step::Data(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Step::Trailers(fields) => {
+                    // A trailer section is the body's last frame.
+                    this.decode = Decode::Done;
+                    return Poll::Ready(Some(Ok(Frame::trailers(fields))));
+                }
+                Step::End => return Poll::Ready(None),
+                Step::More => {}
+            }
+            let Some(exchange) = this.exchange.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(exchange.connection.poll_fill(cx)) {
+                Ok(0) if matches!(this.decode, Decode::Close) => {
+                    this.decode = Decode::Done;
+                    this.reusable = false;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.exchange = None;
+                    return Poll::Ready(Some(Err(ExchangeError::ClosedEarly)));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    this.exchange = None;
+                    return Poll::Ready(Some(Err(ExchangeError::Read(err))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.decode, Decode::Done | Decode::Upgraded)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decode {
+            Decode::Length(left) => SizeHint::with_exact(left),
+            Decode::Done | Decode::Upgraded => SizeHint::with_exact(0),
+            Decode::Chunked(_) | Decode::Close => SizeHint::default(),
+        }
+    }
+}
