@@ -37,6 +37,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --tls-client-ca 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds'
             cand --header-read-timeout 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms'
             cand --idle-timeout 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms'
+            cand --max-request-head 'The largest HTTP/1.1 request head (request line and headers) taken; larger ones get 431. The default is http.sys''s (IIS''s MaxRequestBytes). It also bounds the response ancm queues for a client that does not read, so raising it costs memory per slow client: 16KiB, 64KiB, 32768'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --process-path 'Overrides processPath: the executable to start'
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'

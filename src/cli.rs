@@ -178,6 +178,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "75s")]
     pub idle_timeout: String,
 
+    /// The largest HTTP/1.1 request head (request line and headers) taken; larger ones get
+    /// 431. The default is http.sys's (IIS's MaxRequestBytes). It also bounds the response
+    /// ancm queues for a client that does not read, so raising it costs memory per slow
+    /// client: 16KiB, 64KiB, 32768.
+    #[arg(long, value_name = "SIZE", default_value = "16KiB")]
+    pub max_request_head: String,
+
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.
@@ -355,6 +362,7 @@ impl RunArgs {
             run: Some(config::RunOnly {
                 header_read_timeout: self.header_read_timeout.clone(),
                 idle_timeout: self.idle_timeout.clone(),
+                max_request_head: self.max_request_head.clone(),
                 watch: self.watch.clone(),
                 tls,
             }),

@@ -48,6 +48,18 @@ fn configuration_errors_exit_2_naming_file_line_and_value() {
         "{stderr}"
     );
 
+    let (code, stderr) = run_expecting_failure(&[
+        app.path().to_str().expect("utf-8"),
+        "--max-request-head",
+        "4GiB",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("--max-request-head: value \"4GiB\" is not valid: a size from 1KiB to 1MiB"),
+        "{stderr}"
+    );
+
     let app = AppDir::with_web_config("<configuration>\n<system.webServer>\n</configuration>");
     let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
     assert_eq!(code, Some(2), "{stderr}");

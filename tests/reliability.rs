@@ -517,3 +517,31 @@ fn out_of_file_descriptors_open_connections_are_still_served_and_the_log_says_wh
         "new connections are served again"
     );
 }
+
+/// A request head over http.sys's 16 KiB gets 431, as IIS refuses it by default; one who raised
+/// IIS's MaxRequestBytes raises --max-request-head and the app gets it.
+#[test]
+fn request_heads_stop_at_16_kib_unless_raised() {
+    let app = AppDir::new("", &[]);
+    let request = format!(
+        "GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let path = app.path().to_str().expect("utf-8");
+    let ancm = Ancm::run(&[path]);
+    ancm.wait_ready();
+    let front: SocketAddr = ancm.addr().parse().expect("front address");
+    assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 431"));
+    // Just under the limit, the whole head (request line, Host, the rest) is taken.
+    let under = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(16 * 1024 - 100)
+    );
+    assert!(raw(front, under.as_bytes()).starts_with("HTTP/1.1 200"));
+    drop(ancm);
+
+    let raised = Ancm::run(&[path, "--max-request-head", "32KiB"]);
+    raised.wait_ready();
+    let front: SocketAddr = raised.addr().parse().expect("front address");
+    assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 200"));
+}

@@ -84,6 +84,8 @@ pub struct AppConfig {
     pub header_read_timeout: Duration,
     /// How long a client connection may stay open with no request in progress.
     pub idle_timeout: Duration,
+    /// The largest HTTP/1.1 request head taken, in bytes.
+    pub max_request_head: usize,
     /// HTTPS on the front: the certificate chain and key files (PEM).
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
@@ -131,6 +133,11 @@ const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// nginx's keepalive_timeout, which also closes its idle HTTP/2 connections.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// http.sys's MaxRequestBytes: what IIS takes of a request line and headers by default.
+const DEFAULT_MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// hyper's least read buffer, and a bound well past any real request head.
+const MIN_REQUEST_HEAD: usize = 1024;
+const MAX_REQUEST_HEAD: usize = 1024 * 1024;
 
 /// Variables ancm always sets for the app, whatever web.config says (spec §2).
 const OWN_VARIABLES: &[&str] = &[
@@ -206,6 +213,8 @@ pub struct RunOnly {
     pub header_read_timeout: String,
     /// As written: 75, 75s, 500ms.
     pub idle_timeout: String,
+    /// As written: 16KiB, 65536.
+    pub max_request_head: String,
     /// Globs relative to the app folder.
     pub watch: Vec<String>,
     pub tls: Option<TlsFiles>,
@@ -258,6 +267,17 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                 "value",
                 &run.idle_timeout,
                 "a duration above zero, such as 75s or 500ms",
+            )
+        })?;
+    config.max_request_head = values::human_size(&run.max_request_head)
+        .ok()
+        .filter(|size| (MIN_REQUEST_HEAD..=MAX_REQUEST_HEAD).contains(size))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                Origin::Flag("--max-request-head"),
+                "value",
+                &run.max_request_head,
+                "a size from 1KiB to 1MiB, such as 16KiB, 64KiB or 32768",
             )
         })?;
     config.tls.clone_from(&run.tls);
@@ -674,6 +694,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         watch: Vec::new(),
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        max_request_head: DEFAULT_MAX_REQUEST_HEAD,
         warnings,
     })
 }

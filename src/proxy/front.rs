@@ -47,7 +47,7 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
     // and with the workers everything they still serve.
     let _close_tunnels = proxy.close_tunnels.clone().drop_guard();
     let workers = Workers::start().await;
-    let server = Arc::new(server(proxy.header_read_timeout));
+    let server = Arc::new(server(proxy.header_read_timeout, proxy.max_request_head));
     let connections = TaskTracker::new();
     // One accept loop per listener, here; each connection goes to the next worker in turn, so
     // the workers share clients evenly (one that raced the others to accept would not).
@@ -96,13 +96,6 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
     workers.stop().await;
 }
 
-/// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
-/// HTTP/2, told apart per connection by the HTTP/2 preface.
-/// The largest request head (request line and headers) accepted, as ANCM's WinHTTP accepts
-/// 64 KB response heads. hyper's HTTP/1.1 write buffer shares this bound: a client that does
-/// not read holds at most this much of its response in ancm.
-const MAX_HEAD: usize = 64 * 1024;
-
 /// HTTP/2 flow control: what a client may send ahead on one stream, and on all of its streams,
 /// before the app has taken it. HTTP/2's own default stream window is 64 KiB.
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
@@ -123,14 +116,17 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// GOAWAY and a PING, and one that does not answer the PING is not waited for longer.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-fn server(header_read_timeout: Duration) -> Server {
+/// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
+/// HTTP/2, told apart per connection by the HTTP/2 preface. `max_head` bounds an HTTP/1.1
+/// request head (larger ones get 431) and, as hyper's write buffer shares the bound, how much
+/// of a response waits in ancm for a client that does not read.
+fn server(header_read_timeout: Duration, max_head: usize) -> Server {
     let mut server = auto::Builder::new(TokioExecutor::new());
     server
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        // Request heads over 64 KiB get 431 here instead of reaching the app.
-        .max_buf_size(MAX_HEAD);
+        .max_buf_size(max_head);
     server
         .http2()
         .timer(TokioTimer::new())

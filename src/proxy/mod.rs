@@ -77,6 +77,8 @@ pub struct Proxy {
     header_read_timeout: Duration,
     /// How long a client connection may stay open with no request in progress.
     idle_timeout: Duration,
+    /// The largest HTTP/1.1 request head taken (--max-request-head).
+    max_request_head: usize,
     /// X-Forwarded-For's form, worked out once per connection.
     forwarded_for: ForwardedFor,
     /// `--app-path` other than `/`: requests outside it get 404 here.
@@ -99,6 +101,7 @@ impl Proxy {
         Proxy {
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
+            max_request_head: config.max_request_head,
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,
