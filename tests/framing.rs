@@ -234,3 +234,50 @@ fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
         l.contains("both Transfer-Encoding and Content-Length")
     });
 }
+
+/// The app's responses as HTTP/1.1 frames them, read the way RFC 9112 says: informational
+/// responses skipped, chunk extensions passed over, a body without framing read until the app
+/// closes, a reason phrase kept; a chunked body that turns malformed aborts the client's
+/// response instead of ending it as if complete. The app connection is reused after each
+/// response that ended cleanly.
+#[test]
+fn app_responses_are_read_as_http_1_1_frames_them() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
+    let app = AppDir::new(
+        &format!(r#"processPath="python3" arguments="-u {script}""#),
+        &[],
+    );
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+
+    let hinted = ancm.get("/early-hints");
+    assert_eq!(hinted.status(), 200);
+    assert_eq!(hinted.text().expect("body"), "ok");
+    assert_eq!(ancm.get("/extensions").text().expect("body"), "hello");
+    assert_eq!(
+        ancm.get("/until-close").text().expect("body"),
+        "all of this, until the app closes"
+    );
+    let reason = raw(
+        &ancm,
+        "GET /reason HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        reason.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
+        "{reason}"
+    );
+
+    let broken = raw(
+        &ancm,
+        "GET /bad-chunk HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+    );
+    // Whatever of it had gone out, the client sees the connection close without the last chunk.
+    assert!(
+        !broken.ends_with("0\r\n\r\n"),
+        "a broken body must not look complete: {broken}"
+    );
+    ancm.wait_stderr("the reason in the log", |l| {
+        l.contains("malformed chunked body")
+    });
+    assert_eq!(ancm.get("/after").text().expect("body"), "ok /after");
+}

@@ -99,6 +99,7 @@ where
         let mut this = self.project();
         if let Poll::Ready(frame) = this.inner.as_mut().poll_frame(cx) {
             *this.last_activity = Instant::now();
+            let frame = frame.map(|r| r.map_err(Into::into));
             match &frame {
                 // The front stops polling once the body says it has ended.
                 Some(Ok(_)) if this.inner.is_end_stream() => {
@@ -107,9 +108,15 @@ where
                 Some(Ok(_)) => {}
                 None => finish(this.request, this.inner.get_mut()),
                 // Dropped, the connection closes: what is left of the response is unknown.
-                Some(Err(_)) => drop(this.request.take()),
+                Some(Err(err)) => {
+                    let err = super::error_chain(&**err);
+                    match this.request.take() {
+                        Some(request) => tracing::warn!(pid = request.backend().pid, err, "the app's response broke off part way; the client's response is cut off"),
+                        None => tracing::warn!(err, "the app's response broke off part way; the client's response is cut off"),
+                    }
+                }
             }
-            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+            return Poll::Ready(frame);
         }
         let Some(mut sleep) = this.sleep.as_mut().as_pin_mut() else {
             return Poll::Pending;

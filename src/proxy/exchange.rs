@@ -789,3 +789,148 @@ impl Body for AppBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_lines() {
+        assert_eq!(chunk_size(b"1a\r").ok(), Some(26));
+        assert_eq!(chunk_size(b"5;name=value\r").ok(), Some(5));
+        assert_eq!(chunk_size(b"5 ; quoted=\"a b\"\r").ok(), Some(5));
+        assert_eq!(chunk_size(b"ffffffffffffffff\r").ok(), Some(u64::MAX));
+        for bad in [
+            &b"5"[..],
+            b"\r",
+            b"zz\r",
+            b"-5\r",
+            b"5x\r",
+            b"10000000000000000\r",
+            b"5;\x01\r",
+        ] {
+            assert!(
+                chunk_size(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    fn decode_all(wire: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), ExchangeError> {
+        let mut state = Chunk::Size;
+        let mut buf = BytesMut::new();
+        let (mut body, mut trailers) = (Vec::new(), None);
+        // A byte at a time: every state must wait for more where the wire is cut.
+        for &byte in wire {
+            buf.put_u8(byte);
+            loop {
+                match chunk_step(&mut state, &mut buf)? {
+                    Step::Data(data) => body.extend_from_slice(&data),
+                    Step::Trailers(fields) => trailers = Some(fields),
+                    Step::End => return Ok((body, trailers)),
+                    Step::More => break,
+                }
+                if trailers.is_some() {
+                    return Ok((body, trailers));
+                }
+            }
+        }
+        Err(ExchangeError::ClosedEarly)
+    }
+
+    #[test]
+    fn chunked_bodies_read_a_byte_at_a_time() {
+        let (body, trailers) = decode_all(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").expect("valid");
+        assert_eq!(body, b"abcde");
+        assert!(trailers.is_none());
+        let (body, trailers) = decode_all(b"1\r\nz\r\n0\r\nX-Sum: 1\r\n\r\n").expect("valid");
+        assert_eq!(body, b"z");
+        assert_eq!(trailers.expect("trailers")["x-sum"], "1");
+        // Data not followed by CRLF, and a body cut short, are errors, never a complete body.
+        assert!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n").is_err());
+        assert!(decode_all(b"3\r\nab").is_err());
+    }
+
+    fn head(text: &str) -> HeaderMap {
+        let (parsed, _) = parse_head(text.as_bytes())
+            .expect("valid")
+            .expect("complete");
+        parsed.headers
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let ok = StatusCode::OK;
+        let framing =
+            |h: &HeaderMap, status, head_request| response_framing(status, head_request, h);
+        let chunked_and_length =
+            head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(matches!(
+            framing(&chunked_and_length, ok, false),
+            Ok(Decode::Chunked(_))
+        ));
+        let gzip_only = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert!(matches!(framing(&gzip_only, ok, false), Ok(Decode::Close)));
+        let same_twice =
+            head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n");
+        assert!(matches!(
+            framing(&same_twice, ok, false),
+            Ok(Decode::Length(7))
+        ));
+        for bad in [
+            "Content-Length: 5\r\nContent-Length: 6",
+            "Content-Length: +5",
+            "Content-Length: 0x5",
+            "Content-Length:",
+        ] {
+            let h = head(&format!("HTTP/1.1 200 OK\r\n{bad}\r\n\r\n"));
+            assert!(framing(&h, ok, false).is_err(), "{bad}");
+        }
+        let length = head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+        assert!(
+            matches!(framing(&length, ok, true), Ok(Decode::Done)),
+            "HEAD"
+        );
+        assert!(matches!(
+            framing(&length, StatusCode::NOT_MODIFIED, false),
+            Ok(Decode::Done)
+        ));
+        assert!(matches!(
+            framing(&HeaderMap::new(), ok, false),
+            Ok(Decode::Close)
+        ));
+    }
+
+    #[test]
+    fn response_heads() {
+        let text = "HTTP/1.0 200 Fine Thanks\r\nConnection: keep-alive\r\nA: 1\r\nA: 2\r\n\r\nbody";
+        let (parsed, len) = parse_head(text.as_bytes())
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(len, text.len() - 4);
+        assert_eq!(parsed.version, Version::HTTP_10);
+        assert!(parsed.keep_alive);
+        assert_eq!(parsed.headers.get_all("a").iter().count(), 2);
+        assert_eq!(parsed.reason.expect("reason").as_bytes(), b"Fine Thanks");
+        let (closing, _) = parse_head(b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n")
+            .expect("valid")
+            .expect("complete");
+        assert!(!closing.keep_alive && closing.reason.is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nA: 1\r\n")
+            .expect("valid")
+            .is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nA : 1\r\n\r\n").is_err());
+        // Past 64 lines the head is parsed again with room for 1,024; past that, refused.
+        let many: String = (0..500).map(|i| format!("X-{i}: v\r\n")).collect();
+        let (parsed, _) = parse_head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes())
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(parsed.headers.len(), 500);
+        let too_many: String = (0..1100).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert!(matches!(
+            parse_head(format!("HTTP/1.1 200 OK\r\n{too_many}\r\n").as_bytes()),
+            Err(ExchangeError::TooManyHeaders)
+        ));
+    }
+}
