@@ -29,6 +29,7 @@ mod run;
 pub mod signals;
 mod smoke;
 pub mod supervisor;
+mod systemd;
 mod watch;
 
 use std::process::ExitCode;

@@ -15,6 +15,7 @@ use crate::host::Host;
 use crate::proxy::{self, Proxy};
 use crate::signals::Signal;
 use crate::supervisor::{Phase, Supervisor};
+use crate::systemd;
 use crate::watch::{self, Reload};
 
 /// The app behind the proxy, serving.
@@ -45,15 +46,25 @@ pub(crate) async fn serve(
     // Before the app starts: it inherits the limit, as it would from a service manager that
     // set it.
     proxy::raise_open_file_limit();
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    let mut addrs = Vec::with_capacity(config.listen.len());
-    for addr in &config.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("--listen {addr}: cannot listen there"))?;
-        addrs.push(listener.local_addr()?);
-        listeners.push(listener);
+    // Socket activation: systemd holds the sockets and passes them; --listen is not bound then.
+    let mut listeners = systemd::passed_listeners()?;
+    if listeners.is_empty() {
+        for addr in &config.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen {addr}: cannot listen there"))?;
+            listeners.push(listener);
+        }
+    } else {
+        tracing::info!(
+            "serving on the {} socket(s) systemd passed (socket activation)",
+            listeners.len()
+        );
     }
+    let addrs = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()?;
     let base = config.appl_path.trim_end_matches('/');
     let scheme = if tls.is_some() { "https" } else { "http" };
     let urls: Vec<String> = addrs
@@ -146,6 +157,10 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
         .collect();
     let spinner = tokio::spawn(crate::progress::follow(serving.supervisor.clone()));
+    let service_manager = [
+        tokio::spawn(systemd::follow(serving.supervisor.clone())),
+        tokio::spawn(systemd::watchdog(serving.supervisor.clone())),
+    ];
 
     let mut reloads = Vec::new();
     let signal = loop {
@@ -165,6 +180,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
     tracing::info!(
         "{signal} received: stopping gracefully: finishing requests in flight, then stopping the app ({signal} again kills it now)"
     );
+    systemd::stopping();
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
         let supervisor = serving.supervisor.clone();
@@ -187,7 +203,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
-    for task in announcers.into_iter().chain(reloads) {
+    for task in announcers.into_iter().chain(reloads).chain(service_manager) {
         task.abort();
     }
     second_signal.abort();

@@ -44,5 +44,7 @@ mod shutdown;
 mod smoke;
 /// Starting, waiting, restarting, the rapid-fail limit, failed starts.
 mod supervision;
+/// systemd's service protocol: notifications, the watchdog, socket activation.
+mod systemd;
 /// HTTPS on the front: client certificates for the app, and the HTTPS port it redirects to.
 mod tls;

@@ -68,6 +68,9 @@ impl AppProcess {
             // A backstop only: the direct child dies with its handle; the tree is killed
             // through `Containment`.
             .kill_on_drop(true);
+        for name in crate::systemd::SERVICE_VARIABLES {
+            command.env_remove(name);
+        }
         // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
         let output = if cfg.capture_output {
             Some(OutputPipe::attach(&mut command)?)

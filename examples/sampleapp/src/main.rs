@@ -288,7 +288,7 @@ impl Body for TickBody {
 }
 
 fn env_snapshot() -> serde_json::Value {
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 15] = [
         "ASPNETCORE_PORT",
         "ASPNETCORE_APPL_PATH",
         "ASPNETCORE_TOKEN",
@@ -301,6 +301,10 @@ fn env_snapshot() -> serde_json::Value {
         "PORT",
         "SAMPLE_VAR",
         "SAMPLE_VAR2",
+        // systemd's, for ancm alone: the app must never see them.
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "WATCHDOG_USEC",
     ];
     let map = NAMES
         .iter()
