@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config;
+use crate::{admin, config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -178,6 +178,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "75s")]
     pub idle_timeout: String,
 
+    /// Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the
+    /// front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a
+    /// `/`). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = admin_address)]
+    pub admin: Option<admin::Address>,
+
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.
@@ -215,6 +221,16 @@ fn listen_address(value: &str) -> Result<SocketAddr, String> {
          localhost:PORT for 127.0.0.1:PORT"
             .to_owned()
     })
+}
+
+/// `--admin`: an address as for `--listen`, or a socket path.
+fn admin_address(value: &str) -> Result<admin::Address, String> {
+    if value.contains('/') {
+        return Ok(admin::Address::Unix(PathBuf::from(value)));
+    }
+    listen_address(value)
+        .map(admin::Address::Tcp)
+        .map_err(|err| format!("{err}; or a Unix socket path such as ./admin.sock"))
 }
 
 /// `--tls-client-cert`: whether a client without a certificate is served.

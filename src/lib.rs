@@ -15,7 +15,9 @@
 //!   `host`: what every command that runs an app sets up around it.
 //! - `helper`: `ancm helper`, the protocol for native web-server modules.
 //! - `watch`: app_offline.htm, web.config and `--watch` changes.
+//! - [`admin`]: the admin listener: health, readiness, status and Prometheus metrics.
 
+pub mod admin;
 mod check;
 pub mod cli;
 pub mod config;
@@ -47,7 +49,8 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            host::run(|host| run::run(host, config, request))?;
+            let admin = args.admin.clone();
+            host::run(|host| run::run(host, config, request, admin))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => Ok(check::run(&args.request(), args.json)?),

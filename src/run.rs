@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::config::{self, AppConfig, Request};
 use crate::host::Host;
 use crate::proxy::{self, Proxy};
@@ -138,9 +139,44 @@ impl Serving {
 /// is `request` as loaded at start; a change to web.config loads `request` again. SIGHUP reads
 /// the configuration again and recycles the app with it, as a reload does for nginx, gunicorn
 /// and PM2.
-pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> anyhow::Result<()> {
+///
+/// With `admin`, the admin endpoints listen there until the app has stopped; `/readyz` says
+/// 503 from the stop signal on.
+pub(crate) async fn run(
+    mut host: Host,
+    config: AppConfig,
+    request: Request,
+    admin: Option<admin::Address>,
+) -> anyhow::Result<()> {
+    let bound = match &admin {
+        Some(address) => Some(admin::bind(address).await?),
+        None => None,
+    };
+    let about_config = config.clone();
     let reload: Reload = Arc::new(move || config::load(&request));
     let serving = serve(&host, config, Some(reload.clone())).await?;
+    // The first subscriber sees every event since the start.
+    let journal = Arc::new(admin::Journal::new(serving.supervisor.slot_count()));
+    let following = tokio::spawn({
+        let journal = journal.clone();
+        let events = serving.supervisor.events();
+        async move { journal.follow(events).await }
+    });
+    let draining = admin::Draining::default();
+    let admin = bound.map(|bound| {
+        let observed = admin::Observed::new(
+            serving.supervisor.clone(),
+            journal.clone(),
+            draining.clone(),
+            admin::About::new(&about_config, serving.urls.clone()),
+        );
+        let admin = bound.serve(Arc::new(observed));
+        tracing::info!(
+            "admin endpoints on {} (/healthz, /readyz, /status, /metrics)",
+            admin.shown
+        );
+        admin
+    });
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
@@ -165,6 +201,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
     tracing::info!(
         "{signal} received: stopping gracefully: finishing requests in flight, then stopping the app ({signal} again kills it now)"
     );
+    draining.start();
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
         let supervisor = serving.supervisor.clone();
@@ -187,7 +224,10 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
-    for task in announcers.into_iter().chain(reloads) {
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
+    for task in announcers.into_iter().chain(reloads).chain([following]) {
         task.abort();
     }
     second_signal.abort();

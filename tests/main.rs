@@ -6,6 +6,8 @@
 
 mod support;
 
+/// The admin listener: health, readiness, status and Prometheus metrics.
+mod admin;
 /// `ancm check`, and the settings it reports acting on `ancm run`.
 mod check;
 /// The command line itself: completions and help.

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::stats::STATS;
 use super::workers::Workers;
 use super::{error_chain, ClientInfo, Proxy};
 
@@ -282,16 +283,20 @@ async fn serve_connection<I>(
     let service = service_fn({
         let started = started.clone();
         let activity = activity.clone();
-        move |request| {
+        move |request: http::Request<hyper::body::Incoming>| {
             started.store(true, Ordering::Relaxed);
             let in_progress = activity.begin();
             let proxy = proxy.clone();
             let client = client.clone();
             async move {
+                let version = request.version();
+                let timed = Timed::start();
                 let response = proxy.handle(request, &client).await;
+                STATS.answered(version, response.status());
                 Ok::<_, Infallible>(response.map(|body| Counted {
                     body,
                     _in_progress: in_progress,
+                    _timed: timed,
                 }))
             }
         }
@@ -393,12 +398,30 @@ impl Drop for InProgress {
     }
 }
 
+/// One request for the metrics: in flight from its head until it is over, then its duration.
+struct Timed(Instant);
+
+impl Timed {
+    fn start() -> Timed {
+        STATS.began();
+        Timed(Instant::now())
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        STATS.ended(self.0.elapsed());
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A response body that keeps its request in progress until hyper has sent or dropped it.
+    /// A response body that keeps its request in progress until hyper has sent or dropped it,
+    /// counting the bytes it sends.
     struct Counted<B> {
         #[pin]
         body: B,
         _in_progress: InProgress,
+        _timed: Timed,
     }
 }
 
@@ -410,7 +433,13 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
+        let polled = self.project().body.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                STATS.sent(data.len());
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -14,6 +14,7 @@ mod front;
 mod headers;
 mod pages;
 mod pool;
+pub mod stats;
 mod tls;
 mod trim;
 mod tunnel;
@@ -225,6 +226,7 @@ impl Proxy {
         // reached has just died, or is about to be noticed dead): one that reached the app is
         // never replayed, since it may be what made the app fail.
         if let Err((Failed::Send(err), Some(mut unsent))) = result {
+            stats::STATS.connect_failed();
             tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
             backend.mark_unreachable();
             match self.supervisor.backend().await {
@@ -289,6 +291,7 @@ impl Proxy {
                 ))
             }
             Err((Failed::Timeout(limit), _)) => {
+                stats::STATS.timed_out();
                 tracing::warn!(
                     pid = backend.pid,
                     "the app did not answer within requestTimeout ({limit:?}); answering 502"
@@ -299,6 +302,9 @@ impl Proxy {
                 )))
             }
             Err((Failed::Send(err), unsent)) => {
+                if unsent.is_some() {
+                    stats::STATS.connect_failed();
+                }
                 let reason = if unsent.is_some() {
                     "ancm could not connect to the app; it may have just exited and is being restarted."
                 } else {

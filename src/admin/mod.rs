@@ -1,0 +1,126 @@
+//! The operator's view of a running ancm: the admin listener (`--admin`, off by default, never
+//! on the front's listener) serves `/healthz`, `/readyz`, `/status` (JSON) and `/metrics`
+//! (Prometheus text), read from the supervisor, the proxy's counters and the process table.
+
+mod journal;
+mod metrics;
+mod processes;
+mod server;
+mod status;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::config::AppConfig;
+use crate::supervisor::{Phase, Supervisor};
+
+pub(crate) use journal::Journal;
+
+pub(crate) use server::bind;
+
+/// Where the admin listener listens: a TCP address, or (on Unix) a socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Set when ancm starts to stop: from then on `/readyz` answers 503, so that a load balancer
+/// stops sending before the front stops accepting.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub(crate) fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the admin endpoints read.
+pub(crate) struct Observed {
+    pub(crate) supervisor: Supervisor,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) draining: Draining,
+    pub(crate) about: About,
+    /// Kept between looks, so that CPU use is measured since the previous one.
+    processes: Mutex<processes::Table>,
+}
+
+/// The instance, as it started.
+pub(crate) struct About {
+    pub(crate) app_dir: PathBuf,
+    /// Where the front listens, as URLs to browse.
+    pub(crate) urls: Vec<String>,
+    /// web.config's path, or that the command line alone describes the app.
+    pub(crate) source: String,
+    pub(crate) started_at: SystemTime,
+}
+
+impl About {
+    pub(crate) fn new(config: &AppConfig, urls: Vec<String>) -> About {
+        About {
+            app_dir: config.app_dir.clone(),
+            urls,
+            source: config.web_config.as_ref().map_or_else(
+                || "the command line".to_owned(),
+                |path| path.display().to_string(),
+            ),
+            started_at: SystemTime::now(),
+        }
+    }
+}
+
+impl Observed {
+    pub(crate) fn new(
+        supervisor: Supervisor,
+        journal: Arc<Journal>,
+        draining: Draining,
+        about: About,
+    ) -> Observed {
+        Observed {
+            supervisor,
+            journal,
+            draining,
+            about,
+            processes: Mutex::new(processes::Table::new()),
+        }
+    }
+
+    /// At least one app process is ready and ancm is not draining; else why not.
+    pub(crate) fn readiness(&self) -> Result<(), &'static str> {
+        if self.draining.is_draining() {
+            return Err("draining: ancm is stopping");
+        }
+        let any_ready = (0..self.supervisor.slot_count()).any(|slot| {
+            matches!(
+                self.supervisor.watch_slot(slot).borrow().phase,
+                Phase::Ready(_)
+            )
+        });
+        if any_ready {
+            Ok(())
+        } else {
+            Err("no app process is ready")
+        }
+    }
+}
+
+/// A phase as `/status` and `ancm ls` name it.
+pub(crate) fn phase_name(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Idle => "idle",
+        Phase::Starting => "starting",
+        Phase::Ready(_) => "ready",
+        Phase::Backoff { .. } => "backoff",
+        Phase::Paused { .. } => "paused",
+        Phase::Offline => "offline",
+        Phase::Stopping => "stopping",
+        Phase::Stopped => "stopped",
+    }
+}
