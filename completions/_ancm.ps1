@@ -28,6 +28,9 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the ancm instances running on this machine')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show one running ancm instance in detail: its app, listeners and processes')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print a running instance''s last lines of app output, and follow it with -f')
             [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -41,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--tls-client-ca', '--tls-client-ca', [CompletionResultType]::ParameterName, 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds')
             [CompletionResult]::new('--header-read-timeout', '--header-read-timeout', [CompletionResultType]::ParameterName, 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default')
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched')
             [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
             [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
@@ -120,6 +124,32 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ancm;ls' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;status' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the instance''s /status JSON instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;logs' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many of the last lines to print first (ancm keeps the last 1000)')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'How many of the last lines to print first (ancm keeps the last 1000)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ancm;helper' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -138,6 +168,9 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the ancm instances running on this machine')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show one running ancm instance in detail: its app, listeners and processes')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print a running instance''s last lines of app output, and follow it with -f')
             [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -150,6 +183,15 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             break
         }
         'ancm;help;smoke' {
+            break
+        }
+        'ancm;help;ls' {
+            break
+        }
+        'ancm;help;status' {
+            break
+        }
+        'ancm;help;logs' {
             break
         }
         'ancm;help;helper' {

@@ -25,6 +25,9 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand ls 'List the ancm instances running on this machine'
+            cand status 'Show one running ancm instance in detail: its app, listeners and processes'
+            cand logs 'Print a running instance''s last lines of app output, and follow it with -f'
             cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -37,6 +40,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --tls-client-ca 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds'
             cand --header-read-timeout 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms'
             cand --idle-timeout 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms'
+            cand --admin 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --process-path 'Overrides processPath: the executable to start'
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
@@ -113,6 +117,29 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ancm;ls'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;status'= {
+            cand --json 'Print the instance''s /status JSON instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;logs'= {
+            cand -n 'How many of the last lines to print first (ancm keeps the last 1000)'
+            cand --lines 'How many of the last lines to print first (ancm keeps the last 1000)'
+            cand -f 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
+            cand --follow 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ancm;helper'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -129,6 +156,9 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand ls 'List the ancm instances running on this machine'
+            cand status 'Show one running ancm instance in detail: its app, listeners and processes'
+            cand logs 'Print a running instance''s last lines of app output, and follow it with -f'
             cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -138,6 +168,12 @@ set edit:completion:arg-completer[ancm] = {|@words|
         &'ancm;help;check'= {
         }
         &'ancm;help;smoke'= {
+        }
+        &'ancm;help;ls'= {
+        }
+        &'ancm;help;status'= {
+        }
+        &'ancm;help;logs'= {
         }
         &'ancm;help;helper'= {
         }

@@ -29,6 +29,9 @@ complete -c ancm -n "__fish_ancm_needs_command" -s V -l version -d 'Print versio
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "ls" -d 'List the ancm instances running on this machine'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "status" -d 'Show one running ancm instance in detail: its app, listeners and processes'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "logs" -d 'Print a running instance\'s last lines of app output, and follow it with -f'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -40,6 +43,7 @@ require\t'Refuse the handshake of a client that sends none'"
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-ca -d 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l header-read-timeout -d 'Close a client connection that takes longer than this to send a request\'s headers (or its TLS handshake): 30, 30s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l idle-timeout -d 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l admin -d 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
@@ -108,13 +112,25 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-message -d 
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -l json -d 'Print the instance\'s /status JSON instead of text'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s n -l lines -d 'How many of the last lines to print first (ancm keeps the last 1000)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s f -l follow -d 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand helper" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand helper" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "completions" -d 'Print the shell completion script for SHELL'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "ls" -d 'List the ancm instances running on this machine'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "status" -d 'Show one running ancm instance in detail: its app, listeners and processes'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "logs" -d 'Print a running instance\'s last lines of app output, and follow it with -f'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "completions" -d 'Print the shell completion script for SHELL'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

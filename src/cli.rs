@@ -38,6 +38,41 @@ pub enum Command {
     #[command(after_help = SMOKE_EXAMPLES)]
     Smoke(SmokeArgs),
 
+    /// List the ancm instances running on this machine.
+    #[command(after_help = LS_EXAMPLES)]
+    Ls,
+
+    /// Show one running ancm instance in detail: its app, listeners and processes.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status {
+        /// The instance: its pid, one of its app's pids, or its app folder (default: the only
+        /// one running).
+        #[arg(value_name = "APP|PID")]
+        target: Option<String>,
+
+        /// Print the instance's /status JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a running instance's last lines of app output, and follow it with -f.
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs {
+        /// The instance: its pid, one of its app's pids, or its app folder (default: the only
+        /// one running).
+        #[arg(value_name = "APP|PID")]
+        target: Option<String>,
+
+        /// Keep printing new lines as the app writes them, across restarts, until the
+        /// instance stops (or Ctrl+C).
+        #[arg(short, long)]
+        follow: bool,
+
+        /// How many of the last lines to print first (ancm keeps the last 1000).
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+        lines: usize,
+    },
+
     /// Serve a native web-server module over stdin/stdout (docs/helper-protocol.md).
     #[command(after_help = HELPER_EXAMPLES)]
     Helper,
@@ -66,6 +101,26 @@ Examples:
   ancm check --launcher-path bin/Debug/net8.0/App.exe .   a dev-time web.config
 
 Exit status: 0 when valid (warnings allowed), 2 when not.";
+
+const LS_EXAMPLES: &str = "\
+Each `ancm run` registers itself in $XDG_RUNTIME_DIR/ancm (else a folder of this user's in the
+temp folder) with a control socket that only this user can open.
+
+Examples:
+  ancm ls
+  ancm status 4242                 the instance with pid 4242 (or whose app has that pid)";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  ancm status                      the only instance running
+  ancm status ./publish            the instance serving that app folder
+  ancm status 4242 --json | jq '.processes[].pid'";
+
+const LOGS_EXAMPLES: &str = "\
+Examples:
+  ancm logs                        the last 10 lines of the only instance running
+  ancm logs ./publish -n 100       the last 100 lines of the app in ./publish
+  ancm logs 4242 -f                follow, across restarts, until that ancm stops";
 
 const HELPER_EXAMPLES: &str = "\
 The helper speaks newline-delimited JSON: requests on stdin, events on stdout, logs on stderr.

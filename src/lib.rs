@@ -59,6 +59,22 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             let checks = smoke::Checks::from_args(&args);
             host::run(|host| smoke::run(host, config, checks))
         }
+        Command::Ls => {
+            write_stdout(admin::ls()?.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { target, json } => {
+            write_stdout(admin::status(target.as_deref(), json)?.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs {
+            target,
+            follow,
+            lines,
+        } => {
+            admin::logs(target.as_deref(), lines, follow)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Helper => host::run_with(true, helper::run),
         Command::Completions { shell } => {
             write_stdout(&cli::completions(shell))?;

@@ -152,7 +152,11 @@ pub(crate) async fn run(
         Some(address) => Some(admin::bind(address).await?),
         None => None,
     };
-    let about_config = config.clone();
+    let about = admin::About::new(
+        &config,
+        Vec::new(),
+        bound.as_ref().map(|bound| bound.shown.clone()),
+    );
     let reload: Reload = Arc::new(move || config::load(&request));
     let serving = serve(&host, config, Some(reload.clone())).await?;
     // The first subscriber sees every event since the start.
@@ -163,20 +167,37 @@ pub(crate) async fn run(
         async move { journal.follow(events).await }
     });
     let draining = admin::Draining::default();
+    let observed = Arc::new(admin::Observed::new(
+        serving.supervisor.clone(),
+        journal.clone(),
+        draining.clone(),
+        admin::About {
+            urls: serving.urls.clone(),
+            ..about
+        },
+        host.console.recent().clone(),
+    ));
     let admin = bound.map(|bound| {
-        let observed = admin::Observed::new(
-            serving.supervisor.clone(),
-            journal.clone(),
-            draining.clone(),
-            admin::About::new(&about_config, serving.urls.clone()),
-        );
-        let admin = bound.serve(Arc::new(observed));
+        let admin = bound.serve(observed.clone());
         tracing::info!(
             "admin endpoints on {} (/healthz, /readyz, /status, /metrics)",
             admin.shown
         );
         admin
     });
+    // For `ancm ls`, `status` and `logs`; ancm runs on without them if the socket cannot be.
+    #[cfg(unix)]
+    let control = match admin::bind_control().await {
+        Ok(bound) => {
+            let control = bound.serve(observed.clone());
+            tracing::debug!(socket = control.shown, "control socket ready");
+            Some(control)
+        }
+        Err(err) => {
+            tracing::warn!("{err:#}; ancm ls, status and logs will not see this instance");
+            None
+        }
+    };
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
@@ -226,6 +247,10 @@ pub(crate) async fn run(
     serving.stop(&kill_now).await;
     if let Some(admin) = admin {
         admin.stop().await;
+    }
+    #[cfg(unix)]
+    if let Some(control) = control {
+        control.stop().await;
     }
     for task in announcers.into_iter().chain(reloads).chain([following]) {
         task.abort();

@@ -300,3 +300,218 @@ fn admin_is_off_unless_asked_and_a_bad_address_is_refused() {
         "{stderr}"
     );
 }
+
+/// `ancm run APP` registered in `runtime` (as $XDG_RUNTIME_DIR).
+fn registered(runtime: &std::path::Path, app: &AppDir, extra: &[&str]) -> Ancm {
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("XDG_RUNTIME_DIR", runtime);
+    let mut args = extra.to_vec();
+    args.push(app.path().to_str().expect("utf-8"));
+    Ancm::run_with(command, &args)
+}
+
+/// `ancm ARGS` with `runtime` as $XDG_RUNTIME_DIR: its exit code and stdout.
+fn ancm_cli(runtime: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(crate::support::ancm_bin())
+        .env("XDG_RUNTIME_DIR", runtime)
+        .args(args)
+        .output()
+        .expect("run ancm");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ls_lists_the_running_instances_and_forgets_stopped_and_killed_ones() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runtime = tempfile::tempdir().expect("runtime folder");
+    let (app_a, app_b) = (AppDir::new("", &[]), AppDir::new("", &[]));
+    let mut a = registered(runtime.path(), &app_a, &["--admin", "127.0.0.1:0"]);
+    let b = registered(runtime.path(), &app_b, &[]);
+    let (app_pid_a, _) = a.wait_ready();
+    let (app_pid_b, _) = b.wait_ready();
+
+    let sockets = runtime.path().join("ancm");
+    let socket_b = sockets.join(format!("{}.sock", b.pid()));
+    let mode = std::fs::metadata(&socket_b)
+        .expect("b's socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "owner-only control socket");
+    let folder_mode = std::fs::metadata(&sockets)
+        .expect("folder")
+        .permissions()
+        .mode();
+    assert_eq!(folder_mode & 0o777, 0o700);
+
+    let (code, table, stderr) = ancm_cli(runtime.path(), &["ls"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("PID") && lines[0].contains("ADMIN"),
+        "{table}"
+    );
+    for (ancm, app, app_pid) in [(&a, &app_a, app_pid_a), (&b, &app_b, app_pid_b)] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{} ", ancm.pid())))
+            .unwrap_or_else(|| panic!("no line for {}: {table}", ancm.pid()));
+        assert!(line.contains(app.path().to_str().expect("utf-8")), "{line}");
+        assert!(line.contains(&format!("{}/", ancm.url)), "{line}");
+        assert!(line.contains(&format!("  {app_pid}  ")), "{line}");
+        assert!(line.contains("  ready  "), "{line}");
+    }
+    let line_a = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{} ", a.pid())))
+        .expect("a");
+    assert!(
+        line_a.trim_end().ends_with(char::is_numeric),
+        "a's admin address: {line_a}"
+    );
+    let line_b = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{} ", b.pid())))
+        .expect("b");
+    assert!(
+        line_b.trim_end().ends_with('-'),
+        "b has no admin listener: {line_b}"
+    );
+
+    // A stopped instance removes its entry; a killed one's is pruned by the next look.
+    a.signal(Signal::SIGTERM);
+    assert!(a.wait_exit().success());
+    assert!(!sockets.join(format!("{}.sock", a.pid())).exists());
+    b.signal(Signal::SIGKILL);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while alive(b.pid()) {
+        assert!(std::time::Instant::now() < deadline, "ancm b did not die");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(socket_b.exists(), "a killed ancm leaves its socket");
+    let (code, table, _) = ancm_cli(runtime.path(), &["ls"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(table, "no ancm is running\n");
+    assert!(!socket_b.exists(), "the stale entry is pruned");
+}
+
+#[test]
+fn status_shows_one_instance_by_pid_app_pid_or_folder() {
+    let runtime = tempfile::tempdir().expect("runtime folder");
+    let app = AppDir::new("", &[]);
+    let ancm = registered(runtime.path(), &app, &[]);
+    let (app_pid, port) = ancm.wait_ready();
+    let folder = app.path().to_str().expect("utf-8");
+
+    let (code, json, stderr) = ancm_cli(runtime.path(), &["status", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(json["pid"], ancm.pid());
+    assert_eq!(json["processes"][0]["pid"], app_pid);
+    assert_eq!(json["processes"][0]["port"], port);
+
+    for target in [
+        ancm.pid().to_string(),
+        app_pid.to_string(),
+        folder.to_owned(),
+    ] {
+        let (code, text, stderr) = ancm_cli(runtime.path(), &["status", &target]);
+        assert_eq!(code, Some(0), "{target}: {stderr}");
+        assert!(text.starts_with(&format!("ancm {} ", ancm.pid())), "{text}");
+        assert!(text.contains(&format!("app folder    {folder}")), "{text}");
+        assert!(
+            text.contains(&format!("process 0: ready, pid {app_pid}, port {port}")),
+            "{text}"
+        );
+    }
+    let (code, _, stderr) = ancm_cli(runtime.path(), &["status", "999999999"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("no running ancm serves 999999999"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn logs_prints_the_last_lines_and_follows_across_a_kill_9() {
+    use std::io::BufRead as _;
+    let runtime = tempfile::tempdir().expect("runtime folder");
+    let app = AppDir::new("", &[]);
+    let ancm = registered(runtime.path(), &app, &[]);
+    let (first, _) = ancm.wait_ready();
+    ancm.wait_stdout("the app's listening line", |l| {
+        l.contains("sampleapp listening on")
+    });
+
+    let (code, last, stderr) = ancm_cli(runtime.path(), &["logs", "-n", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        last.starts_with(&format!("[app {first}] sampleapp listening on")),
+        "{last}"
+    );
+    assert_eq!(last.lines().count(), 1, "{last}");
+
+    let mut follower = std::process::Command::new(crate::support::ancm_bin())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["logs", "-f", "-n", "2", &ancm.pid().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ancm logs -f");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(DEADLINE).expect("a line from ancm logs -f");
+    assert!(next().starts_with(&format!("[app {first}] sampleapp starting")));
+    assert!(next().starts_with(&format!("[app {first}] sampleapp listening on")));
+
+    assert_eq!(ancm.get("/print?n=1").status(), 200);
+    assert_eq!(next(), format!("[app {first}] print 1 of 1"));
+    kill(
+        Pid::from_raw(i32::try_from(first).expect("pid")),
+        Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let (second, _) = ancm.wait_ready_after(first);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with(&format!("[app {second}] sampleapp listening on")))
+    {
+        assert!(std::time::Instant::now() < deadline, "followed: {seen:#?}");
+        seen.push(next());
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("[app {second}] sampleapp starting"))),
+        "{seen:#?}"
+    );
+
+    // It ends with the instance.
+    drop(ancm);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = follower.try_wait().expect("wait") {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ancm logs -f did not end with ancm"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

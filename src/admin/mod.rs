@@ -1,10 +1,16 @@
 //! The operator's view of a running ancm: the admin listener (`--admin`, off by default, never
 //! on the front's listener) serves `/healthz`, `/readyz`, `/status` (JSON) and `/metrics`
 //! (Prometheus text), read from the supervisor, the proxy's counters and the process table.
+//! The same endpoints answer on each instance's control socket (Unix, owner-only, in the
+//! runtime folder), which `ancm ls` and `ancm status` ask.
 
+#[cfg(unix)]
+mod control;
 mod journal;
 mod metrics;
 mod processes;
+#[cfg(unix)]
+mod registry;
 mod server;
 mod status;
 
@@ -19,6 +25,39 @@ use crate::supervisor::{Phase, Supervisor};
 pub(crate) use journal::Journal;
 
 pub(crate) use server::bind;
+#[cfg(unix)]
+pub(crate) use server::bind_control;
+
+/// `ancm ls`: the instances running on this machine, as a table.
+pub fn ls() -> anyhow::Result<String> {
+    #[cfg(unix)]
+    return control::ls();
+    #[cfg(not(unix))]
+    anyhow::bail!("ancm ls is not available on Windows yet: use --admin and its /status")
+}
+
+/// `ancm logs [APP|PID] [-n N] [-f]`: a running instance's app output, followed across
+/// restarts with `follow`.
+pub fn logs(target: Option<&str>, lines: usize, follow: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    return control::logs(target, lines, follow);
+    #[cfg(not(unix))]
+    {
+        let _ = (target, lines, follow);
+        anyhow::bail!("ancm logs is not available on Windows yet: use --stdout-log")
+    }
+}
+
+/// `ancm status [APP|PID]`: one running instance in detail (or as JSON).
+pub fn status(target: Option<&str>, json: bool) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    return control::status(target, json);
+    #[cfg(not(unix))]
+    {
+        let _ = (target, json);
+        anyhow::bail!("ancm status is not available on Windows yet: use --admin and its /status")
+    }
+}
 
 /// Where the admin listener listens: a TCP address, or (on Unix) a socket path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +87,8 @@ pub(crate) struct Observed {
     pub(crate) journal: Arc<Journal>,
     pub(crate) draining: Draining,
     pub(crate) about: About,
+    /// The app's last lines, for `/logs` on the control socket.
+    pub(crate) recent: crate::logs::Recent,
     /// Kept between looks, so that CPU use is measured since the previous one.
     processes: Mutex<processes::Table>,
 }
@@ -59,11 +100,13 @@ pub(crate) struct About {
     pub(crate) urls: Vec<String>,
     /// web.config's path, or that the command line alone describes the app.
     pub(crate) source: String,
+    /// Where the admin listener listens, if it does.
+    pub(crate) admin: Option<String>,
     pub(crate) started_at: SystemTime,
 }
 
 impl About {
-    pub(crate) fn new(config: &AppConfig, urls: Vec<String>) -> About {
+    pub(crate) fn new(config: &AppConfig, urls: Vec<String>, admin: Option<String>) -> About {
         About {
             app_dir: config.app_dir.clone(),
             urls,
@@ -71,6 +114,7 @@ impl About {
                 || "the command line".to_owned(),
                 |path| path.display().to_string(),
             ),
+            admin,
             started_at: SystemTime::now(),
         }
     }
@@ -82,12 +126,14 @@ impl Observed {
         journal: Arc<Journal>,
         draining: Draining,
         about: About,
+        recent: crate::logs::Recent,
     ) -> Observed {
         Observed {
             supervisor,
             journal,
             draining,
             about,
+            recent,
             processes: Mutex::new(processes::Table::new()),
         }
     }

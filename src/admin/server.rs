@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -46,7 +47,9 @@ enum Listener {
 /// an address that cannot be used is reported first.
 pub(crate) struct Bound {
     listener: Listener,
-    shown: String,
+    pub(crate) shown: String,
+    /// The control socket, which also serves `/logs`.
+    control: bool,
     /// The socket file to remove at the stop.
     #[cfg(unix)]
     socket_path: Option<std::path::PathBuf>,
@@ -56,7 +59,8 @@ impl Bound {
     /// Serves the admin endpoints from `observed`.
     pub(crate) fn serve(self, observed: Arc<Observed>) -> Admin {
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(self.listener, observed, shutdown.clone()));
+        let control = self.control;
+        let task = tokio::spawn(serve(self.listener, observed, shutdown.clone(), control));
         Admin {
             shown: self.shown,
             shutdown,
@@ -73,11 +77,35 @@ pub(crate) async fn bind(address: &Address) -> anyhow::Result<Bound> {
     Ok(Bound {
         listener,
         shown,
+        control: false,
         #[cfg(unix)]
         socket_path: match address {
             Address::Unix(path) => Some(path.clone()),
             Address::Tcp(_) => None,
         },
+    })
+}
+
+/// Binds this instance's control socket in the runtime folder, owner-only.
+#[cfg(unix)]
+pub(crate) async fn bind_control() -> anyhow::Result<Bound> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let folder = tokio::task::spawn_blocking(super::registry::folder)
+        .await?
+        .context("cannot make the runtime folder for the control socket")?;
+    let path = super::registry::own_socket(&folder);
+    // A pid is this instance's alone while it lives: a file of that name is a dead one's.
+    let _ = tokio::fs::remove_file(&path).await;
+    let listener = tokio::net::UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
+    tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .await
+        .with_context(|| format!("cannot make {} owner-only", path.display()))?;
+    Ok(Bound {
+        listener: Listener::Unix(listener),
+        shown: path.display().to_string(),
+        control: true,
+        socket_path: Some(path),
     })
 }
 
@@ -130,7 +158,13 @@ async fn remove_stale_socket(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("--admin {}: cannot remove the stale socket", path.display()))
 }
 
-async fn serve(listener: Listener, observed: Arc<Observed>, shutdown: CancellationToken) {
+/// `control`: this is the control socket, which also serves `/logs`.
+async fn serve(
+    listener: Listener,
+    observed: Arc<Observed>,
+    shutdown: CancellationToken,
+    control: bool,
+) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -139,11 +173,21 @@ async fn serve(listener: Listener, observed: Arc<Observed>, shutdown: Cancellati
         };
         match accepted {
             Ok(Accepted::Tcp(stream)) => {
-                connections.spawn(connection(stream, observed.clone(), shutdown.clone()));
+                connections.spawn(connection(
+                    stream,
+                    observed.clone(),
+                    shutdown.clone(),
+                    control,
+                ));
             }
             #[cfg(unix)]
             Ok(Accepted::Unix(stream)) => {
-                connections.spawn(connection(stream, observed.clone(), shutdown.clone()));
+                connections.spawn(connection(
+                    stream,
+                    observed.clone(),
+                    shutdown.clone(),
+                    control,
+                ));
             }
             Err(err) => {
                 tracing::debug!(%err, "accepting an admin connection failed");
@@ -175,13 +219,20 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-async fn connection<I>(io: I, observed: Arc<Observed>, shutdown: CancellationToken)
+async fn connection<I>(io: I, observed: Arc<Observed>, shutdown: CancellationToken, control: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stop = shutdown.clone();
     let service = service_fn(move |request| {
         let observed = observed.clone();
-        async move { Ok::<_, Infallible>(respond(&request, observed).await) }
+        let stop = stop.clone();
+        async move {
+            if control && request.uri().path() == "/logs" {
+                return Ok::<_, Infallible>(logs(&request, &observed, stop));
+            }
+            Ok(respond(&request, observed).await.map(|body| body.boxed()))
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -247,6 +298,81 @@ async fn respond(request: &Request<Incoming>, observed: Arc<Observed>) -> Respon
             "not found; the admin endpoints are /healthz, /readyz, /status and /metrics\n"
                 .to_owned(),
         ),
+    }
+}
+
+/// The default of `lines` for `/logs`, as `tail` prints.
+const DEFAULT_LINES: usize = 10;
+
+/// `/logs?lines=N&follow=1`: the app's last N lines, as the console shows them, and with
+/// `follow` each new one until ancm stops or the client goes.
+fn logs(
+    request: &Request<Incoming>,
+    observed: &Observed,
+    shutdown: CancellationToken,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let query = request.uri().query().unwrap_or("");
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    let count = param("lines")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_LINES);
+    let follow = param("follow").is_some_and(|v| v == "1");
+    let (lines, feed) = observed.recent.last(count, follow);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let shown = |line: &crate::logs::RecentLine| {
+            Bytes::from(format!("[app {}] {}\n", line.pid, line.text))
+        };
+        for line in &lines {
+            if tx.send(shown(line)).await.is_err() {
+                return;
+            }
+        }
+        let Some(mut feed) = feed else { return };
+        loop {
+            let next = tokio::select! {
+                next = feed.recv() => next,
+                () = shutdown.cancelled() => return,
+                () = tx.closed() => return,
+            };
+            let bytes = match next {
+                Ok(line) => shown(&line),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Bytes::from(
+                    format!("[ancm] {missed} lines missed: this reader fell behind\n"),
+                ),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Response::new(Feed(rx).boxed());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A response body fed line by line from a channel.
+struct Feed(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Feed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|bytes| bytes.map(|bytes| Ok(http_body::Frame::data(bytes))))
     }
 }
 

@@ -4,20 +4,22 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::journal::LastExit;
 use super::processes::Usage;
 use super::{phase_name, Observed};
 use crate::supervisor::Phase;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Status {
     pub(crate) pid: u32,
-    pub(crate) version: &'static str,
+    pub(crate) version: String,
     pub(crate) app_dir: String,
     pub(crate) urls: Vec<String>,
     pub(crate) config_source: String,
+    /// The admin listener, when there is one.
+    pub(crate) admin: Option<String>,
     pub(crate) started_at: String,
     pub(crate) uptime_seconds: u64,
     pub(crate) ready: bool,
@@ -31,10 +33,10 @@ pub(crate) struct Status {
     pub(crate) rapid_fail_pauses: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Process {
     pub(crate) slot: usize,
-    pub(crate) state: &'static str,
+    pub(crate) state: String,
     pub(crate) pid: Option<u32>,
     pub(crate) port: Option<u16>,
     pub(crate) started_at: Option<String>,
@@ -50,10 +52,10 @@ pub(crate) struct Process {
     pub(crate) cpu_percent: Option<f32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Exit {
     pub(crate) pid: Option<u32>,
-    pub(crate) cause: &'static str,
+    pub(crate) cause: String,
     pub(crate) description: String,
     pub(crate) code: Option<i32>,
     pub(crate) signal: Option<i32>,
@@ -112,7 +114,7 @@ impl Observed {
                 let started_at = backend.and(record.started_at);
                 Process {
                     slot: index,
-                    state: phase_name(&slot.phase),
+                    state: phase_name(&slot.phase).to_owned(),
                     pid: backend.map(|b| b.pid),
                     port: backend.map(|b| b.addr.port()),
                     started_at: started_at.map(rfc3339),
@@ -135,10 +137,11 @@ impl Observed {
         let own = usage.get(&std::process::id());
         Status {
             pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             app_dir: self.about.app_dir.display().to_string(),
             urls: self.about.urls.clone(),
             config_source: self.about.source.clone(),
+            admin: self.about.admin.clone(),
             started_at: rfc3339(self.about.started_at),
             uptime_seconds: seconds_between(self.about.started_at, now),
             ready: self.readiness().is_ok(),
@@ -157,7 +160,7 @@ impl Observed {
 fn exit(last: &LastExit) -> Exit {
     Exit {
         pid: last.pid,
-        cause: last.cause,
+        cause: last.cause.to_owned(),
         description: last.description.clone(),
         code: last.code,
         signal: last.signal,

@@ -31,6 +31,8 @@ pub struct Console {
     /// Whether the app's lines go to a terminal, which shows its colours; anywhere else (a
     /// file, a pipe to a log collector) they would be noise.
     terminal: bool,
+    /// The app's last lines, for `ancm logs`.
+    recent: super::Recent,
 }
 
 /// The app's stream; [`ConsoleThread::join`] waits until the lines sent are written.
@@ -49,7 +51,17 @@ impl Console {
             (&STDOUT, std::io::stdout().is_terminal())
         };
         stream.start()?;
-        Ok((Console { stream, terminal }, ConsoleThread { stream }))
+        let console = Console {
+            stream,
+            terminal,
+            recent: super::Recent::default(),
+        };
+        Ok((console, ConsoleThread { stream }))
+    }
+
+    /// The app's last lines, across its processes and restarts.
+    pub fn recent(&self) -> &super::Recent {
+        &self.recent
     }
 
     /// Whether lines sent may keep the app's escape sequences (colours).

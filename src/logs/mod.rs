@@ -1,11 +1,13 @@
 //! The app's output (stdout and stderr share one pipe, as in ANCM, so lines keep the order they
 //! were written in): relayed line by line to ancm's console (marked as the app's), written to
-//! the stdout log file when it is on, and kept as a 30 KB tail for the start-failure page.
+//! the stdout log file when it is on, kept as a 30 KB tail for the start-failure page, and
+//! as the last lines for `ancm logs`.
 //! Reading never stops while the app runs, so the app never blocks on a full pipe: the file
 //! gets every line, and the console drops lines rather than wait for a console that is not
 //! read.
 
 mod console;
+mod recent;
 mod tail;
 mod text;
 
@@ -17,6 +19,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
+pub use recent::{Recent, RecentLine};
 pub use tail::Tail;
 
 /// One line of the app's output for the console, without its line ending.
@@ -146,6 +149,7 @@ async fn collect(
             let shown = text::lossy(&bytes);
             let plain = text::plain(&shown);
             tail.push(plain.as_bytes());
+            console.recent().push(pid, &plain);
             if let Some((path, writer)) = &mut file {
                 let written = async {
                     writer.write_all(plain.as_bytes()).await?;
