@@ -40,6 +40,8 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --tls-client-ca 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds'
             cand --header-read-timeout 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms'
             cand --idle-timeout 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms'
+            cand --log-format 'How ancm writes its own lines and the app''s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app''s lines with pid, slot and stream), for log shippers'
+            cand --access-log 'Write one line per request in the W3C extended log format IIS writes (plus the app''s pid) to PATH (appended), or to stdout with `-`. Off by default'
             cand --admin 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --process-path 'Overrides processPath: the executable to start'

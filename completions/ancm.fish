@@ -43,6 +43,9 @@ require\t'Refuse the handshake of a client that sends none'"
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-ca -d 'Accept only client certificates issued by a CA in this PEM bundle. Without it, any certificate is accepted whose key the client proves it holds' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l header-read-timeout -d 'Close a client connection that takes longer than this to send a request\'s headers (or its TLS handshake): 30, 30s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l idle-timeout -d 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l log-format -d 'How ancm writes its own lines and the app\'s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app\'s lines with pid, slot and stream), for log shippers' -r -f -a "text\t'Lines for people'
+json\t'One JSON object per line, for log shippers'"
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l access-log -d 'Write one line per request in the W3C extended log format IIS writes (plus the app\'s pid) to PATH (appended), or to stdout with `-`. Off by default' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l admin -d 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r

@@ -233,6 +233,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "75s")]
     pub idle_timeout: String,
 
+    /// How ancm writes its own lines and the app's to the console: `text`, or `json` (one
+    /// object per line: time, level, message, fields; the app's lines with pid, slot and
+    /// stream), for log shippers.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write one line per request in the W3C extended log format IIS writes (plus the app's
+    /// pid) to PATH (appended), or to stdout with `-`. Off by default.
+    #[arg(long, value_name = "PATH|-")]
+    pub access_log: Option<PathBuf>,
+
     /// Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the
     /// front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a
     /// `/`). Off by default.
@@ -286,6 +297,15 @@ fn admin_address(value: &str) -> Result<admin::Address, String> {
     listen_address(value)
         .map(admin::Address::Tcp)
         .map_err(|err| format!("{err}; or a Unix socket path such as ./admin.sock"))
+}
+
+/// `--log-format`: how console lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `--tls-client-cert`: whether a client without a certificate is served.

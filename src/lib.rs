@@ -44,6 +44,19 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
+            if args.log_format == cli::LogFormat::Json {
+                logging.use_json();
+            }
+            if let Some(path) = &args.access_log {
+                proxy::access_log::start(&proxy::access_log::Target::from_arg(path)).map_err(
+                    |err| {
+                        anyhow::anyhow!(
+                            "--access-log {}: cannot write there: {err}",
+                            path.display()
+                        )
+                    },
+                )?;
+            }
             let request = args.request();
             let config = config::load(&request)?;
             if let Err(err) = logging.apply(&config.debug_log) {

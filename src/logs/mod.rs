@@ -26,6 +26,11 @@ pub use tail::Tail;
 #[derive(Debug)]
 pub struct Line {
     pub pid: u32,
+    /// Which of the app's processes wrote it (0 unless processesPerApplication > 1).
+    pub slot: usize,
+    /// `stdout`, `stderr`, or `stdout+stderr` where both share one pipe (so that their lines
+    /// keep the order they were written in) and cannot be told apart.
+    pub stream: &'static str,
     pub text: String,
 }
 
@@ -64,6 +69,7 @@ pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
 /// awaiting it means no line is lost.
 pub fn capture<R>(
     pid: u32,
+    slot: usize,
     readers: Vec<R>,
     console: Console,
     log_file: Option<(PathBuf, tokio::fs::File)>,
@@ -73,21 +79,30 @@ where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(256);
-    for reader in readers {
-        tokio::spawn(read_lines(pid, reader, tx.clone()));
+    let streams: &[&'static str] = match readers.len() {
+        1 => &["stdout+stderr"],
+        _ => &["stdout", "stderr"],
+    };
+    for (reader, &stream) in readers.into_iter().zip(streams.iter().cycle()) {
+        tokio::spawn(read_lines(pid, reader, stream, tx.clone()));
     }
     drop(tx);
-    tokio::spawn(collect(pid, rx, console, log_file, tail))
+    tokio::spawn(collect(pid, slot, rx, console, log_file, tail))
 }
 
-async fn read_lines(pid: u32, reader: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
+async fn read_lines(
+    pid: u32,
+    reader: impl AsyncRead + Unpin,
+    stream: &'static str,
+    tx: mpsc::Sender<(&'static str, Vec<u8>)>,
+) {
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     loop {
         let mut text = Vec::new();
         match read_line_capped(&mut reader, &mut text).await {
             Ok(0) => break,
             Ok(_) => {
-                if tx.send(text).await.is_err() {
+                if tx.send((stream, text)).await.is_err() {
                     break;
                 }
             }
@@ -134,7 +149,8 @@ pub(crate) async fn read_line_capped(
 
 async fn collect(
     pid: u32,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    slot: usize,
+    mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     console: Console,
     log_file: Option<(PathBuf, tokio::fs::File)>,
     tail: Tail,
@@ -145,7 +161,7 @@ async fn collect(
         let mut next = Some(first);
         // Write what has piled up, then flush once: fast writers get batched, slow ones
         // still see each line in the file at once.
-        while let Some(bytes) = next.take().or_else(|| rx.try_recv().ok()) {
+        while let Some((stream, bytes)) = next.take().or_else(|| rx.try_recv().ok()) {
             let shown = text::lossy(&bytes);
             let plain = text::plain(&shown);
             tail.push(plain.as_bytes());
@@ -163,6 +179,8 @@ async fn collect(
             let text = if keep_escapes { &shown } else { &plain };
             console.send(Line {
                 pid,
+                slot,
+                stream,
                 text: text.to_string(),
             });
         }

@@ -8,6 +8,7 @@
 //! was using (`pool.rs`): hyper closes a connection whose response future or body receiver is
 //! dropped before the end, so the app sees its request aborted.
 
+pub mod access_log;
 mod app_path;
 mod body;
 mod front;
@@ -261,6 +262,9 @@ impl Proxy {
             }
             Ok((response, connection)) => {
                 let (mut parts, body) = response.into_parts();
+                if access_log::enabled() {
+                    parts.extensions.insert(access_log::AppPid(backend.pid));
+                }
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
                 let keep_connection =
                     backend.config.forward_response_connection_header && version < Version::HTTP_2;

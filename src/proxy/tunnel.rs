@@ -26,6 +26,11 @@ impl Proxy {
         let app_side = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
         headers::rewrite_switching(&mut parts.headers);
+        if super::access_log::enabled() {
+            parts
+                .extensions
+                .insert(super::access_log::AppPid(in_flight.backend().pid));
+        }
         let close = self.close_tunnels.clone();
         self.tunnels
             .spawn(splice(client_side, app_side, close, in_flight));

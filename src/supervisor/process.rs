@@ -54,6 +54,7 @@ impl AppProcess {
     pub(crate) async fn spawn(
         ctx: &Arc<Context>,
         cfg: &Arc<AppConfig>,
+        slot: usize,
         port: u16,
         token: Arc<str>,
         tail: &Tail,
@@ -121,7 +122,14 @@ impl AppProcess {
         }
         let capture = match output.map(|pipe| pipe.readers(&mut child)).transpose() {
             Ok(readers) => readers.map(|readers| {
-                logs::capture(pid, readers, ctx.console.clone(), log_file, tail.clone())
+                logs::capture(
+                    pid,
+                    slot,
+                    readers,
+                    ctx.console.clone(),
+                    log_file,
+                    tail.clone(),
+                )
             }),
             Err(err) => {
                 tracing::warn!(pid, %err, "cannot read the app's output; it goes nowhere");

@@ -318,7 +318,14 @@ impl<L: Launcher> Slot<L> {
             let token = new_token(&cfg);
             let spawned = self
                 .launcher
-                .spawn(&self.ctx, &cfg, port, token.0.clone(), &tail)
+                .spawn(
+                    &self.ctx,
+                    &cfg,
+                    self.wiring.index,
+                    port,
+                    token.0.clone(),
+                    &tail,
+                )
                 .await;
             let mut process = match spawned {
                 Ok(process) => process,

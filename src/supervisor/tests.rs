@@ -135,6 +135,7 @@ impl Launcher for Script {
         &self,
         _ctx: &Arc<Context>,
         _cfg: &Arc<AppConfig>,
+        _slot: usize,
         port: u16,
         _token: Arc<str>,
         _tail: &Tail,
