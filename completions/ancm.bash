@@ -91,7 +91,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__check)
-            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --json --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,14 @@ _ancm() {
                     return 0
                     ;;
                 --stdout-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -369,7 +377,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --log-format --access-log --admin --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --log-format --access-log --admin --watch --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,6 +443,14 @@ _ancm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --startup-time-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -487,7 +503,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__smoke)
-            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +534,14 @@ _ancm() {
                     return 0
                     ;;
                 --stdout-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,6 +52,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overr
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
@@ -73,6 +75,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Ove
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
@@ -98,6 +102,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l process-path -d 'Ove
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r

@@ -336,6 +336,15 @@ pub struct OverrideArgs {
     #[arg(long, value_name = "PREFIX")]
     pub stdout_log: Option<String>,
 
+    /// With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M,
+    /// 1G). Off by default, as in ANCM.
+    #[arg(long, value_name = "SIZE")]
+    pub stdout_log_max_size: Option<String>,
+
+    /// With the stdout log on, delete the oldest of its files beyond N. Off by default.
+    #[arg(long, value_name = "N")]
+    pub stdout_log_keep: Option<String>,
+
     /// Overrides startupTimeLimit: seconds the app has to start listening (0-3600).
     #[arg(long, value_name = "SECS")]
     pub startup_time_limit: Option<String>,
@@ -406,6 +415,8 @@ impl From<&OverrideArgs> for config::Overrides {
             arguments: args.arguments.clone(),
             env: args.env.clone(),
             stdout_log: args.stdout_log.clone(),
+            stdout_log_max_size: args.stdout_log_max_size.clone(),
+            stdout_log_keep: args.stdout_log_keep.clone(),
             startup_time_limit: args.startup_time_limit.clone(),
             shutdown_time_limit: args.shutdown_time_limit.clone(),
             rapid_fails_per_minute: args.rapid_fails_per_minute.clone(),

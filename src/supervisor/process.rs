@@ -86,7 +86,12 @@ impl AppProcess {
                     std::process::id(),
                 );
                 match logs::open_stdout_log(&path).await {
-                    Ok(file) => Some((path, file)),
+                    Ok(file) => Some(logs::StdoutLog {
+                        path,
+                        file,
+                        prefix: prefix.clone(),
+                        rotation: cfg.stdout_log_rotation,
+                    }),
                     Err(err) => {
                         tracing::warn!(path = %path.display(), %err, "could not create the stdout log; the app's output still shows here");
                         None
