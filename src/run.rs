@@ -159,45 +159,17 @@ pub(crate) async fn run(
     );
     let reload: Reload = Arc::new(move || config::load(&request));
     let serving = serve(&host, config, Some(reload.clone())).await?;
-    // The first subscriber sees every event since the start.
-    let journal = Arc::new(admin::Journal::new(serving.supervisor.slot_count()));
-    let following = tokio::spawn({
-        let journal = journal.clone();
-        let events = serving.supervisor.events();
-        async move { journal.follow(events).await }
-    });
-    let draining = admin::Draining::default();
-    let observed = Arc::new(admin::Observed::new(
-        serving.supervisor.clone(),
-        journal.clone(),
-        draining.clone(),
-        admin::About {
-            urls: serving.urls.clone(),
-            ..about
-        },
-        host.console.recent().clone(),
-    ));
-    let admin = bound.map(|bound| {
-        let admin = bound.serve(observed.clone());
-        tracing::info!(
-            "admin endpoints on {} (/healthz, /readyz, /status, /metrics)",
-            admin.shown
-        );
-        admin
-    });
-    // For `ancm ls`, `status` and `logs`; ancm runs on without them if the socket cannot be.
-    #[cfg(unix)]
-    let control = match admin::bind_control().await {
-        Ok(bound) => {
-            let control = bound.serve(observed.clone());
-            tracing::debug!(socket = control.shown, "control socket ready");
-            Some(control)
-        }
-        Err(err) => {
-            tracing::warn!("{err:#}; ancm ls, status and logs will not see this instance");
-            None
-        }
+    let about = admin::About {
+        urls: serving.urls.clone(),
+        ..about
     };
+    let operators = admin::Operators::start(
+        &serving.supervisor,
+        about,
+        host.console.recent().clone(),
+        bound,
+    )
+    .await;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
@@ -222,7 +194,7 @@ pub(crate) async fn run(
     tracing::info!(
         "{signal} received: stopping gracefully: finishing requests in flight, then stopping the app ({signal} again kills it now)"
     );
-    draining.start();
+    operators.drain();
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
         let supervisor = serving.supervisor.clone();
@@ -245,14 +217,8 @@ pub(crate) async fn run(
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
-    if let Some(admin) = admin {
-        admin.stop().await;
-    }
-    #[cfg(unix)]
-    if let Some(control) = control {
-        control.stop().await;
-    }
-    for task in announcers.into_iter().chain(reloads).chain([following]) {
+    operators.stop().await;
+    for task in announcers.into_iter().chain(reloads) {
         task.abort();
     }
     second_signal.abort();

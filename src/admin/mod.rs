@@ -22,11 +22,9 @@ use std::time::SystemTime;
 use crate::config::AppConfig;
 use crate::supervisor::{Phase, Supervisor};
 
-pub(crate) use journal::Journal;
-
+use journal::Journal;
 pub(crate) use server::bind;
-#[cfg(unix)]
-pub(crate) use server::bind_control;
+use server::{Admin, Bound};
 
 /// `ancm ls`: the instances running on this machine, as a table.
 pub fn ls() -> anyhow::Result<String> {
@@ -155,6 +153,91 @@ impl Observed {
             Err("no app process is ready")
         }
     }
+}
+
+/// The operator's side of `ancm run`: the record of the app's events, the draining flag, the
+/// admin listener (when asked for) and the control socket.
+pub(crate) struct Operators {
+    draining: Draining,
+    admin: Option<Admin>,
+    control: Option<Admin>,
+    following: tokio::task::JoinHandle<()>,
+}
+
+impl Operators {
+    /// Starts them for the app `supervisor` runs; `admin` is the admin listener, bound before
+    /// the app started. Call before anything else subscribes to the supervisor's events: the
+    /// record then sees every event since the start.
+    pub(crate) async fn start(
+        supervisor: &Supervisor,
+        about: About,
+        recent: crate::logs::Recent,
+        admin: Option<Bound>,
+    ) -> Operators {
+        let journal = Arc::new(Journal::new(supervisor.slot_count()));
+        let following = tokio::spawn({
+            let journal = journal.clone();
+            let events = supervisor.events();
+            async move { journal.follow(events).await }
+        });
+        let draining = Draining::default();
+        let observed = Arc::new(Observed::new(
+            supervisor.clone(),
+            journal,
+            draining.clone(),
+            about,
+            recent,
+        ));
+        let admin = admin.map(|bound| {
+            let admin = bound.serve(observed.clone());
+            tracing::info!(
+                "admin endpoints on {} (/healthz, /readyz, /status, /metrics)",
+                admin.shown
+            );
+            admin
+        });
+        Operators {
+            draining,
+            admin,
+            control: control(observed).await,
+            following,
+        }
+    }
+
+    /// ancm is stopping: `/readyz` says 503 from now on.
+    pub(crate) fn drain(&self) {
+        self.draining.start();
+    }
+
+    /// Once the app has stopped: closes the listeners and removes the control socket.
+    pub(crate) async fn stop(self) {
+        for listener in self.admin.into_iter().chain(self.control) {
+            listener.stop().await;
+        }
+        self.following.abort();
+    }
+}
+
+/// The control socket, for `ancm ls`, `status` and `logs`; ancm runs on without it if it
+/// cannot be made.
+#[cfg(unix)]
+async fn control(observed: Arc<Observed>) -> Option<Admin> {
+    match server::bind_control().await {
+        Ok(bound) => {
+            let control = bound.serve(observed);
+            tracing::debug!(socket = control.shown, "control socket ready");
+            Some(control)
+        }
+        Err(err) => {
+            tracing::warn!("{err:#}; ancm ls, status and logs will not see this instance");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn control(_observed: Arc<Observed>) -> Option<Admin> {
+    None
 }
 
 /// A phase as `/status` and `ancm ls` name it.
