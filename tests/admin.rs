@@ -229,7 +229,7 @@ fn readyz_says_503_until_a_process_is_ready_and_again_while_draining() {
     assert_eq!(get(&format!("{admin}/readyz")).0, 200);
 
     // A stop with a request in flight: ancm drains it, and says it is not ready meanwhile.
-    let url = format!("{}/sleep?ms=3000", ancm.url);
+    let url = format!("{}/sleep?ms=5000", ancm.url);
     let in_flight = std::thread::spawn(move || client().get(url).send().map(|r| r.status()));
     ancm.wait_stdout("the request to be in flight", |l| {
         l.contains("sampleapp sleeping")

@@ -303,8 +303,11 @@ fn detail(status: &Status) -> String {
     field(
         "history",
         &format!(
-            "{} starts, {} restarts, {} recycles, {} rapid-fail pauses",
-            status.starts, status.restarts, status.recycles, status.rapid_fail_pauses
+            "{}, {}, {}, {}",
+            count(status.starts, "start"),
+            count(status.restarts, "restart"),
+            count(status.recycles, "recycle"),
+            count(status.rapid_fail_pauses, "rapid-fail pause"),
         ),
     );
     for process in &status.processes {
@@ -317,8 +320,9 @@ fn detail(status: &Status) -> String {
         }
         let _ = writeln!(
             out,
-            ", {} restarts, {} requests in flight",
-            process.restarts, process.requests_in_flight
+            ", {}, {} in flight",
+            count(process.restarts, "restart"),
+            count(process.requests_in_flight as u64, "request"),
         );
         if let (Some(rss), Some(cpu)) = (process.rss_bytes, process.cpu_seconds) {
             let _ = writeln!(out, "  memory {}, CPU {cpu:.2} s", mebibytes(rss));
@@ -335,6 +339,15 @@ fn detail(status: &Status) -> String {
         }
     }
     out
+}
+
+/// `1 restart`, `2 restarts`.
+fn count(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 #[allow(clippy::cast_precision_loss)]
