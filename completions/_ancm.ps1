@@ -28,6 +28,9 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the ancm instances running on this machine')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show one running ancm instance in detail: its app, listeners and processes')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print a running instance''s last lines of app output, and follow it with -f')
             [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -42,11 +45,16 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--header-read-timeout', '--header-read-timeout', [CompletionResultType]::ParameterName, 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms')
             [CompletionResult]::new('--max-request-head', '--max-request-head', [CompletionResultType]::ParameterName, 'The largest HTTP/1.1 request head (request line and headers) taken; larger ones get 431. The default is http.sys''s (IIS''s MaxRequestBytes). It also bounds the response ancm queues for a client that does not read, so raising it costs memory per slow client: 16KiB, 64KiB, 32768')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How ancm writes its own lines and the app''s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app''s lines with pid, slot and stream), for log shippers')
+            [CompletionResult]::new('--access-log', '--access-log', [CompletionResultType]::ParameterName, 'Write one line per request in the W3C extended log format IIS writes (plus the app''s pid) to PATH (appended), or to stdout with `-`. Off by default')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default')
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched')
             [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
             [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
             [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--stdout-log-max-size', '--stdout-log-max-size', [CompletionResultType]::ParameterName, 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM')
+            [CompletionResult]::new('--stdout-log-keep', '--stdout-log-keep', [CompletionResultType]::ParameterName, 'With the stdout log on, delete the oldest of its files beyond N. Off by default')
             [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
             [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
             [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
@@ -72,6 +80,8 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
             [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--stdout-log-max-size', '--stdout-log-max-size', [CompletionResultType]::ParameterName, 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM')
+            [CompletionResult]::new('--stdout-log-keep', '--stdout-log-keep', [CompletionResultType]::ParameterName, 'With the stdout log on, delete the oldest of its files beyond N. Off by default')
             [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
             [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
             [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
@@ -101,6 +111,8 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')
             [CompletionResult]::new('--stdout-log', '--stdout-log', [CompletionResultType]::ParameterName, 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log')
+            [CompletionResult]::new('--stdout-log-max-size', '--stdout-log-max-size', [CompletionResultType]::ParameterName, 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM')
+            [CompletionResult]::new('--stdout-log-keep', '--stdout-log-keep', [CompletionResultType]::ParameterName, 'With the stdout log on, delete the oldest of its files beyond N. Off by default')
             [CompletionResult]::new('--startup-time-limit', '--startup-time-limit', [CompletionResultType]::ParameterName, 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)')
             [CompletionResult]::new('--shutdown-time-limit', '--shutdown-time-limit', [CompletionResultType]::ParameterName, 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)')
             [CompletionResult]::new('--rapid-fails-per-minute', '--rapid-fails-per-minute', [CompletionResultType]::ParameterName, 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)')
@@ -115,6 +127,32 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--strip-app-path', '--strip-app-path', [CompletionResultType]::ParameterName, 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)')
             [CompletionResult]::new('--shutdown-message', '--shutdown-message', [CompletionResultType]::ParameterName, 'Send ANCM''s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only')
             [CompletionResult]::new('--lazy', '--lazy', [CompletionResultType]::ParameterName, 'Start the app on the first request, as ANCM does, instead of at once')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;ls' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;status' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the instance''s /status JSON instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ancm;logs' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many of the last lines to print first (ancm keeps the last 1000)')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'How many of the last lines to print first (ancm keeps the last 1000)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -139,6 +177,9 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Start the app, proxy requests to it and keep it running until Ctrl+C')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the app''s web.config and flags, and print the effective configuration')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Start the app behind the proxy, request some paths, stop: for CI')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the ancm instances running on this machine')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show one running ancm instance in detail: its app, listeners and processes')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print a running instance''s last lines of app output, and follow it with -f')
             [CompletionResult]::new('helper', 'helper', [CompletionResultType]::ParameterValue, 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -151,6 +192,15 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             break
         }
         'ancm;help;smoke' {
+            break
+        }
+        'ancm;help;ls' {
+            break
+        }
+        'ancm;help;status' {
+            break
+        }
+        'ancm;help;logs' {
             break
         }
         'ancm;help;helper' {

@@ -28,11 +28,20 @@ _ancm() {
             ancm,helper)
                 cmd="ancm__subcmd__helper"
                 ;;
+            ancm,logs)
+                cmd="ancm__subcmd__logs"
+                ;;
+            ancm,ls)
+                cmd="ancm__subcmd__ls"
+                ;;
             ancm,run)
                 cmd="ancm__subcmd__run"
                 ;;
             ancm,smoke)
                 cmd="ancm__subcmd__smoke"
+                ;;
+            ancm,status)
+                cmd="ancm__subcmd__status"
                 ;;
             ancm__subcmd__help,check)
                 cmd="ancm__subcmd__help__subcmd__check"
@@ -46,11 +55,20 @@ _ancm() {
             ancm__subcmd__help,helper)
                 cmd="ancm__subcmd__help__subcmd__helper"
                 ;;
+            ancm__subcmd__help,logs)
+                cmd="ancm__subcmd__help__subcmd__logs"
+                ;;
+            ancm__subcmd__help,ls)
+                cmd="ancm__subcmd__help__subcmd__ls"
+                ;;
             ancm__subcmd__help,run)
                 cmd="ancm__subcmd__help__subcmd__run"
                 ;;
             ancm__subcmd__help,smoke)
                 cmd="ancm__subcmd__help__subcmd__smoke"
+                ;;
+            ancm__subcmd__help,status)
+                cmd="ancm__subcmd__help__subcmd__status"
                 ;;
             *)
                 ;;
@@ -59,7 +77,7 @@ _ancm() {
 
     case "${cmd}" in
         ancm)
-            opts="-h -V --help --version run check smoke helper completions help"
+            opts="-h -V --help --version run check smoke ls status logs helper completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -73,7 +91,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__check)
-            opts="-h -V --json --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --json --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -92,6 +110,14 @@ _ancm() {
                     return 0
                     ;;
                 --stdout-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -161,7 +187,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__help)
-            opts="run check smoke helper completions help"
+            opts="run check smoke ls status logs helper completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,6 +256,34 @@ _ancm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ancm__subcmd__help__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ancm__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ancm__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -258,6 +312,20 @@ _ancm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ancm__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ancm__subcmd__helper)
             opts="-h -V --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -272,8 +340,44 @@ _ancm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ancm__subcmd__logs)
+            opts="-f -n -h -V --follow --lines --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ancm__subcmd__ls)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --max-request-head --watch --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --max-request-head --log-format --access-log --admin --watch --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,6 +415,18 @@ _ancm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --access-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --watch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -328,6 +444,14 @@ _ancm() {
                     return 0
                     ;;
                 --stdout-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -383,7 +507,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__smoke)
-            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --path --expect --timeout --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +538,14 @@ _ancm() {
                     return 0
                     ;;
                 --stdout-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stdout-log-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -461,6 +593,20 @@ _ancm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ancm__subcmd__status)
+            opts="-h -V --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

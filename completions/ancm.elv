@@ -25,6 +25,9 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand ls 'List the ancm instances running on this machine'
+            cand status 'Show one running ancm instance in detail: its app, listeners and processes'
+            cand logs 'Print a running instance''s last lines of app output, and follow it with -f'
             cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -38,11 +41,16 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --header-read-timeout 'Close a client connection that takes longer than this to send a request''s headers (or its TLS handshake): 30, 30s, 500ms'
             cand --idle-timeout 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms'
             cand --max-request-head 'The largest HTTP/1.1 request head (request line and headers) taken; larger ones get 431. The default is http.sys''s (IIS''s MaxRequestBytes). It also bounds the response ancm queues for a client that does not read, so raising it costs memory per slow client: 16KiB, 64KiB, 32768'
+            cand --log-format 'How ancm writes its own lines and the app''s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app''s lines with pid, slot and stream), for log shippers'
+            cand --access-log 'Write one line per request in the W3C extended log format IIS writes (plus the app''s pid) to PATH (appended), or to stdout with `-`. Off by default'
+            cand --admin 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --process-path 'Overrides processPath: the executable to start'
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
             cand --env 'Adds or overrides an environment variable for the app (repeatable)'
             cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --stdout-log-max-size 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM'
+            cand --stdout-log-keep 'With the stdout log on, delete the oldest of its files beyond N. Off by default'
             cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
             cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
             cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
@@ -67,6 +75,8 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
             cand --env 'Adds or overrides an environment variable for the app (repeatable)'
             cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --stdout-log-max-size 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM'
+            cand --stdout-log-keep 'With the stdout log on, delete the oldest of its files beyond N. Off by default'
             cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
             cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
             cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
@@ -95,6 +105,8 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --arguments 'Overrides arguments (split the way Windows splits a command line)'
             cand --env 'Adds or overrides an environment variable for the app (repeatable)'
             cand --stdout-log 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log'
+            cand --stdout-log-max-size 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM'
+            cand --stdout-log-keep 'With the stdout log on, delete the oldest of its files beyond N. Off by default'
             cand --startup-time-limit 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)'
             cand --shutdown-time-limit 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)'
             cand --rapid-fails-per-minute 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)'
@@ -109,6 +121,29 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --strip-app-path 'Forward requests under --app-path without that base, which goes to the app in X-Forwarded-Prefix instead (for apps that do not know their base)'
             cand --shutdown-message 'Send ANCM''s shutdown message (POST /iisintegration) before the stop signal, as web.config runs always do; -- COMMAND runs get the signal only'
             cand --lazy 'Start the app on the first request, as ANCM does, instead of at once'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;ls'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;status'= {
+            cand --json 'Print the instance''s /status JSON instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ancm;logs'= {
+            cand -n 'How many of the last lines to print first (ancm keeps the last 1000)'
+            cand --lines 'How many of the last lines to print first (ancm keeps the last 1000)'
+            cand -f 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
+            cand --follow 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -130,6 +165,9 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand run 'Start the app, proxy requests to it and keep it running until Ctrl+C'
             cand check 'Validate the app''s web.config and flags, and print the effective configuration'
             cand smoke 'Start the app behind the proxy, request some paths, stop: for CI'
+            cand ls 'List the ancm instances running on this machine'
+            cand status 'Show one running ancm instance in detail: its app, listeners and processes'
+            cand logs 'Print a running instance''s last lines of app output, and follow it with -f'
             cand helper 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
             cand completions 'Print the shell completion script for SHELL'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -139,6 +177,12 @@ set edit:completion:arg-completer[ancm] = {|@words|
         &'ancm;help;check'= {
         }
         &'ancm;help;smoke'= {
+        }
+        &'ancm;help;ls'= {
+        }
+        &'ancm;help;status'= {
+        }
+        &'ancm;help;logs'= {
         }
         &'ancm;help;helper'= {
         }

@@ -29,6 +29,9 @@ complete -c ancm -n "__fish_ancm_needs_command" -s V -l version -d 'Print versio
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "ls" -d 'List the ancm instances running on this machine'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "status" -d 'Show one running ancm instance in detail: its app, listeners and processes'
+complete -c ancm -n "__fish_ancm_needs_command" -f -a "logs" -d 'Print a running instance\'s last lines of app output, and follow it with -f'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL'
 complete -c ancm -n "__fish_ancm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -41,11 +44,17 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l tls-client-ca -d 'Acce
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l header-read-timeout -d 'Close a client connection that takes longer than this to send a request\'s headers (or its TLS handshake): 30, 30s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l idle-timeout -d 'Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-request-head -d 'The largest HTTP/1.1 request head (request line and headers) taken; larger ones get 431. The default is http.sys\'s (IIS\'s MaxRequestBytes). It also bounds the response ancm queues for a client that does not read, so raising it costs memory per slow client: 16KiB, 64KiB, 32768' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l log-format -d 'How ancm writes its own lines and the app\'s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app\'s lines with pid, slot and stream), for log shippers' -r -f -a "text\t'Lines for people'
+json\t'One JSON object per line, for log shippers'"
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l access-log -d 'Write one line per request in the W3C extended log format IIS writes (plus the app\'s pid) to PATH (appended), or to stdout with `-`. Off by default' -r -F
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l admin -d 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
@@ -67,6 +76,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Ove
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
@@ -92,6 +103,8 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l process-path -d 'Ove
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l startup-time-limit -d 'Overrides startupTimeLimit: seconds the app has to start listening (0-3600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-time-limit -d 'Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l rapid-fails-per-minute -d 'Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100)' -r
@@ -109,13 +122,25 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l shutdown-message -d 
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l lazy -d 'Start the app on the first request, as ANCM does, instead of at once'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -l json -d 'Print the instance\'s /status JSON instead of text'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand status" -s V -l version -d 'Print version'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s n -l lines -d 'How many of the last lines to print first (ancm keeps the last 1000)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s f -l follow -d 'Keep printing new lines as the app writes them, across restarts, until the instance stops (or Ctrl+C)'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c ancm -n "__fish_ancm_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand helper" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand helper" -s V -l version -d 'Print version'
 complete -c ancm -n "__fish_ancm_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c ancm -n "__fish_ancm_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "completions" -d 'Print the shell completion script for SHELL'
-complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke helper completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "run" -d 'Start the app, proxy requests to it and keep it running until Ctrl+C'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "check" -d 'Validate the app\'s web.config and flags, and print the effective configuration'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "smoke" -d 'Start the app behind the proxy, request some paths, stop: for CI'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "ls" -d 'List the ancm instances running on this machine'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "status" -d 'Show one running ancm instance in detail: its app, listeners and processes'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "logs" -d 'Print a running instance\'s last lines of app output, and follow it with -f'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "helper" -d 'Serve a native web-server module over stdin/stdout (docs/helper-protocol.md)'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "completions" -d 'Print the shell completion script for SHELL'
+complete -c ancm -n "__fish_ancm_using_subcommand help; and not __fish_seen_subcommand_from run check smoke ls status logs helper completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config;
+use crate::{admin, config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +38,41 @@ pub enum Command {
     #[command(after_help = SMOKE_EXAMPLES)]
     Smoke(SmokeArgs),
 
+    /// List the ancm instances running on this machine.
+    #[command(after_help = LS_EXAMPLES)]
+    Ls,
+
+    /// Show one running ancm instance in detail: its app, listeners and processes.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status {
+        /// The instance: its pid, one of its app's pids, or its app folder (default: the only
+        /// one running).
+        #[arg(value_name = "APP|PID")]
+        target: Option<String>,
+
+        /// Print the instance's /status JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a running instance's last lines of app output, and follow it with -f.
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs {
+        /// The instance: its pid, one of its app's pids, or its app folder (default: the only
+        /// one running).
+        #[arg(value_name = "APP|PID")]
+        target: Option<String>,
+
+        /// Keep printing new lines as the app writes them, across restarts, until the
+        /// instance stops (or Ctrl+C).
+        #[arg(short, long)]
+        follow: bool,
+
+        /// How many of the last lines to print first (ancm keeps the last 1000).
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+        lines: usize,
+    },
+
     /// Serve a native web-server module over stdin/stdout (docs/helper-protocol.md).
     #[command(after_help = HELPER_EXAMPLES)]
     Helper,
@@ -66,6 +101,26 @@ Examples:
   ancm check --launcher-path bin/Debug/net8.0/App.exe .   a dev-time web.config
 
 Exit status: 0 when valid (warnings allowed), 2 when not.";
+
+const LS_EXAMPLES: &str = "\
+Each `ancm run` registers itself in $XDG_RUNTIME_DIR/ancm (else a folder of this user's in the
+temp folder) with a control socket that only this user can open.
+
+Examples:
+  ancm ls
+  ancm status 4242                 the instance with pid 4242 (or whose app has that pid)";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  ancm status                      the only instance running
+  ancm status ./publish            the instance serving that app folder
+  ancm status 4242 --json | jq '.processes[].pid'";
+
+const LOGS_EXAMPLES: &str = "\
+Examples:
+  ancm logs                        the last 10 lines of the only instance running
+  ancm logs ./publish -n 100       the last 100 lines of the app in ./publish
+  ancm logs 4242 -f                follow, across restarts, until that ancm stops";
 
 const HELPER_EXAMPLES: &str = "\
 The helper speaks newline-delimited JSON: requests on stdin, events on stdout, logs on stderr.
@@ -184,6 +239,22 @@ pub struct RunArgs {
     /// client: 16KiB, 64KiB, 32768.
     #[arg(long, value_name = "SIZE", default_value = "16KiB")]
     pub max_request_head: String,
+    /// How ancm writes its own lines and the app's to the console: `text`, or `json` (one
+    /// object per line: time, level, message, fields; the app's lines with pid, slot and
+    /// stream), for log shippers.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write one line per request in the W3C extended log format IIS writes (plus the app's
+    /// pid) to PATH (appended), or to stdout with `-`. Off by default.
+    #[arg(long, value_name = "PATH|-")]
+    pub access_log: Option<PathBuf>,
+
+    /// Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the
+    /// front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a
+    /// `/`). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = admin_address)]
+    pub admin: Option<admin::Address>,
 
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
@@ -224,6 +295,25 @@ fn listen_address(value: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// `--admin`: an address as for `--listen`, or a socket path.
+fn admin_address(value: &str) -> Result<admin::Address, String> {
+    if value.contains('/') {
+        return Ok(admin::Address::Unix(PathBuf::from(value)));
+    }
+    listen_address(value)
+        .map(admin::Address::Tcp)
+        .map_err(|err| format!("{err}; or a Unix socket path such as ./admin.sock"))
+}
+
+/// `--log-format`: how console lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// `--tls-client-cert`: whether a client without a certificate is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TlsClientCert {
@@ -251,6 +341,15 @@ pub struct OverrideArgs {
     /// Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log.
     #[arg(long, value_name = "PREFIX")]
     pub stdout_log: Option<String>,
+
+    /// With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M,
+    /// 1G). Off by default, as in ANCM.
+    #[arg(long, value_name = "SIZE")]
+    pub stdout_log_max_size: Option<String>,
+
+    /// With the stdout log on, delete the oldest of its files beyond N. Off by default.
+    #[arg(long, value_name = "N")]
+    pub stdout_log_keep: Option<String>,
 
     /// Overrides startupTimeLimit: seconds the app has to start listening (0-3600).
     #[arg(long, value_name = "SECS")]
@@ -322,6 +421,8 @@ impl From<&OverrideArgs> for config::Overrides {
             arguments: args.arguments.clone(),
             env: args.env.clone(),
             stdout_log: args.stdout_log.clone(),
+            stdout_log_max_size: args.stdout_log_max_size.clone(),
+            stdout_log_keep: args.stdout_log_keep.clone(),
             startup_time_limit: args.startup_time_limit.clone(),
             shutdown_time_limit: args.shutdown_time_limit.clone(),
             rapid_fails_per_minute: args.rapid_fails_per_minute.clone(),

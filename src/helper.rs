@@ -93,6 +93,8 @@ impl StartRequest {
             arguments: self.arguments.clone(),
             env: self.env.iter().map(|(n, v)| format!("{n}={v}")).collect(),
             stdout_log: self.stdout_log.clone(),
+            stdout_log_max_size: None,
+            stdout_log_keep: None,
             startup_time_limit: text(&self.startup_time_limit),
             shutdown_time_limit: text(&self.shutdown_time_limit),
             rapid_fails_per_minute: text(&self.rapid_fails_per_minute),

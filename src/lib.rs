@@ -15,7 +15,9 @@
 //!   `host`: what every command that runs an app sets up around it.
 //! - `helper`: `ancm helper`, the protocol for native web-server modules.
 //! - `watch`: app_offline.htm, web.config and `--watch` changes.
+//! - [`admin`]: the admin listener: health, readiness, status and Prometheus metrics.
 
+pub mod admin;
 mod check;
 pub mod cli;
 pub mod config;
@@ -43,12 +45,26 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
+            if args.log_format == cli::LogFormat::Json {
+                logging.use_json();
+            }
+            if let Some(path) = &args.access_log {
+                proxy::access_log::start(&proxy::access_log::Target::from_arg(path)).map_err(
+                    |err| {
+                        anyhow::anyhow!(
+                            "--access-log {}: cannot write there: {err}",
+                            path.display()
+                        )
+                    },
+                )?;
+            }
             let request = args.request();
             let config = config::load(&request)?;
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            host::run(|host| run::run(host, config, request))?;
+            let admin = args.admin.clone();
+            host::run(|host| run::run(host, config, request, admin))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => Ok(check::run(&args.request(), args.json)?),
@@ -56,6 +72,22 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             let config = config::load(&args.request())?;
             let checks = smoke::Checks::from_args(&args);
             host::run(|host| smoke::run(host, config, checks))
+        }
+        Command::Ls => {
+            write_stdout(admin::ls()?.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { target, json } => {
+            write_stdout(admin::status(target.as_deref(), json)?.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs {
+            target,
+            follow,
+            lines,
+        } => {
+            admin::logs(target.as_deref(), lines, follow)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Helper => host::run_with(true, helper::run),
         Command::Completions { shell } => {

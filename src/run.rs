@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::config::{self, AppConfig, Request};
 use crate::host::Host;
 use crate::proxy::{self, Proxy};
@@ -149,9 +150,37 @@ impl Serving {
 /// is `request` as loaded at start; a change to web.config loads `request` again. SIGHUP reads
 /// the configuration again and recycles the app with it, as a reload does for nginx, gunicorn
 /// and PM2.
-pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> anyhow::Result<()> {
+///
+/// With `admin`, the admin endpoints listen there until the app has stopped; `/readyz` says
+/// 503 from the stop signal on.
+pub(crate) async fn run(
+    mut host: Host,
+    config: AppConfig,
+    request: Request,
+    admin: Option<admin::Address>,
+) -> anyhow::Result<()> {
+    let bound = match &admin {
+        Some(address) => Some(admin::bind(address).await?),
+        None => None,
+    };
+    let about = admin::About::new(
+        &config,
+        Vec::new(),
+        bound.as_ref().map(|bound| bound.shown.clone()),
+    );
     let reload: Reload = Arc::new(move || config::load(&request));
     let serving = serve(&host, config, Some(reload.clone())).await?;
+    let about = admin::About {
+        urls: serving.urls.clone(),
+        ..about
+    };
+    let operators = admin::Operators::start(
+        &serving.supervisor,
+        about,
+        host.console.recent().clone(),
+        bound,
+    )
+    .await;
     let urls = serving.urls.join(" and ");
     let announcers: Vec<_> = (0..serving.supervisor.slot_count())
         .map(|slot| tokio::spawn(announce(serving.supervisor.clone(), slot, urls.clone())))
@@ -181,6 +210,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
         "{signal} received: stopping gracefully: finishing requests in flight, then stopping the app ({signal} again kills it now)"
     );
     systemd::stopping();
+    operators.drain();
     let kill_now = CancellationToken::new();
     let second_signal = tokio::spawn({
         let supervisor = serving.supervisor.clone();
@@ -203,6 +233,7 @@ pub(crate) async fn run(mut host: Host, config: AppConfig, request: Request) -> 
     spinner.abort();
     crate::progress::suspend(|| ());
     serving.stop(&kill_now).await;
+    operators.stop().await;
     for task in announcers.into_iter().chain(reloads).chain(service_manager) {
         task.abort();
     }

@@ -321,3 +321,136 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Prints batches of numbered lines through the app until the stdout log has `files` files.
+fn print_until_files(ancm: &Ancm, dir: &std::path::Path, files: usize) -> u64 {
+    let deadline = Instant::now() + DEADLINE;
+    let mut batches = 0;
+    while log_files(dir, "stdout").len() < files {
+        assert!(
+            Instant::now() < deadline,
+            "only {:?}",
+            log_files(dir, "stdout")
+        );
+        assert_eq!(ancm.get("/print?n=40").status(), 200);
+        batches += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    batches
+}
+
+#[test]
+fn stdout_log_rotates_past_its_size_and_loses_no_line() {
+    let app = AppDir::new(
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[],
+    );
+    let mut ancm = Ancm::run(&[
+        "--stdout-log-max-size",
+        "1K",
+        app.path().to_str().expect("utf-8"),
+    ]);
+    ancm.wait_ready();
+    let dir = app.path().join("logs");
+    let batches = print_until_files(&ancm, &dir, 3);
+    ancm.signal(Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+
+    let files = log_files(&dir, "stdout");
+    let mut all = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("log");
+        let name = file.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(name.ends_with(&format!("_{}.log", ancm.pid())), "{name}");
+        all.extend(text.lines().map(str::to_owned));
+    }
+    // Each file but the last passed 1 KiB before the next began (in a later second, as the
+    // names count seconds); between them, every line.
+    for file in &files[..files.len() - 1] {
+        let size = std::fs::metadata(file).expect("size").len();
+        assert!(size >= 1024, "{} is {size} bytes", file.display());
+    }
+    let printed: Vec<&String> = all.iter().filter(|l| l.starts_with("print ")).collect();
+    assert_eq!(printed.len() as u64, batches * 40, "{all:#?}");
+    for (i, line) in printed.iter().enumerate() {
+        assert_eq!(**line, format!("print {} of 40", i % 40 + 1));
+    }
+}
+
+#[test]
+fn stdout_log_keeps_the_newest_files() {
+    let app = AppDir::new(
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[],
+    );
+    let dir = app.path().join("logs");
+    std::fs::create_dir_all(&dir).expect("logs folder");
+    // Older runs' files, and a file of another name that is not the stdout log's.
+    let old = dir.join("stdout_20200101000000_1.log");
+    std::fs::write(&old, "old\n").expect("old log");
+    std::fs::write(dir.join("stdout_20210101000000_1.log"), "newer\n").expect("newer log");
+    std::fs::write(dir.join("stdout_notes.txt"), "keep me").expect("other file");
+    let ancm = Ancm::run(&[
+        "--stdout-log-max-size",
+        "1K",
+        "--stdout-log-keep",
+        "2",
+        app.path().to_str().expect("utf-8"),
+    ]);
+    ancm.wait_ready();
+    // With the new file there are three: the oldest goes.
+    let deadline = Instant::now() + DEADLINE;
+    while old.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the oldest file is beyond the two kept"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Rotations go on; there are never more than two files, the newest ones.
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while seen.len() < 4 {
+        assert!(Instant::now() < deadline, "rotated into {seen:?}");
+        assert_eq!(ancm.get("/print?n=40").status(), 200);
+        let files = log_files(&dir, "stdout");
+        let logs: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "log"))
+            .collect();
+        assert!(logs.len() <= 2, "{logs:?}");
+        seen.extend(logs.into_iter().cloned());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<PathBuf> = log_files(&dir, "stdout")
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "log"))
+        .collect();
+    let newest: Vec<PathBuf> = seen.iter().rev().take(left.len()).rev().cloned().collect();
+    assert_eq!(left, newest);
+    assert!(dir.join("stdout_notes.txt").exists());
+}
+
+#[test]
+fn stdout_log_size_is_checked() {
+    let app = AppDir::new("", &[]);
+    let output = Command::new(ancm_bin())
+        .args([
+            "run",
+            "--stdout-log",
+            "out",
+            "--stdout-log-max-size",
+            "10X",
+            app.path().to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run ancm");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--stdout-log-max-size")
+            && stderr.contains("\"10X\"")
+            && stderr.contains("512K"),
+        "{stderr}"
+    );
+}

@@ -6,6 +6,8 @@
 
 mod support;
 
+/// The admin listener: health, readiness, status and Prometheus metrics.
+mod admin;
 /// `ancm check`, and the settings it reports acting on `ancm run`.
 mod check;
 /// The command line itself: completions and help.
@@ -27,6 +29,8 @@ mod kestrel;
 mod lifecycle;
 /// The stdout log file and the console.
 mod logs;
+/// Logs for machines: `--log-format json` and the W3C access log.
+mod machine_logs;
 /// The reference native-module client in C, against `ancm helper`.
 mod native_module;
 /// Apps that are not ASP.NET Core (`-- COMMAND`): a stop signal without the shutdown message,

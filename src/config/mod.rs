@@ -43,6 +43,8 @@ pub struct AppConfig {
     pub stdout_log_file: PathBuf,
     /// The stdout log prefix when the log is really written: on, and output captured.
     pub stdout_log: Option<PathBuf>,
+    /// When the stdout log starts a new file, and how many it keeps (off by default, as ANCM).
+    pub stdout_log_rotation: Rotation,
     /// enableOutOfProcessConsoleRedirection: read the app's stdout and stderr at all.
     pub capture_output: bool,
     pub startup_time_limit: Duration,
@@ -92,6 +94,15 @@ pub struct AppConfig {
     pub watch: Vec<String>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// Rotation and retention of the stdout log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file past this many bytes is followed by a new one.
+    pub max_size: Option<u64>,
+    /// Files of the prefix beyond this many are deleted, oldest first.
+    pub keep: Option<u32>,
 }
 
 /// How X-Forwarded-For gives the client's address.
@@ -170,6 +181,9 @@ pub struct Overrides {
     /// `NAME=VALUE` pairs, in order.
     pub env: Vec<String>,
     pub stdout_log: Option<String>,
+    /// As written: bytes, or with K, M or G (KiB, MiB, GiB).
+    pub stdout_log_max_size: Option<String>,
+    pub stdout_log_keep: Option<String>,
     pub startup_time_limit: Option<String>,
     pub shutdown_time_limit: Option<String>,
     pub rapid_fails_per_minute: Option<String>,
@@ -591,6 +605,43 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         );
     }
     let stdout_log = (stdout_log_enabled && capture_output).then(|| stdout_log_file.clone());
+    let stdout_log_rotation = Rotation {
+        max_size: flags.stdout_log_max_size.as_deref().and_then(|value| {
+            errors.keep(
+                values::size(value).map(Some).map_err(|allowed| {
+                    ConfigError::invalid(
+                        Origin::Flag("--stdout-log-max-size"),
+                        "value",
+                        value,
+                        allowed,
+                    )
+                }),
+                None,
+            )
+        }),
+        keep: flags.stdout_log_keep.as_deref().and_then(|value| {
+            errors.keep(
+                values::uint(value, 1, 100_000, " of files")
+                    .map(|n| Some(u32::try_from(n).unwrap_or(u32::MAX)))
+                    .map_err(|allowed| {
+                        ConfigError::invalid(
+                            Origin::Flag("--stdout-log-keep"),
+                            "value",
+                            value,
+                            allowed,
+                        )
+                    }),
+                None,
+            )
+        }),
+    };
+    if stdout_log.is_none() && stdout_log_rotation != Rotation::default() {
+        warnings.push(
+            "--stdout-log-max-size and --stdout-log-keep apply to the stdout log, which is off \
+             (turn it on with --stdout-log or stdoutLogEnabled)"
+                .to_owned(),
+        );
+    }
 
     let environment = errors.keep(settings.environment(), Vec::new());
     for (name, _) in &environment {
@@ -669,6 +720,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         stdout_log_enabled,
         stdout_log_file,
         stdout_log,
+        stdout_log_rotation,
         capture_output,
         startup_time_limit: Duration::from_secs(startup),
         shutdown_time_limit: Duration::from_secs(shutdown),

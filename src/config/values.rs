@@ -14,6 +14,34 @@ pub(crate) fn uint(value: &str, min: u64, max: u64, unit: &str) -> Result<u64, S
     }
 }
 
+/// A size in bytes, with an optional unit: `10485760`, `512K`, `10M`, `10MB`, `10MiB`, `1G`
+/// (the units are powers of 1024, as for log files); at least 1 KiB.
+pub(crate) fn size(value: &str) -> Result<u64, String> {
+    let allowed = || {
+        "a size in bytes from 1K, as a number with an optional unit K, M or G (KB/KiB...): \
+         10485760, 512K, 10M, 1G"
+            .to_owned()
+    };
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number = digits(number).ok_or_else(allowed)?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let scale: u64 = match unit.as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(allowed()),
+    };
+    number
+        .checked_mul(scale)
+        .filter(|&bytes| bytes >= 1024)
+        .ok_or_else(allowed)
+}
+
 /// IIS booleans: `true` or `false`, any case.
 pub(crate) fn boolean(value: &str) -> Result<bool, String> {
     match value.trim() {
@@ -139,6 +167,17 @@ fn fraction(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(size("10485760"), Ok(10_485_760));
+        assert_eq!(size("512K"), Ok(512 * 1024));
+        assert_eq!(size("10mb"), Ok(10 << 20));
+        assert_eq!(size("1 GiB"), Ok(1 << 30));
+        for bad in ["", "M", "10X", "100", "-1K", "1.5M"] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn timespans_as_iis_writes_them() {

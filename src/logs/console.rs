@@ -31,6 +31,8 @@ pub struct Console {
     /// Whether the app's lines go to a terminal, which shows its colours; anywhere else (a
     /// file, a pipe to a log collector) they would be noise.
     terminal: bool,
+    /// The app's last lines, for `ancm logs`.
+    recent: super::Recent,
 }
 
 /// The app's stream; [`ConsoleThread::join`] waits until the lines sent are written.
@@ -49,16 +51,44 @@ impl Console {
             (&STDOUT, std::io::stdout().is_terminal())
         };
         stream.start()?;
-        Ok((Console { stream, terminal }, ConsoleThread { stream }))
+        let console = Console {
+            stream,
+            terminal,
+            recent: super::Recent::default(),
+        };
+        Ok((console, ConsoleThread { stream }))
+    }
+
+    /// The app's last lines, across its processes and restarts.
+    pub fn recent(&self) -> &super::Recent {
+        &self.recent
     }
 
     /// Whether lines sent may keep the app's escape sequences (colours).
     pub(crate) fn keeps_escapes(&self) -> bool {
-        self.terminal
+        self.terminal && !crate::logging::json()
     }
 
     /// Queues `line`, or drops it if the console is that far behind; never waits.
     pub fn send(&self, line: Line) {
+        if crate::logging::json() {
+            let mut fields = serde_json::Map::new();
+            fields.insert("pid".to_owned(), line.pid.into());
+            fields.insert("slot".to_owned(), line.slot.into());
+            fields.insert("stream".to_owned(), line.stream.into());
+            let mut bytes = crate::logging::json_line("INFO", &line.text, fields)
+                .to_string()
+                .into_bytes();
+            bytes.push(b'\n');
+            self.stream.send(
+                Entry::Bytes {
+                    bytes,
+                    app_text: None,
+                },
+                false,
+            );
+            return;
+        }
         let mut bytes = Vec::with_capacity(line.text.len() + 16);
         // Writing to a Vec cannot fail.
         let _ = write!(bytes, "[app {}] ", line.pid);

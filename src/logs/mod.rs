@@ -1,15 +1,20 @@
 //! The app's output (stdout and stderr share one pipe, as in ANCM, so lines keep the order they
 //! were written in): relayed line by line to ancm's console (marked as the app's), written to
-//! the stdout log file when it is on, and kept as a 30 KB tail for the start-failure page.
+//! the stdout log file when it is on, kept as a 30 KB tail for the start-failure page, and
+//! as the last lines for `ancm logs`. The stdout log can start a new file past a size and keep
+//! only the newest files.
 //! Reading never stops while the app runs, so the app never blocks on a full pipe: the file
 //! gets every line, and the console drops lines rather than wait for a console that is not
 //! read.
 
 mod console;
+mod recent;
 mod tail;
 mod text;
 
 use std::path::{Path, PathBuf};
+
+use crate::config::Rotation;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -17,12 +22,18 @@ use tokio::task::JoinHandle;
 
 pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
+pub use recent::{Recent, RecentLine};
 pub use tail::Tail;
 
 /// One line of the app's output for the console, without its line ending.
 #[derive(Debug)]
 pub struct Line {
     pub pid: u32,
+    /// Which of the app's processes wrote it (0 unless processesPerApplication > 1).
+    pub slot: usize,
+    /// `stdout`, `stderr`, or `stdout+stderr` where both share one pipe (so that their lines
+    /// keep the order they were written in) and cannot be told apart.
+    pub stream: &'static str,
     pub text: String,
 }
 
@@ -43,6 +54,118 @@ pub fn stdout_log_path(prefix: &Path, now: time::OffsetDateTime, host_pid: u32) 
     PathBuf::from(name)
 }
 
+/// The stdout log file a process's output goes to, and when to start the next one.
+#[derive(Debug)]
+pub struct StdoutLog {
+    pub path: PathBuf,
+    pub file: tokio::fs::File,
+    /// The prefix names are made from.
+    pub prefix: PathBuf,
+    pub rotation: Rotation,
+}
+
+/// The stdout log being written: its file, and how much this process has written to it.
+struct Writing {
+    path: PathBuf,
+    writer: tokio::io::BufWriter<tokio::fs::File>,
+    written: u64,
+    prefix: PathBuf,
+    rotation: Rotation,
+}
+
+impl Writing {
+    /// Past the size limit, goes on in a new file (between two lines, so none is lost) and
+    /// deletes the oldest beyond the number kept. A new name needs a new second (ANCM's
+    /// names count seconds): until then, lines go on in the same file.
+    async fn rotate_if_due(&mut self) {
+        let Some(max) = self.rotation.max_size else {
+            return;
+        };
+        if self.written < max {
+            return;
+        }
+        let path = stdout_log_path(
+            &self.prefix,
+            time::OffsetDateTime::now_utc(),
+            std::process::id(),
+        );
+        if path == self.path {
+            return;
+        }
+        // Room for the new file first, so that no more than `keep` are there at any time
+        // (with one kept, the current file goes once the new one is open).
+        if let Some(keep) = self.rotation.keep.filter(|&keep| keep > 1) {
+            let (prefix, current) = (self.prefix.clone(), self.path.clone());
+            let _ = tokio::task::spawn_blocking(move || prune(&prefix, keep - 1, &current)).await;
+        }
+        let opened = async {
+            self.writer.flush().await?;
+            open_stdout_log(&path).await
+        };
+        match opened.await {
+            Ok(file) => {
+                tracing::debug!(from = %self.path.display(), to = %path.display(), "stdout log rotated");
+                self.writer = tokio::io::BufWriter::new(file);
+                self.path = path;
+                self.written = 0;
+                if let Some(keep) = self.rotation.keep {
+                    let (prefix, current) = (self.prefix.clone(), self.path.clone());
+                    let _ =
+                        tokio::task::spawn_blocking(move || prune(&prefix, keep, &current)).await;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot start a new stdout log file; going on in the current one");
+                // Not again before another max of bytes.
+                self.written = 0;
+            }
+        }
+    }
+}
+
+/// Deletes the oldest stdout log files of `prefix` (by their stamp) beyond `keep`, never
+/// `current`. Blocking.
+pub fn prune(prefix: &Path, keep: u32, current: &Path) {
+    let (Some(folder), Some(stem)) = (prefix.parent(), prefix.file_name().and_then(|n| n.to_str()))
+    else {
+        return;
+    };
+    let Ok(items) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut logs: Vec<(String, PathBuf)> = items
+        .filter_map(Result::ok)
+        .filter_map(|item| {
+            let name = item.file_name().into_string().ok()?;
+            let rest = name
+                .strip_prefix(stem)?
+                .strip_prefix('_')?
+                .strip_suffix(".log")?;
+            let (stamp, pid) = rest.split_once('_')?;
+            let ours = stamp.len() == 14
+                && stamp.bytes().all(|b| b.is_ascii_digit())
+                && !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit());
+            ours.then(|| (stamp.to_owned(), item.path()))
+        })
+        .collect();
+    logs.sort();
+    let excess = logs
+        .len()
+        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+    for (_, path) in logs.into_iter().take(excess) {
+        if path == current {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::debug!(path = %path.display(), "deleted an old stdout log file"),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot delete an old stdout log file")
+            }
+        }
+    }
+}
+
 /// Opens (appending) the stdout log for one start of the app, creating missing folders.
 pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
     if let Some(parent) = path.parent() {
@@ -61,30 +184,40 @@ pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
 /// awaiting it means no line is lost.
 pub fn capture<R>(
     pid: u32,
+    slot: usize,
     readers: Vec<R>,
     console: Console,
-    log_file: Option<(PathBuf, tokio::fs::File)>,
+    log_file: Option<StdoutLog>,
     tail: Tail,
 ) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(256);
-    for reader in readers {
-        tokio::spawn(read_lines(pid, reader, tx.clone()));
+    let streams: &[&'static str] = match readers.len() {
+        1 => &["stdout+stderr"],
+        _ => &["stdout", "stderr"],
+    };
+    for (reader, &stream) in readers.into_iter().zip(streams.iter().cycle()) {
+        tokio::spawn(read_lines(pid, reader, stream, tx.clone()));
     }
     drop(tx);
-    tokio::spawn(collect(pid, rx, console, log_file, tail))
+    tokio::spawn(collect(pid, slot, rx, console, log_file, tail))
 }
 
-async fn read_lines(pid: u32, reader: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
+async fn read_lines(
+    pid: u32,
+    reader: impl AsyncRead + Unpin,
+    stream: &'static str,
+    tx: mpsc::Sender<(&'static str, Vec<u8>)>,
+) {
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     loop {
         let mut text = Vec::new();
         match read_line_capped(&mut reader, &mut text).await {
             Ok(0) => break,
             Ok(_) => {
-                if tx.send(text).await.is_err() {
+                if tx.send((stream, text)).await.is_err() {
                     break;
                 }
             }
@@ -131,40 +264,59 @@ pub(crate) async fn read_line_capped(
 
 async fn collect(
     pid: u32,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    slot: usize,
+    mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     console: Console,
-    log_file: Option<(PathBuf, tokio::fs::File)>,
+    log_file: Option<StdoutLog>,
     tail: Tail,
 ) {
-    let mut file = log_file.map(|(path, file)| (path, tokio::io::BufWriter::new(file)));
+    let mut file = log_file.map(|log| Writing {
+        path: log.path,
+        writer: tokio::io::BufWriter::new(log.file),
+        written: 0,
+        prefix: log.prefix,
+        rotation: log.rotation,
+    });
+    if let Some(writing) = &file {
+        if let Some(keep) = writing.rotation.keep {
+            let (prefix, current) = (writing.prefix.clone(), writing.path.clone());
+            let _ = tokio::task::spawn_blocking(move || prune(&prefix, keep, &current)).await;
+        }
+    }
     let keep_escapes = console.keeps_escapes();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         // Write what has piled up, then flush once: fast writers get batched, slow ones
         // still see each line in the file at once.
-        while let Some(bytes) = next.take().or_else(|| rx.try_recv().ok()) {
+        while let Some((stream, bytes)) = next.take().or_else(|| rx.try_recv().ok()) {
             let shown = text::lossy(&bytes);
             let plain = text::plain(&shown);
             tail.push(plain.as_bytes());
-            if let Some((path, writer)) = &mut file {
+            console.recent().push(pid, &plain);
+            if let Some(writing) = &mut file {
                 let written = async {
-                    writer.write_all(plain.as_bytes()).await?;
-                    writer.write_all(b"\n").await
+                    writing.writer.write_all(plain.as_bytes()).await?;
+                    writing.writer.write_all(b"\n").await
                 };
                 if let Err(err) = written.await {
-                    tracing::warn!(path = %path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
+                    tracing::warn!(path = %writing.path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
                     file = None;
+                } else {
+                    writing.written += plain.len() as u64 + 1;
+                    writing.rotate_if_due().await;
                 }
             }
             let text = if keep_escapes { &shown } else { &plain };
             console.send(Line {
                 pid,
+                slot,
+                stream,
                 text: text.to_string(),
             });
         }
-        if let Some((path, writer)) = &mut file {
-            if let Err(err) = writer.flush().await {
-                tracing::warn!(path = %path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
+        if let Some(writing) = &mut file {
+            if let Err(err) = writing.writer.flush().await {
+                tracing::warn!(path = %writing.path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
                 file = None;
             }
         }

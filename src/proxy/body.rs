@@ -280,7 +280,12 @@ impl Body for RequestBody {
         };
         let polled = polled.map(|frame| {
             frame.map(|frame| match frame {
-                Ok(frame) => Ok(for_the_app(frame)),
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        super::stats::STATS.received(data.len());
+                    }
+                    Ok(for_the_app(frame))
+                }
                 Err(err) => Err(ClientBodyFailed(err)),
             })
         });

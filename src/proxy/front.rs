@@ -30,6 +30,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::access_log;
+use super::stats::STATS;
 use super::workers::Workers;
 use super::{error_chain, ClientInfo, Proxy};
 
@@ -222,8 +224,8 @@ async fn connection(
     // and says nothing (or only part of a handshake or preface) cannot hold the connection.
     let deadline = Instant::now() + proxy.header_read_timeout;
     let forwarded_for = super::headers::forwarded_for(remote, proxy.forwarded_for);
-    let front = match stream.local_addr() {
-        Ok(local) => super::headers::front_authority(local),
+    let (front, local) = match stream.local_addr() {
+        Ok(local) => (super::headers::front_authority(local), local),
         Err(err) => {
             tracing::debug!(%err, %remote, "the connection closed before it could be served");
             return;
@@ -236,7 +238,8 @@ async fn connection(
             client_cert: None,
             front,
         };
-        return serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
+        let addrs = (remote, local);
+        return serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline).await;
     };
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => handshake,
@@ -251,17 +254,19 @@ async fn connection(
                 client_cert: super::tls::client_cert_header(stream.get_ref().1),
                 front,
             };
-            serve_connection(stream, client, remote, proxy, &server, shutdown, deadline).await;
+            let addrs = (remote, local);
+            serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline).await;
         }
         Ok(Err(err)) => tracing::debug!(%remote, %err, "TLS handshake failed"),
         Err(_) => tracing::debug!(%remote, "no TLS handshake within the header read timeout"),
     }
 }
 
+/// `addrs`: the client's address and the one it connected to.
 async fn serve_connection<I>(
     io: I,
     client: ClientInfo,
-    remote: SocketAddr,
+    (remote, local): (SocketAddr, SocketAddr),
     proxy: Arc<Proxy>,
     server: &Server,
     shutdown: CancellationToken,
@@ -278,16 +283,30 @@ async fn serve_connection<I>(
     let service = service_fn({
         let started = started.clone();
         let activity = activity.clone();
-        move |request| {
+        move |request: http::Request<hyper::body::Incoming>| {
             started.store(true, Ordering::Relaxed);
             let in_progress = activity.begin();
             let proxy = proxy.clone();
             let client = client.clone();
             async move {
+                let version = request.version();
+                let mut timed = Timed::start();
+                if access_log::enabled() {
+                    timed.1 = Some(Box::new(access_log::Entry::new(&request, remote, local)));
+                }
                 let response = proxy.handle(request, &client).await;
+                STATS.answered(version, response.status());
+                if let Some(entry) = &mut timed.1 {
+                    let pid = response
+                        .extensions()
+                        .get::<access_log::AppPid>()
+                        .map(|p| p.0);
+                    entry.answered(response.status(), pid);
+                }
                 Ok::<_, Infallible>(response.map(|body| Counted {
                     body,
                     _in_progress: in_progress,
+                    _timed: timed,
                 }))
             }
         }
@@ -389,12 +408,35 @@ impl Drop for InProgress {
     }
 }
 
+/// One request for the metrics: in flight from its head until it is over, then its duration;
+/// and its access log line, when there is an access log.
+struct Timed(Instant, Option<Box<access_log::Entry>>);
+
+impl Timed {
+    fn start() -> Timed {
+        STATS.began();
+        Timed(Instant::now(), None)
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        let took = self.0.elapsed();
+        STATS.ended(took);
+        if let Some(entry) = &self.1 {
+            entry.finish(took);
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A response body that keeps its request in progress until hyper has sent or dropped it.
+    /// A response body that keeps its request in progress until hyper has sent or dropped it,
+    /// counting the bytes it sends.
     struct Counted<B> {
         #[pin]
         body: B,
         _in_progress: InProgress,
+        _timed: Timed,
     }
 }
 
@@ -406,7 +448,13 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
+        let polled = self.project().body.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                STATS.sent(data.len());
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -7,6 +7,7 @@
 //! A client that goes away drops its request's future here, and with it the app connection it
 //! was using (`exchange.rs`), which closes: the app sees its request aborted.
 
+pub mod access_log;
 mod app_path;
 mod body;
 mod exchange;
@@ -14,6 +15,7 @@ mod front;
 mod headers;
 mod pages;
 mod pool;
+pub mod stats;
 mod tls;
 mod trim;
 mod tunnel;
@@ -229,6 +231,7 @@ impl Proxy {
         // reached has just died, or is about to be noticed dead): one that reached the app is
         // never replayed, since it may be what made the app fail.
         if let Err((Failed::Send(err), Some(mut unsent))) = result {
+            stats::STATS.connect_failed();
             tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
             backend.mark_unreachable();
             match self.supervisor.backend().await {
@@ -263,6 +266,9 @@ impl Proxy {
             }
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
+                if access_log::enabled() {
+                    parts.extensions.insert(access_log::AppPid(backend.pid));
+                }
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
                 let keep_connection =
                     backend.config.forward_response_connection_header && version < Version::HTTP_2;
@@ -289,6 +295,7 @@ impl Proxy {
                 ))
             }
             Err((Failed::Timeout(limit), _)) => {
+                stats::STATS.timed_out();
                 tracing::warn!(
                     pid = backend.pid,
                     "the app did not answer within requestTimeout ({limit:?}); answering 502"
@@ -299,6 +306,9 @@ impl Proxy {
                 )))
             }
             Err((Failed::Send(err), unsent)) => {
+                if unsent.is_some() {
+                    stats::STATS.connect_failed();
+                }
                 let reason = if unsent.is_some() {
                     "ancm could not connect to the app; it may have just exited and is being restarted."
                 } else {

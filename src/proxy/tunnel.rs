@@ -32,6 +32,11 @@ impl Proxy {
             ));
         };
         headers::rewrite_switching(&mut parts.headers);
+        if super::access_log::enabled() {
+            parts
+                .extensions
+                .insert(super::access_log::AppPid(in_flight.backend().pid));
+        }
         let close = self.close_tunnels.clone();
         self.tunnels
             .spawn(splice(client_side, app_side, close, in_flight));

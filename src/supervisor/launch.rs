@@ -25,6 +25,7 @@ pub(crate) trait Launcher: Send + Sync + 'static {
         &self,
         ctx: &Arc<Context>,
         cfg: &Arc<AppConfig>,
+        slot: usize,
         port: u16,
         token: Arc<str>,
         tail: &Tail,
@@ -67,11 +68,12 @@ impl Launcher for Spawner {
         &self,
         ctx: &Arc<Context>,
         cfg: &Arc<AppConfig>,
+        slot: usize,
         port: u16,
         token: Arc<str>,
         tail: &Tail,
     ) -> std::io::Result<AppProcess> {
-        AppProcess::spawn(ctx, cfg, port, token, tail).await
+        AppProcess::spawn(ctx, cfg, slot, port, token, tail).await
     }
 }
 

@@ -240,8 +240,13 @@ pub struct Failure {
 pub enum FailureKind {
     /// The executable could not be started at all.
     Spawn { program: String, error: String },
-    /// The app exited, before listening or after.
-    Exited { status: String, before_ready: bool },
+    /// The app exited, before listening or after: `status` says how, `exit` in numbers when
+    /// the exit status was had.
+    Exited {
+        status: String,
+        exit: Option<Exit>,
+        before_ready: bool,
+    },
     /// It did not listen within startupTimeLimit and was killed; `listening_elsewhere` when
     /// its tree listened on other ports meanwhile (it ignored the port it was given).
     StartTimeout {
@@ -255,6 +260,26 @@ pub enum FailureKind {
         holder: String,
         fixed: bool,
     },
+}
+
+/// How a process ended: its exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    fn from(status: std::process::ExitStatus) -> Exit {
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        #[cfg(not(unix))]
+        let signal = None;
+        Exit {
+            code: status.code(),
+            signal,
+        }
+    }
 }
 
 /// An app listening on other ports than the one ancm gave it: the usual mistake of a hard-coded
@@ -303,10 +328,12 @@ impl fmt::Display for FailureKind {
             FailureKind::Exited {
                 status,
                 before_ready: true,
+                ..
             } => write!(f, "the app {status} before it listened on its port"),
             FailureKind::Exited {
                 status,
                 before_ready: false,
+                ..
             } => write!(f, "the app {status}"),
             FailureKind::StartTimeout {
                 limit,

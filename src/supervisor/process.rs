@@ -54,6 +54,7 @@ impl AppProcess {
     pub(crate) async fn spawn(
         ctx: &Arc<Context>,
         cfg: &Arc<AppConfig>,
+        slot: usize,
         port: u16,
         token: Arc<str>,
         tail: &Tail,
@@ -88,7 +89,12 @@ impl AppProcess {
                     std::process::id(),
                 );
                 match logs::open_stdout_log(&path).await {
-                    Ok(file) => Some((path, file)),
+                    Ok(file) => Some(logs::StdoutLog {
+                        path,
+                        file,
+                        prefix: prefix.clone(),
+                        rotation: cfg.stdout_log_rotation,
+                    }),
                     Err(err) => {
                         tracing::warn!(path = %path.display(), %err, "could not create the stdout log; the app's output still shows here");
                         None
@@ -124,7 +130,14 @@ impl AppProcess {
         }
         let capture = match output.map(|pipe| pipe.readers(&mut child)).transpose() {
             Ok(readers) => readers.map(|readers| {
-                logs::capture(pid, readers, ctx.console.clone(), log_file, tail.clone())
+                logs::capture(
+                    pid,
+                    slot,
+                    readers,
+                    ctx.console.clone(),
+                    log_file,
+                    tail.clone(),
+                )
             }),
             Err(err) => {
                 tracing::warn!(pid, %err, "cannot read the app's output; it goes nowhere");

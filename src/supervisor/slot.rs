@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::launch::{Launcher, Process};
 use super::process::{pick_port, port_holder, Readiness};
 use super::rapid_fail::RapidFailWindow;
-use super::{Backend, Context, Event, EventKind, Failure, FailureKind, Phase, Status};
+use super::{Backend, Context, Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
 use crate::config::AppConfig;
 use crate::logs::Tail;
 
@@ -318,7 +318,14 @@ impl<L: Launcher> Slot<L> {
             let token = new_token(&cfg);
             let spawned = self
                 .launcher
-                .spawn(&self.ctx, &cfg, port, token.0.clone(), &tail)
+                .spawn(
+                    &self.ctx,
+                    &cfg,
+                    self.wiring.index,
+                    port,
+                    token.0.clone(),
+                    &tail,
+                )
                 .await;
             let mut process = match spawned {
                 Ok(process) => process,
@@ -360,6 +367,7 @@ impl<L: Launcher> Slot<L> {
                         },
                         None => FailureKind::Exited {
                             status: describe_exit(exit),
+                            exit: Some(exit.into()),
                             before_ready: true,
                         },
                     }
@@ -423,9 +431,10 @@ impl<L: Launcher> Slot<L> {
                     });
                     let up_for = ready_at.elapsed();
                     running.process.reap().await;
-                    let status = exit.map_or_else(|e| format!("was lost ({e})"), describe_exit);
+                    let status = exit.as_ref().map_or_else(|e| format!("was lost ({e})"), |s| describe_exit(*s));
+                    let exit = exit.ok().map(Exit::from);
                     let tail = self.wiring.status.borrow().output.clone();
-                    self.fail(self.attempt, FailureKind::Exited { status, before_ready: false }, &tail, Some(up_for));
+                    self.fail(self.attempt, FailureKind::Exited { status, exit, before_ready: false }, &tail, Some(up_for));
                     return Served::Exited;
                 }
                 () = cancel.cancelled() => {

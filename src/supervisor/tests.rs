@@ -135,6 +135,7 @@ impl Launcher for Script {
         &self,
         _ctx: &Arc<Context>,
         _cfg: &Arc<AppConfig>,
+        _slot: usize,
         port: u16,
         _token: Arc<str>,
         _tail: &Tail,
@@ -321,8 +322,9 @@ async fn a_recycle_whose_new_process_fails_keeps_the_old_one_serving() {
                 &failure.kind,
                 FailureKind::Exited {
                     before_ready: true,
-                    status
-                } if status == "exited with code 3"
+                    status,
+                    exit,
+                } if status == "exited with code 3" && exit.is_some_and(|e| e.code == Some(3))
             ),
             "{:?}",
             failure.kind

@@ -1,0 +1,233 @@
+//! The access log (`--access-log PATH|-`, off by default): one line per request in the W3C
+//! extended log format IIS writes, plus the app's pid. A request formats its line when it is
+//! over and hands it to a writer thread through a bounded queue, never waiting: when the queue
+//! is full the line is dropped and counted, and the count is logged.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::{header, Request, StatusCode};
+
+/// Lines waiting for the writer at most.
+const QUEUE: usize = 16 * 1024;
+
+/// The fields of each line, as the `#Fields` directive names them.
+const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip cs(User-Agent) sc-status time-taken x-app-pid";
+
+struct AccessLog {
+    lines: SyncSender<String>,
+    dropped: AtomicU64,
+}
+
+static LOG: OnceLock<AccessLog> = OnceLock::new();
+
+/// Whether requests are logged.
+pub(crate) fn enabled() -> bool {
+    LOG.get().is_some()
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Target {
+    /// `-` is stdout; anything else a file, appended to.
+    pub fn from_arg(path: &Path) -> Target {
+        if path.as_os_str() == "-" {
+            Target::Stdout
+        } else {
+            Target::File(path.to_owned())
+        }
+    }
+}
+
+/// Opens the access log and starts its writer; from then on every request is logged.
+pub fn start(target: &Target) -> std::io::Result<()> {
+    let out: Box<dyn std::io::Write + Send> = match target {
+        Target::Stdout => Box::new(std::io::stdout()),
+        Target::File(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
+        }
+    };
+    let (lines, queue) = sync_channel(QUEUE);
+    std::thread::Builder::new()
+        .name("ancm-access-log".to_owned())
+        .spawn(move || write_lines(out, &queue))?;
+    let _ = LOG.set(AccessLog {
+        lines,
+        dropped: AtomicU64::new(0),
+    });
+    Ok(())
+}
+
+/// Writes lines as they come, flushing whenever the queue is empty: a burst is written in one
+/// go, and a quiet log is on disk at once.
+fn write_lines(out: Box<dyn std::io::Write + Send>, queue: &Receiver<String>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let now = time::OffsetDateTime::now_utc();
+    let header = format!(
+        "#Software: ancm {}\n#Version: 1.0\n#Date: {}\n#Fields: {FIELDS}\n",
+        env!("CARGO_PKG_VERSION"),
+        stamp(now)
+    );
+    let mut failed = out.write_all(header.as_bytes()).and_then(|()| out.flush());
+    while let Ok(line) = queue.recv() {
+        let mut next = Some(line);
+        while let Some(line) = next.take().or_else(|| queue.try_recv().ok()) {
+            if failed.is_ok() {
+                failed = out.write_all(line.as_bytes());
+            }
+        }
+        if failed.is_ok() {
+            failed = out.flush();
+        }
+        if let Err(err) = &failed {
+            tracing::warn!(%err, "the access log stopped: writing to it failed");
+            return;
+        }
+        let dropped = LOG
+            .get()
+            .map_or(0, |log| log.dropped.swap(0, Ordering::Relaxed));
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "access log lines dropped: the log could not keep up"
+            );
+        }
+    }
+}
+
+/// `2026-12-01 18:24:32`: UTC, as IIS writes it.
+fn stamp(at: time::OffsetDateTime) -> String {
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
+/// A request being logged: what is known from its head, until it is over.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    method: String,
+    stem: String,
+    query: String,
+    user_agent: String,
+    client: SocketAddr,
+    server: SocketAddr,
+    status: u16,
+    pid: Option<u32>,
+}
+
+/// The app process that answered a request, carried on its response for the access log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppPid(pub(crate) u32);
+
+impl Entry {
+    pub(crate) fn new<B>(request: &Request<B>, client: SocketAddr, server: SocketAddr) -> Entry {
+        let uri = request.uri();
+        Entry {
+            method: request.method().as_str().to_owned(),
+            stem: field(uri.path()),
+            query: uri.query().map_or_else(|| "-".to_owned(), field),
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|ua| field(&String::from_utf8_lossy(ua.as_bytes())))
+                .unwrap_or_else(|| "-".to_owned()),
+            client,
+            server,
+            status: 0,
+            pid: None,
+        }
+    }
+
+    pub(crate) fn answered(&mut self, status: StatusCode, pid: Option<u32>) {
+        self.status = status.as_u16();
+        self.pid = pid;
+    }
+
+    /// The request is over after `took`: its line goes to the writer.
+    pub(crate) fn finish(&self, took: Duration) {
+        let Some(log) = LOG.get() else { return };
+        let line = format!(
+            "{} {} {} {} {} {} {} {} {} {} {}\n",
+            stamp(time::OffsetDateTime::now_utc()),
+            self.server.ip(),
+            self.method,
+            self.stem,
+            self.query,
+            self.server.port(),
+            self.client.ip(),
+            self.user_agent,
+            self.status,
+            took.as_millis(),
+            self.pid
+                .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+        );
+        if let Err(TrySendError::Full(_)) = log.lines.try_send(line) {
+            log.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A value as a W3C log field: spaces become `+` (as IIS writes a User-Agent), an empty value
+/// `-`, and control characters are dropped so that one request is one line.
+fn field(value: &str) -> String {
+    if value.is_empty() {
+        return "-".to_owned();
+    }
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == ' ' { '+' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_one_token_each() {
+        assert_eq!(
+            field("Mozilla/5.0 (X11; Linux)"),
+            "Mozilla/5.0+(X11;+Linux)"
+        );
+        assert_eq!(field(""), "-");
+        assert_eq!(field("a\r\nb"), "ab");
+    }
+
+    #[test]
+    fn a_line_has_every_field() {
+        let request = Request::get("/path/x?a=1&b=2")
+            .header(header::USER_AGENT, "curl/8.5.0")
+            .body(())
+            .expect("request");
+        let mut entry = Entry::new(
+            &request,
+            "10.0.0.7:50000".parse().expect("client"),
+            "127.0.0.1:8080".parse().expect("server"),
+        );
+        entry.answered(StatusCode::OK, Some(4242));
+        assert_eq!(entry.stem, "/path/x");
+        assert_eq!(entry.query, "a=1&b=2");
+        assert_eq!(entry.user_agent, "curl/8.5.0");
+        assert_eq!(FIELDS.split(' ').count(), 12);
+    }
+}
