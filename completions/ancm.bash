@@ -377,7 +377,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --max-request-head --log-format --access-log --admin --watch --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --max-request-head --shutdown-delay --log-format --access-log --admin --watch --process-path --arguments --env --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -412,6 +412,10 @@ _ancm() {
                     return 0
                     ;;
                 --max-request-head)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

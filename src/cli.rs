@@ -239,6 +239,12 @@ pub struct RunArgs {
     /// client: 16KiB, 64KiB, 32768.
     #[arg(long, value_name = "SIZE", default_value = "16KiB")]
     pub max_request_head: String,
+
+    /// On a stop, keep serving this long with /readyz answering 503, so that load balancers
+    /// and Kubernetes take this instance out before it stops accepting: 5s, 500ms. Overrides
+    /// handlerSetting shutdownDelay and ANCM_shutdownDelay (milliseconds, as in ANCM).
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_delay: Option<String>,
     /// How ancm writes its own lines and the app's to the console: `text`, or `json` (one
     /// object per line: time, level, message, fields; the app's lines with pid, slot and
     /// stream), for log shippers.
@@ -464,6 +470,7 @@ impl RunArgs {
                 header_read_timeout: self.header_read_timeout.clone(),
                 idle_timeout: self.idle_timeout.clone(),
                 max_request_head: self.max_request_head.clone(),
+                shutdown_delay: self.shutdown_delay.clone(),
                 watch: self.watch.clone(),
                 tls,
             }),

@@ -131,12 +131,20 @@ pub(crate) async fn supervise(
 impl Serving {
     /// Stops accepting, lets requests in flight finish (up to shutdownTimeLimit, or until
     /// `kill_now`), then stops the app.
-    pub(crate) async fn stop(mut self, kill_now: &CancellationToken) {
+    pub(crate) async fn stop(self, kill_now: &CancellationToken) {
+        let limit = self.supervisor.config().shutdown_time_limit;
+        self.stop_by(tokio::time::Instant::now() + limit, kill_now)
+            .await;
+    }
+
+    /// Stops accepting, lets requests in flight finish until `drained_by` (or `kill_now`), then
+    /// stops the app, which has shutdownTimeLimit of its own to exit before it is killed.
+    async fn stop_by(mut self, drained_by: tokio::time::Instant, kill_now: &CancellationToken) {
         self.shutdown.cancel();
         let limit = self.supervisor.config().shutdown_time_limit;
         tokio::select! {
             _ = &mut self.server => {}
-            () = tokio::time::sleep(limit) => {
+            () = tokio::time::sleep_until(drained_by) => {
                 tracing::warn!("requests still in flight after shutdownTimeLimit ({} s); stopping the app anyway", limit.as_secs());
                 self.server.abort();
             }
@@ -230,9 +238,24 @@ pub(crate) async fn run(
             }
         }
     });
+    // The stop's one deadline, made now: the shutdown delay, then shutdownTimeLimit for the
+    // requests in flight; the app then has shutdownTimeLimit to exit. Worst case from the
+    // signal to exit: shutdownDelay + 2 x shutdownTimeLimit.
+    let config = serving.supervisor.config();
+    let delay = config.shutdown_delay;
+    let drained_by = tokio::time::Instant::now() + delay + config.shutdown_time_limit;
+    if !delay.is_zero() {
+        tracing::info!(
+            "serving {delay:?} more (the shutdown delay) while /readyz answers 503, so that load balancers take this instance out first"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = kill_now.cancelled() => {}
+        }
+    }
     spinner.abort();
     crate::progress::suspend(|| ());
-    serving.stop(&kill_now).await;
+    serving.stop_by(drained_by, &kill_now).await;
     operators.stop().await;
     for task in announcers.into_iter().chain(reloads).chain(service_manager) {
         task.abort();

@@ -107,11 +107,9 @@ pub(crate) async fn follow(supervisor: Supervisor) {
     let mut last_status = String::new();
     loop {
         let line = status_line(&supervisor);
-        let ready = ready_count(&supervisor) > 0;
         let mut states = Vec::new();
-        if ready && (!ready_once || reloading) {
+        if !ready_once && ready_count(&supervisor) > 0 {
             ready_once = true;
-            reloading = false;
             states.push("READY=1".to_owned());
         }
         if line != last_status {
@@ -123,12 +121,19 @@ pub(crate) async fn follow(supervisor: Supervisor) {
         }
         tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => {
-                    if matches!(event.kind, EventKind::Recycling) && ready_once && !reloading {
+                Ok(event) => match event.kind {
+                    EventKind::Recycling if ready_once && !reloading => {
                         reloading = true;
                         notify(vec!["RELOADING=1".into(), monotonic_now()]);
                     }
-                }
+                    // The recycle's new process is ready, or it failed and the old one goes
+                    // on: either way the reload is over.
+                    EventKind::Ready(_) | EventKind::Failed(_) if reloading => {
+                        reloading = false;
+                        notify(vec!["READY=1".into()]);
+                    }
+                    _ => {}
+                },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },

@@ -515,3 +515,36 @@ fn logs_prints_the_last_lines_and_follows_across_a_kill_9() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A stop with a shutdown delay: /readyz turns 503 at once while ancm goes on serving, new
+/// connections included, for the delay; then it drains and stops.
+#[test]
+fn a_shutdown_delay_keeps_serving_while_readyz_says_503() {
+    let app = AppDir::new("", &[]);
+    let (mut ancm, admin) = with_admin(&app, &["--shutdown-delay", "8s"]);
+    ancm.wait_ready();
+    ancm.signal(Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while get(&format!("{admin}/readyz")).0 != 503 {
+        assert!(std::time::Instant::now() < deadline, "readyz stayed ready");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ancm.wait_stderr("the delay", |l| l.contains("(the shutdown delay)"));
+    // A client that has not heard yet still gets its answer, on a new connection.
+    assert_eq!(
+        client()
+            .get(format!("{}/pid", ancm.url))
+            .send()
+            .expect("answer")
+            .status(),
+        200
+    );
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("stopped")),
+        0,
+        "{:?}",
+        ancm.stderr()
+    );
+    assert!(ancm.wait_exit().success());
+    ancm.wait_stderr("the stop", |l| l.ends_with("stopped"));
+}

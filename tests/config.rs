@@ -60,6 +60,15 @@ fn configuration_errors_exit_2_naming_file_line_and_value() {
         "{stderr}"
     );
 
+    let app = AppDir::new("", &[]);
+    app.add_handler_setting("shutdownDelay", "soon");
+    let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("handlerSetting shutdownDelay: value \"soon\" is not valid: a whole number of milliseconds"),
+        "{stderr}"
+    );
+
     let app = AppDir::with_web_config("<configuration>\n<system.webServer>\n</configuration>");
     let (code, stderr) = run_expecting_failure(&[app.path().to_str().expect("utf-8")]);
     assert_eq!(code, Some(2), "{stderr}");

@@ -194,3 +194,94 @@ fn a_passed_socket_that_is_not_tcp_is_refused_clearly() {
         "{stderr}"
     );
 }
+
+/// The units shipped in examples/systemd: systemd-analyze verifies them, and their ExecStart,
+/// with their Environment=, runs under socket activation as systemd would run it (on a free
+/// port in place of the .socket's 80): ready, reloaded by ExecReload's SIGHUP, stopped.
+#[test]
+fn the_shipped_units_verify_and_run_under_socket_activation() {
+    let units = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/systemd");
+    let app = AppDir::new("", &[]);
+    let app_dir = app.path().to_str().expect("utf-8");
+    let ancm = ancm_bin();
+    let service = std::fs::read_to_string(format!("{units}/ancm-app.service"))
+        .expect("the service unit")
+        .replace("/usr/local/bin/ancm", ancm.to_str().expect("utf-8"))
+        .replace("/srv/app", app_dir);
+    let socket =
+        std::fs::read_to_string(format!("{units}/ancm-app.socket")).expect("the socket unit");
+    assert!(socket.contains("ListenStream=80"), "{socket}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (service_path, socket_path) = (
+        dir.path().join("ancm-app.service"),
+        dir.path().join("ancm-app.socket"),
+    );
+    std::fs::write(&service_path, &service).expect("write");
+    std::fs::write(&socket_path, &socket).expect("write");
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .args([&service_path, &socket_path])
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(
+        verified.status.success() && verified.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let value = |key: &str| -> Vec<String> {
+        service
+            .lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(str::to_owned)
+            .collect()
+    };
+    let exec = value("ExecStart=").pop().expect("ExecStart");
+    let mut exec = exec.split_whitespace();
+    let (mut notify, notify_path) = NotifySocket::new();
+    let port = free_port();
+    let mut activate = Command::new("systemd-socket-activate");
+    activate
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()));
+    for variable in value("Environment=") {
+        activate.arg(format!("--setenv={variable}"));
+    }
+    let mut activator = activate
+        .arg(exec.next().expect("program"))
+        .args(exec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate");
+    let http = client();
+    let deadline = Instant::now() + DEADLINE;
+    let url = format!("http://127.0.0.1:{port}/pid");
+    let first_pid = loop {
+        match http.get(&url).send() {
+            Ok(response) => break response.text().expect("pid"),
+            Err(err) => {
+                assert!(Instant::now() < deadline, "no answer on {port}: {err}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    notify.wait_for("READY=1", |l| l == "READY=1");
+
+    let main_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.id()).expect("pid"));
+    // ExecReload=/bin/kill -HUP $MAINPID
+    nix::sys::signal::kill(main_pid, Signal::SIGHUP).expect("SIGHUP");
+    notify.wait_for("RELOADING=1", |l| l == "RELOADING=1");
+    notify.wait_for("READY=1 after the reload", |l| l == "READY=1");
+    assert_ne!(
+        http.get(&url).send().expect("answer").text().expect("pid"),
+        first_pid
+    );
+
+    nix::sys::signal::kill(main_pid, Signal::SIGTERM).expect("SIGTERM");
+    notify.wait_for("STOPPING=1", |l| l == "STOPPING=1");
+    // The unit's shutdown delay: still serving a moment after the stop began.
+    assert_eq!(http.get(&url).send().expect("answer").status(), 200);
+    assert!(activator.wait().expect("wait").success());
+}

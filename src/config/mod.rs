@@ -88,6 +88,8 @@ pub struct AppConfig {
     pub idle_timeout: Duration,
     /// The largest HTTP/1.1 request head taken, in bytes.
     pub max_request_head: usize,
+    /// How long a stopping ancm keeps serving, not ready, before it stops accepting.
+    pub shutdown_delay: Duration,
     /// HTTPS on the front: the certificate chain and key files (PEM).
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
@@ -144,6 +146,8 @@ const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// nginx's keepalive_timeout, which also closes its idle HTTP/2 connections.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// The longest shutdown delay taken: ten minutes, as shutdownTimeLimit's bound.
+const MAX_SHUTDOWN_DELAY_MS: u64 = 600_000;
 /// http.sys's MaxRequestBytes: what IIS takes of a request line and headers by default.
 const DEFAULT_MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// hyper's least read buffer, and a bound well past any real request head.
@@ -229,6 +233,8 @@ pub struct RunOnly {
     pub idle_timeout: String,
     /// As written: 16KiB, 65536.
     pub max_request_head: String,
+    /// As written: 5s, 500ms; `None` leaves web.config's or the environment's.
+    pub shutdown_delay: Option<String>,
     /// Globs relative to the app folder.
     pub watch: Vec<String>,
     pub tls: Option<TlsFiles>,
@@ -294,6 +300,19 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                 "a size from 1KiB to 1MiB, such as 16KiB, 64KiB or 32768",
             )
         })?;
+    if let Some(delay) = &run.shutdown_delay {
+        config.shutdown_delay = values::human_duration(delay)
+            .ok()
+            .filter(|d| d.as_millis() <= u128::from(MAX_SHUTDOWN_DELAY_MS))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--shutdown-delay"),
+                    "value",
+                    delay,
+                    "a duration up to 10 minutes, such as 5s or 500ms",
+                )
+            })?;
+    }
     config.tls.clone_from(&run.tls);
     Ok(())
 }
@@ -541,6 +560,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
             "disallowRotationOnConfigChange",
             "enableOutOfProcessConsoleRedirection",
             "forwardResponseConnectionHeader",
+            "shutdownDelay",
         ]
         .iter()
         .any(|s| s.eq_ignore_ascii_case(name))
@@ -555,6 +575,25 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let disallow_rotation_on_config_change = handler("disallowRotationOnConfigChange")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    // Milliseconds, from handlerSettings or else ANCM_shutdownDelay.
+    let shutdown_delay = match handler("shutdownDelay") {
+        Some(value) => Some(("handlerSetting shutdownDelay", value.to_owned())),
+        None => env("ANCM_shutdownDelay").map(|value| ("ANCM_shutdownDelay", value)),
+    };
+    let shutdown_delay = match shutdown_delay {
+        None => Duration::ZERO,
+        Some((origin, value)) => match value.trim().parse::<u64>() {
+            Ok(ms) if ms <= MAX_SHUTDOWN_DELAY_MS => Duration::from_millis(ms),
+            _ => {
+                return Err(ConfigError::invalid(
+                    Origin::Flag(origin),
+                    "value",
+                    &value,
+                    "a whole number of milliseconds from 0 to 600000",
+                ))
+            }
+        },
+    };
     let debug_level = handler("debugLevel")
         .map(str::to_owned)
         .or_else(|| env("ASPNETCORE_MODULE_DEBUG").map(|v| module_debug_level(&v)));
@@ -747,6 +786,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_request_head: DEFAULT_MAX_REQUEST_HEAD,
+        shutdown_delay,
         warnings,
     })
 }
