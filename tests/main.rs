@@ -33,6 +33,8 @@ mod logs;
 mod machine_logs;
 /// The reference native-module client in C, against `ancm helper`.
 mod native_module;
+/// ancm as a container's PID 1, in a PID namespace of its own.
+mod pid1;
 /// Apps that are not ASP.NET Core (`-- COMMAND`): a stop signal without the shutdown message,
 /// the client's bare IP in X-Forwarded-For.
 mod plain_apps;

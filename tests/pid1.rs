@@ -1,0 +1,66 @@
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::support::{ancm_bin, descendants, sampleapp, Ancm, AppDir, DEADLINE};
+
+/// The state letter of a process (R, S, Z, ...) and its command name, from /proc.
+fn state(pid: u32) -> Option<(char, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat[open + 1..close].to_owned();
+    let letter = stat[close + 1..].trim_start().chars().next()?;
+    Some((letter, name))
+}
+
+/// ancm as a container's entrypoint: PID 1 of a new PID namespace. It reaps what the app
+/// orphans (no zombies pile up), takes SIGTERM as a stop although PID 1 gets no default signal
+/// handling from the kernel, and exits 0 after a clean stop.
+#[test]
+fn as_pid_1_it_reaps_orphans_and_stops_on_sigterm() {
+    // Each `(sleep 1 &)` leaves an orphan that re-parents to PID 1 and exits a second later.
+    let app = AppDir::new(
+        &format!(
+            r#"processPath="sh" arguments="-c &quot;for i in 1 2 3 4 5; do (sleep 1 &amp;); done; exec {}&quot;""#,
+            sampleapp().display()
+        ),
+        &[],
+    );
+    let mut unshare = Command::new("unshare");
+    unshare
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(ancm_bin())
+        .env("ANCM_LOG", "info");
+    let mut ancm = Ancm::run_with(unshare, &[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    assert_eq!(ancm.get("/").status(), 200);
+    let pid1 = *descendants(ancm.pid()).get(1).expect("ancm under unshare");
+    assert_eq!(state(pid1).map(|(_, name)| name).as_deref(), Some("ancm"));
+
+    ancm.wait_stderr("an orphan", |l| l.contains("re-parented to ancm"));
+    // The orphans lived and went, and nothing of them is left, not even a zombie.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left: Vec<_> = descendants(pid1)
+            .into_iter()
+            .filter_map(state)
+            .filter(|(letter, name)| *letter == 'Z' || name == "sleep")
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid1).expect("pid")),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM to PID 1");
+    let status = ancm.wait_exit();
+    assert!(status.success(), "{status}: {:?}", ancm.stderr());
+    ancm.wait_stderr("the stop", |l| l.ends_with("stopped"));
+}
