@@ -53,6 +53,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the 
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l env-file -d 'Adds the variables of FILE (KEY=VALUE lines, systemd\'s EnvironmentFile syntax) to the app\'s environment, over web.config\'s; --env wins over both' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
@@ -76,6 +77,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -s V -l version -d 'Print
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand check" -l env-file -d 'Adds the variables of FILE (KEY=VALUE lines, systemd\'s EnvironmentFile syntax) to the app\'s environment, over web.config\'s; --env wins over both' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
 complete -c ancm -n "__fish_ancm_using_subcommand check" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r
@@ -103,6 +105,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l timeout -d 'Fail if 
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l env-file -d 'Adds the variables of FILE (KEY=VALUE lines, systemd\'s EnvironmentFile syntax) to the app\'s environment, over web.config\'s; --env wins over both' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log -d 'Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-max-size -d 'With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M, 1G). Off by default, as in ANCM' -r
 complete -c ancm -n "__fish_ancm_using_subcommand smoke" -l stdout-log-keep -d 'With the stdout log on, delete the oldest of its files beyond N. Off by default' -r

@@ -155,16 +155,16 @@ pub struct SmokeArgs {
     pub app: PathBuf,
 
     /// A path to GET through the proxy (repeatable; default /).
-    #[arg(long = "path", value_name = "P")]
+    #[arg(long = "path", value_name = "P", env = "ANCM_SMOKE_PATH")]
     pub paths: Vec<String>,
 
     /// The status every path must answer with.
-    #[arg(long, value_name = "STATUS", default_value_t = 200,
+    #[arg(long, value_name = "STATUS", default_value_t = 200, env = "ANCM_SMOKE_EXPECT",
           value_parser = clap::value_parser!(u16).range(100..=599))]
     pub expect: u16,
 
     /// Fail if the app is not up and every check done within this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60,
+    #[arg(long, value_name = "SECS", default_value_t = 60, env = "ANCM_SMOKE_TIMEOUT",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 
@@ -202,70 +202,96 @@ pub struct RunArgs {
 
     /// Address the proxy listens on (repeatable): IP:PORT, or PORT, :PORT or localhost:PORT
     /// for 127.0.0.1:PORT. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_address)]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_address, env = "ANCM_LISTEN")]
     pub listen: Vec<SocketAddr>,
 
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    #[arg(long, value_name = "PEM", requires = "tls_key", env = "ANCM_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
 
     /// The PEM private key for --tls-cert.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    #[arg(long, value_name = "PEM", requires = "tls_cert", env = "ANCM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
     /// Ask HTTPS clients for a certificate and pass it to the app in MS-ASPNETCORE-CLIENTCERT,
     /// as IIS does: `optional` also serves clients without one, `require` refuses them.
-    #[arg(long, value_name = "MODE", value_enum, requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        requires = "tls_cert",
+        env = "ANCM_TLS_CLIENT_CERT"
+    )]
     pub tls_client_cert: Option<TlsClientCert>,
 
     /// Accept only client certificates issued by a CA in this PEM bundle. Without it, any
     /// certificate is accepted whose key the client proves it holds.
-    #[arg(long, value_name = "PEM", requires = "tls_client_cert")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_client_cert",
+        env = "ANCM_TLS_CLIENT_CA"
+    )]
     pub tls_client_ca: Option<PathBuf>,
 
     /// Close a client connection that takes longer than this to send a request's headers
     /// (or its TLS handshake): 30, 30s, 500ms.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        env = "ANCM_HEADER_READ_TIMEOUT"
+    )]
     pub header_read_timeout: String,
 
     /// Close a client connection (HTTP/1.1 keep-alive or HTTP/2) that has had no request in
     /// progress for this long; HTTP/2 clients are told with GOAWAY: 75, 75s, 500ms.
-    #[arg(long, value_name = "DURATION", default_value = "75s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "75s",
+        env = "ANCM_IDLE_TIMEOUT"
+    )]
     pub idle_timeout: String,
 
     /// The largest HTTP/1.1 request head (request line and headers) taken; larger ones get
     /// 431. The default is http.sys's (IIS's MaxRequestBytes). It also bounds the response
     /// ancm queues for a client that does not read, so raising it costs memory per slow
     /// client: 16KiB, 64KiB, 32768.
-    #[arg(long, value_name = "SIZE", default_value = "16KiB")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "16KiB",
+        env = "ANCM_MAX_REQUEST_HEAD"
+    )]
     pub max_request_head: String,
 
     /// On a stop, keep serving this long with /readyz answering 503, so that load balancers
     /// and Kubernetes take this instance out before it stops accepting: 5s, 500ms. Overrides
     /// handlerSetting shutdownDelay and ANCM_shutdownDelay (milliseconds, as in ANCM).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", env = "ANCM_SHUTDOWN_DELAY")]
     pub shutdown_delay: Option<String>,
     /// How ancm writes its own lines and the app's to the console: `text`, or `json` (one
     /// object per line: time, level, message, fields; the app's lines with pid, slot and
     /// stream), for log shippers.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, env = "ANCM_LOG_FORMAT")]
     pub log_format: LogFormat,
 
     /// Write one line per request in the W3C extended log format IIS writes (plus the app's
     /// pid) to PATH (appended), or to stdout with `-`. Off by default.
-    #[arg(long, value_name = "PATH|-")]
+    #[arg(long, value_name = "PATH|-", env = "ANCM_ACCESS_LOG")]
     pub access_log: Option<PathBuf>,
 
     /// Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the
     /// front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a
     /// `/`). Off by default.
-    #[arg(long, value_name = "ADDR", value_parser = admin_address)]
+    #[arg(long, value_name = "ADDR", value_parser = admin_address, env = "ANCM_ADMIN")]
     pub admin: Option<admin::Address>,
 
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.
-    #[arg(long = "watch", value_name = "GLOB")]
+    #[arg(long = "watch", value_name = "GLOB", env = "ANCM_WATCH")]
     pub watch: Vec<String>,
 
     #[command(flatten)]
@@ -333,80 +359,90 @@ pub enum TlsClientCert {
 #[derive(Debug, Args, Default, Clone)]
 pub struct OverrideArgs {
     /// Overrides processPath: the executable to start.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "ANCM_PROCESS_PATH")]
     pub process_path: Option<String>,
 
     /// Overrides arguments (split the way Windows splits a command line).
-    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "ARGS",
+        allow_hyphen_values = true,
+        env = "ANCM_ARGUMENTS"
+    )]
     pub arguments: Option<String>,
 
     /// Adds or overrides an environment variable for the app (repeatable).
-    #[arg(long = "env", value_name = "NAME=VALUE")]
+    #[arg(long = "env", value_name = "NAME=VALUE", env = "ANCM_ENV")]
     pub env: Vec<String>,
 
+    /// Adds the variables of FILE (KEY=VALUE lines, systemd's EnvironmentFile syntax) to the
+    /// app's environment, over web.config's; --env wins over both.
+    #[arg(long, value_name = "FILE", env = "ANCM_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
     /// Turns the stdout log on, writing to PREFIX_<yyyyMMddHHmmss>_<pid>.log.
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", env = "ANCM_STDOUT_LOG")]
     pub stdout_log: Option<String>,
 
     /// With the stdout log on, start a new file once one passes SIZE (bytes, or 512K, 10M,
     /// 1G). Off by default, as in ANCM.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", env = "ANCM_STDOUT_LOG_MAX_SIZE")]
     pub stdout_log_max_size: Option<String>,
 
     /// With the stdout log on, delete the oldest of its files beyond N. Off by default.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "ANCM_STDOUT_LOG_KEEP")]
     pub stdout_log_keep: Option<String>,
 
     /// Overrides startupTimeLimit: seconds the app has to start listening (0-3600).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "ANCM_STARTUP_TIME_LIMIT")]
     pub startup_time_limit: Option<String>,
 
     /// Overrides shutdownTimeLimit: seconds the app has to stop before it is killed (0-600).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "ANCM_SHUTDOWN_TIME_LIMIT")]
     pub shutdown_time_limit: Option<String>,
 
     /// Overrides rapidFailsPerMinute: failures in a minute before restarts pause (0-100).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "ANCM_RAPID_FAILS_PER_MINUTE")]
     pub rapid_fails_per_minute: Option<String>,
 
     /// Overrides requestTimeout: 90, 90s, 2m, 1h or hh:mm:ss; 0 waits for ever.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", env = "ANCM_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
 
     /// Overrides requestLimits maxAllowedContentLength: the largest request body in bytes
     /// (IIS's default 30000000); 0 = no limit.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "ANCM_MAX_REQUEST_BODY")]
     pub max_request_body: Option<String>,
 
     /// The app's virtual path, given to it as ASPNETCORE_APPL_PATH (default /).
-    #[arg(long, value_name = "/BASE")]
+    #[arg(long, value_name = "/BASE", env = "ANCM_APP_PATH")]
     pub app_path: Option<String>,
 
     /// Also export the app's port under NAME, for apps that are not .NET (repeatable).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "ANCM_PORT_ENV")]
     pub port_env: Vec<String>,
 
     /// Forward requests under --app-path without that base, which goes to the app in
     /// X-Forwarded-Prefix instead (for apps that do not know their base).
-    #[arg(long, requires = "app_path")]
+    #[arg(long, requires = "app_path", env = "ANCM_STRIP_APP_PATH")]
     pub strip_app_path: bool,
 
     /// X-Forwarded-For's form: `ip` (1.2.3.4, ::1; the default with -- COMMAND) or
     /// `ip:port` (ANCM's; the default with web.config).
-    #[arg(long, value_name = "FORM", value_parser = ["ip", "ip:port"])]
+    #[arg(long, value_name = "FORM", value_parser = ["ip", "ip:port"], env = "ANCM_FORWARDED_FOR")]
     pub forwarded_for: Option<String>,
 
     /// Send ANCM's shutdown message (POST /iisintegration) before the stop signal, as
     /// web.config runs always do; -- COMMAND runs get the signal only.
-    #[arg(long)]
+    #[arg(long, env = "ANCM_SHUTDOWN_MESSAGE")]
     pub shutdown_message: bool,
 
     /// Overrides processesPerApplication: how many processes serve the app (1-100).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "ANCM_PROCESSES")]
     pub processes: Option<String>,
 
     /// Start the app on the first request, as ANCM does, instead of at once.
-    #[arg(long)]
+    #[arg(long, env = "ANCM_LAZY")]
     pub lazy: bool,
 
     /// What %LAUNCHER_PATH% stands for (Visual Studio sets it for dev-time web.configs);
@@ -426,6 +462,7 @@ impl From<&OverrideArgs> for config::Overrides {
             process_path: args.process_path.clone(),
             arguments: args.arguments.clone(),
             env: args.env.clone(),
+            env_file: args.env_file.clone(),
             stdout_log: args.stdout_log.clone(),
             stdout_log_max_size: args.stdout_log_max_size.clone(),
             stdout_log_keep: args.stdout_log_keep.clone(),

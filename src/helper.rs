@@ -92,6 +92,7 @@ impl StartRequest {
             process_path: self.process_path.clone(),
             arguments: self.arguments.clone(),
             env: self.env.iter().map(|(n, v)| format!("{n}={v}")).collect(),
+            env_file: None,
             stdout_log: self.stdout_log.clone(),
             stdout_log_max_size: None,
             stdout_log_keep: None,

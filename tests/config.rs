@@ -269,3 +269,61 @@ fn a_change_to_a_missing_program_keeps_the_old_process() {
         pid.to_string()
     );
 }
+
+/// A service configures ancm without a long command line: every flag has an ANCM_* variable
+/// (here --env-file and --processes), and --env-file's KEY=VALUE lines, in systemd's
+/// EnvironmentFile syntax, reach the app over web.config's; --env wins over both.
+#[test]
+fn ancm_variables_and_an_env_file_configure_ancm_and_the_app() {
+    let app = AppDir::new(
+        "",
+        &[
+            ("SAMPLE_VAR", "from web.config"),
+            ("ASPNETCORE_ENVIRONMENT", "Staging"),
+        ],
+    );
+    let file = app.path().join("app.env");
+    std::fs::write(
+        &file,
+        "# service settings\nSAMPLE_VAR=\"from the file\"\nSAMPLE_VAR2='kept $AS_IS'\nASPNETCORE_ENVIRONMENT=Production\n",
+    )
+    .expect("write the env file");
+    let mut command = Command::new(ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("ANCM_ENV_FILE", &file)
+        .env("ANCM_PROCESSES", "2");
+    let ancm = Ancm::run_with(
+        command,
+        &[
+            app.path().to_str().expect("utf-8"),
+            "--env",
+            "ASPNETCORE_ENVIRONMENT=Development",
+        ],
+    );
+    ancm.wait_ready();
+    let echo: serde_json::Value = ancm.get("/echo").json().expect("echo");
+    assert_eq!(echo["env"]["SAMPLE_VAR"], "from the file");
+    assert_eq!(echo["env"]["SAMPLE_VAR2"], "kept $AS_IS");
+    assert_eq!(echo["env"]["ASPNETCORE_ENVIRONMENT"], "Development");
+    // ANCM_PROCESSES=2: two app processes become ready.
+    ancm.wait_stderr_count("two ready processes", 2, crate::support::is_ready_line);
+
+    // A bad line is named by file and line.
+    std::fs::write(&file, "GOOD=1\nno equals sign\n").expect("write");
+    let output = Command::new(ancm_bin())
+        .args(["check", "--env-file"])
+        .arg(&file)
+        .arg(app.path())
+        .output()
+        .expect("check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--env-file: line \"{}:2\" is not valid",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}

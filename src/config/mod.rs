@@ -8,6 +8,7 @@
 
 mod command;
 mod debug_log;
+mod env_file;
 mod error;
 mod position;
 mod request_limits;
@@ -184,6 +185,8 @@ pub struct Overrides {
     pub arguments: Option<String>,
     /// `NAME=VALUE` pairs, in order.
     pub env: Vec<String>,
+    /// `--env-file`: KEY=VALUE lines for the app's environment.
+    pub env_file: Option<std::path::PathBuf>,
     pub stdout_log: Option<String>,
     /// As written: bytes, or with K, M or G (KiB, MiB, GiB).
     pub stdout_log_max_size: Option<String>,
@@ -964,7 +967,7 @@ impl Settings<'_> {
     }
 
     /// `<environmentVariables>` (expanded; ancm's own values win where
-    /// ANCM_PREFER_ENVIRONMENT_VARIABLES asks), then `--env`.
+    /// ANCM_PREFER_ENVIRONMENT_VARIABLES asks), then `--env-file`'s, then `--env`.
     fn environment(&self) -> Result<Vec<(String, String)>, ConfigError> {
         let prefer_own = (self.env)("ANCM_PREFER_ENVIRONMENT_VARIABLES")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
@@ -983,6 +986,12 @@ impl Settings<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(path) = &self.flags.env_file {
+            for (name, value) in env_file::read(path)? {
+                environment.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                environment.push((name, value));
+            }
+        }
         for pair in &self.flags.env {
             let (name, value) = pair
                 .split_once('=')
