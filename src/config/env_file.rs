@@ -13,7 +13,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         ConfigError::invalid(
             super::Origin::Flag("--env-file"),
             "file",
-            &path.display().to_string(),
+            path.display().to_string(),
             format!("a readable file of KEY=VALUE lines ({err})"),
         )
     })?;
@@ -21,7 +21,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         ConfigError::invalid(
             super::Origin::Flag("--env-file"),
             "line",
-            &format!("{}:{line}", path.display()),
+            format!("{}:{line}", path.display()),
             reason.to_owned(),
         )
     })
