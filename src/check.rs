@@ -12,13 +12,27 @@ use crate::config::{self, AppConfig, ConfigError, Origin, Request};
 
 /// Prints the effective configuration; a configuration error is returned (exit status 2),
 /// after printing `{"error": first message, "errors": [...]}` when JSON was asked for.
-pub(crate) fn run(request: &Request, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    request: &Request,
+    json: bool,
+    flags: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
     match config::load(request) {
         Ok(config) => {
             let out = if json {
-                format!("{}\n", to_json(&config))
+                let mut value = to_json(&config);
+                value["flags"] = flags
+                    .iter()
+                    .map(|(flag, from)| (flag.clone(), Value::from(from.as_str())))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                format!("{value}\n")
             } else {
-                to_text(&config)
+                let mut text = to_text(&config);
+                // Before the verdict, which stays the last line.
+                let verdict = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+                text.insert_str(verdict, &flags_text(flags));
+                text
             };
             crate::write_stdout(out.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -32,6 +46,21 @@ pub(crate) fn run(request: &Request, json: bool) -> anyhow::Result<ExitCode> {
             Err(err.into())
         }
     }
+}
+
+/// Where the values came from: the flags set (on the command line or by their ANCM_*
+/// variable); every other value is web.config's, or ANCM's default.
+fn flags_text(flags: &[(String, String)]) -> String {
+    let set: Vec<String> = flags
+        .iter()
+        .map(|(flag, from)| format!("{flag} ({from})"))
+        .collect();
+    let set = if set.is_empty() {
+        "none".to_owned()
+    } else {
+        set.join(", ")
+    };
+    format!("flags set                {set}; every other value is web.config's or the default\n")
 }
 
 /// `{"error": the first message, "errors": [each as an object]}`.

@@ -528,6 +528,35 @@ impl SmokeArgs {
     }
 }
 
+/// The flags set for this invocation's subcommand and where each came from: the command line,
+/// or the ANCM_* variable that stands for it. Read again from the process's arguments, as the
+/// derived types keep no origins.
+pub fn flag_sources() -> Vec<(String, String)> {
+    use clap::parser::ValueSource;
+    let command = Cli::command();
+    let Ok(matches) = command.clone().try_get_matches_from(std::env::args_os()) else {
+        return Vec::new();
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let Some(subcommand) = command.find_subcommand(name) else {
+        return Vec::new();
+    };
+    subcommand
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let from = match sub.value_source(arg.get_id().as_str())? {
+                ValueSource::CommandLine => "command line".to_owned(),
+                ValueSource::EnvVariable => arg.get_env()?.to_string_lossy().into_owned(),
+                _ => return None,
+            };
+            Some((format!("--{long}"), from))
+        })
+        .collect()
+}
+
 impl CheckArgs {
     /// The configuration `ancm run` would use, without a proxy.
     pub fn request(&self) -> config::Request {

@@ -67,7 +67,11 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             host::run(|host| run::run(host, config, request, admin))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check(args) => Ok(check::run(&args.request(), args.json)?),
+        Command::Check(args) => Ok(check::run(
+            &args.request(),
+            args.json,
+            &cli::flag_sources(),
+        )?),
         Command::Smoke(args) => {
             let config = config::load(&args.request())?;
             let checks = smoke::Checks::from_args(&args);

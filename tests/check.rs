@@ -809,3 +809,26 @@ fn a_megabyte_web_config_is_checked_quickly() {
         "{error}"
     );
 }
+
+/// `ancm check` says which flags were set and where from: the command line or the ANCM_*
+/// variable standing for the flag.
+#[test]
+fn check_shows_where_each_flag_came_from() {
+    let app = crate::support::AppDir::new("", &[]);
+    let output = std::process::Command::new(crate::support::ancm_bin())
+        .args(["check", "--json", "--startup-time-limit", "30"])
+        .arg(app.path())
+        .env("ANCM_PROCESSES", "2")
+        .output()
+        .expect("check");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["processesPerApplication"], 2);
+    assert_eq!(json["flags"]["--processes"], "ANCM_PROCESSES");
+    assert_eq!(json["flags"]["--startup-time-limit"], "command line");
+    assert!(json["flags"].get("--listen").is_none(), "{}", json["flags"]);
+}
