@@ -46,3 +46,5 @@ mod smoke;
 mod supervision;
 /// HTTPS on the front: client certificates for the app, and the HTTPS port it redirects to.
 mod tls;
+/// The Windows build under Wine (needs ANCM_WINE_EXE; scripts/windows-ci sets it).
+mod wine;
