@@ -373,8 +373,8 @@ fn smoke_exits_0_1_and_2_and_shows_crlf_output_as_lines() {
     );
     wait_none_in(app.path());
 
-    // A batch file, run through cmd.exe from the app folder as its working directory: cmd
-    // writes CRLF, and refuses a \\?\ working directory.
+    // A batch file, run through cmd.exe with the app folder as its working directory (on
+    // Windows, cmd refuses a \\?\ one; Wine's accepts it): cmd writes CRLF.
     let batch = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         batch.path().join("app.cmd"),
