@@ -3,6 +3,7 @@
 //! the app's last lines are written and no process is left behind.
 
 use std::future::Future;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -54,3 +54,5 @@ mod supervision;
 mod systemd;
 /// HTTPS on the front: client certificates for the app, and the HTTPS port it redirects to.
 mod tls;
+/// The Windows build under Wine (needs ANCM_WINE_EXE; scripts/windows-ci sets it).
+mod wine;

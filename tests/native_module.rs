@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ fn compile_client(dir: &Path) -> PathBuf {
 }
 
 /// Everything a stream has produced so far, read on a thread, and whether it has closed.
-fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<(Vec<u8>, bool)>> {
+pub(crate) fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<(Vec<u8>, bool)>> {
     let buffer = Arc::new(Mutex::new((Vec::new(), false)));
     let sink = buffer.clone();
     std::thread::spawn(move || {
@@ -65,7 +65,7 @@ fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<(Vec<u8>, bool)>
     buffer
 }
 
-fn text(buffer: &Mutex<(Vec<u8>, bool)>) -> (String, bool) {
+pub(crate) fn text(buffer: &Mutex<(Vec<u8>, bool)>) -> (String, bool) {
     let buffer = buffer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -73,7 +73,7 @@ fn text(buffer: &Mutex<(Vec<u8>, bool)>) -> (String, bool) {
 }
 
 /// The number right after `key` in `text`.
-fn number_after(text: &str, key: &str) -> Option<u32> {
+pub(crate) fn number_after(text: &str, key: &str) -> Option<u32> {
     let at = text.find(key)? + key.len();
     text[at..]
         .chars()
@@ -84,16 +84,31 @@ fn number_after(text: &str, key: &str) -> Option<u32> {
 }
 
 #[test]
-fn the_c_client_starts_the_app_through_the_helper_and_leaves_nothing_behind() {
+fn the_c_client_starts_recycles_and_stops_the_app_through_the_helper_leaving_nothing_behind() {
     let build = tempfile::tempdir().expect("dir for the client");
     let client = compile_client(build.path());
     let app = AppDir::new("", &[]);
 
-    let mut child = Command::new(&client)
+    let mut command = Command::new(&client);
+    command
         .arg(ancm_bin())
         .arg(app.path())
         .arg(sampleapp())
-        .env("ANCM_LOG", "info")
+        .env("ANCM_LOG", "info");
+    let (status, out, err) = run_client(command);
+
+    let pids = check_exchange(status, &out, &err);
+    wait_all_gone(&pids);
+    assert!(
+        pids.iter().all(|&pid| !alive(pid)),
+        "the app was stopped with the helper"
+    );
+}
+
+/// Runs the client to its end and returns its exit status, stdout and stderr, once every
+/// process that shared its output (the helper, the app) is gone too.
+pub(crate) fn run_client(mut command: Command) -> (ExitStatus, String, String) {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -132,21 +147,38 @@ fn the_c_client_starts_the_app_through_the_helper_and_leaves_nothing_behind() {
         "a process outlived the client and still holds its output; stderr:\n{err}"
     );
 
+    (status, out, err)
+}
+
+/// Checks what the client printed for start, status, a request, recycle, a request and stop;
+/// returns the pids of the two app processes (the first and the recycled one).
+pub(crate) fn check_exchange(status: ExitStatus, out: &str, err: &str) -> [u32; 2] {
     assert!(
         status.success(),
         "client exited with {status}; stdout:\n{out}\nstderr:\n{err}"
     );
+    let answers: Vec<&str> = out.split("HTTP/1.1 ").skip(1).collect();
     assert!(
-        out.contains("HTTP/1.1 200") && out.contains("hello from sampleapp"),
-        "the app's answer to GET / with the token; stdout:\n{out}\nstderr:\n{err}"
+        answers.len() == 2
+            && answers
+                .iter()
+                .all(|a| a.starts_with("200") && a.contains("hello from sampleapp")),
+        "the app's answers to GET / with the token, before and after the recycle; stdout:\n{out}\nstderr:\n{err}"
     );
-
-    let app_pid = number_after(&out, "hello from sampleapp pid=").expect("the app's pid in /");
-    let ready_pid = number_after(&err, "client: ready: pid=").expect("the client's ready line");
+    let answered: Vec<u32> = answers
+        .iter()
+        .map(|a| number_after(a, "hello from sampleapp pid=").expect("the app's pid in /"))
+        .collect();
+    let ready = number_after(err, "client: ready: pid=").expect("the client's ready line");
+    let status_pid =
+        number_after(err, "client: status: state=ready pid=").expect("the client's status line");
+    let recycled = number_after(err, "client: recycled: pid=").expect("the client's recycled line");
     assert_eq!(
-        ready_pid, app_pid,
-        "`ready` names the process that answered"
+        [ready, recycled],
+        [answered[0], answered[1]],
+        "each `ready` names the process that answered; stderr:\n{err}"
     );
-    wait_all_gone(&[app_pid]);
-    assert!(!alive(app_pid), "the app was stopped with the helper");
+    assert_eq!(status_pid, ready, "`status` names the ready process");
+    assert_ne!(ready, recycled, "the recycle started a new process");
+    [ready, recycled]
 }

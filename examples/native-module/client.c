@@ -2,32 +2,274 @@
  * A stand-in for a native web-server module talking to `ancm helper`
  * (docs/helper-protocol.md). A real module must stay thin, so this one does
  * no process management and links no JSON library: it starts the helper,
- * waits for `ready`, sends one request to the app with the token, prints the
- * answer and stops the helper.
+ * waits for `ready`, asks for `status`, sends one request to the app with the
+ * token, recycles the app, sends a request to the new process, prints both
+ * answers and stops the helper.
+ *
+ * It runs on POSIX systems and on Windows (where IIS's module lives): the
+ * only differences are how the helper is started with pipes, how sockets
+ * are set up and how the whole run is bounded in time.
  *
  * Usage: client ANCM_BINARY APP_PATH [PROCESS_PATH]
  * Build: cc -std=c99 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L \
  *            -o client client.c
+ *        x86_64-w64-mingw32-gcc -std=c99 -Wall -Wextra -Werror \
+ *            -o client.exe client.c -lws2_32
  */
 
-#include <arpa/inet.h>
-#include <errno.h>
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <io.h>
+#else
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* The protocol refuses longer lines, so a bigger buffer would never help. */
 #define MAX_LINE (64 * 1024)
 /* Starting an app may take a while (startupTimeLimit), but never forever. */
 #define TIMEOUT_SECS 30
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "client: %s\n", what);
+    exit(1);
+}
+
+/* ---- What differs between Windows and POSIX ---------------------------- */
+
+#ifdef _WIN32
+
+typedef HANDLE pipe_end;
+typedef HANDLE helper_process;
+typedef SOCKET app_socket;
+#define BAD_SOCKET INVALID_SOCKET
+
+/* A failed Win32 call: its name and GetLastError's code and text. */
+static void die(const char *what)
+{
+    DWORD code = GetLastError();
+    char text[512] = "";
+    FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                   NULL, code, 0, text, sizeof text, NULL);
+    text[strcspn(text, "\r\n")] = '\0';
+    fprintf(stderr, "client: %s: error %lu: %s\n", what, (unsigned long)code,
+            text);
+    exit(1);
+}
+
+/* A failed Winsock call: its error code is WSAGetLastError's, not errno. */
+static void die_socket(const char *what)
+{
+    SetLastError((DWORD)WSAGetLastError());
+    die(what);
+}
+
+static DWORD WINAPI watchdog(LPVOID unused)
+{
+    (void)unused;
+    Sleep(TIMEOUT_SECS * 1000);
+    fputs("client: timed out\n", stderr);
+    fflush(stderr);
+    /* The helper sees end of file on its stdin once we are gone, and stops
+     * the app by itself. */
+    ExitProcess(1);
+    return 0;
+}
+
+static void platform_init(void)
+{
+    HANDLE timer = CreateThread(NULL, 0, watchdog, NULL, 0, NULL);
+    if (timer == NULL)
+        die("CreateThread");
+    CloseHandle(timer);
+    /* The app's answers are printed byte for byte: no \n to \r\n. */
+    if (_setmode(_fileno(stdout), _O_BINARY) == -1)
+        fail("cannot set stdout to binary mode");
+    WSADATA wsa;
+    int err = WSAStartup(MAKEWORD(2, 2), &wsa);
+    if (err != 0) {
+        SetLastError((DWORD)err);
+        die("WSAStartup");
+    }
+}
+
+/* Appends `arg` to `out` quoted as the C runtime's command-line parser
+ * (CommandLineToArgvW) reads it back: backslashes are literal except
+ * before a quote. Returns the new end of `out`. */
+static char *append_quoted(char *out, const char *arg)
+{
+    *out++ = '"';
+    for (;;) {
+        size_t slashes = 0;
+        while (*arg == '\\') {
+            arg++;
+            slashes++;
+        }
+        if (*arg == '\0') {
+            /* Doubled, so the closing quote stays a quote. */
+            for (size_t i = 0; i < 2 * slashes; i++)
+                *out++ = '\\';
+            break;
+        }
+        if (*arg == '"') {
+            for (size_t i = 0; i < 2 * slashes + 1; i++)
+                *out++ = '\\';
+        } else {
+            for (size_t i = 0; i < slashes; i++)
+                *out++ = '\\';
+        }
+        *out++ = *arg++;
+    }
+    *out++ = '"';
+    return out;
+}
+
+static helper_process spawn_helper(const char *ancm, pipe_end *to_helper,
+                                   pipe_end *from_helper)
+{
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+    HANDLE in_read, in_write, out_read, out_write, err_copy;
+    if (!CreatePipe(&in_read, &in_write, &inherit, 0) ||
+        !CreatePipe(&out_read, &out_write, &inherit, 0))
+        die("CreatePipe");
+    /* The helper must hold no copy of the write end of its own stdin, or it
+     * would never see end of file when the module goes away; nor of the
+     * read end of its stdout. */
+    if (!SetHandleInformation(in_write, HANDLE_FLAG_INHERIT, 0) ||
+        !SetHandleInformation(out_read, HANDLE_FLAG_INHERIT, 0))
+        die("SetHandleInformation");
+    /* The helper's stderr (ancm's log and the app's output) is ours; an
+     * inheritable copy, whatever kind of handle our stderr is. Without one,
+     * the helper has none either. */
+    HANDLE err = GetStdHandle(STD_ERROR_HANDLE);
+    err_copy = NULL;
+    if (err != NULL && err != INVALID_HANDLE_VALUE &&
+        !DuplicateHandle(GetCurrentProcess(), err, GetCurrentProcess(),
+                         &err_copy, 0, TRUE, DUPLICATE_SAME_ACCESS))
+        die("DuplicateHandle stderr");
+
+    /* Each character may need a backslash, plus quotes and " helper". */
+    char *command_line = malloc(2 * strlen(ancm) + 16);
+    if (command_line == NULL)
+        fail("out of memory");
+    char *end = append_quoted(command_line, ancm);
+    strcpy(end, " helper");
+
+    STARTUPINFOA si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = in_read;
+    si.hStdOutput = out_write;
+    si.hStdError = err_copy;
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, command_line, NULL, NULL, TRUE, 0, NULL, NULL,
+                        &si, &pi)) {
+        fprintf(stderr, "client: cannot start %s\n", ancm);
+        die("CreateProcess");
+    }
+    free(command_line);
+    CloseHandle(pi.hThread);
+    /* Closing our copies of the child's ends lets us see end of file when
+     * the helper exits. */
+    if (!CloseHandle(in_read) || !CloseHandle(out_write) ||
+        (err_copy != NULL && !CloseHandle(err_copy)))
+        die("CloseHandle");
+    *to_helper = in_write;
+    *from_helper = out_read;
+    return pi.hProcess;
+}
+
+/* Bytes read, 0 at end of file. */
+static size_t pipe_read(pipe_end p, char *buf, size_t len)
+{
+    DWORD n;
+    if (!ReadFile(p, buf, (DWORD)len, &n, NULL)) {
+        /* The helper closed its end: end of file. */
+        if (GetLastError() == ERROR_BROKEN_PIPE)
+            return 0;
+        die("read from helper");
+    }
+    return n;
+}
+
+static void pipe_write_all(pipe_end p, const char *buf, size_t len)
+{
+    while (len > 0) {
+        DWORD n;
+        if (!WriteFile(p, buf, (DWORD)len, &n, NULL))
+            die("write to helper");
+        buf += n;
+        len -= n;
+    }
+}
+
+static void pipe_close(pipe_end p)
+{
+    if (!CloseHandle(p))
+        die("close pipe");
+}
+
+/* The helper's exit code; it is Windows, so no signals to report. */
+static int wait_helper(helper_process helper)
+{
+    DWORD code;
+    if (WaitForSingleObject(helper, INFINITE) != WAIT_OBJECT_0 ||
+        !GetExitCodeProcess(helper, &code))
+        die("wait for the helper");
+    CloseHandle(helper);
+    if (code != 0) {
+        fprintf(stderr, "client: the helper exited with status %lu\n",
+                (unsigned long)code);
+        return 1;
+    }
+    return 0;
+}
+
+static int connection_refused(void)
+{
+    return WSAGetLastError() == WSAECONNREFUSED;
+}
+
+static long socket_read(app_socket s, char *buf, size_t len)
+{
+    return recv(s, buf, (int)len, 0);
+}
+
+static long socket_write(app_socket s, const char *buf, size_t len)
+{
+    return send(s, buf, (int)len, 0);
+}
+
+static void socket_close(app_socket s)
+{
+    if (closesocket(s) != 0)
+        die_socket("close socket");
+}
+
+#else /* POSIX */
+
+typedef int pipe_end;
+typedef pid_t helper_process;
+typedef int app_socket;
+#define BAD_SOCKET (-1)
 
 static void die(const char *what)
 {
@@ -35,10 +277,9 @@ static void die(const char *what)
     exit(1);
 }
 
-static void fail(const char *what)
+static void die_socket(const char *what)
 {
-    fprintf(stderr, "client: %s\n", what);
-    exit(1);
+    die(what);
 }
 
 static void on_alarm(int sig)
@@ -52,24 +293,166 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
-static void write_all(int fd, const char *buf, size_t len, const char *what)
+/* Makes sure fds 0-2 are open, so that pipe() never hands out one of them:
+ * the child's dup2() onto 0 and 1 would then clobber its own pipe ends. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) == -1) {
+            if (errno != EBADF)
+                die("fcntl");
+            if (open("/dev/null", O_RDWR) == -1)
+                die("open /dev/null");
+        }
+    }
+}
+
+static void platform_init(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    if (sigemptyset(&sa.sa_mask) == -1 || sigaction(SIGALRM, &sa, NULL) == -1)
+        die("sigaction SIGALRM");
+    /* A helper that went away must show up as EPIPE on write, reported like
+     * any other error, not as a silent death by signal. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction SIGPIPE");
+    alarm(TIMEOUT_SECS);
+    ensure_std_fds();
+}
+
+static helper_process spawn_helper(const char *ancm, pipe_end *to_helper,
+                                   pipe_end *from_helper)
+{
+    int in[2], out[2];
+    if (pipe(in) == -1 || pipe(out) == -1)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid == -1)
+        die("fork");
+    if (pid == 0) {
+        /* Ignored signals stay ignored across exec; the helper should get
+         * the ordinary SIGPIPE, not the one this client chose for itself. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        if (sigemptyset(&dfl.sa_mask) == -1 ||
+            sigaction(SIGPIPE, &dfl, NULL) == -1) {
+            perror("client: sigaction SIGPIPE");
+            _exit(127);
+        }
+        if (dup2(in[0], STDIN_FILENO) == -1 ||
+            dup2(out[1], STDOUT_FILENO) == -1) {
+            perror("client: dup2");
+            _exit(127);
+        }
+        /* The helper must hold no copy of the write end of its own stdin,
+         * or it would never see end of file when the module goes away. */
+        if (close(in[0]) == -1 || close(in[1]) == -1 ||
+            close(out[0]) == -1 || close(out[1]) == -1) {
+            perror("client: close");
+            _exit(127);
+        }
+        execlp(ancm, ancm, "helper", (char *)NULL);
+        fprintf(stderr, "client: exec %s: %s\n", ancm, strerror(errno));
+        _exit(127);
+    }
+    /* Closing our copies of the child's ends lets us see end of file when
+     * the helper exits. */
+    if (close(in[0]) == -1 || close(out[1]) == -1)
+        die("close");
+    *to_helper = in[1];
+    *from_helper = out[0];
+    return pid;
+}
+
+static size_t pipe_read(pipe_end p, char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = read(p, buf, len);
+        if (n >= 0)
+            return (size_t)n;
+        if (errno != EINTR)
+            die("read from helper");
+    }
+}
+
+static void pipe_write_all(pipe_end p, const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = write(p, buf, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die(what);
+            die("write to helper");
         }
         buf += n;
         len -= (size_t)n;
     }
 }
 
+static void pipe_close(pipe_end p)
+{
+    if (close(p) == -1)
+        die("close pipe");
+}
+
+static int wait_helper(helper_process helper)
+{
+    int status;
+    while (waitpid(helper, &status, 0) == -1) {
+        if (errno != EINTR)
+            die("waitpid");
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "client: the helper died of signal %d\n",
+                    WTERMSIG(status));
+        else
+            fprintf(stderr, "client: the helper exited with status %d\n",
+                    WEXITSTATUS(status));
+        return 1;
+    }
+    return 0;
+}
+
+static int connection_refused(void)
+{
+    return errno == ECONNREFUSED;
+}
+
+static long socket_read(app_socket s, char *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(s, buf, len);
+    while (n < 0 && errno == EINTR);
+    return (long)n;
+}
+
+static long socket_write(app_socket s, const char *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = write(s, buf, len);
+    while (n < 0 && errno == EINTR);
+    return (long)n;
+}
+
+static void socket_close(app_socket s)
+{
+    if (close(s) == -1)
+        die("close socket");
+}
+
+#endif
+
 /* ---- Reading the helper's events, one line at a time ------------------ */
 
 struct reader {
-    int fd;
+    pipe_end pipe;
     char buf[MAX_LINE + 1];
     size_t len;  /* bytes in buf */
     size_t used; /* bytes of buf already handed out as lines */
@@ -93,15 +476,10 @@ static char *read_line(struct reader *r)
         }
         if (r->len == MAX_LINE)
             fail("the helper sent a line longer than the protocol allows");
-        ssize_t n = read(r->fd, r->buf + r->len, MAX_LINE - r->len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("read from helper");
-        }
+        size_t n = pipe_read(r->pipe, r->buf + r->len, MAX_LINE - r->len);
         if (n == 0)
             return NULL;
-        r->len += (size_t)n;
+        r->len += n;
     }
 }
 
@@ -259,7 +637,7 @@ static char *start_request(const char *app_path, const char *process_path)
     /* Escaping grows a byte to at most six ("\u001f"). */
     char *req = malloc(6 * len + 64);
     if (req == NULL)
-        die("malloc");
+        fail("out of memory");
     char *p = req;
     p += sprintf(p, "{\"op\":\"start\",\"appPath\":\"");
     p = append_escaped(p, app_path);
@@ -271,69 +649,14 @@ static char *start_request(const char *app_path, const char *process_path)
     return req;
 }
 
-/* ---- The helper process ----------------------------------------------- */
-
-/* Makes sure fds 0-2 are open, so that pipe() never hands out one of them:
- * the child's dup2() onto 0 and 1 would then clobber its own pipe ends. */
-static void ensure_std_fds(void)
+static void send_request(pipe_end to_helper, const char *req)
 {
-    for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) == -1) {
-            if (errno != EBADF)
-                die("fcntl");
-            if (open("/dev/null", O_RDWR) == -1)
-                die("open /dev/null");
-        }
-    }
-}
-
-static pid_t spawn_helper(const char *ancm, int *to_helper, int *from_helper)
-{
-    int in[2], out[2];
-    if (pipe(in) == -1 || pipe(out) == -1)
-        die("pipe");
-    pid_t pid = fork();
-    if (pid == -1)
-        die("fork");
-    if (pid == 0) {
-        /* Ignored signals stay ignored across exec; the helper should get
-         * the ordinary SIGPIPE, not the one this client chose for itself. */
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        if (sigemptyset(&dfl.sa_mask) == -1 ||
-            sigaction(SIGPIPE, &dfl, NULL) == -1) {
-            perror("client: sigaction SIGPIPE");
-            _exit(127);
-        }
-        if (dup2(in[0], STDIN_FILENO) == -1 ||
-            dup2(out[1], STDOUT_FILENO) == -1) {
-            perror("client: dup2");
-            _exit(127);
-        }
-        /* The helper must hold no copy of the write end of its own stdin,
-         * or it would never see end of file when the module goes away. */
-        if (close(in[0]) == -1 || close(in[1]) == -1 ||
-            close(out[0]) == -1 || close(out[1]) == -1) {
-            perror("client: close");
-            _exit(127);
-        }
-        execlp(ancm, ancm, "helper", (char *)NULL);
-        fprintf(stderr, "client: exec %s: %s\n", ancm, strerror(errno));
-        _exit(127);
-    }
-    /* Closing our copies of the child's ends lets us see end of file when
-     * the helper exits. */
-    if (close(in[0]) == -1 || close(out[1]) == -1)
-        die("close");
-    *to_helper = in[1];
-    *from_helper = out[0];
-    return pid;
+    pipe_write_all(to_helper, req, strlen(req));
 }
 
 /* ---- One HTTP request to the app -------------------------------------- */
 
-static int connect_app(long port, char *host, size_t host_size)
+static app_socket connect_app(long port, char *host, size_t host_size)
 {
     struct sockaddr_in v4;
     memset(&v4, 0, sizeof v4);
@@ -341,37 +664,37 @@ static int connect_app(long port, char *host, size_t host_size)
     v4.sin_port = htons((unsigned short)port);
     v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd == -1)
-        die("socket");
-    if (connect(fd, (struct sockaddr *)&v4, sizeof v4) == 0) {
+    app_socket s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s == BAD_SOCKET)
+        die_socket("socket");
+    if (connect(s, (struct sockaddr *)&v4, sizeof v4) == 0) {
         snprintf(host, host_size, "127.0.0.1:%ld", port);
-        return fd;
+        return s;
     }
     /* The protocol allows the app to listen on [::1] instead. */
-    if (errno != ECONNREFUSED)
-        die("connect to 127.0.0.1");
-    if (close(fd) == -1)
-        die("close");
+    if (!connection_refused())
+        die_socket("connect to 127.0.0.1");
+    socket_close(s);
 
     struct sockaddr_in6 v6;
     memset(&v6, 0, sizeof v6);
     v6.sin6_family = AF_INET6;
     v6.sin6_port = htons((unsigned short)port);
     v6.sin6_addr = in6addr_loopback;
-    fd = socket(AF_INET6, SOCK_STREAM, 0);
-    if (fd == -1)
-        die("socket");
-    if (connect(fd, (struct sockaddr *)&v6, sizeof v6) == -1)
-        die("connect to the app (127.0.0.1 and [::1])");
+    s = socket(AF_INET6, SOCK_STREAM, 0);
+    if (s == BAD_SOCKET)
+        die_socket("socket");
+    if (connect(s, (struct sockaddr *)&v6, sizeof v6) != 0)
+        die_socket("connect to the app (127.0.0.1 and [::1])");
     snprintf(host, host_size, "[::1]:%ld", port);
-    return fd;
+    return s;
 }
 
+/* Sends `GET /` with the token and copies the answer to stdout. */
 static void get_root(long port, const char *token)
 {
     char host[64];
-    int fd = connect_app(port, host, sizeof host);
+    app_socket s = connect_app(port, host, sizeof host);
 
     char req[1024];
     int len = snprintf(req, sizeof req,
@@ -383,23 +706,29 @@ static void get_root(long port, const char *token)
                        host, token);
     if (len < 0 || (size_t)len >= sizeof req)
         fail("the token is too long for the request");
-    write_all(fd, req, (size_t)len, "send to the app");
+    for (const char *p = req; len > 0;) {
+        long n = socket_write(s, p, (size_t)len);
+        if (n < 0)
+            die_socket("send to the app");
+        p += n;
+        len -= (int)n;
+    }
 
     /* Connection: close, so the app ends the response by closing. */
     char buf[4096];
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("read from the app");
-        }
+        long n = socket_read(s, buf, sizeof buf);
+        if (n < 0)
+            die_socket("read from the app");
         if (n == 0)
             break;
-        write_all(STDOUT_FILENO, buf, (size_t)n, "write to stdout");
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+            fail("cannot write to stdout");
     }
-    if (close(fd) == -1)
-        die("close socket");
+    /* Written out before the next step, so the order on stdout is clear. */
+    if (fflush(stdout) != 0)
+        fail("cannot write to stdout");
+    socket_close(s);
 }
 
 /* ---- The exchange ----------------------------------------------------- */
@@ -425,30 +754,56 @@ static char *wait_event(struct reader *r, const char *want)
     exit(1);
 }
 
+/* Where the app listens, from a `ready` event. */
+struct app {
+    long pid;
+    long port;
+    char token[256];
+};
+
+/* Reads events until `ready` and fills `app` from it. A `failed` start, or
+ * `recycleFailed` when recycling, ends the client with its reason. */
+static void wait_ready(struct reader *r, struct app *app)
+{
+    char *line;
+    while ((line = read_line(r)) != NULL) {
+        if (is_event(line, "ready")) {
+            app->port = get_number(line, "port", 65535);
+            app->pid = get_number(line, "pid", LONG_MAX);
+            if (app->port <= 0 || app->pid < 0 ||
+                get_string(line, "token", app->token, sizeof app->token) != 0) {
+                fprintf(stderr, "client: bad ready event: %s\n", line);
+                exit(1);
+            }
+            return;
+        }
+        if (is_event(line, "failed") || is_event(line, "recycleFailed") ||
+            is_event(line, "error")) {
+            char reason[4096];
+            const char *key = is_event(line, "error") ? "message" : "reason";
+            if (get_string(line, key, reason, sizeof reason) != 0)
+                strcpy(reason, "(no reason given)");
+            fprintf(stderr, "client: the app did not start: %s\n", reason);
+            exit(1);
+        }
+        /* starting, exited, paused, recycling and events newer than this
+         * client. */
+    }
+    fail("the helper closed its output before \"ready\"");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: client ANCM_BINARY APP_PATH [PROCESS_PATH]\n");
         return 2;
     }
+    platform_init();
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    if (sigemptyset(&sa.sa_mask) == -1 || sigaction(SIGALRM, &sa, NULL) == -1)
-        die("sigaction SIGALRM");
-    /* A helper that went away must show up as EPIPE on write, reported like
-     * any other error, not as a silent death by signal. */
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
-        die("sigaction SIGPIPE");
-    alarm(TIMEOUT_SECS);
-
-    ensure_std_fds();
-    int to_helper, from_helper;
-    pid_t helper = spawn_helper(argv[1], &to_helper, &from_helper);
+    pipe_end to_helper, from_helper;
+    helper_process helper = spawn_helper(argv[1], &to_helper, &from_helper);
     static struct reader r; /* static: too big for some default stacks */
-    r.fd = from_helper;
+    r.pipe = from_helper;
 
     char *line = read_line(&r);
     if (line == NULL)
@@ -459,56 +814,41 @@ int main(int argc, char **argv)
     }
 
     char *req = start_request(argv[2], argc == 4 ? argv[3] : NULL);
-    write_all(to_helper, req, strlen(req), "write to helper");
+    send_request(to_helper, req);
     free(req);
+    struct app app;
+    wait_ready(&r, &app);
+    fprintf(stderr, "client: ready: pid=%ld port=%ld\n", app.pid, app.port);
 
-    long port = -1, pid = -1;
-    char token[256];
-    while ((line = read_line(&r)) != NULL) {
-        if (is_event(line, "ready")) {
-            port = get_number(line, "port", 65535);
-            pid = get_number(line, "pid", LONG_MAX);
-            if (port <= 0 || get_string(line, "token", token, sizeof token) != 0) {
-                fprintf(stderr, "client: bad ready event: %s\n", line);
-                return 1;
-            }
-            break;
-        }
-        if (is_event(line, "failed") || is_event(line, "error")) {
-            char reason[4096];
-            const char *key = is_event(line, "failed") ? "reason" : "message";
-            if (get_string(line, key, reason, sizeof reason) != 0)
-                strcpy(reason, "(no reason given)");
-            fprintf(stderr, "client: the app did not start: %s\n", reason);
-            return 1;
-        }
-        /* starting, exited, paused and events newer than this client. */
-    }
-    if (line == NULL)
-        fail("the helper closed its output before \"ready\"");
-    fprintf(stderr, "client: ready: pid=%ld port=%ld\n", pid, port);
-
-    get_root(port, token);
-
-    static const char stop[] = "{\"op\":\"stop\"}\n";
-    write_all(to_helper, stop, sizeof stop - 1, "write to helper");
-    wait_event(&r, "stopped");
-    if (close(to_helper) == -1 || close(from_helper) == -1)
-        die("close pipe");
-
-    int status;
-    while (waitpid(helper, &status, 0) == -1) {
-        if (errno != EINTR)
-            die("waitpid");
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (WIFSIGNALED(status))
-            fprintf(stderr, "client: the helper died of signal %d\n",
-                    WTERMSIG(status));
-        else
-            fprintf(stderr, "client: the helper exited with status %d\n",
-                    WEXITSTATUS(status));
+    send_request(to_helper, "{\"op\":\"status\",\"id\":1}\n");
+    line = wait_event(&r, "status");
+    char state[32];
+    if (get_string(line, "state", state, sizeof state) != 0 ||
+        strcmp(state, "ready") != 0 ||
+        get_number(line, "pid", LONG_MAX) != app.pid) {
+        fprintf(stderr, "client: status is not the ready app: %s\n", line);
         return 1;
     }
-    return 0;
+    fprintf(stderr, "client: status: state=%s pid=%ld\n", state, app.pid);
+
+    get_root(app.port, app.token);
+
+    /* The new process is ready before the old one stops; requests go to
+     * the new port with the new token from then on. */
+    send_request(to_helper, "{\"op\":\"recycle\",\"id\":2}\n");
+    long old_pid = app.pid;
+    wait_ready(&r, &app);
+    if (app.pid == old_pid) {
+        fprintf(stderr, "client: the recycle kept pid %ld\n", old_pid);
+        return 1;
+    }
+    fprintf(stderr, "client: recycled: pid=%ld port=%ld\n", app.pid, app.port);
+
+    get_root(app.port, app.token);
+
+    send_request(to_helper, "{\"op\":\"stop\",\"id\":3}\n");
+    wait_event(&r, "stopped");
+    pipe_close(to_helper);
+    pipe_close(from_helper);
+    return wait_helper(helper);
 }

@@ -376,11 +376,11 @@ fn locate(app: &Path, have_command: bool) -> Result<(PathBuf, Option<PathBuf>), 
         });
     }
     if meta.is_file() {
-        let file = std::fs::canonicalize(app).map_err(read_error)?;
+        let file = dunce::canonicalize(app).map_err(read_error)?;
         let dir = file.parent().map(Path::to_owned).unwrap_or_default();
         return Ok((dir, Some(file)));
     }
-    let dir = std::fs::canonicalize(app).map_err(read_error)?;
+    let dir = dunce::canonicalize(app).map_err(read_error)?;
     let file = dir.join("web.config");
     if file.is_file() {
         Ok((dir, Some(file)))

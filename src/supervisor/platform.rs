@@ -38,8 +38,10 @@ impl Containment {
     }
 
     /// Asks the whole tree to stop: SIGTERM to the process group, or CTRL_BREAK on Windows.
-    pub(crate) fn terminate(&self) {
-        self.inner.terminate();
+    /// False when the request could not be sent (it is logged): then waiting for the app to
+    /// stop by itself is pointless.
+    pub(crate) fn terminate(&self) -> bool {
+        self.inner.terminate()
     }
 
     /// Kills the whole tree at once; harmless when it is already gone.
@@ -137,8 +139,8 @@ mod imp {
             Ok(Containment { pgid: pid })
         }
 
-        pub(super) fn terminate(&self) {
-            signal_group(self.pgid, Signal::SIGTERM);
+        pub(super) fn terminate(&self) -> bool {
+            signal_group(self.pgid, Signal::SIGTERM)
         }
 
         pub(super) fn kill(&self) {
@@ -170,12 +172,16 @@ mod imp {
         }
     }
 
-    pub(super) fn signal_group(pgid: u32, signal: Signal) {
-        let Ok(raw) = i32::try_from(pgid) else { return };
+    /// Whether the signal reached the group, or the group is already gone.
+    pub(super) fn signal_group(pgid: u32, signal: Signal) -> bool {
+        let Ok(raw) = i32::try_from(pgid) else {
+            return false;
+        };
         match killpg(Pid::from_raw(raw), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => true,
             Err(err) => {
-                tracing::warn!(pgid, %signal, %err, "could not signal the app's process group")
+                tracing::warn!(pgid, %signal, %err, "could not signal the app's process group");
+                false
             }
         }
     }
@@ -298,12 +304,18 @@ mod imp {
             }
         }
 
+        /// Fails when ancm has no console shared with the app (started detached, or as a
+        /// service), and always under Wine.
         #[allow(unsafe_code)]
-        pub(super) fn terminate(&self) {
+        pub(super) fn terminate(&self) -> bool {
             // SAFETY: sends a console event to the child's process group; no memory involved.
-            unsafe {
-                GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, self.pid);
+            let sent = unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, self.pid) };
+            if sent == 0 {
+                let err = io::Error::last_os_error();
+                tracing::error!(pid = self.pid, %err, "cannot send CTRL_BREAK to the app's process group; killing it now instead of waiting shutdownTimeLimit");
+                return false;
             }
+            true
         }
 
         #[allow(unsafe_code)]

@@ -206,7 +206,7 @@ impl AppProcess {
 
     /// Stops the app as ANCM does (spec §3.5): if it listens, POST the shutdown message; if
     /// that is not answered 202, SIGTERM (CTRL_BREAK) its process group; after `limit`, or at
-    /// once when `kill_now` fires, kill the whole tree. An app that is not ASP.NET Core
+    /// once when `kill_now` fires or the signal cannot be sent, kill the whole tree. An app that is not ASP.NET Core
     /// (`-- COMMAND` without `--shutdown-message`) gets the signal at once. Returns the exit
     /// status if it exited by itself.
     pub(crate) async fn stop(
@@ -224,8 +224,8 @@ impl AppProcess {
                 }
                 _ => false,
             };
-            if !accepted {
-                self.containment.terminate();
+            if !accepted && !self.containment.terminate() {
+                return None;
             }
             self.child.wait().await.ok()
         };
@@ -312,8 +312,10 @@ impl AppProcess {
 }
 
 /// When to first look for an app that listens elsewhere: most apps listen well within this.
+#[cfg(target_os = "linux")]
 const FIRST_LOOK_ELSEWHERE: Duration = Duration::from_millis(1500);
 /// How often to look again; each look reads the process table and the socket tables.
+#[cfg(target_os = "linux")]
 const LOOK_ELSEWHERE_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether the warning about an app listening on all interfaces was given: once per run is

@@ -695,7 +695,7 @@ async fn serve_connection(
     let _ = conn.await;
 }
 
-/// Prints each SIGTERM/SIGINT and, unless told to ignore them, starts the
+/// Prints each SIGTERM/SIGINT (CTRL_BREAK/CTRL_C on Windows) and, unless told to ignore them, starts the
 /// graceful shutdown. Keeps listening so a repeated signal is logged too.
 fn spawn_signal_watcher(state: Arc<AppState>) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -716,16 +716,26 @@ fn spawn_signal_watcher(state: Arc<AppState>) -> std::io::Result<()> {
             }
         });
     }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        // On Windows the module delivers Ctrl+C / Ctrl+Break instead.
-        while tokio::signal::ctrl_c().await.is_ok() {
-            say("sampleapp got SIGINT");
-            if !state.ignore_shutdown {
-                state.shutdown.send_replace(true);
+    #[cfg(windows)]
+    {
+        // ANCM stops an out-of-process app with CTRL_BREAK (to its process group); a console
+        // Ctrl+C comes as CTRL_C. Kestrel stops gracefully on either.
+        use tokio::signal::windows::{ctrl_break, ctrl_c};
+        let mut brk = ctrl_break()?;
+        let mut int = ctrl_c()?;
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = brk.recv() => "CTRL_BREAK",
+                    _ = int.recv() => "CTRL_C",
+                };
+                say(&format!("sampleapp got {name}"));
+                if !state.ignore_shutdown {
+                    state.shutdown.send_replace(true);
+                }
             }
-        }
-    });
+        });
+    }
     Ok(())
 }
 
@@ -840,11 +850,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
     stopped()
 }
 
-#[cfg(unix)]
+/// A child that does nothing for a long time: `sleep` on Unix, on Windows another sampleapp
+/// that never listens.
 fn spawn_grandchild() -> std::io::Result<()> {
     use std::process::{Command, Stdio};
-    let child = Command::new("sleep")
-        .arg("300")
+    #[cfg(unix)]
+    let mut command = {
+        let mut command = Command::new("sleep");
+        command.arg("300");
+        command
+    };
+    #[cfg(not(unix))]
+    let mut command = {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .env_remove("SAMPLEAPP_SPAWN_CHILD")
+            .env("SAMPLEAPP_NEVER_LISTEN", "1");
+        command
+    };
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -881,11 +905,5 @@ fn spawn_daemon() -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn spawn_daemon() -> std::io::Result<()> {
     say_err("sampleapp: SAMPLEAPP_SPAWN_DAEMON is only supported on unix");
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn spawn_grandchild() -> std::io::Result<()> {
-    say_err("sampleapp: SAMPLEAPP_SPAWN_CHILD is only supported on unix");
     Ok(())
 }
