@@ -22,6 +22,7 @@ pub(crate) const SERVICE_VARIABLES: [&str; 6] = [
 
 /// A socket systemd passed that ancm cannot serve on.
 #[derive(Debug, thiserror::Error)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) enum ActivationError {
     #[error("LISTEN_FDS: {0}")]
     Variables(#[source] std::io::Error),
@@ -96,8 +97,7 @@ pub(crate) fn stopping() {
 /// line at each change, RELOADING=1 when a recycle starts and READY=1 when its new process is
 /// ready. Runs until the supervisor stops.
 pub(crate) async fn follow(supervisor: Supervisor) {
-    #[cfg(unix)]
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    if !notifying() {
         return;
     }
     let mut events = supervisor.events();
@@ -190,16 +190,26 @@ fn status_line(supervisor: &Supervisor) -> String {
     line
 }
 
+/// WATCHDOG_USEC, when it is for ancm (WATCHDOG_PID, if set, is ancm's pid).
+#[cfg(unix)]
+fn watchdog_timeout() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+#[cfg(not(unix))]
+fn watchdog_timeout() -> Option<Duration> {
+    None
+}
+
+/// Whether systemd listens for notifications.
+fn notifying() -> bool {
+    cfg!(unix) && std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
 /// WATCHDOG=1 at half of WATCHDOG_USEC, for as long as the supervisor answers: if it hangs or
 /// its task has died, the pings stop and systemd restarts ancm.
 pub(crate) async fn watchdog(supervisor: Supervisor) {
-    #[cfg(unix)]
-    let Some(timeout) = sd_notify::watchdog_enabled() else {
-        return;
-    };
-    #[cfg(not(unix))]
-    let timeout = {
-        drop(supervisor);
+    let Some(timeout) = watchdog_timeout() else {
         return;
     };
     let every = (timeout / 2).max(Duration::from_millis(10));
