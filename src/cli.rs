@@ -262,6 +262,41 @@ pub struct RunArgs {
     #[arg(long = "watch", value_name = "GLOB")]
     pub watch: Vec<String>,
 
+    /// A new process takes traffic only once a GET of PATH (sent as the proxy sends
+    /// requests, with the pairing token) answers below 500, polled within startupTimeLimit.
+    /// Wins over web.config's <applicationInitialization> initializationPage.
+    #[arg(long, value_name = "PATH")]
+    pub ready_path: Option<String>,
+
+    /// Probe each ready process with a GET of PATH every --health-interval; after
+    /// --health-failures failures in a row (no answer within the interval, or 500 and
+    /// above) it is replaced without downtime. Off by default.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// How often --health-path is probed, and how long a probe may take: 10s, 500ms.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "health_path"
+    )]
+    pub health_interval: String,
+
+    /// How many failed probes in a row replace the process (1-100).
+    #[arg(long, value_name = "N", default_value = "3", requires = "health_path")]
+    pub health_failures: String,
+
+    /// Replace, without downtime, a process whose tree (it and its descendants) uses more
+    /// resident memory than SIZE: 512MiB, 2G. Off by default.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+
+    /// Replace each process, without downtime, after it has served this long: 24h, 90m.
+    /// Off by default.
+    #[arg(long, value_name = "DURATION")]
+    pub recycle_every: Option<String>,
+
     #[command(flatten)]
     pub overrides: OverrideArgs,
 
@@ -466,6 +501,12 @@ impl RunArgs {
                 max_request_head: self.max_request_head.clone(),
                 watch: self.watch.clone(),
                 tls,
+                ready_path: self.ready_path.clone(),
+                health_path: self.health_path.clone(),
+                health_interval: self.health_interval.clone(),
+                health_failures: self.health_failures.clone(),
+                max_memory: self.max_memory.clone(),
+                recycle_every: self.recycle_every.clone(),
             }),
         }
     }

@@ -92,8 +92,27 @@ pub struct AppConfig {
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
     pub watch: Vec<String>,
+    /// A path GET through the pairing contract must answer below 500 before a new process
+    /// takes traffic (web.config's `<applicationInitialization>` initializationPage, or
+    /// `--ready-path`).
+    pub ready_path: Option<String>,
+    /// Probes of each ready process; one that keeps failing them is replaced.
+    pub health: Option<HealthCheck>,
+    /// A process whose tree's resident memory passes this many bytes is replaced.
+    pub max_memory: Option<u64>,
+    /// Each process is replaced after serving this long.
+    pub recycle_every: Option<Duration>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// The liveness probe: `path` is sent every `interval`; `failures` failed probes in a row
+/// (no answer within the interval, or 500 and above) replace the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub failures: u32,
 }
 
 /// Rotation and retention of the stdout log.
@@ -232,6 +251,18 @@ pub struct RunOnly {
     /// Globs relative to the app folder.
     pub watch: Vec<String>,
     pub tls: Option<TlsFiles>,
+    /// A path that must answer below 500 before a new process takes traffic; wins over
+    /// web.config's initializationPage.
+    pub ready_path: Option<String>,
+    /// The liveness probe's path, and as written: its interval (5s, 500ms) and how many
+    /// failures in a row replace the process.
+    pub health_path: Option<String>,
+    pub health_interval: String,
+    pub health_failures: String,
+    /// As written: 512MiB, 1G.
+    pub max_memory: Option<String>,
+    /// As written: 24h, 90m.
+    pub recycle_every: Option<String>,
 }
 
 /// Reads the app's web.config (if any) and builds its configuration with the request's
@@ -295,7 +326,87 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
             )
         })?;
     config.tls.clone_from(&run.tls);
+    if let Some(path) = &run.ready_path {
+        config.ready_path = Some(probe_path(Origin::Flag("--ready-path"), "value", path)?);
+    }
+    if let Some(path) = &run.health_path {
+        let path = probe_path(Origin::Flag("--health-path"), "value", path)?;
+        let interval = values::human_duration(&run.health_interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--health-interval"),
+                    "value",
+                    &run.health_interval,
+                    "a duration above zero, such as 10s or 500ms",
+                )
+            })?;
+        let failures = run
+            .health_failures
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--health-failures"),
+                    "value",
+                    &run.health_failures,
+                    "a number from 1 to 100",
+                )
+            })?;
+        config.health = Some(HealthCheck {
+            path,
+            interval,
+            failures,
+        });
+    }
+    if let Some(size) = &run.max_memory {
+        config.max_memory = Some(
+            values::human_size(size)
+                .ok()
+                .filter(|&size| size >= 1024 * 1024)
+                .and_then(|size| u64::try_from(size).ok())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        Origin::Flag("--max-memory"),
+                        "value",
+                        size,
+                        "a size of at least 1MiB, such as 512MiB or 2G",
+                    )
+                })?,
+        );
+    }
+    if let Some(every) = &run.recycle_every {
+        config.recycle_every = Some(
+            values::human_duration(every)
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(1))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        Origin::Flag("--recycle-every"),
+                        "value",
+                        every,
+                        "a duration of at least 1s, such as 24h or 90m",
+                    )
+                })?,
+        );
+    }
     Ok(())
+}
+
+/// A path probed on the app's port: absolute, and fit for a request line.
+fn probe_path(origin: Origin, what: &str, path: &str) -> Result<String, ConfigError> {
+    if path.starts_with('/') && path.parse::<http::uri::PathAndQuery>().is_ok() {
+        Ok(path.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            origin,
+            what,
+            path,
+            "a path starting with /, such as /warmup or /health?full=1",
+        ))
+    }
 }
 
 /// Parses and validates web.config bytes with no flags, as if they were the file at `path`
@@ -687,6 +798,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         ),
         RequestLimits::default(),
     );
+    let ready_path = element
+        .as_ref()
+        .and_then(|e| e.initialization_page.as_ref())
+        .and_then(|page| {
+            errors.keep(
+                probe_path(
+                    page.origin.clone(),
+                    "<applicationInitialization> attribute initializationPage",
+                    &page.value,
+                )
+                .map(Some),
+                None,
+            )
+        });
     // Last, and only when the command itself is sound: a missing program is worth knowing
     // about, but a bad attribute is the first thing to fix.
     if find_program && errors.0.is_empty() {
@@ -747,6 +872,10 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_request_head: DEFAULT_MAX_REQUEST_HEAD,
+        ready_path,
+        health: None,
+        max_memory: None,
+        recycle_every: None,
         warnings,
     })
 }
