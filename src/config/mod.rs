@@ -1442,6 +1442,119 @@ mod tests {
     }
 
     #[test]
+    fn the_warm_up_page_comes_from_application_initialization() {
+        let config = config_for(
+            r#"<configuration><system.webServer><aspNetCore processPath="x"/>
+<applicationInitialization><add initializationPage="/warmup?full=1"/><add initializationPage="/second"/></applicationInitialization>
+</system.webServer></configuration>"#,
+            Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.ready_path.as_deref(), Some("/warmup?full=1"));
+
+        let err = config_for(
+            "<configuration><system.webServer><aspNetCore processPath=\"x\"/>\n<applicationInitialization><add initializationPage=\"warmup\"/></applicationInitialization>\n</system.webServer></configuration>",
+            Overrides::default(),
+        )
+        .expect_err("not a path");
+        let text = err.to_string();
+        assert!(
+            text.contains("web.config:2:")
+                && text.contains("initializationPage \"warmup\"")
+                && text.contains("a path starting with /"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probe_and_limit_flags_are_checked() {
+        let base = || RunOnly {
+            header_read_timeout: "30s".into(),
+            idle_timeout: "75s".into(),
+            max_request_head: "16KiB".into(),
+            watch: Vec::new(),
+            tls: None,
+            ready_path: None,
+            health_path: None,
+            health_interval: "10s".into(),
+            health_failures: "3".into(),
+            max_memory: None,
+            recycle_every: None,
+        };
+        let apply = |run: RunOnly| {
+            let mut config = config_for(
+                r#"<configuration><system.webServer><aspNetCore processPath="x"/></system.webServer></configuration>"#,
+                Overrides::default(),
+            )
+            .expect("valid");
+            apply_run_only(&mut config, &run).map(|()| config)
+        };
+        let config = apply(RunOnly {
+            ready_path: Some("/ready".into()),
+            health_path: Some("/health".into()),
+            health_interval: "500ms".into(),
+            max_memory: Some("512MiB".into()),
+            recycle_every: Some("24h".into()),
+            ..base()
+        })
+        .expect("valid");
+        assert_eq!(config.ready_path.as_deref(), Some("/ready"));
+        assert_eq!(
+            config.health,
+            Some(HealthCheck {
+                path: "/health".into(),
+                interval: Duration::from_millis(500),
+                failures: 3
+            })
+        );
+        assert_eq!(config.max_memory, Some(512 * 1024 * 1024));
+        assert_eq!(config.recycle_every, Some(Duration::from_secs(86_400)));
+
+        for (run, message) in [
+            (
+                RunOnly {
+                    ready_path: Some("ready".into()),
+                    ..base()
+                },
+                "--ready-path: value \"ready\" is not valid: a path starting with /",
+            ),
+            (
+                RunOnly {
+                    health_path: Some("/h".into()),
+                    health_interval: "0".into(),
+                    ..base()
+                },
+                "--health-interval: value \"0\" is not valid: a duration above zero",
+            ),
+            (
+                RunOnly {
+                    health_path: Some("/h".into()),
+                    health_failures: "0".into(),
+                    ..base()
+                },
+                "--health-failures: value \"0\" is not valid: a number from 1 to 100",
+            ),
+            (
+                RunOnly {
+                    max_memory: Some("12".into()),
+                    ..base()
+                },
+                "--max-memory: value \"12\" is not valid: a size of at least 1MiB",
+            ),
+            (
+                RunOnly {
+                    recycle_every: Some("10ms".into()),
+                    ..base()
+                },
+                "--recycle-every: value \"10ms\" is not valid: a duration of at least 1s",
+            ),
+        ] {
+            let text = apply(run).expect_err(message).to_string();
+            assert!(text.starts_with(message), "{text}");
+        }
+    }
+
+    #[test]
     fn missing_process_path_points_at_the_element() {
         let err = config_for(
             "<configuration>\n<system.webServer>\n<aspNetCore arguments=\"x\"/>\n</system.webServer></configuration>",
