@@ -1,4 +1,4 @@
-use crate::support::{sampleapp, wait_all_gone, Ancm, AppDir};
+use crate::support::{ancm_bin, sampleapp, wait_all_gone, Ancm, AppDir};
 
 /// A web.config for the sample app with IIS's warm-up module asking `page`.
 fn warm_up_app(page: &str, env: &[(&str, &str)]) -> AppDir {
@@ -128,4 +128,16 @@ fn recycle_every_replaces_the_process_periodically() {
     let (second, _) = ancm.wait_ready_after(first);
     wait_all_gone(&[first]);
     assert_ne!(first, second);
+}
+
+#[test]
+fn check_reports_the_warm_up_page() {
+    let app = warm_up_app("/warmup", &[]);
+    let output = std::process::Command::new(ancm_bin())
+        .args(["check", "--json", arg(&app)])
+        .output()
+        .expect("run ancm check");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["initializationPage"], "/warmup");
 }
