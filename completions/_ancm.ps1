@@ -55,6 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--health-failures', '--health-failures', [CompletionResultType]::ParameterName, 'How many failed probes in a row replace the process (1-100)')
             [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'Replace, without downtime, a process whose tree (it and its descendants) uses more resident memory than SIZE: 512MiB, 2G. Off by default')
             [CompletionResult]::new('--recycle-every', '--recycle-every', [CompletionResultType]::ParameterName, 'Replace each process, without downtime, after it has served this long: 24h, 90m. Off by default')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME; needs ancm to run as root. ancm itself keeps running as root')
             [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')
             [CompletionResult]::new('--arguments', '--arguments', [CompletionResultType]::ParameterName, 'Overrides arguments (split the way Windows splits a command line)')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Adds or overrides an environment variable for the app (repeatable)')

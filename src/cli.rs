@@ -297,6 +297,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub recycle_every: Option<String>,
 
+    /// Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME;
+    /// needs ancm to run as root. ancm itself keeps running as root.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
     #[command(flatten)]
     pub overrides: OverrideArgs,
 
@@ -507,6 +512,7 @@ impl RunArgs {
                 health_failures: self.health_failures.clone(),
                 max_memory: self.max_memory.clone(),
                 recycle_every: self.recycle_every.clone(),
+                user: self.user.clone(),
             }),
         }
     }

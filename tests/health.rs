@@ -141,3 +141,41 @@ fn check_reports_the_warm_up_page() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["initializationPage"], "/warmup");
 }
+
+/// As an app pool's identity: ancm runs as root, the app as `nobody`, in a folder and from an
+/// executable that user may read.
+#[test]
+fn user_runs_the_app_as_that_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: --user needs ancm to run as root");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("the user database")
+        .expect("a user named nobody");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open.clone()).expect("chmod");
+    let program = dir.path().join("sampleapp");
+    std::fs::copy(sampleapp(), &program).expect("copy the sample app");
+    std::fs::set_permissions(&program, open).expect("chmod");
+    std::fs::write(
+        dir.path().join("web.config"),
+        format!(
+            r#"<configuration><system.webServer><aspNetCore processPath="{}"/></system.webServer></configuration>"#,
+            program.display()
+        ),
+    )
+    .expect("write web.config");
+    let ancm = Ancm::run(&[dir.path().to_str().expect("utf-8"), "--user", "nobody"]);
+    let (pid, _) = ancm.wait_ready();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("a Uid line");
+    let real = uid.split_whitespace().next().expect("the real uid");
+    assert_eq!(real, nobody.uid.to_string(), "{status}");
+    assert_eq!(ancm.get("/pid").text().expect("pid"), pid.to_string());
+}

@@ -102,8 +102,21 @@ pub struct AppConfig {
     pub max_memory: Option<u64>,
     /// Each process is replaced after serving this long.
     pub recycle_every: Option<Duration>,
+    /// The user the app runs as (`--user`, when ancm runs as root).
+    pub run_as: Option<RunAs>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// A user of this machine, resolved when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Its supplementary groups, as its login would have them.
+    pub groups: Vec<u32>,
+    pub home: PathBuf,
 }
 
 /// The liveness probe: `path` is sent every `interval`; `failures` failed probes in a row
@@ -263,6 +276,8 @@ pub struct RunOnly {
     pub max_memory: Option<String>,
     /// As written: 24h, 90m.
     pub recycle_every: Option<String>,
+    /// A user name (or uid) to run the app as.
+    pub user: Option<String>,
 }
 
 /// Reads the app's web.config (if any) and builds its configuration with the request's
@@ -392,7 +407,64 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                 })?,
         );
     }
+    if let Some(name) = &run.user {
+        config.run_as = run_as(name)?;
+    }
     Ok(())
+}
+
+/// `--user`: the user to become, or `None` when ancm already runs as that user.
+#[cfg(unix)]
+fn run_as(name: &str) -> Result<Option<RunAs>, ConfigError> {
+    use nix::unistd::{geteuid, Uid, User};
+    let bad =
+        |allowed: String| ConfigError::invalid(Origin::Flag("--user"), "value", name, allowed);
+    let by_id = || {
+        name.parse::<u32>()
+            .ok()
+            .and_then(|id| User::from_uid(Uid::from_raw(id)).ok().flatten())
+    };
+    let user = User::from_name(name)
+        .ok()
+        .flatten()
+        .or_else(by_id)
+        .ok_or_else(|| bad("the name (or uid) of a user of this machine".to_owned()))?;
+    let me = geteuid();
+    if me == user.uid {
+        return Ok(None);
+    }
+    if !me.is_root() {
+        return Err(bad(format!(
+            "ancm itself (uid {me}), or any user when ancm runs as root"
+        )));
+    }
+    #[cfg(target_os = "linux")]
+    let groups = std::ffi::CString::new(user.name.clone())
+        .ok()
+        .and_then(|login| nix::unistd::getgrouplist(&login, user.gid).ok())
+        .map_or_else(
+            || vec![user.gid.as_raw()],
+            |groups| groups.iter().map(|g| g.as_raw()).collect(),
+        );
+    #[cfg(not(target_os = "linux"))]
+    let groups = vec![user.gid.as_raw()];
+    Ok(Some(RunAs {
+        name: user.name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        groups,
+        home: user.dir,
+    }))
+}
+
+#[cfg(not(unix))]
+fn run_as(name: &str) -> Result<Option<RunAs>, ConfigError> {
+    Err(ConfigError::invalid(
+        Origin::Flag("--user"),
+        "value",
+        name,
+        "nothing here: --user is for Unix (on Windows, run ancm as the service account)",
+    ))
 }
 
 /// A path probed on the app's port: absolute, and fit for a request line.
@@ -876,6 +948,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         health: None,
         max_memory: None,
         recycle_every: None,
+        run_as: None,
         warnings,
     })
 }
@@ -1480,6 +1553,7 @@ mod tests {
             health_failures: "3".into(),
             max_memory: None,
             recycle_every: None,
+            user: None,
         };
         let apply = |run: RunOnly| {
             let mut config = config_for(
@@ -1540,6 +1614,13 @@ mod tests {
                     ..base()
                 },
                 "--max-memory: value \"12\" is not valid: a size of at least 1MiB",
+            ),
+            (
+                RunOnly {
+                    user: Some("no-such-user-of-ancm".into()),
+                    ..base()
+                },
+                "--user: value \"no-such-user-of-ancm\" is not valid: the name (or uid) of a user",
             ),
             (
                 RunOnly {
