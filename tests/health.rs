@@ -71,7 +71,7 @@ fn the_ready_path_flag_wins_over_web_config() {
 #[test]
 fn a_process_that_never_warms_up_fails_its_start_and_is_killed() {
     let app = warm_up_app("/warmup", &[("SAMPLEAPP_WARM_AFTER", "1000000")]);
-    let ancm = Ancm::run(&[arg(&app), "--startup-time-limit", "2"]);
+    let ancm = Ancm::run(&[arg(&app), "--startup-time-limit", "3"]);
     let line = ancm.wait_stderr("the failed warm-up", |l| {
         l.contains("GET /warmup (the warm-up path) did not answer below 500")
     });
@@ -87,7 +87,7 @@ fn a_process_that_stops_answering_its_health_path_is_replaced_without_downtime()
         "--health-path",
         "/health",
         "--health-interval",
-        "300ms",
+        "1s",
         "--health-failures",
         "2",
     ]);
