@@ -50,6 +50,13 @@ json\t'One JSON object per line, for log shippers'"
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l access-log -d 'Write one line per request in the W3C extended log format IIS writes (plus the app\'s pid) to PATH (appended), or to stdout with `-`. Off by default' -r -F
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l admin -d 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l watch -d 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM\'s recycleOnFileChange would (repeatable). web.config is always watched' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l ready-path -d 'A new process takes traffic only once a GET of PATH (sent as the proxy sends requests, with the pairing token) answers below 500, polled within startupTimeLimit. Wins over web.config\'s <applicationInitialization> initializationPage' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-path -d 'Probe each ready process with a GET of PATH every --health-interval; after --health-failures failures in a row (no answer within the interval, or 500 and above) it is replaced without downtime. Off by default' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-interval -d 'How often --health-path is probed, and how long a probe may take: 10s, 500ms' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-failures -d 'How many failed probes in a row replace the process (1-100)' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-memory -d 'Replace, without downtime, a process whose tree (it and its descendants) uses more resident memory than SIZE: 512MiB, 2G. Off by default' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l recycle-every -d 'Replace each process, without downtime, after it has served this long: 24h, 90m. Off by default' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l user -d 'Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME; needs ancm to run as root. ancm itself keeps running as root' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l arguments -d 'Overrides arguments (split the way Windows splits a command line)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l env -d 'Adds or overrides an environment variable for the app (repeatable)' -r

@@ -205,6 +205,7 @@ fn to_json(cfg: &AppConfig) -> Value {
         "maxAllowedContentLength": cfg.request_limits.max_body,
         "maxUrl": cfg.request_limits.max_url,
         "maxQueryString": cfg.request_limits.max_query_string,
+        "initializationPage": cfg.ready_path,
         "environmentVariables": pairs(&cfg.environment),
         "handlerSettings": pairs(&cfg.handler_settings),
         "command": command,
@@ -297,6 +298,9 @@ fn to_text(cfg: &AppConfig) -> String {
         "maxQueryString           {} bytes",
         cfg.request_limits.max_query_string
     );
+    if let Some(path) = &cfg.ready_path {
+        let _ = writeln!(out, "initializationPage       {path}");
+    }
     for (title, list) in [
         ("environmentVariables", &cfg.environment),
         ("handlerSettings", &cfg.handler_settings),

@@ -294,6 +294,53 @@ pub struct RunArgs {
     #[arg(long = "watch", value_name = "GLOB", env = "ANCM_WATCH")]
     pub watch: Vec<String>,
 
+    /// A new process takes traffic only once a GET of PATH (sent as the proxy sends
+    /// requests, with the pairing token) answers below 500, polled within startupTimeLimit.
+    /// Wins over web.config's <applicationInitialization> initializationPage.
+    #[arg(long, value_name = "PATH", env = "ANCM_READY_PATH")]
+    pub ready_path: Option<String>,
+
+    /// Probe each ready process with a GET of PATH every --health-interval; after
+    /// --health-failures failures in a row (no answer within the interval, or 500 and
+    /// above) it is replaced without downtime. Off by default.
+    #[arg(long, value_name = "PATH", env = "ANCM_HEALTH_PATH")]
+    pub health_path: Option<String>,
+
+    /// How often --health-path is probed, and how long a probe may take: 10s, 500ms.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "health_path",
+        env = "ANCM_HEALTH_INTERVAL"
+    )]
+    pub health_interval: String,
+
+    /// How many failed probes in a row replace the process (1-100).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "3",
+        requires = "health_path",
+        env = "ANCM_HEALTH_FAILURES"
+    )]
+    pub health_failures: String,
+
+    /// Replace, without downtime, a process whose tree (it and its descendants) uses more
+    /// resident memory than SIZE: 512MiB, 2G. Off by default.
+    #[arg(long, value_name = "SIZE", env = "ANCM_MAX_MEMORY")]
+    pub max_memory: Option<String>,
+
+    /// Replace each process, without downtime, after it has served this long: 24h, 90m.
+    /// Off by default.
+    #[arg(long, value_name = "DURATION", env = "ANCM_RECYCLE_EVERY")]
+    pub recycle_every: Option<String>,
+
+    /// Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME;
+    /// needs ancm to run as root. ancm itself keeps running as root.
+    #[arg(long, value_name = "NAME", env = "ANCM_USER")]
+    pub user: Option<String>,
+
     #[command(flatten)]
     pub overrides: OverrideArgs,
 
@@ -510,6 +557,13 @@ impl RunArgs {
                 shutdown_delay: self.shutdown_delay.clone(),
                 watch: self.watch.clone(),
                 tls,
+                ready_path: self.ready_path.clone(),
+                health_path: self.health_path.clone(),
+                health_interval: self.health_interval.clone(),
+                health_failures: self.health_failures.clone(),
+                max_memory: self.max_memory.clone(),
+                recycle_every: self.recycle_every.clone(),
+                user: self.user.clone(),
             }),
         }
     }

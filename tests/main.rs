@@ -21,6 +21,8 @@ mod corpus;
 /// What a client or an app frames wrong or ambiguously: request trailers, Host, request
 /// targets and methods no app can mean, bodies framed two ways or broken part way.
 mod framing;
+/// Warm-up before traffic, liveness probes, the app-pool limits on memory and age, --user.
+mod health;
 /// `ancm helper`, the protocol for native web-server modules.
 mod helper;
 /// A real published Kestrel app behind ancm (needs ANCM_KESTREL_DIR; CI sets it).

@@ -15,6 +15,13 @@ fn state(pid: u32) -> Option<(char, String)> {
     Some((letter, name))
 }
 
+/// The parent of a process, from /proc.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// ancm as a container's entrypoint: PID 1 of a new PID namespace. It reaps what the app
 /// orphans (no zombies pile up), takes SIGTERM as a stop although PID 1 gets no default signal
 /// handling from the kernel, and exits 0 after a clean stop.
@@ -36,8 +43,13 @@ fn as_pid_1_it_reaps_orphans_and_stops_on_sigterm() {
     let mut ancm = Ancm::run_with(unshare, &[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
-    let pid1 = *descendants(ancm.pid()).get(1).expect("ancm under unshare");
-    assert_eq!(state(pid1).map(|(_, name)| name).as_deref(), Some("ancm"));
+    // unshare's child, which became ancm.
+    let pid1 = descendants(ancm.pid())
+        .into_iter()
+        .find(|&pid| {
+            parent(pid) == Some(ancm.pid()) && state(pid).is_some_and(|(_, name)| name == "ancm")
+        })
+        .expect("ancm under unshare");
 
     ancm.wait_stderr("an orphan", |l| l.contains("re-parented to ancm"));
     // The orphans lived and went, and nothing of them is left, not even a zombie.

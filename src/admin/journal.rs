@@ -168,7 +168,10 @@ fn cause_of(kind: &FailureKind) -> (&'static str, Option<i32>, Option<i32>) {
             },
             None => ("lost", None, None),
         },
-        FailureKind::StartTimeout { .. } => ("start_timeout", None, None),
+        // A process that never warmed up did not start in time either.
+        FailureKind::StartTimeout { .. } | FailureKind::NotWarm { .. } => {
+            ("start_timeout", None, None)
+        }
         FailureKind::Spawn { .. } => ("spawn_failure", None, None),
         FailureKind::PortTaken { .. } => ("port_taken", None, None),
     }

@@ -95,8 +95,40 @@ pub struct AppConfig {
     pub tls: Option<TlsFiles>,
     /// Globs (relative to the app folder) whose changes recycle the app.
     pub watch: Vec<String>,
+    /// A path GET through the pairing contract must answer below 500 before a new process
+    /// takes traffic (web.config's `<applicationInitialization>` initializationPage, or
+    /// `--ready-path`).
+    pub ready_path: Option<String>,
+    /// Probes of each ready process; one that keeps failing them is replaced.
+    pub health: Option<HealthCheck>,
+    /// A process whose tree's resident memory passes this many bytes is replaced.
+    pub max_memory: Option<u64>,
+    /// Each process is replaced after serving this long.
+    pub recycle_every: Option<Duration>,
+    /// The user the app runs as (`--user`, when ancm runs as root).
+    pub run_as: Option<RunAs>,
     /// Things worth saying that do not stop the app from running.
     pub warnings: Vec<String>,
+}
+
+/// A user of this machine, resolved when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Its supplementary groups, as its login would have them.
+    pub groups: Vec<u32>,
+    pub home: PathBuf,
+}
+
+/// The liveness probe: `path` is sent every `interval`; `failures` failed probes in a row
+/// (no answer within the interval, or 500 and above) replace the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub failures: u32,
 }
 
 /// Rotation and retention of the stdout log.
@@ -241,6 +273,20 @@ pub struct RunOnly {
     /// Globs relative to the app folder.
     pub watch: Vec<String>,
     pub tls: Option<TlsFiles>,
+    /// A path that must answer below 500 before a new process takes traffic; wins over
+    /// web.config's initializationPage.
+    pub ready_path: Option<String>,
+    /// The liveness probe's path, and as written: its interval (5s, 500ms) and how many
+    /// failures in a row replace the process.
+    pub health_path: Option<String>,
+    pub health_interval: String,
+    pub health_failures: String,
+    /// As written: 512MiB, 1G.
+    pub max_memory: Option<String>,
+    /// As written: 24h, 90m.
+    pub recycle_every: Option<String>,
+    /// A user name (or uid) to run the app as.
+    pub user: Option<String>,
 }
 
 /// Reads the app's web.config (if any) and builds its configuration with the request's
@@ -317,7 +363,144 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
             })?;
     }
     config.tls.clone_from(&run.tls);
+    if let Some(path) = &run.ready_path {
+        config.ready_path = Some(probe_path(Origin::Flag("--ready-path"), "value", path)?);
+    }
+    if let Some(path) = &run.health_path {
+        let path = probe_path(Origin::Flag("--health-path"), "value", path)?;
+        let interval = values::human_duration(&run.health_interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--health-interval"),
+                    "value",
+                    &run.health_interval,
+                    "a duration above zero, such as 10s or 500ms",
+                )
+            })?;
+        let failures = run
+            .health_failures
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--health-failures"),
+                    "value",
+                    &run.health_failures,
+                    "a number from 1 to 100",
+                )
+            })?;
+        config.health = Some(HealthCheck {
+            path,
+            interval,
+            failures,
+        });
+    }
+    if let Some(size) = &run.max_memory {
+        config.max_memory = Some(
+            values::human_size(size)
+                .ok()
+                .filter(|&size| size >= 1024 * 1024)
+                .and_then(|size| u64::try_from(size).ok())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        Origin::Flag("--max-memory"),
+                        "value",
+                        size,
+                        "a size of at least 1MiB, such as 512MiB or 2G",
+                    )
+                })?,
+        );
+    }
+    if let Some(every) = &run.recycle_every {
+        config.recycle_every = Some(
+            values::human_duration(every)
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(1))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        Origin::Flag("--recycle-every"),
+                        "value",
+                        every,
+                        "a duration of at least 1s, such as 24h or 90m",
+                    )
+                })?,
+        );
+    }
+    if let Some(name) = &run.user {
+        config.run_as = run_as(name)?;
+    }
     Ok(())
+}
+
+/// `--user`: the user to become, or `None` when ancm already runs as that user.
+#[cfg(unix)]
+fn run_as(name: &str) -> Result<Option<RunAs>, ConfigError> {
+    use nix::unistd::{geteuid, Uid, User};
+    let bad =
+        |allowed: String| ConfigError::invalid(Origin::Flag("--user"), "value", name, allowed);
+    let by_id = || {
+        name.parse::<u32>()
+            .ok()
+            .and_then(|id| User::from_uid(Uid::from_raw(id)).ok().flatten())
+    };
+    let user = User::from_name(name)
+        .ok()
+        .flatten()
+        .or_else(by_id)
+        .ok_or_else(|| bad("the name (or uid) of a user of this machine".to_owned()))?;
+    let me = geteuid();
+    if me == user.uid {
+        return Ok(None);
+    }
+    if !me.is_root() {
+        return Err(bad(format!(
+            "ancm itself (uid {me}), or any user when ancm runs as root"
+        )));
+    }
+    #[cfg(target_os = "linux")]
+    let groups = std::ffi::CString::new(user.name.clone())
+        .ok()
+        .and_then(|login| nix::unistd::getgrouplist(&login, user.gid).ok())
+        .map_or_else(
+            || vec![user.gid.as_raw()],
+            |groups| groups.iter().map(|g| g.as_raw()).collect(),
+        );
+    #[cfg(not(target_os = "linux"))]
+    let groups = vec![user.gid.as_raw()];
+    Ok(Some(RunAs {
+        name: user.name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        groups,
+        home: user.dir,
+    }))
+}
+
+#[cfg(not(unix))]
+fn run_as(name: &str) -> Result<Option<RunAs>, ConfigError> {
+    Err(ConfigError::invalid(
+        Origin::Flag("--user"),
+        "value",
+        name,
+        "nothing here: --user is for Unix (on Windows, run ancm as the service account)",
+    ))
+}
+
+/// A path probed on the app's port: absolute, and fit for a request line.
+fn probe_path(origin: Origin, what: &str, path: &str) -> Result<String, ConfigError> {
+    if path.starts_with('/') && path.parse::<http::uri::PathAndQuery>().is_ok() {
+        Ok(path.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            origin,
+            what,
+            path,
+            "a path starting with /, such as /warmup or /health?full=1",
+        ))
+    }
 }
 
 /// Parses and validates web.config bytes with no flags, as if they were the file at `path`
@@ -729,6 +912,20 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         ),
         RequestLimits::default(),
     );
+    let ready_path = element
+        .as_ref()
+        .and_then(|e| e.initialization_page.as_ref())
+        .and_then(|page| {
+            errors.keep(
+                probe_path(
+                    page.origin.clone(),
+                    "<applicationInitialization> attribute initializationPage",
+                    &page.value,
+                )
+                .map(Some),
+                None,
+            )
+        });
     // Last, and only when the command itself is sound: a missing program is worth knowing
     // about, but a bad attribute is the first thing to fix.
     if find_program && errors.0.is_empty() {
@@ -790,6 +987,11 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_request_head: DEFAULT_MAX_REQUEST_HEAD,
         shutdown_delay,
+        ready_path,
+        health: None,
+        max_memory: None,
+        recycle_every: None,
+        run_as: None,
         warnings,
     })
 }
@@ -1359,6 +1561,128 @@ mod tests {
             err.to_string(),
             "--rapid-fails-per-minute: value \"lots\" is not valid: a whole number from 0 to 100"
         );
+    }
+
+    #[test]
+    fn the_warm_up_page_comes_from_application_initialization() {
+        let config = config_for(
+            r#"<configuration><system.webServer><aspNetCore processPath="x"/>
+<applicationInitialization><add initializationPage="/warmup?full=1"/><add initializationPage="/second"/></applicationInitialization>
+</system.webServer></configuration>"#,
+            Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.ready_path.as_deref(), Some("/warmup?full=1"));
+
+        let err = config_for(
+            "<configuration><system.webServer><aspNetCore processPath=\"x\"/>\n<applicationInitialization><add initializationPage=\"warmup\"/></applicationInitialization>\n</system.webServer></configuration>",
+            Overrides::default(),
+        )
+        .expect_err("not a path");
+        let text = err.to_string();
+        assert!(
+            text.contains("web.config:2:")
+                && text.contains("initializationPage \"warmup\"")
+                && text.contains("a path starting with /"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probe_and_limit_flags_are_checked() {
+        let base = || RunOnly {
+            header_read_timeout: "30s".into(),
+            idle_timeout: "75s".into(),
+            max_request_head: "16KiB".into(),
+            shutdown_delay: None,
+            watch: Vec::new(),
+            tls: None,
+            ready_path: None,
+            health_path: None,
+            health_interval: "10s".into(),
+            health_failures: "3".into(),
+            max_memory: None,
+            recycle_every: None,
+            user: None,
+        };
+        let apply = |run: RunOnly| {
+            let mut config = config_for(
+                r#"<configuration><system.webServer><aspNetCore processPath="x"/></system.webServer></configuration>"#,
+                Overrides::default(),
+            )
+            .expect("valid");
+            apply_run_only(&mut config, &run).map(|()| config)
+        };
+        let config = apply(RunOnly {
+            ready_path: Some("/ready".into()),
+            health_path: Some("/health".into()),
+            health_interval: "500ms".into(),
+            max_memory: Some("512MiB".into()),
+            recycle_every: Some("24h".into()),
+            ..base()
+        })
+        .expect("valid");
+        assert_eq!(config.ready_path.as_deref(), Some("/ready"));
+        assert_eq!(
+            config.health,
+            Some(HealthCheck {
+                path: "/health".into(),
+                interval: Duration::from_millis(500),
+                failures: 3
+            })
+        );
+        assert_eq!(config.max_memory, Some(512 * 1024 * 1024));
+        assert_eq!(config.recycle_every, Some(Duration::from_secs(86_400)));
+
+        for (run, message) in [
+            (
+                RunOnly {
+                    ready_path: Some("ready".into()),
+                    ..base()
+                },
+                "--ready-path: value \"ready\" is not valid: a path starting with /",
+            ),
+            (
+                RunOnly {
+                    health_path: Some("/h".into()),
+                    health_interval: "0".into(),
+                    ..base()
+                },
+                "--health-interval: value \"0\" is not valid: a duration above zero",
+            ),
+            (
+                RunOnly {
+                    health_path: Some("/h".into()),
+                    health_failures: "0".into(),
+                    ..base()
+                },
+                "--health-failures: value \"0\" is not valid: a number from 1 to 100",
+            ),
+            (
+                RunOnly {
+                    max_memory: Some("12".into()),
+                    ..base()
+                },
+                "--max-memory: value \"12\" is not valid: a size of at least 1MiB",
+            ),
+            (
+                RunOnly {
+                    user: Some("no-such-user-of-ancm".into()),
+                    ..base()
+                },
+                "--user: value \"no-such-user-of-ancm\" is not valid: the name (or uid) of a user",
+            ),
+            (
+                RunOnly {
+                    recycle_every: Some("10ms".into()),
+                    ..base()
+                },
+                "--recycle-every: value \"10ms\" is not valid: a duration of at least 1s",
+            ),
+        ] {
+            let text = apply(run).expect_err(message).to_string();
+            assert!(text.starts_with(message), "{text}");
+        }
     }
 
     #[test]

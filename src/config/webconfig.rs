@@ -24,6 +24,9 @@ pub(super) struct AspNetCoreElement {
     /// The attributes of `<requestLimits>` under `<security><requestFiltering>`, found by the
     /// same `<location>` rules as `<aspNetCore>`; empty when there is none.
     pub request_limits: Vec<Attribute>,
+    /// `initializationPage` of the first `<add>` in `<applicationInitialization>` (IIS's
+    /// warm-up module), found by the same `<location>` rules as `<aspNetCore>`.
+    pub initialization_page: Option<Attribute>,
     /// The file declares the XML-Document-Transform namespace: it is a transform such as
     /// web.Release.config, not a web.config.
     pub is_transform: bool,
@@ -228,6 +231,17 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         .flat_map(|filtering| children_named(filtering, "requestLimits"))
         .collect();
 
+    let initialization_page = web_servers
+        .iter()
+        .flat_map(|web_server| children_named(*web_server, "applicationInitialization"))
+        .flat_map(|init| children_named(init, "add"))
+        .find_map(|add| add.attribute_node("initializationPage"))
+        .map(|a| Attribute {
+            name: a.name().to_owned(),
+            value: a.value().to_owned(),
+            origin: origin_of(a.range_value().start),
+        });
+
     let Some(element) = found.first().copied() else {
         return Err(ConfigError::NoAspNetCore {
             path: path.to_owned(),
@@ -354,6 +368,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         environment,
         handler_settings,
         request_limits,
+        initialization_page,
         is_transform: doc
             .descendants()
             .any(|n| n.namespaces().any(|ns| ns.uri() == XDT_NAMESPACE)),

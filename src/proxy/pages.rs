@@ -56,6 +56,10 @@ fn kind_only(kind: &FailureKind) -> String {
                 ""
             }
         ),
+        FailureKind::NotWarm { limit, .. } => format!(
+            "the app did not answer its warm-up path within startupTimeLimit ({} s) and was killed",
+            limit.as_secs()
+        ),
         FailureKind::PortTaken { .. } => "another process holds the app's port".to_owned(),
     }
 }
@@ -106,6 +110,9 @@ pub(super) fn startup_failure(unavailable: &Unavailable, cfg: &AppConfig) -> Res
                 FailureKind::StartTimeout { .. } => {
                     todo.push("Make sure the app listens on 127.0.0.1 at the port in ASPNETCORE_PORT (ASP.NET Core does so through UseIISIntegration); for other apps, pass <code>--port-env PORT</code> or use %ASPNETCORE_PORT% in arguments.".into());
                     todo.push("If it is only slow to start, raise startupTimeLimit (or <code>--startup-time-limit</code>).".into());
+                }
+                FailureKind::NotWarm { .. } => {
+                    todo.push("Check what the warm-up path (initializationPage in &lt;applicationInitialization&gt;, or <code>--ready-path</code>) answers, in the app's output; if warming up is only slow, raise startupTimeLimit.".into());
                 }
                 FailureKind::PortTaken { .. } => {
                     todo.push("Stop the process that holds the port, or set another ASPNETCORE_PORT in web.config (or none: then ancm picks a free port for each start).".into());

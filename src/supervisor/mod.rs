@@ -14,6 +14,7 @@ mod listeners;
 mod orphans;
 mod platform;
 mod ports;
+mod probe;
 mod process;
 mod rapid_fail;
 mod slot;
@@ -66,6 +67,33 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// The resident memory of `pid` and every process descended from it, in bytes; `None` when
+/// `pid` is gone (blocking: it reads the whole process table).
+pub fn tree_memory(pid: u32) -> Option<u64> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+    let mut system = System::new().ok()?;
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_memory(),
+    );
+    let processes = system.processes();
+    let mut total = processes.get(&sysinfo::Pid::from_u32(pid))?.memory();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (child, process) in processes {
+            if process.parent().map(sysinfo::Pid::as_u32) == Some(parent) {
+                tree.push(child.as_u32());
+                total = total.saturating_add(process.memory());
+            }
+        }
+        i += 1;
+    }
+    Some(total)
 }
 
 /// What every slot shares: the configuration and the means to report and stop.
@@ -253,6 +281,13 @@ pub enum FailureKind {
         limit: Duration,
         listening_elsewhere: Option<ListeningElsewhere>,
     },
+    /// It listened, but its warm-up path did not answer below 500 within startupTimeLimit,
+    /// and it was killed; `last` is its last answer, in words.
+    NotWarm {
+        limit: Duration,
+        path: String,
+        last: String,
+    },
     /// Another process listens on the app's port: the fixed ASPNETCORE_PORT, or every port
     /// tried. `holder` is "PID 4242 (nginx)", or "another process" when it cannot be seen.
     PortTaken {
@@ -349,6 +384,12 @@ impl fmt::Display for FailureKind {
                     None => Ok(()),
                 }
             }
+            FailureKind::NotWarm { limit, path, last } => write!(
+                f,
+                "the app listened, but GET {path} (the warm-up path) did not answer below 500 \
+                 within startupTimeLimit ({} s; last: {last}) and the app was killed",
+                limit.as_secs()
+            ),
             FailureKind::PortTaken {
                 port,
                 holder,

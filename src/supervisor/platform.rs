@@ -22,6 +22,13 @@ pub(crate) fn contain(command: &mut Command) -> Prepared {
     }
 }
 
+/// Makes the app run as `user`: its groups, group and user ids are set in the child first,
+/// before the containment's own steps there.
+#[cfg(unix)]
+pub(crate) fn run_as(command: &mut Command, user: &crate::config::RunAs) {
+    imp::run_as(command, user);
+}
+
 /// The handle through which the app's tree is signalled, made right after spawning.
 #[derive(Debug)]
 pub(crate) struct Containment {
@@ -82,6 +89,30 @@ mod imp {
     pub(super) struct Prepared {
         #[cfg(target_os = "linux")]
         cgroup: Option<(Cgroup, std::os::fd::OwnedFd)>,
+    }
+
+    /// Not std's `uid`/`gid`: those drop the supplementary groups, and std runs them after
+    /// `chdir`, which the user may not be allowed to do in an app folder only root can enter.
+    #[allow(unsafe_code)]
+    pub(super) fn run_as(command: &mut Command, user: &crate::config::RunAs) {
+        use nix::unistd::{setgid, setuid, Gid, Uid};
+        #[cfg(target_os = "linux")]
+        let groups: Vec<Gid> = user.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        let gid = Gid::from_raw(user.gid);
+        let uid = Uid::from_raw(user.uid);
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // system calls (setgroups, setgid, setuid) on values made before the fork; it
+        // allocates nothing. It runs before the containment's closures, so the parent-death
+        // signal, which a change of credentials clears, is set after it.
+        unsafe {
+            command.pre_exec(move || {
+                #[cfg(target_os = "linux")]
+                nix::unistd::setgroups(&groups)?;
+                setgid(gid)?;
+                setuid(uid)?;
+                Ok(())
+            });
+        }
     }
 
     pub(super) fn contain(command: &mut Command) -> Prepared {

@@ -61,6 +61,15 @@ impl AppProcess {
     ) -> Result<AppProcess, std::io::Error> {
         let (program, args) = cfg.command.with_port(port);
         let mut command = Command::new(&program);
+        #[cfg(unix)]
+        if let Some(user) = &cfg.run_as {
+            // Before the app's own environment, which may set them otherwise.
+            command
+                .env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+            super::platform::run_as(&mut command, user);
+        }
         command
             .args(&args)
             .current_dir(&cfg.app_dir)

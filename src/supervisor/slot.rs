@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::launch::{Launcher, Process};
+use super::probe;
 use super::process::{pick_port, port_holder, Readiness};
 use super::rapid_fail::RapidFailWindow;
 use super::{Backend, Context, Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
@@ -112,6 +113,17 @@ enum Started<P> {
     Running(Running<P>),
     Failed(Arc<Failure>),
     /// app_offline.htm appeared meanwhile; the process was stopped.
+    Offline,
+    Cancelled,
+}
+
+/// How a warm-up went.
+enum WarmUp {
+    /// The warm-up path answered below 500.
+    Warm,
+    /// It did not within startupTimeLimit: its last answer, in words.
+    Cold(String),
+    Exited(std::io::Result<ExitStatus>),
     Offline,
     Cancelled,
 }
@@ -337,6 +349,7 @@ impl<L: Launcher> Slot<L> {
                     return Started::Failed(self.fail(attempt, kind, &tail, None));
                 }
             };
+            let waited_from = Instant::now();
             let readiness = tokio::select! {
                 readiness = process.wait_ready(cfg.startup_time_limit, &self.wiring.cancel) => readiness,
                 () = went_offline(&mut self.wiring.offline) => {
@@ -348,7 +361,47 @@ impl<L: Launcher> Slot<L> {
             let kind = match readiness {
                 Readiness::Listening(addr) => {
                     let backend = Arc::new(Backend::new(addr, token.1, process.pid(), cfg.clone()));
-                    return Started::Running(Running { process, backend });
+                    let Some(path) = cfg.ready_path.clone() else {
+                        return Started::Running(Running { process, backend });
+                    };
+                    let deadline = waited_from + cfg.startup_time_limit;
+                    match self.warm_up(&mut process, &backend, &path, deadline).await {
+                        WarmUp::Warm => return Started::Running(Running { process, backend }),
+                        WarmUp::Cold(last) => {
+                            process.reap().await;
+                            FailureKind::NotWarm {
+                                limit: cfg.startup_time_limit,
+                                path,
+                                last,
+                            }
+                        }
+                        WarmUp::Exited(exit) => {
+                            process.reap().await;
+                            match exit {
+                                Ok(exit) => FailureKind::Exited {
+                                    status: describe_exit(exit),
+                                    exit: Some(exit.into()),
+                                    before_ready: true,
+                                },
+                                Err(err) => FailureKind::Exited {
+                                    status: format!("was lost ({err})"),
+                                    exit: None,
+                                    before_ready: true,
+                                },
+                            }
+                        }
+                        WarmUp::Offline => {
+                            let exit = process.stop(Some(addr), &self.wiring.kill_now).await;
+                            log_stopped(process.pid(), exit);
+                            return Started::Offline;
+                        }
+                        WarmUp::Cancelled => {
+                            self.publish(|s| s.phase = Phase::Stopping);
+                            let exit = process.stop(Some(addr), &self.wiring.kill_now).await;
+                            log_stopped(process.pid(), exit);
+                            return Started::Cancelled;
+                        }
+                    }
                 }
                 Readiness::Taken(holder) => {
                     process.reap().await;
@@ -390,6 +443,36 @@ impl<L: Launcher> Slot<L> {
         }
     }
 
+    /// Asks the new process's warm-up path until it answers below 500 (by `deadline`), while
+    /// watching for its exit, app_offline.htm and the stop.
+    async fn warm_up(
+        &mut self,
+        process: &mut L::Process,
+        backend: &Backend,
+        path: &str,
+        deadline: Instant,
+    ) -> WarmUp {
+        let pid = process.pid();
+        tracing::info!(
+            pid,
+            "the app listens on port {}; it takes requests once GET {path} answers below 500",
+            backend.addr.port()
+        );
+        let cancel = self.wiring.cancel.clone();
+        tokio::select! {
+            warm = probe::warm_up(&self.ctx.http, backend, path, deadline) => match warm {
+                Ok(status) => {
+                    tracing::info!(pid, "GET {path} answered {status}: the app is warm");
+                    WarmUp::Warm
+                }
+                Err(last) => WarmUp::Cold(last),
+            },
+            exit = process.wait() => WarmUp::Exited(exit),
+            () = went_offline(&mut self.wiring.offline) => WarmUp::Offline,
+            () = cancel.cancelled() => WarmUp::Cancelled,
+        }
+    }
+
     /// Another process holds the app's port, so the stopped start is retried on a fresh port
     /// (`None`), unless the port is fixed or too many picks in a row were taken: then it fails.
     fn port_lost(&self, port: u16, holder: String, collisions: &mut u32) -> Option<FailureKind> {
@@ -418,6 +501,12 @@ impl<L: Launcher> Slot<L> {
                 s.phase = Phase::Ready(backend.clone());
                 s.ready_since = Some(ready_at);
             });
+            let verdict = probe::watch(
+                self.ctx.http.clone(),
+                backend.config.clone(),
+                backend.clone(),
+                ready_at,
+            );
             self.emit(EventKind::Ready(backend));
             let cancel = self.wiring.cancel.clone();
             tokio::select! {
@@ -448,6 +537,23 @@ impl<L: Launcher> Slot<L> {
                     self.publish(|s| s.phase = Phase::Offline);
                     self.stop_running(running).await;
                     return Served::Offline;
+                }
+                verdict = verdict => {
+                    let pid = running.process.pid();
+                    match verdict {
+                        probe::Verdict::Age(_) => tracing::info!(pid, "{verdict}; replacing it without downtime"),
+                        _ => tracing::warn!(pid, "{verdict}; replacing it without downtime"),
+                    }
+                    // Nobody waits for the answer: a failed start is logged, and the old
+                    // process keeps serving and being watched.
+                    let (reply, _) = oneshot::channel();
+                    if let Some(old) = self.recycle(&mut running, reply).await {
+                        tracing::info!(
+                            pid = running.process.pid(),
+                            "replaced: the new process serves; the old one ({pid}) stops once its requests finish"
+                        );
+                        self.retire(old);
+                    }
                 }
                 Some(command) = self.wiring.commands.recv() => match command {
                     Command::Recycle(reply) => {

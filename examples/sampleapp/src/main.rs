@@ -319,6 +319,13 @@ fn env_snapshot() -> serde_json::Value {
 /// Every request the app has received, for tests that check what reached it.
 static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// `/warmup` requests so far: it answers 503 to the first `SAMPLEAPP_WARM_AFTER` of them.
+static WARMUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Set by `/hang`: `/health` no longer answers, as in a deadlocked app.
+static HUNG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What `/alloc` allocated, kept for the life of the process.
+static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
 async fn handle(
     req: Request<Incoming>,
     state: Arc<AppState>,
@@ -365,6 +372,38 @@ async fn handle(
             format!("hello from sampleapp pid={}", state.pid),
         ),
         (&Method::GET, "/pid") => text(StatusCode::OK, state.pid.to_string()),
+        (&Method::GET, "/warmup") => {
+            let n = WARMUPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let needed = env_num::<u64>("SAMPLEAPP_WARM_AFTER").unwrap_or(0);
+            // Tests count these lines to see the warm-up happen.
+            say(&format!("sampleapp warmup request {n}"));
+            if n > needed {
+                text(StatusCode::OK, "warm")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "warming up")
+            }
+        }
+        (&Method::GET, "/health") => {
+            if HUNG.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            text(StatusCode::OK, "healthy")
+        }
+        (&Method::GET, "/hang") => {
+            HUNG.store(true, std::sync::atomic::Ordering::SeqCst);
+            say("sampleapp hanging: /health no longer answers");
+            text(StatusCode::OK, "hanging")
+        }
+        (&Method::GET, "/alloc") => {
+            let mib = usize::try_from(query_num(&uri, "mb", 0)).unwrap_or(0);
+            // Non-zero bytes, so that every page is really resident.
+            let block = vec![1u8; mib * 1024 * 1024];
+            if let Ok(mut held) = HELD.lock() {
+                held.push(block);
+            }
+            say(&format!("sampleapp allocated {mib} MiB"));
+            text(StatusCode::OK, format!("allocated {mib} MiB"))
+        }
         // How many requests have arrived, this one included.
         (&Method::GET, "/requests") => text(StatusCode::OK, seen.to_string()),
         (_, "/echo") => echo(req).await,
