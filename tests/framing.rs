@@ -197,8 +197,8 @@ fn a_client_body_broken_part_way_gets_400_as_the_clients_fault() {
     );
 }
 
-#[test]
-fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
+/// ancm in front of tests/apps/framing.py, ready.
+fn framing_app() -> (AppDir, Ancm) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
     let app = AppDir::new(
         &format!(r#"processPath="python3" arguments="-u {script}""#),
@@ -206,6 +206,12 @@ fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
     );
     let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
+    (app, ancm)
+}
+
+#[test]
+fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
+    let (_app, ancm) = framing_app();
     let answer = raw(
         &ancm,
         "GET /both HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
@@ -242,13 +248,7 @@ fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
 /// response that ended cleanly.
 #[test]
 fn app_responses_are_read_as_http_1_1_frames_them() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
-    let app = AppDir::new(
-        &format!(r#"processPath="python3" arguments="-u {script}""#),
-        &[],
-    );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
-    ancm.wait_ready();
+    let (_app, ancm) = framing_app();
 
     let hinted = ancm.get("/early-hints");
     assert_eq!(hinted.status(), 200);

@@ -104,6 +104,20 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// The first answer from `url`, where a socket-activated ancm may still be starting.
+fn first_answer(http: &reqwest::blocking::Client, url: &str) -> reqwest::blocking::Response {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match http.get(url).send() {
+            Ok(response) => return response,
+            Err(err) => {
+                assert!(Instant::now() < deadline, "no answer from {url}: {err}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 /// Socket activation with systemd's own tool: it holds the listening socket and starts ancm
 /// with it (LISTEN_FDS); ancm serves on it without binding anything.
 #[test]
@@ -120,17 +134,7 @@ fn serves_on_the_socket_systemd_socket_activate_passes() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("systemd-socket-activate (Debian's systemd package)");
-    let http = client();
-    let deadline = Instant::now() + DEADLINE;
-    let response = loop {
-        match http.get(format!("http://{addr}/echo")).send() {
-            Ok(response) => break response,
-            Err(err) => {
-                assert!(Instant::now() < deadline, "no answer on {addr}: {err}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let response = first_answer(&client(), &format!("http://{addr}/echo"));
     assert_eq!(response.status(), 200);
     let echo: serde_json::Value = response.json().expect("echo");
     assert!(echo["env"]["LISTEN_FDS"].is_null(), "{}", echo["env"]);
@@ -256,17 +260,8 @@ fn the_shipped_units_verify_and_run_under_socket_activation() {
         .spawn()
         .expect("systemd-socket-activate");
     let http = client();
-    let deadline = Instant::now() + DEADLINE;
     let url = format!("http://127.0.0.1:{port}/pid");
-    let first_pid = loop {
-        match http.get(&url).send() {
-            Ok(response) => break response.text().expect("pid"),
-            Err(err) => {
-                assert!(Instant::now() < deadline, "no answer on {port}: {err}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let first_pid = first_answer(&http, &url).text().expect("pid");
     notify.wait_for("READY=1", |l| l == "READY=1");
 
     let main_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.id()).expect("pid"));

@@ -104,21 +104,10 @@ pub(crate) fn timespan(value: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A size in bytes as a person types it: `32768`, `16k`, `16KiB`, `16KB`, `1m`, `1MiB`
-/// (K and M are 1,024 and 1,048,576 in every spelling).
+/// [`size`] as a count of bytes in memory (`--max-request-head`, `--max-memory`).
 pub(crate) fn human_size(value: &str) -> Result<usize, String> {
-    let err = || "a size such as 32768, 16KiB or 1MiB".to_owned();
-    let v = value.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (number, unit) = v.split_at(split);
-    let n = usize::try_from(digits(number).ok_or_else(err)?).map_err(|_| err())?;
-    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => return Err(err()),
-    };
-    n.checked_mul(scale).ok_or_else(err)
+    let bytes = size(value)?;
+    usize::try_from(bytes).map_err(|_| "a size that fits this machine's memory".to_owned())
 }
 
 /// A duration as a person types it on the command line: `90`, `90s`, `2m`, `1h`, `500ms`, or
@@ -212,6 +201,8 @@ mod tests {
         assert_eq!(human_size("16KiB"), Ok(16 * 1024));
         assert_eq!(human_size("16k"), Ok(16 * 1024));
         assert_eq!(human_size("1 MB"), Ok(1024 * 1024));
+        assert_eq!(human_size("1GiB"), Ok(1 << 30));
+        assert!(human_size("512").is_err(), "under 1 KiB");
         assert!(human_size("16 kilobytes").is_err());
         assert!(human_size("").is_err());
         assert!(human_size("99999999999999999999k").is_err());
