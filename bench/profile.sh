@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Profiles ancm under wrk load (the same nginx backend as run.sh) and prints the hottest
-# functions. Not part of CI; expects bench/run.sh to have installed nginx and wrk.
+# functions. Not part of CI; expects bench/run.sh to have installed nginx and wrk. In callgrind
+# mode it then profiles nginx as the reverse proxy under the same load and prints both proxies'
+# instructions per request and their ratio.
 #
 #   bench/profile.sh [auto|perf|callgrind]
 #
@@ -110,6 +112,45 @@ callgrind)
     total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
     [ -z "$reqs" ] || [ -z "$total" ] ||
         echo "$reqs requests: $((total / reqs)) instructions per request in ancm (user space)"
+    ancm_per=$((total / reqs))
+
+    # nginx as the reverse proxy in front of the same backend, one worker in the foreground
+    # (master_process off) under callgrind, with the same load: both figures from one run.
+    backend_port=$(H freeport)
+    proxy_port=$(H freeport)
+    sed "s/@PORT@/$backend_port/g" "$WORK/app/backend.tmpl" >"$WORK/run/backend.conf"
+    setsid "$NGINX" -e stderr -p "$WORK" -c "$WORK/run/backend.conf" -g 'daemon off;' \
+        </dev/null >"$WORK/backend.log" 2>&1 &
+    APP_PID=$!
+    sed -e "s#@DIR@#$WORK#g" -e "s/@PORT@/$proxy_port/g" -e "s/@BACKEND@/$backend_port/g" \
+        -e 's/^worker_processes auto;/worker_processes 1;/' \
+        "$HERE/proxy.conf.in" >"$WORK/run/proxy.conf"
+    setsid valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/nginx.callgrind" \
+        "$NGINX" -e stderr -p "$WORK" -c "$WORK/run/proxy.conf" -g 'daemon off; master_process off;' \
+        </dev/null >"$WORK/nginx.log" 2>&1 &
+    ANCM_PID=$!
+    for ((i = 0; i < 600; i++)); do
+        curl -sf "http://127.0.0.1:$proxy_port/" >/dev/null && break
+        kill -0 "$ANCM_PID" 2>/dev/null || { cat "$WORK/nginx.log" >&2; die "nginx did not start"; }
+        sleep 0.1
+    done
+    log "nginx (callgrind) on port $proxy_port"
+    callgrind_control -i on "$ANCM_PID" >/dev/null
+    "${WRK[@]}" "http://127.0.0.1:$proxy_port/" | tee "$WORK/wrk-nginx.out" >&2
+    callgrind_control -i off "$ANCM_PID" >/dev/null
+    kill -TERM "$ANCM_PID"
+    for ((i = 0; i < 300; i++)); do kill -0 "$ANCM_PID" 2>/dev/null || break; sleep 0.1; done
+    wait "$ANCM_PID" 2>/dev/null || true
+    ANCM_PID=""
+    kill -TERM "$APP_PID" 2>/dev/null || true
+    out=$(ls "$WORK"/nginx.callgrind* | head -1)
+    reqs=$(awk '/requests in/ { print $1 }' "$WORK/wrk-nginx.out")
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    if [ -n "$reqs" ] && [ -n "$total" ]; then
+        nginx_per=$((total / reqs))
+        echo "$reqs requests: $nginx_per instructions per request in nginx (user space)"
+        awk -v a="$ancm_per" -v n="$nginx_per" 'BEGIN { printf "ancm / nginx: %.2f\n", a / n }'
+    fi
     ;;
 *)
     event=cpu-clock
