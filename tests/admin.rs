@@ -284,17 +284,12 @@ fn admin_is_off_unless_asked_and_a_bad_address_is_refused() {
     ancm.wait_ready();
     assert_eq!(ancm.count_stderr(|l| l.contains("admin endpoints on ")), 0);
 
-    let output = std::process::Command::new(crate::support::ancm_bin())
-        .args([
-            "run",
-            "--admin",
-            "example.com:80",
-            app.path().to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("run ancm");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = crate::support::run_expecting_failure(&[
+        "--admin",
+        "example.com:80",
+        app.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("--admin") && stderr.contains("example.com:80"),
         "{stderr}"

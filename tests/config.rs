@@ -1,19 +1,6 @@
 use std::process::Command;
 
-use crate::support::{ancm_bin, sampleapp, Ancm, AppDir};
-
-fn run_expecting_failure(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(ancm_bin())
-        .arg("run")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .output()
-        .expect("run ancm");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::support::{ancm_bin, run_expecting_failure, sampleapp, Ancm, AppDir};
 
 #[test]
 fn configuration_errors_exit_2_naming_file_line_and_value() {

@@ -434,19 +434,14 @@ fn stdout_log_keeps_the_newest_files() {
 #[test]
 fn stdout_log_size_is_checked() {
     let app = AppDir::new("", &[]);
-    let output = Command::new(ancm_bin())
-        .args([
-            "run",
-            "--stdout-log",
-            "out",
-            "--stdout-log-max-size",
-            "10X",
-            app.path().to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("run ancm");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = crate::support::run_expecting_failure(&[
+        "--stdout-log",
+        "out",
+        "--stdout-log-max-size",
+        "10X",
+        app.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("--stdout-log-max-size")
             && stderr.contains("\"10X\"")

@@ -37,7 +37,8 @@ fn as_pid_1_it_reaps_orphans_and_stops_on_sigterm() {
     );
     let mut unshare = Command::new("unshare");
     unshare
-        .args(["--pid", "--fork", "--mount-proc"])
+        // If the test fails and unshare is killed, ancm (and so the whole namespace) goes too.
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(ancm_bin())
         .env("ANCM_LOG", "info");
     let mut ancm = Ancm::run_with(unshare, &[app.path().to_str().expect("utf-8")]);

@@ -98,6 +98,30 @@ fn tells_systemd_ready_status_reloading_watchdog_and_stopping() {
     assert!(ancm.wait_exit().success());
 }
 
+/// A process the tools start (ancm, once systemd-socket-activate has exec'd it), stopped
+/// when the test ends, however it ends: SIGTERM (ancm stops its app), SIGKILL if that hangs.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A port free now, for a tool that binds it itself.
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -133,6 +157,7 @@ fn serves_on_the_socket_systemd_socket_activate_passes() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Stopped)
         .expect("systemd-socket-activate (Debian's systemd package)");
     let response = first_answer(&client(), &format!("http://{addr}/echo"));
     assert_eq!(response.status(), 200);
@@ -141,11 +166,11 @@ fn serves_on_the_socket_systemd_socket_activate_passes() {
     let app_pid = u32::try_from(echo["pid"].as_u64().expect("pid")).expect("pid");
 
     // The tool became ancm (exec): a stop signal to it stops ancm and the app.
-    let ancm_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.id()).expect("pid"));
+    let ancm_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.0.id()).expect("pid"));
     nix::sys::signal::kill(ancm_pid, Signal::SIGTERM).expect("SIGTERM");
-    let status = activator.wait().expect("wait");
+    let status = activator.0.wait().expect("wait");
     let mut stderr = String::new();
-    if let Some(mut err) = activator.stderr.take() {
+    if let Some(mut err) = activator.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
     }
     assert!(status.success(), "{status}: {stderr}");
@@ -170,6 +195,7 @@ fn a_passed_socket_that_is_not_tcp_is_refused_clearly() {
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Stopped)
         .expect("systemd-socket-activate");
     // The tool starts its program on the first connection.
     let deadline = Instant::now() + DEADLINE;
@@ -178,17 +204,17 @@ fn a_passed_socket_that_is_not_tcp_is_refused_clearly() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = loop {
-        if let Some(status) = activator.try_wait().expect("wait") {
+        if let Some(status) = activator.0.try_wait().expect("wait") {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = activator.kill();
+            let _ = activator.0.kill();
             panic!("ancm did not exit on a socket it cannot serve");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    if let Some(mut err) = activator.stderr.take() {
+    if let Some(mut err) = activator.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
     }
     assert_eq!(status.code(), Some(1), "{stderr}");
@@ -258,13 +284,14 @@ fn the_shipped_units_verify_and_run_under_socket_activation() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Stopped)
         .expect("systemd-socket-activate");
     let http = client();
     let url = format!("http://127.0.0.1:{port}/pid");
     let first_pid = first_answer(&http, &url).text().expect("pid");
     notify.wait_for("READY=1", |l| l == "READY=1");
 
-    let main_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.id()).expect("pid"));
+    let main_pid = nix::unistd::Pid::from_raw(i32::try_from(activator.0.id()).expect("pid"));
     // ExecReload=/bin/kill -HUP $MAINPID
     nix::sys::signal::kill(main_pid, Signal::SIGHUP).expect("SIGHUP");
     notify.wait_for("RELOADING=1", |l| l == "RELOADING=1");
@@ -278,5 +305,5 @@ fn the_shipped_units_verify_and_run_under_socket_activation() {
     notify.wait_for("STOPPING=1", |l| l == "STOPPING=1");
     // The unit's shutdown delay: still serving a moment after the stop began.
     assert_eq!(http.get(&url).send().expect("answer").status(), 200);
-    assert!(activator.wait().expect("wait").success());
+    assert!(activator.0.wait().expect("wait").success());
 }

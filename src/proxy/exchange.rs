@@ -167,7 +167,7 @@ pub(super) async fn send(
         error,
         unsent: None,
     })?;
-    let reusable = head.keep_alive && exchange.connection.head.capacity() <= MAX_HEAD;
+    let reusable = head.keep_alive;
     let decode = if head.status == StatusCode::SWITCHING_PROTOCOLS {
         Decode::Upgraded
     } else {
@@ -192,6 +192,10 @@ pub(super) async fn send(
 
 /// The request head as HTTP/1.1 bytes: request line, header lines as they are, blank line.
 fn encode_head(out: &mut Vec<u8>, request: &Request<RequestBody>) {
+    // A rare huge head is not kept for the connection's life.
+    if out.capacity() > MAX_HEAD {
+        *out = Vec::new();
+    }
     out.clear();
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');

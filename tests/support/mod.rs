@@ -201,6 +201,23 @@ impl Lines {
     }
 }
 
+/// `ancm run --listen 127.0.0.1:0 ARGS...` for a start that must fail: its exit code and
+/// stderr. The port is a free one, so a start that wrongly succeeds fails the test's
+/// expectations instead of taking a fixed port.
+pub fn run_expecting_failure(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(ancm_bin())
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ancm");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running `ancm` process.
 pub struct Ancm {
     child: Child,
