@@ -25,11 +25,11 @@ use super::body::RequestBody;
 /// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
 /// a larger one fails its request with a 502 and the reason in the log. Trailer sections have
 /// the same bound.
-const MAX_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 
 /// Header lines a response head may have. 1,024 lines fill a 64 KiB head at 64 bytes a line,
 /// so the byte limit above is what bounds real heads (many Set-Cookie lines).
-const MAX_HEADERS: usize = 1024;
+pub(super) const MAX_HEADERS: usize = 1024;
 
 /// Header lines parsed without a heap buffer; a head with more is parsed again with one.
 const USUAL_HEADERS: usize = 64;
@@ -74,11 +74,11 @@ pub(super) struct Failure {
 
 /// An open HTTP/1.1 connection to the app, between requests or lent to one.
 pub(super) struct Connection {
-    stream: TcpStream,
+    pub(super) stream: TcpStream,
     /// Bytes read from the app and not yet taken; empty between requests.
-    buf: BytesMut,
+    pub(super) buf: BytesMut,
     /// The request head being written; kept to be reused by the next request.
-    head: Vec<u8>,
+    pub(super) head: Vec<u8>,
 }
 
 impl Connection {
@@ -116,7 +116,7 @@ impl Connection {
     }
 
     /// Reads at most [`READ_PIECE`] more bytes into the buffer; `Ok(0)` at the end of stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
             self.buf.reserve(READ_PIECE);
@@ -547,7 +547,7 @@ fn response_framing(
 }
 
 /// Where a chunked body's reading is.
-enum Chunk {
+pub(super) enum Chunk {
     Size,
     Data(u64),
     /// The CRLF after a chunk's data.
@@ -556,7 +556,7 @@ enum Chunk {
 }
 
 /// What one step of reading a chunked body gave.
-enum Step {
+pub(super) enum Step {
     Data(Bytes),
     Trailers(HeaderMap),
     End,
@@ -565,7 +565,7 @@ enum Step {
 
 const MALFORMED: ExchangeError = ExchangeError::Invalid("a malformed chunked body");
 
-fn chunk_step(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, ExchangeError> {
+pub(super) fn chunk_step(state: &mut Chunk, buf: &mut BytesMut) -> Result<Step, ExchangeError> {
     loop {
         match state {
             Chunk::Size => {

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access_log;
+use super::lean::{Ended, Prefixed};
 use super::stats::STATS;
 use super::workers::Workers;
 use super::{error_chain, ClientInfo, Proxy};
@@ -239,6 +240,19 @@ async fn connection(
             front,
         };
         let addrs = (remote, local);
+        if !proxy.lean || access_log::enabled() {
+            return serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline)
+                .await;
+        }
+        let (stream, read) =
+            match super::lean::serve(stream, &client, &proxy, &shutdown, deadline).await {
+                Ended::Closed => return,
+                Ended::Hyper(stream, read) => (stream, read),
+            };
+        // hyper takes over at a request boundary, as if the connection were new; the head it
+        // starts with has the header read timeout a new head gets.
+        let deadline = Instant::now() + proxy.header_read_timeout;
+        let stream = Prefixed::new(stream, read);
         return serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline).await;
     };
     let handshake = tokio::select! {

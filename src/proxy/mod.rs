@@ -13,6 +13,7 @@ mod body;
 mod exchange;
 mod front;
 mod headers;
+mod lean;
 mod pages;
 mod pool;
 pub mod stats;
@@ -40,6 +41,7 @@ use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
 use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
+pub use lean::framing as lean_request_framing;
 pub use pool::Pool;
 use pool::{SendError, Unanswered};
 
@@ -92,6 +94,9 @@ pub struct Proxy {
     tunnels: TaskTracker,
     /// Closes every tunnel; cancelled by [`serve`] when its grace is over or it is dropped.
     close_tunnels: CancellationToken,
+    /// Plain HTTP/1.1 clients are served by the lean path (`lean/`) until a request needs
+    /// hyper. Not with `--app-path` (its rewrite is on hyper's path only).
+    lean: bool,
 }
 
 impl Proxy {
@@ -107,6 +112,7 @@ impl Proxy {
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,
+            lean: config.appl_path == "/",
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
             supervisor,
@@ -258,9 +264,7 @@ impl Proxy {
                             pid = backend.pid,
                             "the app answered 101 to a request that asked for no upgrade; answering 502"
                         );
-                        page(pages::bad_gateway(
-                            "The app switched protocols on a request that did not ask for it.",
-                        ))
+                        page(pages::bad_gateway(SWITCHED_UNASKED))
                     }
                 }
             }
@@ -300,19 +304,16 @@ impl Proxy {
                     pid = backend.pid,
                     "the app did not answer within requestTimeout ({limit:?}); answering 502"
                 );
-                page(pages::bad_gateway(&format!(
-                    "The app did not answer within requestTimeout ({} s).",
-                    limit.as_secs_f64()
-                )))
+                page(pages::bad_gateway(&timeout_reason(limit)))
             }
             Err((Failed::Send(err), unsent)) => {
                 if unsent.is_some() {
                     stats::STATS.connect_failed();
                 }
                 let reason = if unsent.is_some() {
-                    "ancm could not connect to the app; it may have just exited and is being restarted."
+                    CANNOT_CONNECT
                 } else {
-                    "The app closed the connection or sent an invalid response."
+                    CLOSED_OR_INVALID
                 };
                 tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
                 page(pages::bad_gateway(reason))
@@ -363,6 +364,19 @@ impl Proxy {
             &self.supervisor.config(),
         ))
     }
+}
+
+/// What the 502 pages say, on either path.
+const CANNOT_CONNECT: &str =
+    "ancm could not connect to the app; it may have just exited and is being restarted.";
+const CLOSED_OR_INVALID: &str = "The app closed the connection or sent an invalid response.";
+const SWITCHED_UNASKED: &str = "The app switched protocols on a request that did not ask for it.";
+
+fn timeout_reason(limit: Duration) -> String {
+    format!(
+        "The app did not answer within requestTimeout ({} s).",
+        limit.as_secs_f64()
+    )
 }
 
 /// IIS's request limits (requestFiltering/requestLimits), enforced before the app as IIS does:

@@ -151,7 +151,7 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open.
-    fn checkout(&self) -> Option<Connection> {
+    pub(super) fn checkout(&self) -> Option<Connection> {
         let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let Idle { connection, since } = idle.pop()?;
@@ -168,7 +168,7 @@ impl Pool {
         }
     }
 
-    async fn connect(&self) -> Result<Connection, SendError> {
+    pub(super) async fn connect(&self) -> Result<Connection, SendError> {
         let addr = self.addr;
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,

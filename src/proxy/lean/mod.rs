@@ -1,0 +1,766 @@
+//! The lean HTTP/1.1 path: plain-text client connections are served by one loop that reads a
+//! request head with httparse, writes it for the app byte by byte into the app connection's
+//! buffer (`parse.rs`), and passes the app's response back the same way (`response.rs`), with
+//! no HeaderMap, no hyper dispatch and one timer per connection.
+//!
+//! It takes only requests it can read without doubt (see `parse.rs`). At the first request it
+//! does not take (an upgrade, a chunked or large body, HTTP/1.0, HTTP/2's preface, anything
+//! malformed) the connection goes to hyper with every byte read so far, at a request boundary,
+//! so hyper's reading and ancm's other path apply to it unchanged from there on.
+
+mod parse;
+mod response;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Response, StatusCode, Version};
+use http_body::Body;
+use http_body_util::Full;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::exchange::{self, Connection, ExchangeError, Step};
+use super::pool::SendError;
+use super::stats::STATS;
+use super::{error_chain, pages, ClientInfo, Proxy};
+use crate::supervisor::{Backend, InFlight};
+pub use parse::framing;
+use response::{Framing, Parsed, Rules};
+
+/// Response bytes gathered before they are written to the client.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// How a lean connection ended.
+pub(super) enum Ended {
+    Closed,
+    /// A request the lean path does not take: the connection is hyper's, with these bytes
+    /// read from it first.
+    Hyper(TcpStream, BytesMut),
+}
+
+/// One connection's deadline, checked lazily: moving it later only notes the time, and the
+/// timer, when it fires early, is set again to the real deadline. A request costs no timer
+/// work unless a deadline is near.
+struct Deadline {
+    due: Instant,
+    armed: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(due: Instant) -> Deadline {
+        Deadline {
+            due,
+            armed: due,
+            sleep: Box::pin(tokio::time::sleep_until(due)),
+        }
+    }
+
+    fn set(&mut self, due: Instant) {
+        self.due = due;
+        if due < self.armed {
+            self.sleep.as_mut().reset(due);
+            self.armed = due;
+        }
+    }
+
+    /// Resolves once the deadline has passed.
+    async fn passed(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            if self.due <= Instant::now() {
+                return;
+            }
+            self.sleep.as_mut().reset(self.due);
+            self.armed = self.due;
+        }
+    }
+}
+
+/// A client connection on the lean path.
+struct Lean<'p> {
+    proxy: &'p Proxy,
+    client: &'p ClientInfo,
+    shutdown: &'p CancellationToken,
+    stream: TcpStream,
+    /// Bytes from the client not yet taken.
+    buf: BytesMut,
+    /// Bytes for the client not yet written.
+    out: Vec<u8>,
+    deadline: Deadline,
+}
+
+/// What became of one request.
+enum Next {
+    /// The connection may carry another request.
+    KeepAlive,
+    Close,
+    Hyper,
+}
+
+/// Serves the client on `stream` until it closes, ancm stops, or a request goes to hyper.
+/// `first` is when the first request's head must have come by.
+pub(super) async fn serve(
+    stream: TcpStream,
+    client: &ClientInfo,
+    proxy: &Proxy,
+    shutdown: &CancellationToken,
+    first: Instant,
+) -> Ended {
+    let mut lean = Lean {
+        proxy,
+        client,
+        shutdown,
+        stream,
+        buf: BytesMut::new(),
+        out: Vec::new(),
+        deadline: Deadline::new(first),
+    };
+    let mut head_due = first;
+    loop {
+        match lean.request(head_due).await {
+            Next::KeepAlive => head_due = Instant::now() + proxy.idle_timeout,
+            Next::Close => {
+                let _ = lean.stream.shutdown().await;
+                return Ended::Closed;
+            }
+            Next::Hyper => return Ended::Hyper(lean.stream, lean.buf),
+        }
+    }
+}
+
+/// How waiting on the app ended.
+enum Wait {
+    Read(io::Result<usize>),
+    TimedOut,
+    ClientGone,
+}
+
+impl Lean<'_> {
+    /// Reads from the client until a head is whole (or will not be), then forwards it.
+    /// `idle_due` is when the connection closes if no request has begun.
+    async fn request(&mut self, idle_due: Instant) -> Next {
+        let mut head_due = None;
+        loop {
+            if self.buf.is_empty() {
+                self.deadline.set(idle_due);
+            } else {
+                // As on hyper's path, a head begun just before the idle timeout does not
+                // keep the connection past it.
+                let due = *head_due
+                    .get_or_insert_with(|| Instant::now() + self.proxy.header_read_timeout);
+                self.deadline.set(due.min(idle_due));
+                let mut slots = [httparse::EMPTY_HEADER; parse::HEADER_SLOTS];
+                match parse::parse(&self.buf, &mut slots, self.proxy.max_request_head) {
+                    parse::Verdict::Partial => {}
+                    parse::Verdict::Hyper(why) => {
+                        tracing::trace!(why, "a request for hyper's path");
+                        return Next::Hyper;
+                    }
+                    parse::Verdict::Request(request) => {
+                        let split = Split {
+                            proxy: self.proxy,
+                            client: self.client,
+                            shutdown: self.shutdown,
+                            stream: &mut self.stream,
+                            out: &mut self.out,
+                            deadline: &mut self.deadline,
+                        };
+                        let (next, taken) = split.forward(&request).await;
+                        if taken > 0 {
+                            self.buf.advance(taken);
+                        }
+                        return next;
+                    }
+                }
+            }
+            if self.buf.len() >= self.proxy.max_request_head {
+                return Next::Hyper;
+            }
+            self.buf.reserve(4096);
+            let idle = self.buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                read = tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.buf) => read,
+                () = self.deadline.passed() => {
+                    tracing::debug!(idle, "no request within the idle or header read timeout; closing");
+                    return Next::Close;
+                }
+                () = self.shutdown.cancelled(), if idle => return Next::Close,
+            };
+            match read {
+                Ok(0) => return Next::Close,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(%err, "client connection ended with an error");
+                    return Next::Close;
+                }
+            }
+        }
+    }
+}
+
+/// A lean connection taken apart, so that the request parsed from its buffer can be held
+/// while the rest is used.
+struct Split<'a, 'p> {
+    proxy: &'p Proxy,
+    client: &'p ClientInfo,
+    shutdown: &'p CancellationToken,
+    stream: &'a mut TcpStream,
+    out: &'a mut Vec<u8>,
+    deadline: &'a mut Deadline,
+}
+
+impl Split<'_, '_> {
+    /// Forwards `request` and sends the answer. Returns what comes next and how many bytes of
+    /// the buffer the request took (none when it goes to hyper).
+    async fn forward(mut self, request: &parse::Request<'_>) -> (Next, usize) {
+        let mut backend = match self.proxy.supervisor.backend().await {
+            Ok(backend) => backend,
+            Err(unavailable) => {
+                STATS.began();
+                let page = pages::startup_failure(&unavailable, &self.proxy.supervisor.config());
+                return self
+                    .answer_page(page, request, std::time::Instant::now())
+                    .await;
+            }
+        };
+        let limits = &backend.config.request_limits;
+        let (path, query) = request.path_and_query_len();
+        if path > limits.max_url
+            || query > limits.max_query_string
+            || limits
+                .max_body
+                .is_some_and(|max| request.body_len as u64 > max)
+        {
+            // hyper's path answers it, as for every request over a limit.
+            return (Next::Hyper, 0);
+        }
+        let started = std::time::Instant::now();
+        STATS.began();
+        let body = &request.bytes[request.head_len..];
+        STATS.received(body.len());
+        let mut retried = false;
+        let app = loop {
+            match open(&backend, request, body, self.client).await {
+                Ok(app) => break app,
+                Err(err) => {
+                    STATS.connect_failed();
+                    if retried {
+                        tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
+                        let page = pages::bad_gateway(super::CANNOT_CONNECT);
+                        return self.answer_page(page, request, started).await;
+                    }
+                    tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
+                    backend.mark_unreachable();
+                    retried = true;
+                    backend = match self.proxy.supervisor.backend().await {
+                        Ok(next) => next,
+                        Err(unavailable) => {
+                            let page = pages::startup_failure(
+                                &unavailable,
+                                &self.proxy.supervisor.config(),
+                            );
+                            return self.answer_page(page, request, started).await;
+                        }
+                    };
+                }
+            }
+        };
+        let in_flight = InFlight::new(backend.clone());
+        let rules = Rules {
+            head_request: request.is_head(),
+            keep_connection: backend.config.forward_response_connection_header,
+            close: request.close || self.shutdown.is_cancelled(),
+        };
+        let next = self.exchange(&backend, app, rules, request, started).await;
+        drop(in_flight);
+        (next, request.len())
+    }
+
+    /// Sends the request written in `app.connection.head` and passes the response on.
+    async fn exchange(
+        &mut self,
+        backend: &Arc<Backend>,
+        mut app: App,
+        rules: Rules,
+        request: &parse::Request<'_>,
+        started: std::time::Instant,
+    ) -> Next {
+        let limit = backend.config.request_timeout;
+        if let Some(limit) = limit {
+            self.deadline.set(Instant::now() + limit);
+        } else {
+            self.deadline.set(far_future());
+        }
+        if let Err(err) = self.send_head(&mut app, backend).await {
+            tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
+            let page = pages::bad_gateway(super::CLOSED_OR_INVALID);
+            return self.answer_page(page, request, started).await.0;
+        }
+        let conn = &mut app.connection;
+        let head = loop {
+            if !conn.buf.is_empty() {
+                match response::rewrite(&conn.buf, rules, self.out) {
+                    Ok(Parsed::Head(head)) => {
+                        conn.buf.advance(head.len);
+                        break head;
+                    }
+                    Ok(Parsed::Interim(len)) => {
+                        conn.buf.advance(len);
+                        continue;
+                    }
+                    Ok(Parsed::Switched) => {
+                        tracing::warn!(
+                            pid = backend.pid,
+                            "the app answered 101 to a request that asked for no upgrade; answering 502"
+                        );
+                        let page = pages::bad_gateway(super::SWITCHED_UNASKED);
+                        return self.answer_page(page, request, started).await.0;
+                    }
+                    Ok(Parsed::Partial) if conn.buf.len() > exchange::MAX_HEAD => {
+                        let err = ExchangeError::HeadTooLarge;
+                        return self.failed(backend, &err, request, started).await;
+                    }
+                    Ok(Parsed::Partial) => {}
+                    Err(err) => return self.failed(backend, &err, request, started).await,
+                }
+            }
+            let had = conn.buf.len();
+            match wait_app(conn, self.stream, self.deadline).await {
+                Wait::Read(Ok(0)) => {
+                    let err = if had == 0 {
+                        ExchangeError::Closed
+                    } else {
+                        ExchangeError::Invalid("the head ended early")
+                    };
+                    return self.failed(backend, &err, request, started).await;
+                }
+                Wait::Read(Ok(_)) => {}
+                Wait::Read(Err(err)) => {
+                    let err = ExchangeError::Read(err);
+                    return self.failed(backend, &err, request, started).await;
+                }
+                Wait::TimedOut => {
+                    let limit = limit.unwrap_or(Duration::MAX);
+                    STATS.timed_out();
+                    tracing::warn!(
+                        pid = backend.pid,
+                        "the app did not answer within requestTimeout ({limit:?}); answering 502"
+                    );
+                    let page = pages::bad_gateway(&super::timeout_reason(limit));
+                    return self.answer_page(page, request, started).await.0;
+                }
+                Wait::ClientGone => {
+                    STATS.answered(Version::HTTP_11, StatusCode::BAD_GATEWAY);
+                    STATS.ended(started.elapsed());
+                    return Next::Close;
+                }
+            }
+        };
+        if head.conflicting {
+            tracing::warn!(
+                pid = backend.pid,
+                "the app answered with both Transfer-Encoding and Content-Length; its body was read as chunked and its Content-Length dropped"
+            );
+        }
+        STATS.answered(Version::HTTP_11, head.status);
+        let body = self.body(&mut app.connection, head.framing, limit).await;
+        STATS.ended(started.elapsed());
+        match body {
+            Ok(sent) => {
+                STATS.sent(sent.bytes);
+                if head.reusable && sent.reusable && app.connection.buf.is_empty() {
+                    backend.connections.put(app.connection);
+                }
+                if rules.close {
+                    Next::Close
+                } else {
+                    Next::KeepAlive
+                }
+            }
+            Err(BodyFailed::App(err)) => {
+                tracing::warn!(pid = backend.pid, err = %error_chain(&err), "the app's response broke off; closing the client's connection");
+                Next::Close
+            }
+            Err(BodyFailed::Client) => Next::Close,
+        }
+    }
+
+    /// Writes the request head (and body) to the app. A reused connection that takes none of it
+    /// was closed by the app meanwhile: the request goes on a fresh one.
+    async fn send_head(&mut self, app: &mut App, backend: &Backend) -> Result<(), SendError> {
+        loop {
+            let conn = &mut app.connection;
+            let written = match conn.stream.try_write(&conn.head) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(err) if app.reused => {
+                    tracing::debug!(%err, "a pooled connection to the app was closed; opening another");
+                    app.reopen(backend).await?;
+                    continue;
+                }
+                Err(err) => return Err(SendError::Exchange(ExchangeError::Write(err))),
+            };
+            if written < conn.head.len() {
+                conn.stream
+                    .write_all(&conn.head[written..])
+                    .await
+                    .map_err(|err| SendError::Exchange(ExchangeError::Write(err)))?;
+            }
+            return Ok(());
+        }
+    }
+
+    /// Passes the response body on, framed for the client.
+    async fn body(
+        &mut self,
+        conn: &mut Connection,
+        framing: Framing,
+        limit: Option<Duration>,
+    ) -> Result<Sent, BodyFailed> {
+        let mut sent = 0;
+        let mut reusable = true;
+        match framing {
+            Framing::Done => {}
+            Framing::Length(mut left) => loop {
+                let take = usize::try_from(left).map_or(conn.buf.len(), |l| l.min(conn.buf.len()));
+                if take > 0 {
+                    if self.out.len() + take <= FLUSH_AT {
+                        self.out.extend_from_slice(&conn.buf[..take]);
+                    } else {
+                        flush(self.stream, self.out).await?;
+                        self.stream
+                            .write_all(&conn.buf[..take])
+                            .await
+                            .map_err(|_| BodyFailed::Client)?;
+                    }
+                    conn.buf.advance(take);
+                    sent += take;
+                    left -= take as u64;
+                }
+                if left == 0 {
+                    break;
+                }
+                flush(self.stream, self.out).await?;
+                self.fill(conn, limit).await?;
+            },
+            Framing::Chunked(mut state) => loop {
+                match exchange::chunk_step(&mut state, &mut conn.buf).map_err(BodyFailed::App)? {
+                    Step::Data(data) => {
+                        sent += data.len();
+                        chunk(self.out, &data);
+                        if self.out.len() >= FLUSH_AT {
+                            flush(self.stream, self.out).await?;
+                        }
+                    }
+                    // Trailers go to a client that asked for them (TE), and such requests go
+                    // hyper's way.
+                    Step::Trailers(_) | Step::End => {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                        break;
+                    }
+                    Step::More => {
+                        flush(self.stream, self.out).await?;
+                        self.fill(conn, limit).await?;
+                    }
+                }
+            },
+            Framing::Close => loop {
+                if !conn.buf.is_empty() {
+                    sent += conn.buf.len();
+                    chunk(self.out, &conn.buf);
+                    conn.buf.clear();
+                }
+                flush(self.stream, self.out).await?;
+                match self.fill(conn, limit).await {
+                    Ok(()) => {}
+                    Err(BodyFailed::App(ExchangeError::ClosedEarly)) => {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                        reusable = false;
+                        break;
+                    }
+                    Err(err) => return Err(err),
+                }
+            },
+        }
+        flush(self.stream, self.out).await?;
+        Ok(Sent {
+            bytes: sent,
+            reusable,
+        })
+    }
+
+    /// Reads more of the response body; requestTimeout bounds each wait on the app.
+    async fn fill(
+        &mut self,
+        conn: &mut Connection,
+        limit: Option<Duration>,
+    ) -> Result<(), BodyFailed> {
+        if let Some(limit) = limit {
+            self.deadline.set(Instant::now() + limit);
+        }
+        match wait_app(conn, self.stream, self.deadline).await {
+            Wait::Read(Ok(0)) => Err(BodyFailed::App(ExchangeError::ClosedEarly)),
+            Wait::Read(Ok(_)) => Ok(()),
+            Wait::Read(Err(err)) => Err(BodyFailed::App(ExchangeError::Read(err))),
+            Wait::TimedOut => Err(BodyFailed::App(ExchangeError::Invalid(
+                "no body data within requestTimeout",
+            ))),
+            Wait::ClientGone => Err(BodyFailed::Client),
+        }
+    }
+
+    /// A 502 for an exchange that failed before the response head.
+    async fn failed(
+        &mut self,
+        backend: &Backend,
+        err: &ExchangeError,
+        request: &parse::Request<'_>,
+        started: std::time::Instant,
+    ) -> Next {
+        tracing::warn!(pid = backend.pid, err = %error_chain(err), "forwarding to the app failed; answering 502");
+        let page = pages::bad_gateway(super::CLOSED_OR_INVALID);
+        self.answer_page(page, request, started).await.0
+    }
+
+    /// One of ancm's pages as the answer to a request counted in the metrics.
+    async fn answer_page(
+        &mut self,
+        page: Response<Full<Bytes>>,
+        request: &parse::Request<'_>,
+        started: std::time::Instant,
+    ) -> (Next, usize) {
+        STATS.answered(Version::HTTP_11, page.status());
+        let next = self.page(page, request).await;
+        STATS.ended(started.elapsed());
+        (next, request.len())
+    }
+
+    /// Writes one of ancm's pages.
+    async fn page(&mut self, page: Response<Full<Bytes>>, request: &parse::Request<'_>) -> Next {
+        let close = request.close || self.shutdown.is_cancelled();
+        let (parts, body) = page.into_parts();
+        let body = full_bytes(body);
+        self.out.extend_from_slice(b"HTTP/1.1 ");
+        self.out.extend_from_slice(parts.status.as_str().as_bytes());
+        self.out.push(b' ');
+        self.out
+            .extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for (name, value) in &parts.headers {
+            self.out.extend_from_slice(name.as_str().as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.out.extend_from_slice(b"content-length: ");
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        self.out.extend_from_slice(b"\r\ndate: ");
+        response::push_date(self.out);
+        if close {
+            self.out.extend_from_slice(b"\r\nconnection: close");
+        }
+        self.out.extend_from_slice(b"\r\n\r\n");
+        if !request.is_head() {
+            self.out.extend_from_slice(&body);
+        }
+        if flush(self.stream, self.out).await.is_err() || close {
+            return Next::Close;
+        }
+        Next::KeepAlive
+    }
+}
+
+/// A response body passed on in full.
+struct Sent {
+    bytes: usize,
+    /// The body did not end with the app closing the connection.
+    reusable: bool,
+}
+
+enum BodyFailed {
+    App(ExchangeError),
+    Client,
+}
+
+/// The app connection a request goes out on.
+struct App {
+    connection: Connection,
+    /// Taken from the pool rather than opened for this request.
+    reused: bool,
+}
+
+impl App {
+    /// Moves the request onto a fresh connection.
+    async fn reopen(&mut self, backend: &Backend) -> Result<(), SendError> {
+        let mut fresh = backend.connections.connect().await?;
+        std::mem::swap(&mut fresh.head, &mut self.connection.head);
+        self.connection = fresh;
+        self.reused = false;
+        Ok(())
+    }
+}
+
+/// An app connection (pooled or new) with `request` written into its head buffer.
+async fn open(
+    backend: &Backend,
+    request: &parse::Request<'_>,
+    body: &[u8],
+    client: &ClientInfo,
+) -> Result<App, SendError> {
+    let (mut connection, reused) = match backend.connections.checkout() {
+        Some(connection) => (connection, true),
+        None => (backend.connections.connect().await?, false),
+    };
+    connection.head.clear();
+    parse::write_for_app(
+        request,
+        body,
+        backend.token.as_bytes(),
+        client,
+        &mut connection.head,
+    );
+    Ok(App { connection, reused })
+}
+
+/// Waits for the app to send more, for the deadline, or for the client to go away (which
+/// aborts the request: the app sees its connection close). Bytes the client sends meanwhile
+/// (a pipelined request) are left in the socket.
+async fn wait_app(conn: &mut Connection, client: &TcpStream, deadline: &mut Deadline) -> Wait {
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            biased;
+            read = std::future::poll_fn(|cx| conn.poll_fill(cx)) => return Wait::Read(read),
+            () = deadline.passed() => return Wait::TimedOut,
+            ready = client.readable(), if watching => {
+                if ready.is_err() || client_gone(client) {
+                    return Wait::ClientGone;
+                }
+                // A pipelined request: the client is there; stop watching for this wait.
+                watching = false;
+            }
+        }
+    }
+}
+
+/// Whether the client closed or reset its connection: a peek that takes nothing.
+fn client_gone(client: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    let mut peek = ReadBuf::new(&mut byte);
+    match client.poll_peek(&mut Context::from_waker(Waker::noop()), &mut peek) {
+        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => true,
+        Poll::Ready(Ok(_)) | Poll::Pending => false,
+    }
+}
+
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), BodyFailed> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let written = stream.write_all(out).await;
+    out.clear();
+    written.map_err(|_| BodyFailed::Client)
+}
+
+/// `data` as one chunk of a chunked body.
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    let mut size = [0u8; 16];
+    let mut at = size.len();
+    let mut n = data.len();
+    loop {
+        at -= 1;
+        size[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&size[at..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The whole of a page's body, which is in memory.
+fn full_bytes(body: Full<Bytes>) -> Bytes {
+    let mut body = std::pin::pin!(body);
+    match body
+        .as_mut()
+        .poll_frame(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// A connection handed to hyper: what the lean path read from it comes first.
+pub(super) struct Prefixed {
+    prefix: BytesMut,
+    stream: TcpStream,
+}
+
+impl Prefixed {
+    pub(super) fn new(stream: TcpStream, prefix: BytesMut) -> Prefixed {
+        Prefixed { prefix, stream }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

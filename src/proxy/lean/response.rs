@@ -1,0 +1,333 @@
+//! The app's response head, read with httparse and rewritten for the client byte by byte
+//! (spec §4.5): hop-by-hop fields dropped (Connection kept with forwardResponseConnectionHeader),
+//! the body framed for the client (Content-Length when the app gave one, else chunked), and a
+//! Date when the app sent none, as hyper's server adds one on the other path.
+
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+
+use super::super::exchange::{Chunk, ExchangeError, MAX_HEADERS};
+
+/// Header lines parsed without a heap buffer; a head with more is parsed again with one.
+const USUAL_HEADERS: usize = 64;
+
+/// How the app delimits the response body (RFC 9112 §6.3).
+pub(super) enum Framing {
+    Done,
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the app closes the connection.
+    Close,
+}
+
+/// What the start of the app's buffer holds.
+pub(super) enum Parsed {
+    Partial,
+    /// An informational response (not 101) of this many bytes, to pass over: ancm sends no
+    /// 1xx of its own on this path.
+    Interim(usize),
+    /// 101 to a request that asked for no upgrade.
+    Switched,
+    Head(Head),
+}
+
+pub(super) struct Head {
+    pub(super) status: StatusCode,
+    /// Bytes of the head in the buffer.
+    pub(super) len: usize,
+    pub(super) framing: Framing,
+    /// The app will take another request on this connection after this response.
+    pub(super) reusable: bool,
+    /// Both Transfer-Encoding and Content-Length: the latter was dropped.
+    pub(super) conflicting: bool,
+}
+
+/// What the client is told of the exchange beside the app's head.
+#[derive(Clone, Copy)]
+pub(super) struct Rules {
+    pub(super) head_request: bool,
+    /// forwardResponseConnectionHeader: the app's Connection header goes through.
+    pub(super) keep_connection: bool,
+    /// This is the connection's last response: `Connection: close`.
+    pub(super) close: bool,
+}
+
+/// Parses the app's response head at the start of `buf` and, when it is a final one, writes
+/// it into `out` as the client gets it.
+pub(super) fn rewrite(
+    buf: &[u8],
+    rules: Rules,
+    out: &mut Vec<u8>,
+) -> Result<Parsed, ExchangeError> {
+    let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    match rewrite_with(buf, &mut usual, rules, out) {
+        Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
+            let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            match rewrite_with(buf, &mut many, rules, out) {
+                Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
+                    Err(ExchangeError::TooManyHeaders)
+                }
+                parsed => parsed,
+            }
+        }
+        parsed => parsed,
+    }
+}
+
+fn rewrite_with<'b>(
+    buf: &'b [u8],
+    slots: &mut [httparse::Header<'b>],
+    rules: Rules,
+    out: &mut Vec<u8>,
+) -> Result<Parsed, ExchangeError> {
+    let mut response = httparse::Response::new(slots);
+    let len = match response.parse(buf).map_err(ExchangeError::Head)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(Parsed::Partial),
+    };
+    let code = response
+        .code
+        .ok_or(ExchangeError::Invalid("no status code"))?;
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::Invalid("a status code out of range"))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(Parsed::Switched);
+    }
+    if status.is_informational() {
+        return Ok(Parsed::Interim(len));
+    }
+    let headers: &[httparse::Header<'_>] = response.headers;
+    let mut close = response.version == Some(0);
+    let (mut chunked, mut coded, mut length, mut date) = (None, false, None::<u64>, false);
+    let mut named_hops = false;
+    for header in headers {
+        let name = header.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"date") => date = true,
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for option in header.value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    if option.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                        if response.version == Some(0) {
+                            close = false;
+                        }
+                    } else if !option.is_empty() {
+                        named_hops = true;
+                    }
+                }
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                for item in header.value.split(|&b| b == b',') {
+                    let item = item.trim_ascii();
+                    if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                        return Err(ExchangeError::Invalid(
+                            "a Content-Length that is not a number",
+                        ));
+                    }
+                    let n = item
+                        .iter()
+                        .try_fold(0u64, |n, &d| {
+                            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                        })
+                        .ok_or(ExchangeError::Invalid(
+                            "a Content-Length that is not a number",
+                        ))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(ExchangeError::Invalid("Content-Length values that differ"));
+                    }
+                    length = Some(n);
+                }
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                coded = true;
+                chunked = Some(
+                    header
+                        .value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+                );
+            }
+            _ => {}
+        }
+    }
+    let bodiless = rules.head_request
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (bodiless, chunked, length) {
+        (true, _, _) => Framing::Done,
+        (false, Some(true), _) => Framing::Chunked(Chunk::Size),
+        (false, Some(false), _) | (false, None, None) => Framing::Close,
+        (false, None, Some(0)) => Framing::Done,
+        (false, None, Some(n)) => Framing::Length(n),
+    };
+    let conflicting = coded && length.is_some();
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    match response.reason.filter(|reason| !reason.is_empty()) {
+        Some(reason) => out.extend_from_slice(reason.as_bytes()),
+        None => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    for header in headers {
+        let name = header.name.as_bytes();
+        let skip = match name.len() {
+            2 => name.eq_ignore_ascii_case(b"te"),
+            7 => name.eq_ignore_ascii_case(b"upgrade"),
+            10 if name.eq_ignore_ascii_case(b"connection") => !rules.keep_connection || rules.close,
+            10 => name.eq_ignore_ascii_case(b"keep-alive"),
+            14 => name.eq_ignore_ascii_case(b"content-length"),
+            16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+            17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+            _ => false,
+        } || (named_hops && named_by_connection(headers, name));
+        if skip {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    match (&framing, length.as_ref()) {
+        (Framing::Length(n), _) | (Framing::Done, Some(n)) if !conflicting => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        (Framing::Chunked(_) | Framing::Close, _) => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        _ => {}
+    }
+    if !date {
+        out.extend_from_slice(b"date: ");
+        push_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if rules.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Parsed::Head(Head {
+        status,
+        len,
+        framing,
+        reusable: !close,
+        conflicting,
+    }))
+}
+
+/// Whether the app's Connection header names `name` as one for this hop only. Host names the
+/// site and stays.
+fn named_by_connection(headers: &[httparse::Header<'_>], name: &[u8]) -> bool {
+    !name.eq_ignore_ascii_case(b"host")
+        && headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|option| option.trim_ascii().eq_ignore_ascii_case(name))
+}
+
+/// Today's HTTP date, made once a second per thread.
+pub(super) fn push_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second {
+            *date = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(date.1.as_bytes());
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_head(app: &str, rules: Rules) -> (String, Head) {
+        let mut out = Vec::new();
+        match rewrite(app.as_bytes(), rules, &mut out).expect("valid") {
+            Parsed::Head(head) => (String::from_utf8(out).expect("text"), head),
+            _ => panic!("a final head"),
+        }
+    }
+
+    const PLAIN: Rules = Rules {
+        head_request: false,
+        keep_connection: false,
+        close: false,
+    };
+
+    #[test]
+    fn hop_by_hop_fields_go_and_framing_is_ours() {
+        let (text, head) = client_head(
+            "HTTP/1.1 200 Fine\r\nDate: d\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nContent-Length: 3, 3\r\nX-App: v\r\n\r\nabc",
+            PLAIN,
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 Fine\r\nDate: d\r\nX-App: v\r\ncontent-length: 3\r\n\r\n"
+        );
+        assert!(head.reusable && matches!(head.framing, Framing::Length(3)));
+        let (text, head) = client_head(
+            "HTTP/1.1 404 \r\nDate: d\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            Rules {
+                close: true,
+                ..PLAIN
+            },
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nDate: d\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+        assert!(head.conflicting && matches!(head.framing, Framing::Chunked(_)));
+        let (text, head) = client_head("HTTP/1.0 200 OK\r\n\r\n", PLAIN);
+        assert!(
+            text.contains("transfer-encoding: chunked\r\ndate: "),
+            "{text}"
+        );
+        assert!(!head.reusable && matches!(head.framing, Framing::Close));
+    }
+
+    #[test]
+    fn interim_and_switching_heads() {
+        let mut out = Vec::new();
+        assert!(matches!(
+            rewrite(
+                b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n",
+                PLAIN,
+                &mut out
+            ),
+            Ok(Parsed::Interim(37))
+        ));
+        assert!(matches!(
+            rewrite(b"HTTP/1.1 101 Switching\r\n\r\n", PLAIN, &mut out),
+            Ok(Parsed::Switched)
+        ));
+        assert!(matches!(
+            rewrite(b"HTTP/1.1 200 OK\r\n", PLAIN, &mut out),
+            Ok(Parsed::Partial)
+        ));
+        assert!(rewrite(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            PLAIN,
+            &mut out
+        )
+        .is_err());
+        assert!(out.is_empty());
+    }
+}
