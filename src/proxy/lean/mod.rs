@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{Response, StatusCode, Version};
+use http::{Response, Version};
 use http_body::Body;
 use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -157,7 +157,7 @@ impl Lean<'_> {
                 let due = *head_due
                     .get_or_insert_with(|| Instant::now() + self.proxy.header_read_timeout);
                 self.deadline.set(due.min(idle_due));
-                let mut slots = [httparse::EMPTY_HEADER; parse::HEADER_SLOTS];
+                let mut slots = parse::slots();
                 match parse::parse(&self.buf, &mut slots, self.proxy.max_request_head) {
                     parse::Verdict::Partial => {}
                     parse::Verdict::Hyper(why) => {
@@ -359,7 +359,7 @@ impl Split<'_, '_> {
                     return self.answer_page(page, request, started).await.0;
                 }
                 Wait::ClientGone => {
-                    STATS.answered(Version::HTTP_11, StatusCode::BAD_GATEWAY);
+                    // As on hyper's path: a request abandoned by its client got no answer.
                     STATS.ended(started.elapsed());
                     return Next::Close;
                 }

@@ -5,7 +5,17 @@
 //! already read. Everything else, malformed requests included, is handed with the
 //! connection to hyper, whose reading (and refusal) then applies unchanged.
 
+use std::mem::MaybeUninit;
+
 use super::super::headers::ClientInfo;
+
+/// Header slots for [`parse`], left uninitialised: httparse fills those it uses.
+pub(crate) type Slots<'b> = [MaybeUninit<httparse::Header<'b>>; HEADER_SLOTS];
+
+/// Fresh slots for [`parse`].
+pub(crate) const fn slots<'b>() -> Slots<'b> {
+    [const { MaybeUninit::uninit() }; HEADER_SLOTS]
+}
 
 /// Header lines the lean path parses; a request with more goes to hyper (which takes 100).
 pub(crate) const HEADER_SLOTS: usize = 64;
@@ -59,13 +69,9 @@ impl Request<'_> {
 
 /// Parses the start of `buf`. `max_head` is --max-request-head: a longer head goes to hyper,
 /// which answers 431.
-pub(crate) fn parse<'b>(
-    buf: &'b [u8],
-    slots: &'b mut [httparse::Header<'b>; HEADER_SLOTS],
-    max_head: usize,
-) -> Verdict<'b> {
-    let mut request = httparse::Request::new(slots);
-    let head_len = match request.parse(buf) {
+pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut Slots<'b>, max_head: usize) -> Verdict<'b> {
+    let mut request = httparse::Request::new(&mut []);
+    let head_len = match request.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {
             return Verdict::Hyper("a long head")
@@ -90,7 +96,27 @@ pub(crate) fn parse<'b>(
     let mut length: Option<usize> = None;
     let mut hosts = 0;
     let mut close = false;
+    // Each line is copied to the app as it came (`write_for_app`), so each must be
+    // `name:value` ending in CRLF right after its value, one after the other from the end of
+    // the request line: no bare LF, no trailing whitespace (hyper's path rewrites those).
+    let base = buf.as_ptr() as usize;
+    let mut line = match headers.first() {
+        Some(first) => first.name.as_ptr() as usize - base,
+        None => return Verdict::Hyper("no header"),
+    };
+    if line < 2 || &buf[line - 2..line] != b"\r\n" {
+        return Verdict::Hyper("a request line not ending in CRLF");
+    }
     for header in headers {
+        let value = (header.value.as_ptr() as usize).wrapping_sub(base);
+        if header.name.as_ptr() as usize - base != line
+            || value < line
+            || value + header.value.len() + 2 > head_len
+            || &buf[value + header.value.len()..value + header.value.len() + 2] != b"\r\n"
+        {
+            return Verdict::Hyper("a header line not plainly CRLF-ended");
+        }
+        line = value + header.value.len() + 2;
         let name = header.name.as_bytes();
         match name.len() {
             2 if name.eq_ignore_ascii_case(b"te") => return Verdict::Hyper("TE"),
@@ -126,6 +152,9 @@ pub(crate) fn parse<'b>(
     }
     if hosts != 1 {
         return Verdict::Hyper("not exactly one Host");
+    }
+    if line + 2 != head_len {
+        return Verdict::Hyper("a head not ending in CRLF");
     }
     let body_len = length.unwrap_or(0);
     if buf.len() - head_len < body_len {
@@ -190,10 +219,12 @@ pub(crate) fn write_for_app(
     client: &ClientInfo,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(request.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(request.target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let bytes = request.bytes;
+    let base = bytes.as_ptr() as usize;
+    // The request line and every kept header line go as they came, in runs of whole lines
+    // (`parse` checked the lines are contiguous and CRLF-ended).
+    // Empty lines before the request line are not passed on.
+    let mut run = request.method.as_ptr() as usize - base;
     let (mut forwarded_for, mut forwarded_proto) = (false, false);
     for header in request.headers {
         let name = header.name.as_bytes();
@@ -213,13 +244,12 @@ pub(crate) fn write_for_app(
             _ => false,
         } || (name.len() >= 13 && name[..13].eq_ignore_ascii_case(b"ms-aspnetcore"));
         if drop {
-            continue;
+            let start = header.name.as_ptr() as usize - base;
+            out.extend_from_slice(&bytes[run..start]);
+            run = header.value.as_ptr() as usize - base + header.value.len() + 2;
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(header.value);
-        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(&bytes[run..request.head_len - 2]);
     out.extend_from_slice(b"ms-aspnetcore-token: ");
     out.extend_from_slice(token);
     append_list(
@@ -268,7 +298,7 @@ fn append_list(
 /// lengths when it takes the request, `None` when it would hand the connection to hyper or
 /// needs more bytes. For the differential fuzz target.
 pub fn framing(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut slots = slots();
     match parse(bytes, &mut slots, 16 * 1024) {
         Verdict::Request(request) => Some((request.head_len, request.body_len)),
         Verdict::Partial | Verdict::Hyper(_) => None,
@@ -281,7 +311,7 @@ mod tests {
     use http::HeaderValue;
 
     fn verdict(text: &str) -> String {
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let mut slots = slots();
         match parse(text.as_bytes(), &mut slots, 16 * 1024) {
             Verdict::Partial => "partial".to_owned(),
             Verdict::Hyper(why) => format!("hyper: {why}"),
@@ -297,6 +327,11 @@ mod tests {
             "request 52+3"
         );
         assert_eq!(verdict("GET / HTTP/1.1\r\nHost: a\r\n"), "partial");
+        // Empty lines before a request are passed over, as hyper does.
+        assert_eq!(
+            verdict("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "request 29+0"
+        );
     }
 
     #[test]
@@ -321,6 +356,9 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\n",
         ] {
             assert!(
                 verdict(text).starts_with("hyper"),
@@ -335,7 +373,7 @@ mod tests {
     #[test]
     fn the_head_the_app_gets() {
         let text = "POST /p HTTP/1.1\r\nHost: site\r\nConnection: keep-alive\r\nMS-ASPNETCORE-TOKEN: forged\r\nX-Forwarded-For: 1.2.3.4\r\nKeep-Alive: 5\r\nX-App: v\r\n\r\n";
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let mut slots = slots();
         let Verdict::Request(request) = parse(text.as_bytes(), &mut slots, 16 * 1024) else {
             panic!("taken");
         };

@@ -11,7 +11,7 @@ use http::StatusCode;
 use super::super::exchange::{Chunk, ExchangeError, MAX_HEADERS};
 
 /// Header lines parsed without a heap buffer; a head with more is parsed again with one.
-const USUAL_HEADERS: usize = 64;
+const USUAL_HEADERS: usize = 32;
 
 /// How the app delimits the response body (RFC 9112 §6.3).
 pub(super) enum Framing {
@@ -61,9 +61,24 @@ pub(super) fn rewrite(
     rules: Rules,
     out: &mut Vec<u8>,
 ) -> Result<Parsed, ExchangeError> {
+    let mark = out.len();
+    let parsed = rewrite_any(buf, rules, out, mark);
+    if !matches!(parsed, Ok(Parsed::Head(_))) {
+        out.truncate(mark);
+    }
+    parsed
+}
+
+fn rewrite_any(
+    buf: &[u8],
+    rules: Rules,
+    out: &mut Vec<u8>,
+    mark: usize,
+) -> Result<Parsed, ExchangeError> {
     let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
     match rewrite_with(buf, &mut usual, rules, out) {
         Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
+            out.truncate(mark);
             let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
             match rewrite_with(buf, &mut many, rules, out) {
                 Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
@@ -102,10 +117,33 @@ fn rewrite_with<'b>(
     let mut close = response.version == Some(0);
     let (mut chunked, mut coded, mut length, mut date) = (None, false, None::<u64>, false);
     let mut named_hops = false;
+    let mark = out.len();
+    status_line(out, status, response.reason);
+    // Kept lines go as they came, in runs of whole lines, while they are contiguous and
+    // CRLF-ended (else, or when Connection names fields to drop, they are written one by one).
+    let base = buf.as_ptr() as usize;
+    let first = headers.first().map(|h| h.name.as_ptr() as usize - base);
+    let (mut run, mut next, mut plain) = (first.unwrap_or(0), first.unwrap_or(0), true);
     for header in headers {
         let name = header.name.as_bytes();
-        match name.len() {
-            4 if name.eq_ignore_ascii_case(b"date") => date = true,
+        let at = name.as_ptr() as usize - base;
+        let end = (header.value.as_ptr() as usize)
+            .wrapping_sub(base)
+            .wrapping_add(header.value.len());
+        plain = plain
+            && at == next
+            && end > at
+            && end + 1 < len
+            && buf[end] == b'\r'
+            && buf[end + 1] == b'\n';
+        next = end.wrapping_add(2);
+        let skip = match name.len() {
+            2 => name.eq_ignore_ascii_case(b"te"),
+            4 => {
+                date |= name.eq_ignore_ascii_case(b"date");
+                false
+            }
+            7 => name.eq_ignore_ascii_case(b"upgrade"),
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for option in header.value.split(|&b| b == b',') {
                     let option = option.trim_ascii();
@@ -119,7 +157,9 @@ fn rewrite_with<'b>(
                         named_hops = true;
                     }
                 }
+                !rules.keep_connection || rules.close
             }
+            10 => name.eq_ignore_ascii_case(b"keep-alive"),
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 for item in header.value.split(|&b| b == b',') {
                     let item = item.trim_ascii();
@@ -141,7 +181,9 @@ fn rewrite_with<'b>(
                     }
                     length = Some(n);
                 }
+                true
             }
+            16 => name.eq_ignore_ascii_case(b"proxy-connection"),
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 coded = true;
                 chunked = Some(
@@ -151,8 +193,30 @@ fn rewrite_with<'b>(
                         .next()
                         .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")),
                 );
+                true
             }
-            _ => {}
+            _ => false,
+        };
+        if skip && plain {
+            out.extend_from_slice(&buf[run..at]);
+            run = next;
+        }
+    }
+    if plain && !named_hops {
+        if first.is_some() {
+            out.extend_from_slice(&buf[run..next]);
+        }
+    } else {
+        out.truncate(mark);
+        status_line(out, status, response.reason);
+        for header in headers {
+            if !kept(header, headers, rules, named_hops) {
+                continue;
+            }
+            out.extend_from_slice(header.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(header.value);
+            out.extend_from_slice(b"\r\n");
         }
     }
     let bodiless = rules.head_request
@@ -166,35 +230,6 @@ fn rewrite_with<'b>(
         (false, None, Some(n)) => Framing::Length(n),
     };
     let conflicting = coded && length.is_some();
-
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    match response.reason.filter(|reason| !reason.is_empty()) {
-        Some(reason) => out.extend_from_slice(reason.as_bytes()),
-        None => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
-    }
-    out.extend_from_slice(b"\r\n");
-    for header in headers {
-        let name = header.name.as_bytes();
-        let skip = match name.len() {
-            2 => name.eq_ignore_ascii_case(b"te"),
-            7 => name.eq_ignore_ascii_case(b"upgrade"),
-            10 if name.eq_ignore_ascii_case(b"connection") => !rules.keep_connection || rules.close,
-            10 => name.eq_ignore_ascii_case(b"keep-alive"),
-            14 => name.eq_ignore_ascii_case(b"content-length"),
-            16 => name.eq_ignore_ascii_case(b"proxy-connection"),
-            17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
-            _ => false,
-        } || (named_hops && named_by_connection(headers, name));
-        if skip {
-            continue;
-        }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(header.value);
-        out.extend_from_slice(b"\r\n");
-    }
     match (&framing, length.as_ref()) {
         (Framing::Length(n), _) | (Framing::Done, Some(n)) if !conflicting => {
             out.extend_from_slice(b"content-length: ");
@@ -222,6 +257,38 @@ fn rewrite_with<'b>(
         reusable: !close,
         conflicting,
     }))
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode, reason: Option<&str>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    match reason.filter(|reason| !reason.is_empty()) {
+        Some(reason) => out.extend_from_slice(reason.as_bytes()),
+        None => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `header` goes to the client, written one by one.
+fn kept(
+    header: &httparse::Header<'_>,
+    headers: &[httparse::Header<'_>],
+    rules: Rules,
+    named_hops: bool,
+) -> bool {
+    let name = header.name.as_bytes();
+    let hop = match name.len() {
+        2 => name.eq_ignore_ascii_case(b"te"),
+        7 => name.eq_ignore_ascii_case(b"upgrade"),
+        10 if name.eq_ignore_ascii_case(b"connection") => !rules.keep_connection || rules.close,
+        10 => name.eq_ignore_ascii_case(b"keep-alive"),
+        14 => name.eq_ignore_ascii_case(b"content-length"),
+        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    };
+    !(hop || named_hops && named_by_connection(headers, name))
 }
 
 /// Whether the app's Connection header names `name` as one for this hop only. Host names the
@@ -301,6 +368,26 @@ mod tests {
             "{text}"
         );
         assert!(!head.reusable && matches!(head.framing, Framing::Close));
+    }
+
+    #[test]
+    fn kept_lines_are_copied_in_runs_and_bare_lf_is_mended() {
+        let (text, _) = client_head(
+            "HTTP/1.1 200 OK\r\nA: 1\r\nKeep-Alive: 5\r\nB:2\r\nContent-Length: 2\r\nC: 3\r\nDate: d\r\n\r\nok",
+            PLAIN,
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC: 3\r\nDate: d\r\ncontent-length: 2\r\n\r\n"
+        );
+        let (text, _) = client_head(
+            "HTTP/1.1 200 OK\nA: 1\nE:\nContent-Length: 0\nDate: d\n\n",
+            PLAIN,
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nE: \r\nDate: d\r\ncontent-length: 0\r\n\r\n"
+        );
     }
 
     #[test]
