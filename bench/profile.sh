@@ -128,7 +128,12 @@ full_speed() {
     log "full speed: ancm on port $fp, nginx on port $q, $workers workers each, backend on port $fm (sessions: $SESSIONS)"
     local busy
     busy=$(H quiet 30)
-    case $busy in busy*) log "note: the machine is ${busy#busy }% busy with other work" ;; esac
+    case $busy in
+    busy*)
+        FULL_NOTE="other work kept the machine ${busy#busy }% busy (of both cores) before the full-speed runs"
+        log "note: $FULL_NOTE"
+        ;;
+    esac
     FULL_LOAD=(wrk -t2 -c64 -d"${FULL_SECS}s" --latency)
     for url in "http://127.0.0.1:$fp/" "http://127.0.0.1:$q/"; do
         wrk -t2 -c64 -d2s "$url" >/dev/null
@@ -151,6 +156,7 @@ full_speed() {
 : >"$WORK/full.txt"
 : >"$WORK/instructions.txt"
 FULL_LOAD=()
+FULL_NOTE=""
 if [ "$MODE" = callgrind ] && ((FULL_REPS > 0)); then
     full_speed
 fi
@@ -244,6 +250,7 @@ callgrind)
         echo "(voluntary + involuntary, all threads) at full speed: ${FULL_LOAD[*]};"
         echo "instructions (user space) under callgrind: ${WRK[*]}."
         H cost-table "$WORK/full.txt" "$WORK/instructions.txt"
+        [ -z "$FULL_NOTE" ] || echo "Note: $FULL_NOTE."
     fi
     ;;
 *)
