@@ -21,6 +21,17 @@
                                              GET http://127.0.0.1:PORT/ answers 200; print ms
     helpers.py wrk-parse FILE                print "RPS P50_MS P99_MS ERRORS" from wrk --latency
     helpers.py render RESULTS MD CMD         print the results table, write it as Markdown
+    helpers.py cost-run OUT NAME PID [tree] -- WRK...
+                                             run WRK (its --latency output) and append
+                                             "NAME RPS P99_MS CPU_US SYS_US VOL INVOL CONNS"
+                                             to OUT: the CPU time (user+sys, in µs) and context
+                                             switches (voluntary, involuntary) per request of
+                                             PID's threads (with "tree", also of its
+                                             descendants), and the client connections each of
+                                             those processes held, busiest first
+    helpers.py cost-table RUNS INSTR         print the proxies' median figures from RUNS and
+                                             their instructions per request from INSTR
+                                             ("NAME N" lines) with the ancm / nginx ratios
 """
 
 import asyncio
@@ -513,6 +524,169 @@ def render(results, md_path, command):
     return 0
 
 
+# ---------------------------------------------------------------- cost per request
+
+def descendants(root):
+    """ROOT and every process below it."""
+    children = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(p))
+    found, i = [root], 0
+    while i < len(found):
+        found += children.get(found[i], [])
+        i += 1
+    return found
+
+
+def task_costs(pids):
+    """Per thread of PIDS: (user ticks, system ticks, voluntary, involuntary switches)."""
+    costs = {}
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                switches = {}
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        key, _, value = line.partition(":")
+                        if key.endswith("ctxt_switches"):
+                            switches[key] = int(value)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            costs[int(tid)] = (int(fields[11]), int(fields[12]),
+                               switches.get("voluntary_ctxt_switches", 0),
+                               switches.get("nonvoluntary_ctxt_switches", 0))
+    return costs
+
+
+def client_connections(pids, port):
+    """How many established connections to PORT each of PIDS holds, busiest first."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    # local address ends in the port (hex); state 01 is ESTABLISHED.
+                    if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
+                        inodes.add(cols[9])
+        except FileNotFoundError:
+            pass
+    held = []
+    for pid in pids:
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    n += 1
+        except (FileNotFoundError, PermissionError):
+            continue
+        if n:
+            held.append(n)
+    return sorted(held, reverse=True)
+
+
+def cost_run(out, name, pid, *rest):
+    tree = rest and rest[0] == "tree"
+    rest = rest[1:] if tree else rest
+    wrk = list(rest[1:] if rest and rest[0] == "--" else rest)
+    port = int(re.search(r":(\d+)/", wrk[-1]).group(1))
+    pid = int(pid)
+    pids = descendants(pid) if tree else [pid]
+    before = task_costs(pids)
+    proc = subprocess.Popen(wrk, stdout=subprocess.PIPE, text=True)
+    # The connections each process holds, once wrk has opened them all.
+    time.sleep(1.0)
+    conns = client_connections(pids, port)
+    text, _ = proc.communicate()
+    after = task_costs(pids)
+    if proc.returncode != 0:
+        print(f"wrk failed: {text}", file=sys.stderr)
+        return 1
+    served = re.search(r"(\d+) requests in", text)
+    rps = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M)
+    if not (served and rps and p99) or int(served.group(1)) == 0:
+        print(f"could not read wrk's output: {text}", file=sys.stderr)
+        return 1
+    n = int(served.group(1))
+    # Threads are only compared where they lived through the whole run (none come or go).
+    delta = [sum(after[t][i] - before[t][i] for t in after if t in before) for i in range(4)]
+    hz = os.sysconf("SC_CLK_TCK")
+    with open(out, "a") as f:
+        f.write(f"{name} {rps.group(1)} {to_ms(p99.group(1)):.3f}"
+                f" {(delta[0] + delta[1]) / hz * 1e6 / n:.2f} {delta[1] / hz * 1e6 / n:.2f}"
+                f" {delta[2] / n:.4f} {delta[3] / n:.4f} {'/'.join(map(str, conns)) or '-'}\n")
+    return 0
+
+
+def cost_table(runs, instr):
+    figures = {}
+    with open(runs) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 8:
+                figures.setdefault(parts[0], []).append(parts[1:])
+    instructions = {}
+    try:
+        with open(instr) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    instructions[parts[0]] = float(parts[1])
+    except FileNotFoundError:
+        pass
+
+    def med(name, i):
+        values = [float(r[i]) for r in figures.get(name, [])]
+        return statistics.median(values) if values else None
+
+    def row(name):
+        vol, invol = med(name, 4), med(name, 5)
+        return [med(name, 0), med(name, 1), med(name, 2), med(name, 3),
+                None if vol is None else vol + invol, vol, invol, instructions.get(name)]
+
+    fmts = [",.0f", ".2f", ".1f", ".1f", ".3f", ".3f", ".3f", ",.0f"]
+    head = ["proxy", "req/s", "p99 ms", "CPU µs/req", "of it sys", "ctx sw/req",
+            "voluntary", "involuntary", "instructions/req"]
+    rows = []
+    for name in ("ancm", "nginx"):
+        rows.append([name] + ["n/a" if v is None else format(v, fmt)
+                              for v, fmt in zip(row(name), fmts)])
+    ratios = []
+    for a, b in zip(row("ancm"), row("nginx")):
+        ratios.append("n/a" if a is None or not b else f"{a / b:.2f}x")
+    rows.append(["ancm / nginx"] + ratios)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    reps = len(figures.get("ancm", []))
+    print(f"median of {reps} runs each. Client connections held by each proxy process, run by"
+          " run (ancm deals its connections to its threads in turn; nginx's worker processes"
+          " accept their own):")
+    for name in ("ancm", "nginx"):
+        print(f"  {name}: " + ", ".join(r[6] for r in figures.get(name, [])))
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
@@ -540,6 +714,10 @@ def main(argv):
         return wrk_parse(*args)
     if cmd == "render":
         return render(*args)
+    if cmd == "cost-run":
+        return cost_run(*args)
+    if cmd == "cost-table":
+        return cost_table(*args)
     print(__doc__)
     return 2
 
