@@ -116,7 +116,7 @@ mod imp {
     }
 
     pub(super) fn contain(command: &mut Command) -> Prepared {
-        command.process_group(0);
+        new_session(command);
         #[cfg(target_os = "linux")]
         {
             linux::die_with_parent(command);
@@ -135,6 +135,22 @@ mod imp {
         }
         #[cfg(not(target_os = "linux"))]
         Prepared {}
+    }
+
+    /// The app leads a session of its own, and so a process group (the unit ancm signals and
+    /// kills): a Ctrl+C meant for ancm does not reach it, and where the kernel shares CPU by
+    /// session (autogroup), ancm's proxy threads and the app no longer share one slice, which
+    /// made the proxy sleep and wake several times as often per request as nginx.
+    #[allow(unsafe_code)]
+    fn new_session(command: &mut Command) {
+        // SAFETY: the closure runs between fork and exec and makes one async-signal-safe
+        // system call (setsid); it allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                Ok(())
+            });
+        }
     }
 
     #[derive(Debug)]
