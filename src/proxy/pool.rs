@@ -103,27 +103,28 @@ thread_local! {
 }
 
 impl Pools {
-    /// The idle connections to `backend`, if this worker has any.
-    fn idle(&mut self, backend: &Backend) -> Option<&mut Vec<Idle>> {
-        self.drop_gone();
-        self.pools
-            .iter_mut()
-            .find(|pool| pool.id == backend.id)
-            .map(|pool| &mut pool.idle)
-    }
-
-    /// Drops the pools of processes that are gone, with their idle connections: one atomic
-    /// read unless a process went since the last look.
-    fn drop_gone(&mut self) {
+    /// Where the pool of the process `id` is in the list, if this worker has one. Drops the
+    /// pools of processes gone since the last look first, which costs one atomic read when
+    /// none went.
+    #[inline]
+    fn find(&mut self, id: u64) -> Option<usize> {
         let gone = supervisor::gone_count();
         if gone != self.gone_seen {
-            self.gone_seen = gone;
-            self.pools.retain(|pool| {
-                pool.backend
-                    .upgrade()
-                    .is_some_and(|backend| !backend.is_gone())
-            });
+            self.drop_gone(gone);
         }
+        self.pools.iter().position(|pool| pool.id == id)
+    }
+
+    /// Drops the pools of processes that are gone, with their idle connections.
+    #[cold]
+    #[inline(never)]
+    fn drop_gone(&mut self, gone: u64) {
+        self.gone_seen = gone;
+        self.pools.retain(|pool| {
+            pool.backend
+                .upgrade()
+                .is_some_and(|backend| !backend.is_gone())
+        });
     }
 }
 
@@ -163,15 +164,14 @@ pub(super) async fn send(
 /// Gives back a connection to `backend` whose response has been read in full, to the calling
 /// worker's pool.
 pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
-    if backend.is_gone() {
-        return;
-    }
     // Past the thread's end (its pools already dropped), the connection just closes.
     let _ = POOLS.try_with(|pools| {
         let mut pools = pools.borrow_mut();
-        pools.drop_gone();
-        let index = match pools.pools.iter().position(|pool| pool.id == backend.id) {
+        let index = match pools.find(backend.id) {
             Some(index) => index,
+            // A process gone before its pool was made gets none: nothing would drop it. One
+            // going after this has its pool dropped at the next look.
+            None if backend.is_gone() => return,
             None => {
                 pools.pools.push(ProcessPool {
                     id: backend.id,
@@ -181,12 +181,13 @@ pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
                 pools.pools.len() - 1
             }
         };
-        let idle = &mut pools.pools[index].idle;
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                connection,
-                since: Instant::now(),
-            });
+        if let Some(pool) = pools.pools.get_mut(index) {
+            if pool.idle.len() < MAX_IDLE {
+                pool.idle.push(Idle {
+                    connection,
+                    since: Instant::now(),
+                });
+            }
         }
     });
 }
@@ -196,7 +197,8 @@ pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.borrow_mut();
-            let idle = pools.idle(backend)?;
+            let index = pools.find(backend.id)?;
+            let idle = &mut pools.pools.get_mut(index)?.idle;
             loop {
                 let Idle { connection, since } = idle.pop()?;
                 let idle_for = since.elapsed();
