@@ -74,7 +74,7 @@ impl<B> IdleTimeout<B> {
 fn finish<B: HoldsConnection>(request: &mut Option<InFlight>, body: &mut B) {
     if let Some(in_flight) = request.take() {
         if let Some(connection) = body.take_connection() {
-            in_flight.backend().connections.put(connection);
+            super::pool::put(in_flight.backend(), connection);
         }
     }
 }

@@ -42,7 +42,6 @@ use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use lean::framing as lean_request_framing;
-pub use pool::Pool;
 use pool::{SendError, Unanswered};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
@@ -332,7 +331,7 @@ impl Proxy {
         request: Request<RequestBody>,
         progress: Option<&Progress>,
     ) -> Result<Response<AppBody>, (Failed, Option<Request<RequestBody>>)> {
-        let forwarded = backend.connections.send(request);
+        let forwarded = pool::send(backend, request);
         let Some(limit) = backend.config.request_timeout else {
             return forwarded.await.map_err(|u| failed(u, progress));
         };

@@ -1,16 +1,24 @@
-//! Connections to one app process: HTTP/1.1 keep-alive connections, opened when no idle one is
-//! at hand and kept between requests, as ANCM's WinHTTP session keeps them. Each process has its
-//! own pool (it lives in its [`Backend`](crate::supervisor::Backend)), so a process that is
-//! replaced takes its idle connections with it.
+//! The proxy's connections to the app's processes: HTTP/1.1 keep-alive connections, opened
+//! when no idle one is at hand and kept between requests, as ANCM's WinHTTP session keeps them.
+//! They are kept per proxy worker (`workers.rs`), in a thread-local list of pools, one per app
+//! process ([`Backend::id`]): a connection is driven by the worker that opened it, so it only
+//! serves that worker's requests, and finding it takes no lock. A process that is gone (it
+//! exited, or a recycle replaced and stopped it) takes its idle connections with it: each worker
+//! drops its pools of gone processes at its next use of the pool after one goes.
 //!
 //! A connection is lent to one request (`exchange.rs`) and comes back only once its response
 //! has been read in full (see `body.rs`). One dropped before that, because the client went
 //! away, is closed with the request half done, and the app sees its request aborted. No task
 //! watches an idle connection: one idle for a while is peeked for a close before it is used.
 
+// Clippy 1.96 (Debian's, which lints the Windows build) asks for a const initializer for
+// POOLS, which has one: a false positive of that version on that target.
+#![cfg_attr(windows, allow(clippy::missing_const_for_thread_local))]
+
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -18,7 +26,7 @@ use tokio::net::TcpStream;
 
 use super::body::RequestBody;
 use super::exchange::{self, AppBody, Connection, ExchangeError, Failure};
-use super::workers;
+use crate::supervisor::{self, Backend};
 
 /// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
 /// so ancm lets go first rather than send a request into a connection being closed.
@@ -27,7 +35,8 @@ const IDLE_FOR: Duration = Duration::from_secs(90);
 /// A connection idle this long is checked for a close by the app before it takes a request.
 const PEEK_AFTER: Duration = Duration::from_millis(1);
 
-/// Idle connections kept per process; more than this many at once are closed after use.
+/// Idle connections a worker keeps per process; more than this many at once are closed after
+/// use.
 const MAX_IDLE: usize = 512;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,115 +77,243 @@ struct Idle {
     since: Instant,
 }
 
-/// The keep-alive connections to one app process.
-pub struct Pool {
-    addr: SocketAddr,
-    /// Idle connections by proxy worker (`workers.rs`): a connection is driven by the worker
-    /// that opened it, so it only serves that worker's requests.
-    idle: Box<[Mutex<Vec<Idle>>]>,
+/// The idle connections one worker keeps to one app process.
+struct ProcessPool {
+    id: u64,
+    backend: Weak<Backend>,
+    idle: Vec<Idle>,
 }
 
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle: usize = self
-            .idle
-            .iter()
-            .map(|idle| idle.lock().map_or(0, |idle| idle.len()))
-            .sum();
-        f.debug_struct("Pool")
-            .field("addr", &self.addr)
-            .field("idle", &idle)
-            .finish()
+/// One worker's pools, one per app process it has had connections to.
+struct Pools {
+    /// [`supervisor::gone_count`] when the pools of gone processes were last dropped.
+    gone_seen: u64,
+    pools: Vec<ProcessPool>,
+}
+
+thread_local! {
+    /// The calling worker's pools. A list: there are as many as processesPerApplication, plus
+    /// one draining while a recycle is under way.
+    static POOLS: RefCell<Pools> = const {
+        RefCell::new(Pools {
+            gone_seen: 0,
+            pools: Vec::new(),
+        })
+    };
+}
+
+impl Pools {
+    /// Where the pool of the process `id` is in the list, if this worker has one. Drops the
+    /// pools of processes gone since the last look first, which costs one atomic read when
+    /// none went.
+    #[inline]
+    fn find(&mut self, id: u64) -> Option<usize> {
+        let gone = supervisor::gone_count();
+        if gone != self.gone_seen {
+            self.drop_gone(gone);
+        }
+        self.pools.iter().position(|pool| pool.id == id)
+    }
+
+    /// Drops the pools of processes that are gone, with their idle connections.
+    #[cold]
+    #[inline(never)]
+    fn drop_gone(&mut self, gone: u64) {
+        self.gone_seen = gone;
+        self.pools.retain(|pool| {
+            pool.backend
+                .upgrade()
+                .is_some_and(|backend| !backend.is_gone())
+        });
     }
 }
 
-impl Pool {
-    pub(crate) fn new(addr: SocketAddr) -> Pool {
-        Pool {
-            addr,
-            idle: (0..workers::count())
-                .map(|_| Mutex::new(Vec::new()))
-                .collect(),
-        }
-    }
-
-    /// The calling worker's idle connections.
-    fn idle(&self) -> &Mutex<Vec<Idle>> {
-        &self.idle[workers::current() % self.idle.len()]
-    }
-
-    /// Sends `request` on an idle connection, or a new one, and returns the response head; its
-    /// body holds the connection, given back with [`Pool::put`] once the body is read.
-    /// A request a reused connection closed on before taking any of it is sent again on a
-    /// fresh one; one that reached the app is never sent again (it may be what made the app
-    /// fail).
-    pub(super) async fn send(
-        &self,
-        mut request: Request<RequestBody>,
-    ) -> Result<Response<AppBody>, Unanswered> {
-        loop {
-            let (connection, reused) = match self.checkout() {
-                Some(connection) => (connection, true),
-                None => match self.connect().await {
-                    Ok(connection) => (connection, false),
-                    Err(error) => return Err(Unanswered::unsent(error, request)),
-                },
-            };
-            match exchange::send(connection, request).await {
-                Ok(response) => return Ok(response),
-                Err(Failure {
-                    unsent: Some(unsent),
-                    ..
-                }) if reused => request = unsent,
-                Err(Failure { error, unsent }) => {
-                    return Err(Unanswered {
-                        error: SendError::Exchange(error),
-                        // Unwritten on a fresh connection: the app took no part of it.
-                        unsent,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Gives back a connection whose response has been read in full.
-    pub(super) fn put(&self, connection: Connection) {
-        let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                connection,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    /// The most recently used idle connection that is still open.
-    pub(super) fn checkout(&self) -> Option<Connection> {
-        let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let Idle { connection, since } = idle.pop()?;
-            let idle_for = since.elapsed();
-            if idle_for >= IDLE_FOR {
-                continue;
-            }
-            // Under load a connection comes back within microseconds and skips the system
-            // call; one that waited may have seen the app die or time it out meanwhile.
-            if idle_for >= PEEK_AFTER && connection.closed_by_peer() {
-                continue;
-            }
-            return Some(connection);
-        }
-    }
-
-    pub(super) async fn connect(&self) -> Result<Connection, SendError> {
-        let addr = self.addr;
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(SendError::Connect { addr, source }),
-            Err(_) => return Err(SendError::ConnectTimeout(addr)),
+/// Sends `request` to `backend` on an idle connection, or a new one, and returns the response
+/// head; its body holds the connection, given back with [`put`] once the body is read.
+/// A request a reused connection closed on before taking any of it is sent again on a fresh
+/// one; one that reached the app is never sent again (it may be what made the app fail).
+pub(super) async fn send(
+    backend: &Backend,
+    mut request: Request<RequestBody>,
+) -> Result<Response<AppBody>, Unanswered> {
+    loop {
+        let (connection, reused) = match checkout(backend) {
+            Some(connection) => (connection, true),
+            None => match connect(backend).await {
+                Ok(connection) => (connection, false),
+                Err(error) => return Err(Unanswered::unsent(error, request)),
+            },
         };
-        // Heads and small bodies go out at once rather than waiting on Nagle.
-        let _ = stream.set_nodelay(true);
-        Ok(Connection::new(stream))
+        match exchange::send(connection, request).await {
+            Ok(response) => return Ok(response),
+            Err(Failure {
+                unsent: Some(unsent),
+                ..
+            }) if reused => request = unsent,
+            Err(Failure { error, unsent }) => {
+                return Err(Unanswered {
+                    error: SendError::Exchange(error),
+                    // Unwritten on a fresh connection: the app took no part of it.
+                    unsent,
+                });
+            }
+        }
+    }
+}
+
+/// Gives back a connection to `backend` whose response has been read in full, to the calling
+/// worker's pool.
+pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
+    // Past the thread's end (its pools already dropped), the connection just closes.
+    let _ = POOLS.try_with(|pools| {
+        let mut pools = pools.borrow_mut();
+        let index = match pools.find(backend.id) {
+            Some(index) => index,
+            // A process gone before its pool was made gets none: nothing would drop it. One
+            // going after this has its pool dropped at the next look.
+            None if backend.is_gone() => return,
+            None => {
+                pools.pools.push(ProcessPool {
+                    id: backend.id,
+                    backend: Arc::downgrade(backend),
+                    idle: Vec::new(),
+                });
+                pools.pools.len() - 1
+            }
+        };
+        if let Some(pool) = pools.pools.get_mut(index) {
+            if pool.idle.len() < MAX_IDLE {
+                pool.idle.push(Idle {
+                    connection,
+                    since: Instant::now(),
+                });
+            }
+        }
+    });
+}
+
+/// The calling worker's most recently used idle connection to `backend` that is still open.
+pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
+    POOLS
+        .try_with(|pools| {
+            let mut pools = pools.borrow_mut();
+            let index = pools.find(backend.id)?;
+            let idle = &mut pools.pools.get_mut(index)?.idle;
+            loop {
+                let Idle { connection, since } = idle.pop()?;
+                let idle_for = since.elapsed();
+                if idle_for >= IDLE_FOR {
+                    continue;
+                }
+                // Under load a connection comes back within microseconds and skips the system
+                // call; one that waited may have seen the app die or time it out meanwhile.
+                if idle_for >= PEEK_AFTER && connection.closed_by_peer() {
+                    continue;
+                }
+                return Some(connection);
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Opens a new connection to `backend`.
+pub(super) async fn connect(backend: &Backend) -> Result<Connection, SendError> {
+    let addr = backend.addr;
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => return Err(SendError::Connect { addr, source }),
+        Err(_) => return Err(SendError::ConnectTimeout(addr)),
+    };
+    // Heads and small bodies go out at once rather than waiting on Nagle.
+    let _ = stream.set_nodelay(true);
+    Ok(Connection::new(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// How many pools and idle connections the calling thread holds.
+    fn held() -> (usize, usize) {
+        POOLS.with(|pools| {
+            let pools = pools.borrow();
+            let idle = pools.pools.iter().map(|pool| pool.idle.len()).sum();
+            (pools.pools.len(), idle)
+        })
+    }
+
+    fn backend(addr: SocketAddr) -> Arc<Backend> {
+        let config = crate::config::parse_web_config(
+            Path::new("/app/web.config"),
+            br#"<configuration><system.webServer><aspNetCore processPath="app"/></system.webServer></configuration>"#,
+        )
+        .expect("valid web.config");
+        Arc::new(Backend::new(
+            addr,
+            http::HeaderValue::from_static("token"),
+            1,
+            Arc::new(config),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_back_serves_the_same_process_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let first = backend(addr);
+        let second = backend(addr);
+        assert_ne!(first.id, second.id);
+        let connection = connect(&first).await.expect("connect");
+        put(&first, connection);
+        assert!(checkout(&second).is_none());
+        assert!(checkout(&first).is_some());
+        assert!(checkout(&first).is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_connections_to_gone_processes_do_not_pile_up() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        // Each recycle: a new process takes over, the old one's connections come back after
+        // it stopped taking requests, then it goes. The old `Backend` stays referenced, as a
+        // status or an event may keep it.
+        let mut old: Option<Arc<Backend>> = None;
+        let mut kept = Vec::new();
+        for _ in 0..40 {
+            let new = backend(addr);
+            let connections = [
+                connect(&new).await.expect("connect"),
+                connect(&new).await.expect("connect"),
+            ];
+            for connection in connections {
+                put(&new, connection);
+            }
+            if let Some(old) = old.replace(new.clone()) {
+                old.mark_gone();
+                kept.push(old);
+            }
+            // The worker's next request to the new process.
+            let connection = checkout(&new).expect("an idle connection");
+            put(&new, connection);
+            let (pools, idle) = held();
+            assert_eq!(
+                (pools, idle),
+                (1, 2),
+                "only the live process's pool is kept"
+            );
+        }
+        // A connection coming back from a process already gone is not kept.
+        let live = old.expect("a live process");
+        let late = connect(&live).await.expect("connect");
+        live.mark_gone();
+        put(&live, late);
+        assert!(checkout(&live).is_none());
+        assert_eq!(held(), (0, 0));
     }
 }

@@ -4,11 +4,6 @@
 //! thread, with no hand-over between threads and no work stealing; the rest of ancm (the
 //! supervisor, the watch, the helper) stays on the main runtime.
 
-// Clippy 1.96 (Debian's, which lints the Windows build) asks for a const initializer for
-// INDEX, which has one: a false positive of that version on that target.
-#![cfg_attr(windows, allow(clippy::missing_const_for_thread_local))]
-
-use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
 
@@ -16,20 +11,10 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-thread_local! {
-    /// Which worker this thread is; 0 on any other thread.
-    static INDEX: Cell<usize> = const { Cell::new(0) };
-}
-
 /// How many workers the proxy runs: one per core ancm may use.
 pub(super) fn count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
-}
-
-/// The worker the calling thread is, below [`count`]: per-worker state is indexed by it.
-pub(super) fn current() -> usize {
-    INDEX.with(Cell::get)
 }
 
 /// The running workers; dropping this stops them, closing whatever they still serve.
@@ -109,7 +94,6 @@ async fn start_one(
                     return;
                 }
             };
-            INDEX.with(|i| i.set(index));
             if started.send(Ok(runtime.handle().clone())).is_ok() {
                 runtime.block_on(stop.cancelled());
             }

@@ -5,6 +5,7 @@
 //! There are processesPerApplication slots, each with its own process, port and token; the
 //! proxy asks for the least busy ready one.
 
+mod backend;
 #[cfg(target_os = "linux")]
 mod cgroup;
 mod launch;
@@ -23,12 +24,9 @@ mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use http::uri::Authority;
-use http::HeaderValue;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -39,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::AppConfig;
 use crate::logs::{Console, Tail};
 
+pub use backend::{gone_count, Backend, InFlight};
 #[cfg(target_os = "linux")]
 pub use orphans::{adopt_orphans, watch_orphans};
 #[cfg(unix)]
@@ -132,99 +131,6 @@ impl Context {
     /// The configuration in force now.
     pub fn config(&self) -> Arc<AppConfig> {
         self.config.borrow().clone()
-    }
-}
-
-/// A ready app process, as the proxy needs it.
-#[derive(Debug)]
-pub struct Backend {
-    pub addr: SocketAddr,
-    /// `127.0.0.1:port`, ready for request URIs.
-    pub authority: Authority,
-    /// The pairing token, sent as MS-ASPNETCORE-TOKEN.
-    pub token: HeaderValue,
-    pub pid: u32,
-    /// The configuration this process started with: requests to it follow its requestTimeout,
-    /// forwardResponseConnectionHeader and request limits, also while a reload's new process
-    /// takes over and this one drains.
-    pub config: Arc<AppConfig>,
-    /// Requests forwarded to this process and not yet answered in full; a recycle waits for
-    /// them to finish before stopping the process. Counted by the proxy's [`InFlight`].
-    pub(crate) in_flight: AtomicUsize,
-    /// Until when (see [`clock`]) the proxy could not connect to this process; it is then
-    /// passed over. A process that died is replaced within milliseconds; the mark only bridges
-    /// the moment before its slot notices, and runs out by itself if the failure was passing.
-    unreachable_until: AtomicU64,
-    /// The proxy's keep-alive connections to this process.
-    pub(crate) connections: crate::proxy::Pool,
-}
-
-/// How long a backend the proxy could not reach is passed over.
-const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
-
-/// Milliseconds since ancm started: a cheap clock for atomics.
-fn clock() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-impl Backend {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        token: HeaderValue,
-        pid: u32,
-        config: Arc<AppConfig>,
-    ) -> Backend {
-        Backend {
-            addr,
-            config,
-            authority: Authority::try_from(addr.to_string().as_str())
-                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
-            token,
-            pid,
-            in_flight: AtomicUsize::new(0),
-            unreachable_until: AtomicU64::new(0),
-            connections: crate::proxy::Pool::new(addr),
-        }
-    }
-
-    /// The proxy could not reach this process: pass it over for a moment.
-    pub fn mark_unreachable(&self) {
-        let until = clock().saturating_add(u64::try_from(UNREACHABLE_FOR.as_millis()).unwrap_or(0));
-        self.unreachable_until.store(until, Ordering::Relaxed);
-    }
-
-    fn usable(&self) -> bool {
-        self.unreachable_for().is_none()
-    }
-
-    /// How much longer this process is passed over, if it is.
-    fn unreachable_for(&self) -> Option<Duration> {
-        let until = self.unreachable_until.load(Ordering::Relaxed);
-        let now = clock();
-        (until > now).then(|| Duration::from_millis(until - now))
-    }
-}
-
-/// One request in flight to a backend, for as long as this lives.
-#[derive(Debug)]
-pub struct InFlight(Arc<Backend>);
-
-impl InFlight {
-    pub fn new(backend: Arc<Backend>) -> InFlight {
-        backend.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(backend)
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.0
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -519,6 +519,7 @@ impl<L: Launcher> Slot<L> {
                         s.ready_since = None;
                     });
                     let up_for = ready_at.elapsed();
+                    running.backend.mark_gone();
                     running.process.reap().await;
                     let status = exit.as_ref().map_or_else(|e| format!("was lost ({e})"), |s| describe_exit(*s));
                     let exit = exit.ok().map(Exit::from);
@@ -581,6 +582,7 @@ impl<L: Launcher> Slot<L> {
         let exit = process
             .stop(Some(backend.addr), &self.wiring.kill_now)
             .await;
+        backend.mark_gone();
         log_stopped(process.pid(), exit);
     }
 
@@ -632,6 +634,7 @@ impl<L: Launcher> Slot<L> {
             } = old;
             drain(&backend, limit, &kill_now).await;
             let exit = process.stop(Some(backend.addr), &kill_now).await;
+            backend.mark_gone();
             log_stopped(process.pid(), exit);
         });
     }

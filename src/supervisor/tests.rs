@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::launch::{Launcher, Process};
 use super::process::Readiness;
 use super::{
-    Context, EventKind, FailureKind, Phase, RecycleError, Status, Supervisor, Unavailable,
+    Backend, Context, EventKind, FailureKind, Phase, RecycleError, Status, Supervisor, Unavailable,
 };
 use crate::config::AppConfig;
 use crate::logs::{Console, Tail};
@@ -423,4 +423,39 @@ async fn a_start_that_never_listens_fails_after_startup_time_limit() {
     }
     assert_eq!(started.elapsed(), Duration::from_secs(5));
     supervisor.stop().await;
+}
+
+/// Waits (in paused time) until `backend` is marked gone.
+async fn gone(backend: &Backend) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !backend.is_gone() {
+        assert!(
+            Instant::now() < deadline,
+            "process {} not marked gone",
+            backend.pid
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_process_is_its_own_backend_marked_gone_once_it_crashed_was_replaced_or_stopped() {
+    let script = Script::new([Plan::Listens(Duration::ZERO); 3]);
+    let supervisor = start(&script, "", None);
+    let first = supervisor.backend().await.expect("first start");
+
+    script.started()[0].crash(1);
+    gone(&first).await;
+    let second = supervisor.backend().await.expect("the restart");
+    assert_ne!(second.id, first.id);
+    assert!(!second.is_gone());
+
+    supervisor.recycle().await.expect("recycle");
+    let third = supervisor.backend().await.expect("the new process");
+    assert!(third.id > second.id);
+    gone(&second).await;
+    assert!(!third.is_gone());
+
+    supervisor.stop().await;
+    assert!(third.is_gone());
 }

@@ -378,7 +378,7 @@ impl Split<'_, '_> {
             Ok(sent) => {
                 STATS.sent(sent.bytes);
                 if head.reusable && sent.reusable && app.connection.buf.is_empty() {
-                    backend.connections.put(app.connection);
+                    super::pool::put(backend, app.connection);
                 }
                 if rules.close {
                     Next::Close
@@ -602,7 +602,7 @@ struct App {
 impl App {
     /// Moves the request onto a fresh connection.
     async fn reopen(&mut self, backend: &Backend) -> Result<(), SendError> {
-        let mut fresh = backend.connections.connect().await?;
+        let mut fresh = super::pool::connect(backend).await?;
         std::mem::swap(&mut fresh.head, &mut self.connection.head);
         self.connection = fresh;
         self.reused = false;
@@ -617,9 +617,9 @@ async fn open(
     body: &[u8],
     client: &ClientInfo,
 ) -> Result<App, SendError> {
-    let (mut connection, reused) = match backend.connections.checkout() {
+    let (mut connection, reused) = match super::pool::checkout(backend) {
         Some(connection) => (connection, true),
-        None => (backend.connections.connect().await?, false),
+        None => (super::pool::connect(backend).await?, false),
     };
     connection.head.clear();
     parse::write_for_app(
