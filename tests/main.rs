@@ -27,6 +27,8 @@ mod health;
 mod helper;
 /// A real published Kestrel app behind ancm (needs ANCM_KESTREL_DIR; CI sets it).
 mod kestrel;
+/// The lean HTTP/1.1 path: what it takes, and a connection handed to hyper mid-way.
+mod lean;
 /// app_offline.htm, recycles without downtime, several processes, lazy start, backoff.
 mod lifecycle;
 /// The stdout log file and the console.

@@ -1,0 +1,101 @@
+use crate::support::{raw_exchange, Ancm, AppDir};
+
+/// The sample app's `/echo` answers (JSON bodies) in a raw exchange's text, in order.
+fn echoes_in(answer: &str) -> Vec<serde_json::Value> {
+    answer
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|response| {
+            assert!(response.starts_with("200"), "{response}");
+            let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+            // A chunked body: the JSON is on the line after the chunk size.
+            let json = body
+                .lines()
+                .find(|line| line.starts_with('{'))
+                .unwrap_or_else(|| panic!("no JSON in {response}"));
+            serde_json::from_str(json).expect("echo JSON")
+        })
+        .collect()
+}
+
+fn started() -> (AppDir, Ancm) {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    (app, ancm)
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_with_the_header_contract() {
+    let (_app, ancm) = started();
+    let requests = "GET /echo?n=1 HTTP/1.1\r\nHost: site\r\nMS-ASPNETCORE-TOKEN: forged\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n\
+                    POST /echo?n=2 HTTP/1.1\r\nHost: site\r\nContent-Length: 5\r\nConnection: keep-alive, Keep-Alive\r\nKeep-Alive: 5\r\n\r\nhello\
+                    GET /echo?n=3 HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(ancm.addr(), requests.as_bytes());
+    let echoes = echoes_in(&answer);
+    let queries: Vec<_> = echoes.iter().map(|e| e["query"].clone()).collect();
+    assert_eq!(queries, ["n=1", "n=2", "n=3"], "{answer}");
+    assert_eq!(echoes[1]["bodyLength"], 5);
+    for echo in &echoes {
+        let headers = echo["headers"].as_array().expect("headers");
+        let names: Vec<&str> = headers.iter().filter_map(|h| h[0].as_str()).collect();
+        assert!(
+            !names.contains(&"connection") && !names.contains(&"keep-alive"),
+            "{names:?}"
+        );
+        let token: Vec<_> = headers
+            .iter()
+            .filter(|h| h[0] == "ms-aspnetcore-token")
+            .collect();
+        assert_eq!(token.len(), 1);
+        assert_ne!(token[0][1], "forged");
+        let host: Vec<_> = headers.iter().filter(|h| h[0] == "host").collect();
+        assert_eq!(host.len(), 1);
+        assert_eq!(host[0][1], "site");
+    }
+    let forwarded = |echo: &serde_json::Value| {
+        echo["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| h[0] == "x-forwarded-for")
+            .and_then(|h| h[1].as_str())
+            .map(str::to_owned)
+            .expect("X-Forwarded-For")
+    };
+    let first = forwarded(&echoes[0]);
+    assert!(first.starts_with("10.0.0.1, 127.0.0.1:"), "{first}");
+    assert!(forwarded(&echoes[2]).starts_with("127.0.0.1:"));
+    // The last request asked to close: the answer says so, and the connection ended.
+    assert!(answer.trim_end().ends_with('}') || answer.ends_with("0\r\n\r\n"));
+    assert!(answer.to_ascii_lowercase().contains("connection: close"));
+}
+
+#[test]
+fn a_connection_goes_to_hyper_at_the_first_request_the_lean_path_does_not_take() {
+    let (_app, ancm) = started();
+    // A plain GET, then a chunked POST (hyper's from there on), then HTTP/1.0 and a plain GET
+    // again: all answered in order on one connection, bodies whole.
+    let requests = "GET /echo?n=1 HTTP/1.1\r\nHost: site\r\n\r\n\
+                    POST /echo?n=2 HTTP/1.1\r\nHost: site\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n\
+                    GET /echo?n=3 HTTP/1.1\r\nHost: site\r\n\r\n\
+                    GET /echo?n=4 HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(ancm.addr(), requests.as_bytes());
+    let echoes = echoes_in(&answer);
+    let queries: Vec<_> = echoes.iter().map(|e| e["query"].clone()).collect();
+    assert_eq!(queries, ["n=1", "n=2", "n=3", "n=4"], "{answer}");
+    assert_eq!(echoes[1]["bodyLength"], 5);
+
+    // A head with bare LF line ends goes hyper's way too, and reaches the app mended.
+    let answer = raw_exchange(
+        ancm.addr(),
+        b"GET /echo?n=5 HTTP/1.1\nHost: site\nX-Mark: lf\nConnection: close\n\n",
+    );
+    let mended = echoes_in(&answer);
+    assert_eq!(mended[0]["query"], "n=5", "{answer}");
+    assert!(mended[0]["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .any(|h| h[0] == "x-mark" && h[1] == "lf"));
+}
