@@ -131,7 +131,10 @@ pub(super) async fn serve(
                 let _ = lean.stream.shutdown().await;
                 return Ended::Closed;
             }
-            Next::Hyper => return Ended::Hyper(lean.stream, lean.buf),
+            Next::Hyper => {
+                tracing::trace!(read = lean.buf.len(), "the connection goes to hyper");
+                return Ended::Hyper(lean.stream, lean.buf);
+            }
         }
     }
 }
