@@ -164,6 +164,11 @@ pub(super) async fn send(
 /// Gives back a connection to `backend` whose response has been read in full, to the calling
 /// worker's pool.
 pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
+    put_at(backend, connection, Instant::now());
+}
+
+/// [`put`], with the time it is, as the caller knows it.
+pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instant) {
     // Past the thread's end (its pools already dropped), the connection just closes.
     let _ = POOLS.try_with(|pools| {
         let mut pools = pools.borrow_mut();
@@ -185,7 +190,7 @@ pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
             if pool.idle.len() < MAX_IDLE {
                 pool.idle.push(Idle {
                     connection,
-                    since: Instant::now(),
+                    since: now,
                 });
             }
         }
@@ -194,6 +199,11 @@ pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
 
 /// The calling worker's most recently used idle connection to `backend` that is still open.
 pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
+    checkout_at(backend, Instant::now())
+}
+
+/// [`checkout`], with the time it is, as the caller knows it.
+pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.borrow_mut();
@@ -201,7 +211,7 @@ pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
             let idle = &mut pools.pools.get_mut(index)?.idle;
             loop {
                 let Idle { connection, since } = idle.pop()?;
-                let idle_for = since.elapsed();
+                let idle_for = now.saturating_duration_since(since);
                 if idle_for >= IDLE_FOR {
                     continue;
                 }

@@ -95,6 +95,8 @@ struct Lean<'p> {
     /// Bytes for the client not yet written.
     out: Vec<u8>,
     deadline: Deadline,
+    /// When the last request ended: the idle timeout counts from there.
+    ended: std::time::Instant,
 }
 
 /// What became of one request.
@@ -122,11 +124,12 @@ pub(super) async fn serve(
         buf: BytesMut::new(),
         out: Vec::new(),
         deadline: Deadline::new(first),
+        ended: std::time::Instant::now(),
     };
     let mut head_due = first;
     loop {
         match lean.request(head_due).await {
-            Next::KeepAlive => head_due = Instant::now() + proxy.idle_timeout,
+            Next::KeepAlive => head_due = Instant::from_std(lean.ended) + proxy.idle_timeout,
             Next::Close => {
                 let _ = lean.stream.shutdown().await;
                 return Ended::Closed;
@@ -155,14 +158,15 @@ impl Lean<'_> {
             if self.buf.is_empty() {
                 self.deadline.set(idle_due);
             } else {
-                // As on hyper's path, a head begun just before the idle timeout does not
-                // keep the connection past it.
-                let due = *head_due
-                    .get_or_insert_with(|| Instant::now() + self.proxy.header_read_timeout);
-                self.deadline.set(due.min(idle_due));
                 let mut slots = parse::slots();
                 match parse::parse(&self.buf, &mut slots, self.proxy.max_request_head) {
-                    parse::Verdict::Partial => {}
+                    parse::Verdict::Partial => {
+                        // As on hyper's path, a head begun just before the idle timeout does
+                        // not keep the connection past it.
+                        let due = *head_due
+                            .get_or_insert_with(|| Instant::now() + self.proxy.header_read_timeout);
+                        self.deadline.set(due.min(idle_due));
+                    }
                     parse::Verdict::Hyper(why) => {
                         tracing::trace!(why, "a request for hyper's path");
                         return Next::Hyper;
@@ -175,6 +179,7 @@ impl Lean<'_> {
                             stream: &mut self.stream,
                             out: &mut self.out,
                             deadline: &mut self.deadline,
+                            ended: &mut self.ended,
                         };
                         let (next, taken) = split.forward(&request).await;
                         if taken > 0 {
@@ -219,6 +224,7 @@ struct Split<'a, 'p> {
     stream: &'a mut TcpStream,
     out: &'a mut Vec<u8>,
     deadline: &'a mut Deadline,
+    ended: &'a mut std::time::Instant,
 }
 
 impl Split<'_, '_> {
@@ -246,13 +252,15 @@ impl Split<'_, '_> {
             // hyper's path answers it, as for every request over a limit.
             return (Next::Hyper, 0);
         }
+        // One clock read at the start of a request and one at its end serve every deadline,
+        // the pool's ages and the metrics.
         let started = std::time::Instant::now();
         STATS.began();
         let body = &request.bytes[request.head_len..];
         STATS.received(body.len());
         let mut retried = false;
         let app = loop {
-            match open(&backend, request, body, self.client).await {
+            match open(&backend, request, body, self.client, started).await {
                 Ok(app) => break app,
                 Err(err) => {
                     STATS.connect_failed();
@@ -299,7 +307,7 @@ impl Split<'_, '_> {
     ) -> Next {
         let limit = backend.config.request_timeout;
         if let Some(limit) = limit {
-            self.deadline.set(Instant::now() + limit);
+            self.deadline.set(Instant::from_std(started) + limit);
         } else {
             self.deadline.set(far_future());
         }
@@ -363,7 +371,7 @@ impl Split<'_, '_> {
                 }
                 Wait::ClientGone => {
                     // As on hyper's path: a request abandoned by its client got no answer.
-                    STATS.ended(started.elapsed());
+                    self.end(started);
                     return Next::Close;
                 }
             }
@@ -376,12 +384,12 @@ impl Split<'_, '_> {
         }
         STATS.answered(Version::HTTP_11, head.status);
         let body = self.body(&mut app.connection, head.framing, limit).await;
-        STATS.ended(started.elapsed());
+        let ended = self.end(started);
         match body {
             Ok(sent) => {
                 STATS.sent(sent.bytes);
                 if head.reusable && sent.reusable && app.connection.buf.is_empty() {
-                    super::pool::put(backend, app.connection);
+                    super::pool::put_at(backend, app.connection, ended);
                 }
                 if rules.close {
                     Next::Close
@@ -543,8 +551,16 @@ impl Split<'_, '_> {
     ) -> (Next, usize) {
         STATS.answered(Version::HTTP_11, page.status());
         let next = self.page(page, request).await;
-        STATS.ended(started.elapsed());
+        self.end(started);
         (next, request.len())
+    }
+
+    /// Notes the end of a request that began at `started`.
+    fn end(&mut self, started: std::time::Instant) -> std::time::Instant {
+        let ended = std::time::Instant::now();
+        STATS.ended(ended.saturating_duration_since(started));
+        *self.ended = ended;
+        ended
     }
 
     /// Writes one of ancm's pages.
@@ -619,8 +635,9 @@ async fn open(
     request: &parse::Request<'_>,
     body: &[u8],
     client: &ClientInfo,
+    now: std::time::Instant,
 ) -> Result<App, SendError> {
-    let (mut connection, reused) = match super::pool::checkout(backend) {
+    let (mut connection, reused) = match super::pool::checkout_at(backend, now) {
         Some(connection) => (connection, true),
         None => (super::pool::connect(backend).await?, false),
     };

@@ -4,6 +4,7 @@
 //! Date when the app sent none, as hyper's server adds one on the other path.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -11,7 +12,7 @@ use http::StatusCode;
 use super::super::exchange::{Chunk, ExchangeError, MAX_HEADERS};
 
 /// Header lines parsed without a heap buffer; a head with more is parsed again with one.
-const USUAL_HEADERS: usize = 32;
+const USUAL_HEADERS: usize = 64;
 
 /// How the app delimits the response body (RFC 9112 §6.3).
 pub(super) enum Framing {
@@ -75,11 +76,11 @@ fn rewrite_any(
     out: &mut Vec<u8>,
     mark: usize,
 ) -> Result<Parsed, ExchangeError> {
-    let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    let mut usual = [const { MaybeUninit::uninit() }; USUAL_HEADERS];
     match rewrite_with(buf, &mut usual, rules, out) {
         Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
             out.truncate(mark);
-            let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut many = vec![MaybeUninit::uninit(); MAX_HEADERS];
             match rewrite_with(buf, &mut many, rules, out) {
                 Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
                     Err(ExchangeError::TooManyHeaders)
@@ -93,12 +94,15 @@ fn rewrite_any(
 
 fn rewrite_with<'b>(
     buf: &'b [u8],
-    slots: &mut [httparse::Header<'b>],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
     rules: Rules,
     out: &mut Vec<u8>,
 ) -> Result<Parsed, ExchangeError> {
-    let mut response = httparse::Response::new(slots);
-    let len = match response.parse(buf).map_err(ExchangeError::Head)? {
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut response, buf, slots)
+        .map_err(ExchangeError::Head)?;
+    let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial => return Ok(Parsed::Partial),
     };
