@@ -108,15 +108,17 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut Slots<'b>, max_head: usize
         return Verdict::Hyper("a request line not ending in CRLF");
     }
     for header in headers {
+        // An empty value need not point into the buffer: then its line is not taken as plain.
         let value = (header.value.as_ptr() as usize).wrapping_sub(base);
-        if header.name.as_ptr() as usize - base != line
-            || value < line
-            || value + header.value.len() + 2 > head_len
-            || &buf[value + header.value.len()..value + header.value.len() + 2] != b"\r\n"
-        {
+        let end = value
+            .checked_add(header.value.len())
+            .filter(|&end| value >= line && end <= head_len.saturating_sub(2));
+        let Some(end) = end.filter(|&end| {
+            header.name.as_ptr() as usize - base == line && &buf[end..end + 2] == b"\r\n"
+        }) else {
             return Verdict::Hyper("a header line not plainly CRLF-ended");
-        }
-        line = value + header.value.len() + 2;
+        };
+        line = end + 2;
         let name = header.name.as_bytes();
         match name.len() {
             2 if name.eq_ignore_ascii_case(b"te") => return Verdict::Hyper("TE"),

@@ -137,7 +137,7 @@ fn rewrite_with<'b>(
         plain = plain
             && at == next
             && end > at
-            && end + 1 < len
+            && end < len.saturating_sub(1)
             && buf[end] == b'\r'
             && buf[end + 1] == b'\n';
         next = end.wrapping_add(2);
