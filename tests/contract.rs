@@ -365,3 +365,32 @@ fn a_reload_applies_in_full_to_the_new_process() {
         l.contains("processesPerApplication") && l.contains("only when ancm restarts")
     });
 }
+
+#[test]
+fn an_upload_answered_early_is_sent_whole_and_the_connection_stays_usable() {
+    use std::io::Write;
+    // The app answers before it reads a 24 MB body (as an early 401 or 413 would): the client
+    // still sends all of it, gets the answer, and its next request on the connection works.
+    let (_app, ancm) = misbehaving("");
+    let mut stream = std::net::TcpStream::connect(ancm.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let size = 24 * 1024 * 1024;
+    let head = format!("POST /early HTTP/1.1\r\nHost: app\r\nContent-Length: {size}\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("head");
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..size / chunk.len() {
+        stream
+            .write_all(&chunk)
+            .expect("the whole body goes, though the answer came first");
+    }
+    stream
+        .write_all(b"GET /after HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        .expect("the next request");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("early"), "{answer}");
+    assert!(answer.contains("ok /after"), "{answer}");
+}

@@ -242,7 +242,8 @@ struct Exchange {
     upload: Option<(Upload, RequestBody)>,
     /// Bytes of framing and body taken from the client and not yet written.
     pending: Pending,
-    /// The body could not be sent in full: the app's side of the exchange is unknown.
+    /// The body could not be sent in full: the app's side of the exchange is unknown. The rest
+    /// of the client's body is then read and dropped (see [`Exchange::poll_upload_end`]).
     upload_failed: bool,
 }
 
@@ -341,19 +342,51 @@ impl Exchange {
     /// an app may answer, and close, before it has read the whole body; the connection is then
     /// not reused. A client body that fails is returned: the exchange is broken.
     fn poll_upload_beside(&mut self, cx: &mut Context<'_>) -> Result<(), ExchangeError> {
-        if self.upload.is_none() && self.pending.is_empty() {
-            return Ok(());
+        match self.poll_upload_end(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Ok(()),
         }
-        match self.poll_upload(cx) {
-            Poll::Ready(Err(err @ ExchangeError::Upload(_))) => Err(err),
-            Poll::Ready(Err(err)) => {
-                tracing::debug!(err = %super::error_chain(&err), "the app stopped taking the request body");
-                self.upload = None;
-                self.pending = Pending::default();
-                self.upload_failed = true;
-                Ok(())
+    }
+
+    /// Whether the request body is done with: sent in full, or read and dropped.
+    fn upload_settled(&self) -> bool {
+        self.upload.is_none() && self.pending.is_empty()
+    }
+
+    /// Sends the rest of the request body; once the app stops taking it, reads the rest from
+    /// the client and drops it. An app may answer before it has read the body (an early 200,
+    /// 401 or 413): the client then finishes sending, as it would to the app itself, instead
+    /// of meeting a closed connection in the middle of its upload.
+    fn poll_upload_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ExchangeError>> {
+        loop {
+            if self.upload_settled() {
+                return Poll::Ready(Ok(()));
             }
-            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+            if self.upload_failed {
+                let Some((_, body)) = self.upload.as_mut() else {
+                    return Poll::Ready(Ok(()));
+                };
+                match ready!(Pin::new(body).poll_frame(cx)) {
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => {
+                        self.upload = None;
+                        return Poll::Ready(Err(ExchangeError::Upload(err)));
+                    }
+                    None => {
+                        self.upload = None;
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+            match ready!(self.poll_upload(cx)) {
+                Err(err @ ExchangeError::Upload(_)) => return Poll::Ready(Err(err)),
+                Err(err) => {
+                    tracing::debug!(err = %super::error_chain(&err), "the app stopped taking the request body; reading the rest from the client");
+                    self.pending = Pending::default();
+                    self.upload_failed = true;
+                }
+                Ok(()) => return Poll::Ready(Ok(())),
+            }
         }
     }
 
@@ -682,8 +715,11 @@ impl AppBody {
         if !matches!(self.decode, Decode::Done) || !self.reusable {
             return None;
         }
-        let exchange = self.exchange.take()?;
-        (exchange.uploaded() && exchange.connection.buf.is_empty()).then_some(exchange.connection)
+        let exchange = self.exchange.as_ref()?;
+        if !exchange.uploaded() || !exchange.connection.buf.is_empty() {
+            return None;
+        }
+        self.exchange.take().map(|exchange| exchange.connection)
     }
 
     /// The app's side of a switched connection, with what it sent after its 101.
@@ -723,6 +759,44 @@ impl AppBody {
                 Ok(step)
             }
         }
+    }
+}
+
+/// How long the rest of a request body answered early is still taken from the client, as
+/// nginx's lingering_time.
+const FINISH_UPLOAD_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Drop for AppBody {
+    /// An app may answer before it has read the request body (an early 200, 401 or 413). The
+    /// response is then whole while the client is still sending: the rest of its body goes on
+    /// to the app (or, once the app stops taking it, is read and dropped) in a task of its own,
+    /// so the client finishes its upload and keeps its connection, as it would with the app
+    /// itself, instead of meeting a connection closed under it.
+    fn drop(&mut self) {
+        if !matches!(self.decode, Decode::Done) {
+            return;
+        }
+        let Some(mut exchange) = self.exchange.take() else {
+            return;
+        };
+        if exchange.upload_settled() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let finished = std::future::poll_fn(|cx| exchange.poll_upload_end(cx));
+            match tokio::time::timeout(FINISH_UPLOAD_FOR, finished).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::debug!(err = %super::error_chain(&err), "the rest of a request body answered early broke off");
+                }
+                Err(_) => tracing::debug!(
+                    "the rest of a request body answered early took longer than {FINISH_UPLOAD_FOR:?}; closing"
+                ),
+            }
+        });
     }
 }
 

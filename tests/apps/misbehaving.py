@@ -7,6 +7,7 @@ reads ("misbehaving: GET /path"), so tests can count what reached it. Routes:
   /garbage             answer bytes that are not HTTP, then close
   /continue-then-die   answer 100 Continue, then exit with code 3
   /iisintegration      refuse ANCM's shutdown message with 404
+  /early               answer 200 "early" before reading the declared body, then read it
   anything else        200 "ok <path>", after reading the declared body
 """
 import os
@@ -36,6 +37,11 @@ def answer(conn, reader, method, path, length):
         os._exit(3)
     if path == "/iisintegration":
         conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        return True
+    if path == "/early":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+        if length:
+            reader.read(length)
         return True
     if length:
         reader.read(length)
