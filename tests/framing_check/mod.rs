@@ -154,7 +154,6 @@ pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
             break;
         }
     }
-    drop(connection);
     let taken = readings
         .lock()
         .map(|mut r| std::mem::take(&mut *r))
