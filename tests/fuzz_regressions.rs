@@ -2,7 +2,10 @@
 //! hand-made hostile inputs, fed to the same public functions with the same checks.
 //!
 //! Self-contained (no `mod support`), so it can be its own test target:
-//! `[[test]] name = "fuzz_regressions" path = "tests/fuzz_regressions.rs"`.
+//! `[[test]] name = "fuzz_regressions" path = "tests/fuzz_regressions.rs"`. The lean reader's
+//! differential check is the fuzz target's own code, in framing_check/.
+
+mod framing_check;
 
 use std::path::Path;
 
@@ -329,4 +332,150 @@ fn request_header_rewrite_holds_for_hostile_headers() {
             assert_eq!(headers.get("host").cloned(), host, "case {i}: Host is kept");
         }
     }
+}
+
+/// A request the lean path takes, to put before and after hostile ones.
+const PLAIN_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+const PLAIN_POST: &[u8] = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+
+/// Each alone, after requests the lean path takes (so the hostile bytes are where it stops
+/// and hands the connection to hyper) and before one.
+fn check_framing_around(shape: &[u8]) {
+    framing_check::check(shape);
+    for before in [PLAIN_GET, PLAIN_POST] {
+        framing_check::check(&[before, shape].concat());
+        framing_check::check(&[before, before, shape, PLAIN_GET].concat());
+    }
+    framing_check::check(&[shape, PLAIN_GET].concat());
+}
+
+#[test]
+fn lean_reader_and_hyper_agree_on_plain_requests() {
+    let pipelined = [PLAIN_GET, PLAIN_POST, PLAIN_GET].concat();
+    // The check is not vacuous: the lean path takes all three, and hyper reads them.
+    let (lean, end, closed) = framing_check::lean_readings(&pipelined);
+    assert_eq!((lean.len(), end, closed), (3, pipelined.len(), false));
+    assert_eq!(framing_check::hyper_readings(&pipelined).len(), 3);
+    framing_check::check(&pipelined);
+    // The last request's body not all there yet: taken up to it, the rest waits for hyper.
+    let partial = [PLAIN_GET, &PLAIN_POST[..PLAIN_POST.len() - 1]].concat();
+    let (lean, end, _) = framing_check::lean_readings(&partial);
+    assert_eq!((lean.len(), end), (1, PLAIN_GET.len()));
+    check_framing_around(&partial);
+    let close = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n";
+    let (lean, _, closed) = framing_check::lean_readings(&[close, PLAIN_GET].concat());
+    assert_eq!((lean.len(), closed), (1, true));
+    check_framing_around(close);
+}
+
+#[test]
+fn lean_reader_and_hyper_agree_on_smuggling_shapes() {
+    let te = |value: &str| {
+        format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {value}\r\n\r\n0\r\n\r\n")
+    };
+    let cl =
+        |value: &str| format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\nabc");
+    let mut shapes: Vec<Vec<u8>> = [
+        // CL and TE together, either order.
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        // Two Content-Lengths, equal and not.
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 0\r\n\r\nabc",
+        // Space before the colon, and folded onto the line before.
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n 0\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Content-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 3\r\n\r\nabc",
+        // Line ends: bare CR, bare LF, mixed.
+        "GET / HTTP/1.1\r\nHost: a\rContent-Length: 3\r\n\r\nabc",
+        "GET / HTTP/1.1\nHost: a\n\n",
+        "POST / HTTP/1.1\nHost: a\nContent-Length: 3\n\nabc",
+        "POST / HTTP/1.1\r\nHost: a\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\n\r\nabc",
+        // Chunked bodies hyper has to refuse or read whole.
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF1\r\nx\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"\r\nx\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;\nx\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX: y\r\n\r\n",
+        // Versions and target forms the lean path leaves to hyper.
+        "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+        "POST / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET /\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        // Host missing or twice, Expect, Upgrade, an extension method with a body.
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "PURGE /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    for value in [
+        "chunked",
+        "CHUNKED",
+        "gzip, chunked",
+        "chunked, gzip",
+        "identity",
+        "xchunked",
+        "\tchunked",
+        "chunked\r\nTransfer-Encoding: identity",
+    ] {
+        shapes.push(te(value).into_bytes());
+    }
+    // Content-Length: signed, listed, spaced, hex, zero-padded, longer than 15 digits, and
+    // more than a u64 holds.
+    for value in [
+        "+3",
+        "-1",
+        "3, 3",
+        "3,3",
+        "1 0",
+        "3 ",
+        "0x3",
+        "0003",
+        "000000000000003",
+        "0000000000000003",
+        "18446744073709551619",
+        "",
+    ] {
+        shapes.push(cl(value).into_bytes());
+    }
+    shapes.push(b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n".to_vec());
+    shapes.push(b"GET / HTTP/1.1\r\nHost: a\r\nX: \xff\xfe\r\n\r\n".to_vec());
+    shapes.push(b"GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n".to_vec());
+    // Heads about hyper's buffer limit, and more header lines than the lean path parses.
+    for len in [16_300, 16_360, 16_400] {
+        let value = "v".repeat(len - 30);
+        shapes.push(format!("GET / HTTP/1.1\r\nHost: a\r\nX: {value}\r\n\r\n").into_bytes());
+    }
+    let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
+    shapes.push(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").into_bytes());
+    for shape in &shapes {
+        check_framing_around(shape);
+    }
+}
+
+/// The fuzz target's committed seed corpus, every file of it.
+#[test]
+fn lean_reader_and_hyper_agree_on_the_seed_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/request_framing");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the seed folder") {
+        let path = entry.expect("a seed").path();
+        let bytes = std::fs::read(&path).expect("a seed's bytes");
+        framing_check::check(&bytes);
+        seen += 1;
+    }
+    assert!(seen > 0, "no seeds in {}", dir.display());
 }

@@ -1,0 +1,247 @@
+//! The differential check of the lean HTTP/1.1 request reader against hyper's, shared by
+//! fuzz/fuzz_targets/request_framing.rs and tests/fuzz_regressions.rs: every request the lean
+//! path takes from a connection's bytes, hyper's HTTP/1.1 server (as ancm configures it) reads
+//! the same way, with the same end, and what hyper reads after the last one is what it reads
+//! from those bytes alone.
+//!
+//! Hyper runs on an in-memory connection polled by hand, without a runtime: the input is all
+//! there is, and reading past it is pending (an open connection that sends nothing more), so a
+//! partial request is waited for rather than cut short by an end of stream.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+
+/// ancm's default --max-request-head, which is also its hyper `max_buf_size`.
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+
+/// Hyper's default limit on header lines; httparse is given as many slots.
+const HEADER_SLOTS: usize = 100;
+
+/// Polls of hyper's connection before giving up: far more than the requests that fit in an
+/// input, as each poll serves at least one of them.
+const MAX_POLLS: usize = 1 << 16;
+
+/// One request as a reader sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Reading {
+    method: String,
+    target: String,
+    version: &'static str,
+    /// Lowercase names with their values, sorted: hyper's header map keeps no order across
+    /// names.
+    headers: Vec<(String, Vec<u8>)>,
+    /// The body read, or why reading it failed.
+    body: Result<Vec<u8>, String>,
+}
+
+/// What `bytes` hold as the lean path reads them: its requests in order, then the offset where
+/// it stops taking them (where hyper gets the connection) and whether the last one closes the
+/// connection. Panics if a head's length differs from strict httparse's.
+pub(crate) fn lean_readings(bytes: &[u8]) -> (Vec<Reading>, usize, bool) {
+    let mut readings = Vec::new();
+    let mut offset = 0;
+    while let Some((head, body)) = ancm::proxy::lean_request_framing(&bytes[offset..]) {
+        let rest = &bytes[offset..];
+        assert!(
+            head > 0 && head + body <= rest.len(),
+            "lean framing {head}+{body} out of the {} bytes at {offset} of {:?}",
+            rest.len(),
+            bytes.escape_ascii().to_string()
+        );
+        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let mut request = httparse::Request::new(&mut slots);
+        let strict = request.parse(rest);
+        assert!(
+            matches!(strict, Ok(httparse::Status::Complete(len)) if len == head),
+            "lean head {head} at {offset}, strict httparse {strict:?}, of {:?}",
+            bytes.escape_ascii().to_string()
+        );
+        let mut headers: Vec<(String, Vec<u8>)> = request
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+            .collect();
+        headers.sort();
+        let close = headers.iter().any(|(name, value)| {
+            name == "connection"
+                && value
+                    .split(|&b| b == b',')
+                    .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+        });
+        readings.push(Reading {
+            method: request.method.unwrap_or_default().to_owned(),
+            target: request.path.unwrap_or_default().to_owned(),
+            version: match request.version {
+                Some(0) => "HTTP/1.0",
+                Some(1) => "HTTP/1.1",
+                _ => "other",
+            },
+            headers,
+            body: Ok(rest[head..head + body].to_vec()),
+        });
+        offset += head + body;
+        if close {
+            return (readings, offset, true);
+        }
+    }
+    (readings, offset, false)
+}
+
+/// The requests hyper's HTTP/1.1 server hands its service from a connection that sends
+/// `bytes` and then waits, in order.
+pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
+    let readings = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&readings);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let recorder = Arc::clone(&recorder);
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = match body.collect().await {
+                Ok(collected) => Ok(collected.to_bytes().to_vec()),
+                Err(err) => Err(err.to_string()),
+            };
+            let mut headers: Vec<(String, Vec<u8>)> = parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+                .collect();
+            headers.sort();
+            let reading = Reading {
+                method: parts.method.as_str().to_owned(),
+                target: parts.uri.to_string(),
+                version: match parts.version {
+                    hyper::Version::HTTP_10 => "HTTP/1.0",
+                    hyper::Version::HTTP_11 => "HTTP/1.1",
+                    _ => "other",
+                },
+                headers,
+                body,
+            };
+            if let Ok(mut readings) = recorder.lock() {
+                readings.push(reading);
+            }
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.max_buf_size(MAX_HEAD);
+    let mut connection = pin!(builder.serve_connection(
+        Wire {
+            input: bytes.to_vec(),
+            read: 0
+        },
+        service
+    ));
+    let woken = Arc::new(Woken(AtomicBool::new(false)));
+    let waker = Waker::from(Arc::clone(&woken));
+    let mut cx = Context::from_waker(&waker);
+    // Nothing outside wakes the connection: it is polled again only while something inside it
+    // (the body channel, hyper yielding) asks to be, and stops when it waits for more input.
+    for _ in 0..MAX_POLLS {
+        woken.0.store(false, Ordering::Relaxed);
+        if connection.as_mut().poll(&mut cx).is_ready() || !woken.0.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let taken = readings
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
+    taken
+}
+
+/// Panics, with both readings, if the lean path reads `bytes` differently from hyper.
+pub(crate) fn check(bytes: &[u8]) {
+    let (lean, offset, closed) = lean_readings(bytes);
+    if lean.is_empty() {
+        // Hyper gets the connection from its first byte: nothing read two ways.
+        return;
+    }
+    let hyper = hyper_readings(bytes);
+    let agree = hyper.len() >= lean.len() && hyper[..lean.len()] == lean[..];
+    assert!(
+        agree,
+        "the lean path and hyper read {:?} differently\nlean: {lean:#?}\nhyper: {hyper:#?}",
+        bytes.escape_ascii().to_string()
+    );
+    let rest = &bytes[offset..];
+    // What hyper then reads must be what it reads from the rest alone. Only for a rest shorter
+    // than hyper's buffer limit: a longer one meets the limit at points that depend on how
+    // the bytes were read, which differ between the two runs as they do between two networks.
+    if !closed && !rest.is_empty() && rest.len() < MAX_HEAD {
+        let after = hyper_readings(rest);
+        assert!(
+            hyper[lean.len()..] == after[..],
+            "hyper reads the {} bytes after the lean path's {} requests in {:?} differently \
+             alone\nlean: {lean:#?}\nhyper, whole: {hyper:#?}\nhyper, rest alone: {after:#?}",
+            rest.len(),
+            lean.len(),
+            bytes.escape_ascii().to_string()
+        );
+    }
+}
+
+/// Sets its flag when woken.
+struct Woken(AtomicBool);
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A client connection that sends `input`, then nothing, and takes whatever is written.
+struct Wire {
+    input: Vec<u8>,
+    read: usize,
+}
+
+impl Read for Wire {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let rest = &self.input[self.read..];
+        if rest.is_empty() {
+            return Poll::Pending;
+        }
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        self.read += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Write for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
