@@ -163,7 +163,7 @@ record wrk_cmd "$WRK_CMD"
 
 # ------------------------------------------------------------------ ancm + backend
 log "starting ancm with nginx as its app"
-setsid "$ANCM" run "$WORK/app" --listen 127.0.0.1:0 --port-env BACKEND_PORT -- sh -c "$APP_CMD" \
+setsid "$ANCM" run "$WORK/app" --listen 127.0.0.1:0 --max-request-body 0 --port-env BACKEND_PORT -- sh -c "$APP_CMD" \
     </dev/null >"$WORK/ancm.log" 2>&1 &
 ANCM_PID=$!
 BG_PIDS+=("$ANCM_PID")

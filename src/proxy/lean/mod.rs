@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{Response, Version};
 use http_body::Body;
 use http_body_util::Full;
@@ -520,7 +520,10 @@ impl Split<'_, '_> {
         }
         match wait_app(conn, self.stream, self.deadline).await {
             Wait::Read(Ok(0)) => Err(BodyFailed::App(ExchangeError::ClosedEarly)),
-            Wait::Read(Ok(_)) => Ok(()),
+            Wait::Read(Ok(_)) => {
+                gather(conn);
+                Ok(())
+            }
             Wait::Read(Err(err)) => Err(BodyFailed::App(ExchangeError::Read(err))),
             Wait::TimedOut => Err(BodyFailed::App(ExchangeError::Invalid(
                 "no body data within requestTimeout",
@@ -596,6 +599,24 @@ impl Split<'_, '_> {
             return Next::Close;
         }
         Next::KeepAlive
+    }
+}
+
+/// What the body loop takes from the app at once, reading what is already there: a long body
+/// goes on in pieces this large (fewer system calls each way), and a client that stops reading
+/// holds at most this much here.
+const GATHER: usize = 32 * 1024;
+
+/// Reads, without waiting, what the app has already sent, up to [`GATHER`] in the buffer.
+/// An end of stream or error is left for the next wait to find.
+fn gather(conn: &mut Connection) {
+    while conn.buf.len() < GATHER {
+        let room = GATHER - conn.buf.len();
+        conn.buf.reserve(room);
+        match conn.stream.try_read_buf(&mut (&mut conn.buf).limit(room)) {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
     }
 }
 
