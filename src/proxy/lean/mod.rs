@@ -259,6 +259,8 @@ impl Split<'_, '_> {
         let body = &request.bytes[request.head_len..];
         STATS.received(body.len());
         let mut retried = false;
+        // Counted before the connect, so a recycle waits for this request from the start.
+        let mut in_flight = InFlight::new(backend.clone());
         let app = loop {
             match open(&backend, request, body, self.client, started).await {
                 Ok(app) => break app,
@@ -273,7 +275,10 @@ impl Split<'_, '_> {
                     backend.mark_unreachable();
                     retried = true;
                     backend = match self.proxy.supervisor.backend().await {
-                        Ok(next) => next,
+                        Ok(next) => {
+                            in_flight = InFlight::new(next.clone());
+                            next
+                        }
                         Err(unavailable) => {
                             let page = pages::startup_failure(
                                 &unavailable,
@@ -285,7 +290,6 @@ impl Split<'_, '_> {
                 }
             }
         };
-        let in_flight = InFlight::new(backend.clone());
         let rules = Rules {
             head_request: request.is_head(),
             keep_connection: backend.config.forward_response_connection_header,
