@@ -540,12 +540,7 @@ fn response_framing(
         return Ok(Decode::Done);
     }
     if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Ok(if chunked {
+        return Ok(if ends_chunked(last.as_bytes()) {
             Decode::Chunked(Chunk::Size)
         } else {
             Decode::Close
@@ -553,30 +548,48 @@ fn response_framing(
     }
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                return Err(ExchangeError::Invalid(
-                    "a Content-Length that is not a number",
-                ));
-            }
-            let n: u64 = std::str::from_utf8(item)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ExchangeError::Invalid(
-                    "a Content-Length that is not a number",
-                ))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ExchangeError::Invalid("Content-Length values that differ"));
-            }
-            length = Some(n);
-        }
+        take_content_length(value.as_bytes(), &mut length)?;
     }
     Ok(match length {
         Some(0) => Decode::Done,
         Some(n) => Decode::Length(n),
         None => Decode::Close,
     })
+}
+
+/// Whether a Transfer-Encoding value's last coding is chunked (RFC 9112 §6.3).
+pub(super) fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Takes one Content-Length field value into `length`. A list of equal numbers is one length;
+/// anything not a number, or a number other than one seen before, is refused.
+pub(super) fn take_content_length(
+    value: &[u8],
+    length: &mut Option<u64>,
+) -> Result<(), ExchangeError> {
+    const NOT_A_NUMBER: ExchangeError =
+        ExchangeError::Invalid("a Content-Length that is not a number");
+    for item in value.split(|&b| b == b',') {
+        let item = item.trim_ascii();
+        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+            return Err(NOT_A_NUMBER);
+        }
+        let n = item
+            .iter()
+            .try_fold(0u64, |n, &d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .ok_or(NOT_A_NUMBER)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(ExchangeError::Invalid("Content-Length values that differ"));
+        }
+        *length = Some(n);
+    }
+    Ok(())
 }
 
 /// Where a chunked body's reading is.

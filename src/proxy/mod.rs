@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -59,16 +59,11 @@ enum Failed {
 
 /// Methods whose requests carry content by their meaning (RFC 9110 §8.6): sent without a body,
 /// they go to the app with `Content-Length: 0`, as WinHTTP sends them for ANCM. Kestrel
-/// answers 411 Length Required to a POST or PUT that declares no length.
-fn expects_content(method: &Method) -> bool {
+/// answers 411 Length Required to a POST or PUT that declares no length. Both paths ask here.
+fn expects_content(method: &str) -> bool {
     !matches!(
-        *method,
-        Method::GET
-            | Method::HEAD
-            | Method::DELETE
-            | Method::OPTIONS
-            | Method::TRACE
-            | Method::CONNECT
+        method,
+        "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT"
     )
 }
 
@@ -195,7 +190,11 @@ impl Proxy {
             Some(progress) => body.watched(count_to, progress.clone()),
             None => body,
         };
-        if bodiless && upgrade.is_none() && expects_content(&parts.method) && !declared_length {
+        if bodiless
+            && upgrade.is_none()
+            && expects_content(parts.method.as_str())
+            && !declared_length
+        {
             parts.headers.remove(header::TRANSFER_ENCODING);
             parts
                 .headers
@@ -358,10 +357,12 @@ impl Proxy {
     }
 
     fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
-        page(pages::startup_failure(
-            unavailable,
-            &self.supervisor.config(),
-        ))
+        page(self.unavailable_page(unavailable))
+    }
+
+    /// The page for a request no app process can take (502.5, or app_offline.htm's 503).
+    fn unavailable_page(&self, unavailable: &Unavailable) -> Response<Full<Bytes>> {
+        pages::startup_failure(unavailable, &self.supervisor.config())
     }
 }
 

@@ -235,7 +235,7 @@ impl Split<'_, '_> {
             Ok(backend) => backend,
             Err(unavailable) => {
                 STATS.began();
-                let page = pages::startup_failure(&unavailable, &self.proxy.supervisor.config());
+                let page = self.proxy.unavailable_page(&unavailable);
                 return self
                     .answer_page(page, request, std::time::Instant::now())
                     .await;
@@ -280,10 +280,7 @@ impl Split<'_, '_> {
                             next
                         }
                         Err(unavailable) => {
-                            let page = pages::startup_failure(
-                                &unavailable,
-                                &self.proxy.supervisor.config(),
-                            );
+                            let page = self.proxy.unavailable_page(&unavailable);
                             return self.answer_page(page, request, started).await;
                         }
                     };
@@ -310,11 +307,9 @@ impl Split<'_, '_> {
         started: std::time::Instant,
     ) -> Next {
         let limit = backend.config.request_timeout;
-        if let Some(limit) = limit {
-            self.deadline.set(Instant::from_std(started) + limit);
-        } else {
-            self.deadline.set(far_future());
-        }
+        // Without requestTimeout the app may take as long as it likes: a year stands for that.
+        let wait = limit.unwrap_or(Duration::from_secs(86_400 * 365));
+        self.deadline.set(Instant::from_std(started) + wait);
         if let Err(err) = self.send_head(&mut app, backend).await {
             tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
             let page = pages::bad_gateway(super::CLOSED_OR_INVALID);
@@ -746,10 +741,6 @@ fn full_bytes(body: Full<Bytes>) -> Bytes {
         Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
         _ => Bytes::new(),
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// A connection handed to hyper: what the lean path read from it comes first.

@@ -202,15 +202,6 @@ fn plain_target_byte(b: u8) -> bool {
         )
 }
 
-/// Methods that do not carry content by their meaning (RFC 9110 §8.6); others sent without a
-/// length get `Content-Length: 0`, as WinHTTP sends them (Kestrel answers 411 otherwise).
-fn expects_content(method: &str) -> bool {
-    !matches!(
-        method,
-        "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT"
-    )
-}
-
 /// Writes `request` as the app gets it (spec §4.3): Host and the other fields as the client
 /// sent them, hop-by-hop fields and client-sent MS-ASPNETCORE-* dropped, the token set, and
 /// X-Forwarded-For/Proto appended to what the client sent, each in one line. Then the body.
@@ -268,7 +259,7 @@ pub(crate) fn write_for_app(
         request.headers,
         client.proto.as_bytes(),
     );
-    if request.no_length && expects_content(request.method) {
+    if request.no_length && super::super::expects_content(request.method) {
         out.extend_from_slice(b"\r\ncontent-length: 0");
     }
     out.extend_from_slice(b"\r\n\r\n");

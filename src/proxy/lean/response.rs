@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 
-use super::super::exchange::{Chunk, ExchangeError, MAX_HEADERS};
+use super::super::exchange::{
+    ends_chunked, take_content_length, Chunk, ExchangeError, MAX_HEADERS,
+};
 
 /// Header lines parsed without a heap buffer; a head with more is parsed again with one.
 const USUAL_HEADERS: usize = 64;
@@ -169,38 +171,13 @@ fn rewrite_with<'b>(
             }
             10 => name.eq_ignore_ascii_case(b"keep-alive"),
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                for item in header.value.split(|&b| b == b',') {
-                    let item = item.trim_ascii();
-                    if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                        return Err(ExchangeError::Invalid(
-                            "a Content-Length that is not a number",
-                        ));
-                    }
-                    let n = item
-                        .iter()
-                        .try_fold(0u64, |n, &d| {
-                            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                        })
-                        .ok_or(ExchangeError::Invalid(
-                            "a Content-Length that is not a number",
-                        ))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(ExchangeError::Invalid("Content-Length values that differ"));
-                    }
-                    length = Some(n);
-                }
+                take_content_length(header.value, &mut length)?;
                 true
             }
             16 => name.eq_ignore_ascii_case(b"proxy-connection"),
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 coded = true;
-                chunked = Some(
-                    header
-                        .value
-                        .rsplit(|&b| b == b',')
-                        .next()
-                        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")),
-                );
+                chunked = Some(ends_chunked(header.value));
                 true
             }
             _ => false,
