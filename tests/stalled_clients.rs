@@ -207,3 +207,60 @@ fn an_idle_websocket_is_closed_after_the_idle_timeout() {
         closed.await.expect("the idle WebSocket was closed by ancm");
     });
 }
+
+/// One HTTP/2 connection holds at most 32 requests to the app at once: a 33rd stream reaches
+/// the app only when one of the first ends.
+#[test]
+fn an_http2_connection_holds_at_most_32_requests_to_the_app() {
+    let app = AppDir::new("", &[]);
+    let ancm = run(&app, &[]);
+    let addr = ancm.addr().to_owned();
+    let rt = runtime();
+    let waiting = |i: u32| format!("sampleapp abort-watch waiting {} ms", 60_000 + i);
+    let streams: Vec<_> = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("h2c handshake");
+        tokio::spawn(conn);
+        (0..33u32)
+            .map(|i| {
+                let mut sender = sender.clone();
+                let request = Request::get(format!("http://{addr}/abort-watch?ms={}", 60_000 + i))
+                    .body(Empty::<Bytes>::new())
+                    .expect("request");
+                tokio::spawn(async move { sender.send_request(request).await })
+            })
+            .collect()
+    });
+    let arrived = |lines: &[String], i: u32| lines.iter().any(|l| l.contains(&waiting(i)));
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let in_app = loop {
+        let lines = ancm.stdout();
+        let in_app: Vec<u32> = (0..33).filter(|&i| arrived(&lines, i)).collect();
+        if in_app.len() >= 32 {
+            break in_app;
+        }
+        assert!(std::time::Instant::now() < deadline, "{lines:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(in_app.len(), 32, "one stream waits for the app: {in_app:?}");
+    let queued = (0..33).find(|i| !in_app.contains(i)).expect("one queued");
+    // One of the 32 ends (reset by the client): the queued stream goes to the app.
+    streams[in_app[0] as usize].abort();
+    ancm.wait_stdout("the queued stream to reach the app", |l| {
+        l.contains(&waiting(queued))
+    });
+    let lines = ancm.stdout();
+    let aborted = lines
+        .iter()
+        .position(|l| l.contains("sampleapp request aborted"));
+    let reached = lines.iter().position(|l| l.contains(&waiting(queued)));
+    assert!(aborted.is_some() && aborted < reached, "{lines:?}");
+    for stream in streams {
+        stream.abort();
+    }
+}
