@@ -254,6 +254,17 @@ pub struct RunArgs {
     )]
     pub idle_timeout: String,
 
+    /// Close a client connection that takes nothing of a response for this long, as nginx's
+    /// send_timeout, and abort the app's request; an HTTP/2 stream the client does not read is
+    /// reset. 0 turns it off: 60, 60s, 500ms, 0.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        env = "ANCM_SEND_TIMEOUT"
+    )]
+    pub send_timeout: String,
+
     /// The largest HTTP/1.1 request head (request line and headers) taken; larger ones get
     /// 431. The default is http.sys's (IIS's MaxRequestBytes). It also bounds the response
     /// ancm queues for a client that does not read, so raising it costs memory per slow
@@ -553,6 +564,7 @@ impl RunArgs {
             run: Some(config::RunOnly {
                 header_read_timeout: self.header_read_timeout.clone(),
                 idle_timeout: self.idle_timeout.clone(),
+                send_timeout: self.send_timeout.clone(),
                 max_request_head: self.max_request_head.clone(),
                 shutdown_delay: self.shutdown_delay.clone(),
                 watch: self.watch.clone(),

@@ -52,6 +52,8 @@ mod reliability;
 mod shutdown;
 /// `ancm smoke`, for CI.
 mod smoke;
+/// Clients that stop reading (the send timeout), and WebSockets left idle.
+mod stalled_clients;
 /// Starting, waiting, restarting, the rapid-fail limit, failed starts.
 mod supervision;
 /// systemd's service protocol: notifications, the watchdog, socket activation.

@@ -87,6 +87,8 @@ pub struct AppConfig {
     pub header_read_timeout: Duration,
     /// How long a client connection may stay open with no request in progress.
     pub idle_timeout: Duration,
+    /// How long a write to a client may make no progress; `None` for ever.
+    pub send_timeout: Option<Duration>,
     /// The largest HTTP/1.1 request head taken, in bytes.
     pub max_request_head: usize,
     /// How long a stopping ancm keeps serving, not ready, before it stops accepting.
@@ -179,6 +181,8 @@ const DEFAULT_PROCESSES_PER_APPLICATION: u64 = 1;
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// nginx's keepalive_timeout, which also closes its idle HTTP/2 connections.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// nginx's send_timeout.
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest shutdown delay taken: ten minutes, as shutdownTimeLimit's bound.
 const MAX_SHUTDOWN_DELAY_MS: u64 = 600_000;
 /// http.sys's MaxRequestBytes: what IIS takes of a request line and headers by default.
@@ -266,6 +270,8 @@ pub struct RunOnly {
     pub header_read_timeout: String,
     /// As written: 75, 75s, 500ms.
     pub idle_timeout: String,
+    /// As written: 60, 60s, 500ms, 0.
+    pub send_timeout: String,
     /// As written: 16KiB, 65536.
     pub max_request_head: String,
     /// As written: 5s, 500ms; `None` leaves web.config's or the environment's.
@@ -338,6 +344,16 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                 "a duration above zero, such as 75s or 500ms",
             )
         })?;
+    config.send_timeout = values::human_duration(&run.send_timeout)
+        .map_err(|_| {
+            ConfigError::invalid(
+                Origin::Flag("--send-timeout"),
+                "value",
+                &run.send_timeout,
+                "a duration such as 60s or 500ms (at most 360 hours), or 0 for none",
+            )
+        })
+        .map(|d| (!d.is_zero()).then_some(d))?;
     config.max_request_head = values::human_size(&run.max_request_head)
         .ok()
         .filter(|size| (MIN_REQUEST_HEAD..=MAX_REQUEST_HEAD).contains(size))
@@ -985,6 +1001,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         watch: Vec::new(),
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        send_timeout: Some(DEFAULT_SEND_TIMEOUT),
         max_request_head: DEFAULT_MAX_REQUEST_HEAD,
         shutdown_delay,
         ready_path,
@@ -1593,6 +1610,7 @@ mod tests {
         let base = || RunOnly {
             header_read_timeout: "30s".into(),
             idle_timeout: "75s".into(),
+            send_timeout: "60s".into(),
             max_request_head: "16KiB".into(),
             shutdown_delay: None,
             watch: Vec::new(),
@@ -1633,6 +1651,13 @@ mod tests {
         );
         assert_eq!(config.max_memory, Some(512 * 1024 * 1024));
         assert_eq!(config.recycle_every, Some(Duration::from_secs(86_400)));
+        assert_eq!(config.send_timeout, Some(Duration::from_secs(60)));
+        let config = apply(RunOnly {
+            send_timeout: "0".into(),
+            ..base()
+        })
+        .expect("valid");
+        assert_eq!(config.send_timeout, None, "0 turns the send timeout off");
 
         for (run, message) in [
             (
@@ -1671,6 +1696,13 @@ mod tests {
                     ..base()
                 },
                 "--user: value \"no-such-user-of-ancm\" is not valid: the name (or uid) of a user",
+            ),
+            (
+                RunOnly {
+                    send_timeout: "soon".into(),
+                    ..base()
+                },
+                "--send-timeout: value \"soon\" is not valid: a duration such as 60s or 500ms (at most 360 hours), or 0 for none",
             ),
             (
                 RunOnly {

@@ -7,6 +7,8 @@
 //! back on the app instead of filling ancm's memory: HTTP/1.1 buffers, HTTP/2 flow-control
 //! windows and send buffers, TLS buffers (`tls.rs`) and the app connection (`pool.rs`). A
 //! connection with no request in progress for the idle timeout is closed (HTTP/2 with GOAWAY).
+//! A client that takes nothing of a response for the send timeout is cut off (`send_timeout.rs`),
+//! and one HTTP/2 connection holds at most [`H2_APP_CONNECTIONS`] requests to the app at once.
 
 use std::convert::Infallible;
 use std::io;
@@ -21,17 +23,19 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access_log;
 use super::lean::{Ended, Prefixed};
+use super::send_timeout::{self, Stalls, Streams};
 use super::stats::STATS;
 use super::workers::Workers;
 use super::{error_chain, ClientInfo, Proxy};
@@ -41,7 +45,7 @@ use super::{error_chain, ClientInfo, Proxy};
 /// drained, so this is a moment for frames already on their way, then both ends are closed.
 const TUNNEL_GRACE: Duration = Duration::from_secs(2);
 
-type Server = auto::Builder<TokioExecutor>;
+type Server = auto::Builder<Streams>;
 
 /// Serves on every listener until `shutdown` fires, then stops accepting and lets each
 /// connection finish its request in flight. Returns when every connection has closed.
@@ -50,7 +54,11 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<TcpListener>, shutdown: Can
     // and with the workers everything they still serve.
     let _close_tunnels = proxy.close_tunnels.clone().drop_guard();
     let workers = Workers::start().await;
-    let server = Arc::new(server(proxy.header_read_timeout, proxy.max_request_head));
+    let server = Arc::new(server(
+        proxy.header_read_timeout,
+        proxy.max_request_head,
+        proxy.send_timeout,
+    ));
     let connections = TaskTracker::new();
     // One accept loop per listener, here; each connection goes to the next worker in turn, so
     // the workers share clients evenly (one that raced the others to accept would not).
@@ -110,6 +118,12 @@ const H2_SEND_BUFFER: usize = 16 * 1024;
 /// Streams at once on one HTTP/2 connection, as nginx's http2_max_concurrent_streams.
 const H2_MAX_STREAMS: u32 = 128;
 
+/// Requests of one HTTP/2 connection forwarded to the app at once; the connection's other
+/// streams wait for one of these to end. A browser opens six HTTP/1.1 connections to a site,
+/// each with one request at a time; this lets its one HTTP/2 connection do a few times that,
+/// but not hold an app connection for each of its 128 streams.
+const H2_APP_CONNECTIONS: usize = 32;
+
 /// An HTTP/2 client that does not answer a PING within this is gone: its connection closes
 /// even in the middle of a long response.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -122,9 +136,16 @@ const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// One server for every connection: HTTP/1.1 with a deadline for each request's headers, and
 /// HTTP/2, told apart per connection by the HTTP/2 preface. `max_head` bounds an HTTP/1.1
 /// request head (larger ones get 431) and, as hyper's write buffer shares the bound, how much
-/// of a response waits in ancm for a client that does not read.
-fn server(header_read_timeout: Duration, max_head: usize) -> Server {
-    let mut server = auto::Builder::new(TokioExecutor::new());
+/// of a response waits in ancm for a client that does not read. HTTP/2 streams run in tasks
+/// that end when the client reads nothing of them for `send_timeout`.
+fn server(
+    header_read_timeout: Duration,
+    max_head: usize,
+    send_timeout: Option<Duration>,
+) -> Server {
+    let mut server = auto::Builder::new(Streams {
+        limit: send_timeout,
+    });
     server
         .http1()
         .timer(TokioTimer::new())
@@ -294,6 +315,9 @@ async fn serve_connection<I>(
     let started = Arc::new(AtomicBool::new(false));
     let activity = Arc::new(Activity::new());
     let idle_timeout = proxy.idle_timeout;
+    let proxy_send_timeout = proxy.send_timeout;
+    // One permit per request (HTTP/1.1 has one at a time), held until its response is over.
+    let app_connections = Arc::new(Semaphore::new(H2_APP_CONNECTIONS));
     let service = service_fn({
         let started = started.clone();
         let activity = activity.clone();
@@ -302,7 +326,10 @@ async fn serve_connection<I>(
             let in_progress = activity.begin();
             let proxy = proxy.clone();
             let client = client.clone();
+            let app_connections = app_connections.clone();
             async move {
+                // Never closed, so this cannot fail; without a permit, the request goes on.
+                let permit = app_connections.acquire_owned().await.ok();
                 let version = request.version();
                 let mut timed = Timed::start();
                 if access_log::enabled() {
@@ -321,10 +348,12 @@ async fn serve_connection<I>(
                     body,
                     _in_progress: in_progress,
                     _timed: timed,
+                    _permit: permit,
                 }))
             }
         }
     });
+    let io = Stalls::new(io, proxy_send_timeout);
     let conn = server.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let first_request = tokio::time::sleep_until(deadline);
@@ -372,8 +401,14 @@ async fn serve_connection<I>(
             }
         }
     };
-    if let Err(err) = result {
-        tracing::debug!(%remote, err = %error_chain(&*err), "client connection ended with an error");
+    match result {
+        Err(err) if send_timeout::stalled(&*err) => {
+            tracing::info!(%remote, err = %error_chain(&*err), "closed a client connection that took nothing of its response; its request to the app was aborted");
+        }
+        Err(err) => {
+            tracing::debug!(%remote, err = %error_chain(&*err), "client connection ended with an error");
+        }
+        Ok(()) => {}
     }
 }
 
@@ -444,13 +479,15 @@ impl Drop for Timed {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that keeps its request in progress until hyper has sent or dropped it,
-    /// counting the bytes it sends.
+    /// A response body that keeps its request in progress (and its HTTP/2 connection's permit
+    /// for the app) until hyper has sent or dropped it, counting the bytes it sends and telling
+    /// the send timeout when it waits on the client.
     struct Counted<B> {
         #[pin]
         body: B,
         _in_progress: InProgress,
         _timed: Timed,
+        _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     }
 }
 
@@ -462,10 +499,12 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        send_timeout::note(false);
         let polled = self.project().body.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
                 STATS.sent(data.len());
+                send_timeout::note(true);
             }
         }
         polled

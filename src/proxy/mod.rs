@@ -16,6 +16,7 @@ mod headers;
 mod lean;
 mod pages;
 mod pool;
+mod send_timeout;
 pub mod stats;
 mod tls;
 mod trim;
@@ -75,6 +76,8 @@ pub struct Proxy {
     header_read_timeout: Duration,
     /// How long a client connection may stay open with no request in progress.
     idle_timeout: Duration,
+    /// How long a write to a client may make no progress (--send-timeout); `None` for ever.
+    send_timeout: Option<Duration>,
     /// The largest HTTP/1.1 request head taken (--max-request-head).
     max_request_head: usize,
     /// X-Forwarded-For's form, worked out once per connection.
@@ -102,6 +105,7 @@ impl Proxy {
         Proxy {
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
             max_request_head: config.max_request_head,
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),

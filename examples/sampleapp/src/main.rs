@@ -200,6 +200,19 @@ struct PatternBody {
     chunk: u64,
     /// `chunk + 16` pattern bytes, so any frame is a slice starting at `sent % 16`.
     buf: Bytes,
+    /// Say so when dropped before the end (the client's request was aborted).
+    report: bool,
+}
+
+impl Drop for PatternBody {
+    fn drop(&mut self) {
+        if self.report && self.sent < self.total {
+            say(&format!(
+                "sampleapp stream aborted after {} bytes",
+                self.sent
+            ));
+        }
+    }
 }
 
 impl PatternBody {
@@ -212,6 +225,7 @@ impl PatternBody {
             total,
             chunk,
             buf: Bytes::from(buf),
+            report: false,
         }
     }
 }
@@ -417,10 +431,12 @@ async fn handle(
             }
         }
         (&Method::GET, "/stream") => {
-            let body = PatternBody::new(
+            let mut body = PatternBody::new(
                 query_num(&uri, "bytes", 0),
                 query_num(&uri, "chunk", DEFAULT_CHUNK),
             );
+            // Tests of aborted downloads wait for the line this asks for.
+            body.report = query_num(&uri, "report", 0) != 0;
             Response::new(body.boxed())
         }
         (&Method::GET, "/sleep") => {

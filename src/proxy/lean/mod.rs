@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exchange::{self, Connection, ExchangeError, Step};
 use super::pool::SendError;
+use super::send_timeout::Stalls;
 use super::stats::STATS;
 use super::{error_chain, pages, ClientInfo, Proxy};
 use crate::supervisor::{Backend, InFlight};
@@ -446,11 +447,8 @@ impl Split<'_, '_> {
                     if self.out.len() + take <= FLUSH_AT {
                         self.out.extend_from_slice(&conn.buf[..take]);
                     } else {
-                        flush(self.stream, self.out).await?;
-                        self.stream
-                            .write_all(&conn.buf[..take])
-                            .await
-                            .map_err(|_| BodyFailed::Client)?;
+                        flush(self.stream, self.out, self.proxy.send_timeout).await?;
+                        send(self.stream, &conn.buf[..take], self.proxy.send_timeout).await?;
                     }
                     conn.buf.advance(take);
                     sent += take;
@@ -459,7 +457,7 @@ impl Split<'_, '_> {
                 if left == 0 {
                     break;
                 }
-                flush(self.stream, self.out).await?;
+                flush(self.stream, self.out, self.proxy.send_timeout).await?;
                 self.fill(conn, limit).await?;
             },
             Framing::Chunked(mut state) => loop {
@@ -468,7 +466,7 @@ impl Split<'_, '_> {
                         sent += data.len();
                         chunk(self.out, &data);
                         if self.out.len() >= FLUSH_AT {
-                            flush(self.stream, self.out).await?;
+                            flush(self.stream, self.out, self.proxy.send_timeout).await?;
                         }
                     }
                     // Trailers go to a client that asked for them (TE), and such requests go
@@ -478,7 +476,7 @@ impl Split<'_, '_> {
                         break;
                     }
                     Step::More => {
-                        flush(self.stream, self.out).await?;
+                        flush(self.stream, self.out, self.proxy.send_timeout).await?;
                         self.fill(conn, limit).await?;
                     }
                 }
@@ -489,7 +487,7 @@ impl Split<'_, '_> {
                     chunk(self.out, &conn.buf);
                     conn.buf.clear();
                 }
-                flush(self.stream, self.out).await?;
+                flush(self.stream, self.out, self.proxy.send_timeout).await?;
                 match self.fill(conn, limit).await {
                     Ok(()) => {}
                     Err(BodyFailed::App(ExchangeError::ClosedEarly)) => {
@@ -501,7 +499,7 @@ impl Split<'_, '_> {
                 }
             },
         }
-        flush(self.stream, self.out).await?;
+        flush(self.stream, self.out, self.proxy.send_timeout).await?;
         Ok(Sent {
             bytes: sent,
             reusable,
@@ -594,7 +592,11 @@ impl Split<'_, '_> {
         if !request.is_head() {
             self.out.extend_from_slice(&body);
         }
-        if flush(self.stream, self.out).await.is_err() || close {
+        if flush(self.stream, self.out, self.proxy.send_timeout)
+            .await
+            .is_err()
+            || close
+        {
             return Next::Close;
         }
         Next::KeepAlive
@@ -703,13 +705,36 @@ fn client_gone(client: &TcpStream) -> bool {
     }
 }
 
-async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), BodyFailed> {
+/// Writes `out` to the client, and empties it.
+async fn flush(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    send_timeout: Option<Duration>,
+) -> Result<(), BodyFailed> {
     if out.is_empty() {
         return Ok(());
     }
-    let written = stream.write_all(out).await;
+    let written = send(stream, out, send_timeout).await;
     out.clear();
-    written.map_err(|_| BodyFailed::Client)
+    written
+}
+
+/// Writes `bytes` to the client; a write that makes no progress for the send timeout fails.
+async fn send(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    send_timeout: Option<Duration>,
+) -> Result<(), BodyFailed> {
+    let mut stream = Stalls::new(stream, send_timeout);
+    match stream.write_all(bytes).await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            if super::send_timeout::stalled(&err) {
+                tracing::info!(%err, "closed a client connection that took nothing of its response; its request to the app was aborted");
+            }
+            Err(BodyFailed::Client)
+        }
+    }
 }
 
 /// `data` as one chunk of a chunked body.
