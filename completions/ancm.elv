@@ -46,6 +46,8 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --log-format 'How ancm writes its own lines and the app''s to the console: `text`, or `json` (one object per line: time, level, message, fields; the app''s lines with pid, slot and stream), for log shippers'
             cand --access-log 'Write one line per request in the W3C extended log format IIS writes (plus the app''s pid) to PATH (appended), or to stdout with `-`. Off by default'
             cand --admin 'Serve /healthz, /readyz, /status and /metrics (Prometheus) on ADDR, apart from the front: IP:PORT, PORT or localhost:PORT as for --listen, or a Unix socket path (with a `/`). Off by default'
+            cand --admin-token 'Ask every admin request but /healthz and /readyz for `Authorization: Bearer TOKEN` (401 without it). Without a token, --admin on an address other than loopback is warned about at start'
+            cand --admin-group 'Make the --admin socket path group-accessible (0660) to this group (a name or gid) rather than owner-only (0600)'
             cand --watch 'Recycle the app without downtime when a file matching GLOB (relative to the app folder) changes, as ANCM''s recycleOnFileChange would (repeatable). web.config is always watched'
             cand --ready-path 'A new process takes traffic only once a GET of PATH (sent as the proxy sends requests, with the pairing token) answers below 500, polled within startupTimeLimit. Wins over web.config''s <applicationInitialization> initializationPage'
             cand --health-path 'Probe each ready process with a GET of PATH every --health-interval; after --health-failures failures in a row (no answer within the interval, or 500 and above) it is replaced without downtime. Off by default'

@@ -299,6 +299,28 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR", value_parser = admin_address, env = "ANCM_ADMIN")]
     pub admin: Option<admin::Address>,
 
+    /// Ask every admin request but /healthz and /readyz for `Authorization: Bearer TOKEN`
+    /// (401 without it). Without a token, --admin on an address other than loopback is
+    /// warned about at start.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "admin",
+        env = "ANCM_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Make the --admin socket path group-accessible (0660) to this group (a name or gid)
+    /// rather than owner-only (0600).
+    #[arg(
+        long,
+        value_name = "GROUP",
+        requires = "admin",
+        env = "ANCM_ADMIN_GROUP"
+    )]
+    pub admin_group: Option<String>,
+
     /// Recycle the app without downtime when a file matching GLOB (relative to the app
     /// folder) changes, as ANCM's recycleOnFileChange would (repeatable). web.config is
     /// always watched.

@@ -63,7 +63,11 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             if let Err(err) = logging.apply(&config.debug_log) {
                 tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
             }
-            let admin = args.admin.clone();
+            let admin = args.admin.clone().map(|address| admin::Settings {
+                address,
+                token: args.admin_token.clone(),
+                group: args.admin_group.clone(),
+            });
             host::run(|host| run::run(host, config, request, admin))?;
             Ok(ExitCode::SUCCESS)
         }

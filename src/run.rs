@@ -165,10 +165,10 @@ pub(crate) async fn run(
     mut host: Host,
     config: AppConfig,
     request: Request,
-    admin: Option<admin::Address>,
+    admin: Option<admin::Settings>,
 ) -> anyhow::Result<()> {
-    let bound = match &admin {
-        Some(address) => Some(admin::bind(address).await?),
+    let bound = match admin {
+        Some(settings) => Some(admin::bind(settings).await?),
         None => None,
     };
     let about = admin::About::new(

@@ -277,6 +277,180 @@ fn admin_listens_on_a_unix_socket_and_removes_it_at_the_stop() {
     assert!(!socket.exists(), "the socket is removed at the stop");
 }
 
+/// `ancm run ARGS` started with umask 000, so that a mode it does not set is wide open.
+fn with_umask_000(args: &[&str]) -> Ancm {
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(crate::support::ancm_bin())
+        .env("ANCM_LOG", "info");
+    Ancm::run_with(command, args)
+}
+
+/// The socket's permission bits and group once the admin listener is up.
+fn socket_mode(ancm: &Ancm, socket: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    ancm.wait_stderr("the admin line", |l| l.contains("admin endpoints on "));
+    let meta = std::fs::metadata(socket).expect("the socket");
+    (meta.mode() & 0o777, meta.gid())
+}
+
+#[test]
+fn the_admin_socket_is_owner_only_or_group_only_whatever_the_umask() {
+    let app = AppDir::new("", &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("admin.sock");
+    let socket_arg = socket.to_str().expect("utf-8");
+    let app_arg = app.path().to_str().expect("utf-8");
+    let mut ancm = with_umask_000(&["--admin", socket_arg, app_arg]);
+    assert_eq!(socket_mode(&ancm, &socket).0, 0o600);
+    ancm.signal(Signal::SIGTERM);
+    assert!(ancm.wait_exit().success());
+
+    // A group of this user's own (its primary one) can always be given.
+    let gid = nix::unistd::getegid().as_raw();
+    let group = gid.to_string();
+    let mut ancm = with_umask_000(&["--admin", socket_arg, "--admin-group", &group, app_arg]);
+    assert_eq!(socket_mode(&ancm, &socket), (0o660, gid));
+    ancm.signal(Signal::SIGTERM);
+    assert!(ancm.wait_exit().success());
+
+    let (code, stderr) = crate::support::run_expecting_failure(&[
+        "--admin",
+        socket_arg,
+        "--admin-group",
+        "no-such-group-here",
+        app_arg,
+    ]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("--admin-group no-such-group-here: no such group"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_admin_token_guards_all_but_the_probes() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("ANCM_ADMIN_TOKEN", "s3cret-token");
+    let ancm = Ancm::run_with(
+        command,
+        &["--admin", "0.0.0.0:0", app.path().to_str().expect("utf-8")],
+    );
+    let line = ancm.wait_stderr("the admin line", |l| l.contains("admin endpoints on "));
+    let port = line
+        .split("http://0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap_or_else(|| panic!("a port in {line}"));
+    let admin = format!("http://127.0.0.1:{port}");
+    ancm.wait_ready();
+    // A token is set: no warning about the open address.
+    assert_eq!(ancm.count_stderr(|l| l.contains("no --admin-token")), 0);
+
+    assert_eq!(get(&format!("{admin}/healthz")).0, 200);
+    assert_eq!(get(&format!("{admin}/readyz")).0, 200);
+    for path in ["/status", "/metrics", "/nowhere"] {
+        let response = client()
+            .get(format!("{admin}{path}"))
+            .send()
+            .expect("admin request");
+        assert_eq!(response.status(), 401, "{path}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .expect("text")
+                .starts_with("Bearer"),
+            "{path}"
+        );
+        for wrong in [
+            "Bearer s3cret-toke",
+            "Bearer s3cret-tokenX",
+            "Basic s3cret-token",
+        ] {
+            let response = client()
+                .get(format!("{admin}{path}"))
+                .header("authorization", wrong)
+                .send()
+                .expect("admin request");
+            assert_eq!(response.status(), 401, "{path} with {wrong}");
+        }
+    }
+    let response = client()
+        .get(format!("{admin}/status"))
+        .header("authorization", "Bearer s3cret-token")
+        .send()
+        .expect("admin request");
+    assert_eq!(response.status(), 200);
+    let status: serde_json::Value = response.json().expect("status JSON");
+    assert_eq!(status["pid"], ancm.pid());
+}
+
+#[test]
+fn admin_on_an_address_others_reach_without_a_token_is_warned_about() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run(&["--admin", "0.0.0.0:0", app.path().to_str().expect("utf-8")]);
+    let warning = ancm.wait_stderr("the warning", |l| l.contains("no --admin-token"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("--admin 0.0.0.0:0"), "{warning}");
+    ancm.wait_ready();
+
+    // Loopback is the operator's own: no warning.
+    let (ancm, _) = with_admin(&app, &[]);
+    ancm.wait_ready();
+    assert_eq!(ancm.count_stderr(|l| l.contains("no --admin-token")), 0);
+}
+
+#[test]
+fn status_and_metrics_are_rendered_at_most_once_a_second_for_a_flood() {
+    let app = AppDir::new("", &[]);
+    let (ancm, admin) = with_admin(&app, &[]);
+    ancm.wait_ready();
+    let requests = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(r#"ancm_requests_total{protocol="HTTP/1.1",class="2xx"}"#))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no request count in {metrics}"))
+    };
+    // Back to back, a scrape is served the copy of the one before, although a request was
+    // served between them. The copy is a second old at most: a round that took longer (a
+    // very loaded machine) shows nothing and is tried again.
+    let mut shown = None;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (_, first) = get(&format!("{admin}/metrics"));
+        let (_, first_status) = get(&format!("{admin}/status"));
+        assert_eq!(ancm.get("/").status(), 200);
+        let (_, second) = get(&format!("{admin}/metrics"));
+        let (_, second_status) = get(&format!("{admin}/status"));
+        if started.elapsed() < std::time::Duration::from_millis(900) {
+            assert_eq!(requests(&first), requests(&second));
+            assert_eq!(first, second);
+            assert_eq!(first_status, second_status);
+            shown = Some(requests(&first));
+            break;
+        }
+    }
+    let before = shown.expect("no round was quick enough to show the copy");
+    // And it is only a copy for a while: the request since shows up.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let now = requests(&get(&format!("{admin}/metrics")).1);
+        if now != before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never moved on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn admin_is_off_unless_asked_and_a_bad_address_is_refused() {
     let app = AppDir::new("", &[]);

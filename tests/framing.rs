@@ -110,22 +110,113 @@ fn client_trailers_lose_what_headers_lose_over_http1_and_http2() {
 #[test]
 fn the_app_sees_the_host_the_client_asked_for() {
     let (_app, ancm) = sample();
-    // Connection may name hop-by-hop headers, but never Host.
-    let echo = echo_of(&raw(
-        &ancm,
-        "GET /echo HTTP/1.1\r\nHost: site.test\r\nConnection: host, close\r\n\r\n",
-    ));
-    assert_eq!(fields(&echo, "headers", "host"), ["site.test"], "{echo}");
     // HTTP/1.0 may name no site: the app gets the address the client connected to.
     let echo =
         echo_of(&raw(&ancm, "GET /echo HTTP/1.0\r\n\r\n").replacen("HTTP/1.0", "HTTP/1.1", 1));
     assert_eq!(fields(&echo, "headers", "host"), [ancm.addr()], "{echo}");
-    // An absolute target's authority wins over Host (RFC 9112 §3.2.2).
+    // An absolute target naming the site Host names goes to the app as origin-form, with the
+    // client's Host as it came.
     let echo = echo_of(&raw(
         &ancm,
-        "GET http://other.test/echo HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+        "GET http://SITE.test:80/echo?q=1 HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
     ));
+    assert_eq!(fields(&echo, "headers", "host"), ["site.test"], "{echo}");
+    assert_eq!(echo["path"], "/echo", "{echo}");
+    assert_eq!(echo["query"], "q=1", "{echo}");
+    // With no Host, an HTTP/1.0 absolute target's authority is the only site named.
+    let echo = echo_of(
+        &raw(&ancm, "GET http://other.test/echo HTTP/1.0\r\n\r\n")
+            .replacen("HTTP/1.0", "HTTP/1.1", 1),
+    );
     assert_eq!(fields(&echo, "headers", "host"), ["other.test"], "{echo}");
+}
+
+/// ancm on the lean path (the default), and on hyper's alone (an access log turns the lean
+/// path off).
+fn on_both_paths() -> Vec<(&'static str, AppDir, Ancm, tempfile::TempDir)> {
+    ["lean", "hyper"]
+        .into_iter()
+        .map(|path| {
+            let app = AppDir::new("", &[]);
+            let logs = tempfile::tempdir().expect("temp dir");
+            let log = logs.path().join("access.log");
+            let mut args = vec![];
+            if path == "hyper" {
+                args.extend(["--access-log", log.to_str().expect("utf-8")]);
+            }
+            args.push(app.path().to_str().expect("utf-8"));
+            let ancm = Ancm::run(&args);
+            ancm.wait_ready();
+            (path, app, ancm, logs)
+        })
+        .collect()
+}
+
+/// How many requests the sample app has had, this question included.
+fn requests_seen(ancm: &Ancm) -> String {
+    client()
+        .get(format!("{}/requests", ancm.url))
+        .send()
+        .and_then(|r| r.text())
+        .expect("request count")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn a_host_or_target_naming_another_site_and_connection_naming_framing_get_400_on_both_paths() {
+    let cases = [
+        // The target's authority would otherwise win over Host.
+        "GET http://evil/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+        "GET http://good:8080/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+        "GET http://user@good/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+        // Hosts that are not host[:port].
+        "GET /echo HTTP/1.1\r\nHost: good@evil/x\r\nConnection: close\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: evil/x\r\nConnection: close\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: good:x\r\nConnection: close\r\n\r\n",
+        // Framing or the site named as a Connection option: the body, or Host, would be
+        // dropped on the way to the app.
+        "POST /echo HTTP/1.1\r\nHost: good\r\nContent-Length: 5\r\nConnection: content-length, close\r\n\r\nhello",
+        "POST /echo HTTP/1.1\r\nHost: good\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: good\r\nConnection: host, close\r\n\r\n",
+    ];
+    for (path, _app, ancm, _logs) in on_both_paths() {
+        for request in cases {
+            let answer = raw(&ancm, request);
+            assert!(
+                answer.starts_with("HTTP/1.1 400"),
+                "{path}: {request:?} got: {answer}"
+            );
+        }
+        // Only the count itself reached the app.
+        assert_eq!(
+            requests_seen(&ancm),
+            "1",
+            "{path}: refused requests reached the app"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
+    for (path, _app, ancm, _logs) in on_both_paths() {
+        for second in [
+            "GARBAGE\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: good\r\nBad Header\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: good\r\nContent-Length: x\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: good@evil/x\r\n\r\n",
+        ] {
+            let answer = raw(
+                &ancm,
+                &format!("GET /echo HTTP/1.1\r\nHost: good\r\n\r\n{second}"),
+            );
+            let statuses: Vec<&str> = answer
+                .match_indices("HTTP/1.1 ")
+                .map(|(at, _)| &answer[at + 9..at + 12])
+                .collect();
+            assert_eq!(statuses, ["200", "400"], "{path}: {second:?} got: {answer}");
+        }
+    }
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! on the front's listener) serves `/healthz`, `/readyz`, `/status` (JSON) and `/metrics`
 //! (Prometheus text), read from the supervisor, the proxy's counters and the process table.
 //! The same endpoints answer on each instance's control socket (Unix, owner-only, in the
-//! runtime folder), which `ancm ls` and `ancm status` ask.
+//! runtime folder), which `ancm ls` and `ancm status` ask. On the admin listener `/status` and
+//! `/metrics` are served from a copy at most a second old, and with `--admin-token` all but
+//! the probes ask for it.
 
 #[cfg(unix)]
 mod control;
@@ -62,6 +64,16 @@ pub fn status(target: Option<&str>, json: bool) -> anyhow::Result<String> {
 pub enum Address {
     Tcp(std::net::SocketAddr),
     Unix(PathBuf),
+}
+
+/// The admin listener as asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub address: Address,
+    /// `--admin-token`: what every request but the probes must bear.
+    pub token: Option<String>,
+    /// `--admin-group`: the group a socket path is opened to (0660 instead of 0600).
+    pub group: Option<String>,
 }
 
 /// Set when ancm starts to stop: from then on `/readyz` answers 503, so that a load balancer

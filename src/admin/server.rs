@@ -1,10 +1,13 @@
-//! The admin listener: its own socket (TCP, or a Unix socket path), its own small HTTP/1.1
-//! server, and the four endpoints. It shares nothing with the front: a flood of clients there
-//! does not stop a probe here, and the front's request limits do not apply.
+//! The admin listener: its own socket (TCP, or a Unix socket path made 0600, or 0660 for
+//! `--admin-group`, before it listens, whatever the umask), its own small HTTP/1.1 server, and
+//! the four endpoints. It shares nothing with the front: a flood of clients there does not stop
+//! a probe here, and the front's request limits do not apply. `/status` and `/metrics` read
+//! the process table; on the admin listener they are rendered at most once per
+//! [`RENDER_EVERY`] and a flood gets the copy, so it cannot keep a core busy.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -19,13 +22,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{metrics, Address, Observed};
+use super::{metrics, Address, Observed, Settings};
 
 /// A probe that cannot send its request head within this is not waited for.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long requests in progress may take to finish once the listener stops.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a rendered `/status` or `/metrics` is served again on the admin listener: well
+/// under any scrape or probe interval, and a flood renders each at most once per interval.
+const RENDER_EVERY: Duration = Duration::from_secs(1);
 
 /// The admin listener, serving until [`Admin::stop`].
 pub(crate) struct Admin {
@@ -48,8 +55,9 @@ enum Listener {
 pub(crate) struct Bound {
     listener: Listener,
     pub(crate) shown: String,
-    /// The control socket, which also serves `/logs`.
+    /// The control socket, which also serves `/logs`, answers fresh and asks for no token.
     control: bool,
+    token: Option<Token>,
     /// The socket file to remove at the stop.
     #[cfg(unix)]
     socket_path: Option<std::path::PathBuf>,
@@ -59,8 +67,14 @@ impl Bound {
     /// Serves the admin endpoints from `observed`.
     pub(crate) fn serve(self, observed: Arc<Observed>) -> Admin {
         let shutdown = CancellationToken::new();
-        let control = self.control;
-        let task = tokio::spawn(serve(self.listener, observed, shutdown.clone(), control));
+        let endpoints = Arc::new(Endpoints {
+            observed,
+            control: self.control,
+            token: self.token,
+            status: Rendered::default(),
+            metrics: Rendered::default(),
+        });
+        let task = tokio::spawn(serve(self.listener, endpoints, shutdown.clone()));
         Admin {
             shown: self.shown,
             shutdown,
@@ -71,13 +85,31 @@ impl Bound {
     }
 }
 
-/// Binds `address` for the admin listener.
-pub(crate) async fn bind(address: &Address) -> anyhow::Result<Bound> {
-    let (listener, shown) = listen(address).await?;
+/// Binds the admin listener as `settings` ask. An address others can reach with no token
+/// is warned about: `/status` shows the app's folder, pids and ports to anyone there.
+pub(crate) async fn bind(settings: Settings) -> anyhow::Result<Bound> {
+    let token = match settings.token {
+        Some(token) if token.is_empty() => anyhow::bail!(
+            "--admin-token (or ANCM_ADMIN_TOKEN) is empty; give a secret, or leave it unset"
+        ),
+        token => token.map(|token| Token(token.into_bytes())),
+    };
+    let address = &settings.address;
+    if let (Address::Tcp(addr), None) = (address, &token) {
+        if !addr.ip().to_canonical().is_loopback() {
+            tracing::warn!(
+                "--admin {addr} is not a loopback address and no --admin-token is set: anyone \
+                 who can reach it reads /status and /metrics; set --admin-token \
+                 (ANCM_ADMIN_TOKEN), or listen on 127.0.0.1 or a socket path"
+            );
+        }
+    }
+    let (listener, shown) = listen(address, settings.group.as_deref()).await?;
     Ok(Bound {
         listener,
         shown,
         control: false,
+        token,
         #[cfg(unix)]
         socket_path: match address {
             Address::Unix(path) => Some(path.clone()),
@@ -105,12 +137,16 @@ pub(crate) async fn bind_control() -> anyhow::Result<Bound> {
         listener: Listener::Unix(listener),
         shown: path.display().to_string(),
         control: true,
+        token: None,
         socket_path: Some(path),
     })
 }
 
-async fn listen(address: &Address) -> anyhow::Result<(Listener, String)> {
+async fn listen(address: &Address, group: Option<&str>) -> anyhow::Result<(Listener, String)> {
     match address {
+        Address::Tcp(addr) if group.is_some() => {
+            anyhow::bail!("--admin-group applies to a socket path; --admin {addr} is a TCP address")
+        }
         Address::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -121,7 +157,15 @@ async fn listen(address: &Address) -> anyhow::Result<(Listener, String)> {
         #[cfg(unix)]
         Address::Unix(path) => {
             remove_stale_socket(path).await?;
-            let listener = tokio::net::UnixListener::bind(path)
+            let gid = match group {
+                Some(name) => Some(group_id(name).await?),
+                None => None,
+            };
+            let listener = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || listen_unix(&path, gid)).await??
+            };
+            let listener = tokio::net::UnixListener::from_std(listener)
                 .with_context(|| format!("--admin {}: cannot listen there", path.display()))?;
             Ok((Listener::Unix(listener), path.display().to_string()))
         }
@@ -131,6 +175,58 @@ async fn listen(address: &Address) -> anyhow::Result<(Listener, String)> {
             path.display()
         ),
     }
+}
+
+/// Makes the socket at `path` 0600 (0660 and owned by `group` with one) between bind and
+/// listen: no one connects before the mode is set, whatever the umask made it.
+#[cfg(unix)]
+fn listen_unix(
+    path: &std::path::Path,
+    group: Option<nix::unistd::Gid>,
+) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = path.display();
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = SockFlag::empty();
+    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, flags, None)
+        .with_context(|| format!("--admin {shown}: cannot make a socket"))?;
+    let addr = UnixAddr::new(path).with_context(|| format!("--admin {shown}: path too long"))?;
+    socket::bind(fd.as_raw_fd(), &addr)
+        .with_context(|| format!("--admin {shown}: cannot listen there"))?;
+    let mode = if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(gid)).with_context(|| {
+            format!("--admin {shown}: cannot give the socket to group {gid} (--admin-group)")
+        })?;
+        0o660
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("--admin {shown}: cannot set the socket's mode to {mode:o}"))?;
+    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+        .with_context(|| format!("--admin {shown}: cannot listen there"))?;
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// `--admin-group`: a group name, or a gid.
+#[cfg(unix)]
+async fn group_id(name: &str) -> anyhow::Result<nix::unistd::Gid> {
+    if let Ok(gid) = name.parse() {
+        return Ok(nix::unistd::Gid::from_raw(gid));
+    }
+    let owned = name.to_owned();
+    let found = tokio::task::spawn_blocking(move || nix::unistd::Group::from_name(&owned))
+        .await?
+        .with_context(|| format!("--admin-group {name}: cannot read the group database"))?;
+    found.map(|group| group.gid).ok_or_else(|| {
+        anyhow::anyhow!("--admin-group {name}: no such group (give a name or a gid)")
+    })
 }
 
 /// A socket file left by an ancm that was killed is in the way of binding; one that another
@@ -158,13 +254,67 @@ async fn remove_stale_socket(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("--admin {}: cannot remove the stale socket", path.display()))
 }
 
-/// `control`: this is the control socket, which also serves `/logs`.
-async fn serve(
-    listener: Listener,
+/// What one listener serves, and how.
+struct Endpoints {
     observed: Arc<Observed>,
-    shutdown: CancellationToken,
+    /// The control socket: `/logs` too, fresh answers, no token.
     control: bool,
-) {
+    token: Option<Token>,
+    status: Rendered,
+    metrics: Rendered,
+}
+
+/// `--admin-token`, compared in constant time so that a timing does not tell how much of a
+/// guess was right.
+struct Token(Vec<u8>);
+
+impl Token {
+    fn admits(&self, request: &Request<Incoming>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        let Some((scheme, credentials)) = value
+            .iter()
+            .position(|&b| b == b' ')
+            .map(|space| (&value[..space], value[space + 1..].trim_ascii()))
+        else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(b"bearer") && bool::from(credentials.ct_eq(&self.0))
+    }
+}
+
+/// A body rendered at most once per [`RENDER_EVERY`]: the first request after that renders
+/// it while the others wait for it (one render, not one per request).
+#[derive(Default)]
+struct Rendered(tokio::sync::Mutex<Option<(Instant, Bytes)>>);
+
+impl Rendered {
+    async fn get<E>(
+        &self,
+        render: impl FnOnce() -> Result<Bytes, E> + Send + 'static,
+    ) -> Result<Bytes, String>
+    where
+        E: std::fmt::Display + Send + 'static,
+    {
+        let mut kept = self.0.lock().await;
+        if let Some((at, body)) = kept.as_ref() {
+            if at.elapsed() < RENDER_EVERY {
+                return Ok(body.clone());
+            }
+        }
+        let body = tokio::task::spawn_blocking(render)
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())?;
+        *kept = Some((Instant::now(), body.clone()));
+        Ok(body)
+    }
+}
+
+async fn serve(listener: Listener, endpoints: Arc<Endpoints>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -173,21 +323,11 @@ async fn serve(
         };
         match accepted {
             Ok(Accepted::Tcp(stream)) => {
-                connections.spawn(connection(
-                    stream,
-                    observed.clone(),
-                    shutdown.clone(),
-                    control,
-                ));
+                connections.spawn(connection(stream, endpoints.clone(), shutdown.clone()));
             }
             #[cfg(unix)]
             Ok(Accepted::Unix(stream)) => {
-                connections.spawn(connection(
-                    stream,
-                    observed.clone(),
-                    shutdown.clone(),
-                    control,
-                ));
+                connections.spawn(connection(stream, endpoints.clone(), shutdown.clone()));
             }
             Err(err) => {
                 tracing::debug!(%err, "accepting an admin connection failed");
@@ -219,19 +359,19 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-async fn connection<I>(io: I, observed: Arc<Observed>, shutdown: CancellationToken, control: bool)
+async fn connection<I>(io: I, endpoints: Arc<Endpoints>, shutdown: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let stop = shutdown.clone();
     let service = service_fn(move |request| {
-        let observed = observed.clone();
+        let endpoints = endpoints.clone();
         let stop = stop.clone();
         async move {
-            if control && request.uri().path() == "/logs" {
-                return Ok::<_, Infallible>(logs(&request, &observed, stop));
+            if endpoints.control && request.uri().path() == "/logs" {
+                return Ok::<_, Infallible>(logs(&request, &endpoints.observed, stop));
             }
-            Ok(respond(&request, observed).await.map(|body| body.boxed()))
+            Ok(respond(&request, &endpoints).await.map(|body| body.boxed()))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -251,7 +391,28 @@ where
     }
 }
 
-async fn respond(request: &Request<Incoming>, observed: Arc<Observed>) -> Response<Full<Bytes>> {
+/// The probes answer anyone who reaches the listener, as a kubelet or load balancer asks them
+/// with no secret and they tell only up or not; the rest need the token when one is set.
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
+}
+
+async fn respond(request: &Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
+    if let Some(token) = &endpoints.token {
+        if !is_probe(request.uri().path()) && !token.admits(request) {
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                "this admin endpoint needs Authorization: Bearer with the --admin-token\n"
+                    .to_owned(),
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"ancm admin\""),
+            );
+            return response;
+        }
+    }
+    let observed = endpoints.observed.clone();
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -272,33 +433,49 @@ async fn respond(request: &Request<Incoming>, observed: Arc<Observed>) -> Respon
             ),
         },
         "/status" => {
-            let status = tokio::task::spawn_blocking(move || observed.status()).await;
-            match status.map(|status| serde_json::to_vec_pretty(&status)) {
-                Ok(Ok(mut json)) => {
+            let render = move || {
+                serde_json::to_vec_pretty(&observed.status()).map(|mut json| {
                     json.push(b'\n');
-                    with_type(
-                        Response::new(Full::new(Bytes::from(json))),
-                        "application/json",
-                    )
-                }
-                Ok(Err(err)) => failed(&err),
+                    Bytes::from(json)
+                })
+            };
+            match rendered(&endpoints.status, endpoints.control, render).await {
+                Ok(json) => with_type(Response::new(Full::new(json)), "application/json"),
                 Err(err) => failed(&err),
             }
         }
-        "/metrics" => match tokio::task::spawn_blocking(move || observed.metrics()).await {
-            Ok(Ok(body)) => with_type(
-                Response::new(Full::new(Bytes::from(body))),
-                metrics::CONTENT_TYPE,
-            ),
-            Ok(Err(err)) => failed(&err),
-            Err(err) => failed(&err),
-        },
+        "/metrics" => {
+            let render = move || observed.metrics().map(Bytes::from);
+            match rendered(&endpoints.metrics, endpoints.control, render).await {
+                Ok(body) => with_type(Response::new(Full::new(body)), metrics::CONTENT_TYPE),
+                Err(err) => failed(&err),
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; the admin endpoints are /healthz, /readyz, /status and /metrics\n"
                 .to_owned(),
         ),
     }
+}
+
+/// `render`'s body: fresh on the control socket (its owner alone asks it, and `ancm status`
+/// should show what just happened), else from `kept`.
+async fn rendered<E>(
+    kept: &Rendered,
+    control: bool,
+    render: impl FnOnce() -> Result<Bytes, E> + Send + 'static,
+) -> Result<Bytes, String>
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    if control {
+        return tokio::task::spawn_blocking(render)
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string());
+    }
+    kept.get(render).await
 }
 
 /// The default of `lines` for `/logs`, as `tail` prints.

@@ -91,8 +91,13 @@ pub(super) type Refusal = (StatusCode, &'static str);
 /// credentials and cookies included, back to a script (cross-site tracing): refused with 405 as
 /// IIS and Kestrel refuse it. The asterisk form (`*`) means the server itself, which only
 /// OPTIONS can ask about (RFC 9112 §3.2.4). A request's Host names the site, so an HTTP/1.1
-/// request without one, or with two, is ambiguous: 400, as nginx and Kestrel answer
-/// (RFC 9112 §3.2).
+/// request without one, with two, or with one that is not `host[:port]` (`good@evil/x`) is
+/// ambiguous: 400, as nginx and Kestrel answer (RFC 9112 §3.2). So is an absolute target
+/// (`GET http://evil/`, or HTTP/2's `:authority`) naming another site than Host: RFC 9112
+/// §3.2.2 would let the target win, but the app, its logs and any cache in front would then
+/// disagree on the site (RFC 9113 §8.3.1 calls it malformed). Connection may name hop-by-hop
+/// headers only: naming Content-Length, Transfer-Encoding or Host would drop how the body is
+/// framed or which site is asked for.
 pub(super) fn refusal(
     method: &Method,
     uri: &http::Uri,
@@ -115,29 +120,160 @@ pub(super) fn refusal(
         ));
     }
     let mut hosts = headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => Some((
-            StatusCode::BAD_REQUEST,
-            "The request has more than one Host.",
-        )),
-        (None, None) if version == Version::HTTP_11 => {
-            Some((StatusCode::BAD_REQUEST, "The request has no Host."))
+    let host = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                "The request has more than one Host.",
+            ))
         }
-        _ => None,
+        (None, None) if version == Version::HTTP_11 => {
+            return Some((StatusCode::BAD_REQUEST, "The request has no Host."))
+        }
+        (host, None) => host,
+    };
+    if host.is_some_and(|host| !valid_host(host.as_bytes())) {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "The request's Host is not a host name or address with an optional port.",
+        ));
+    }
+    if let Some(authority) = uri.authority() {
+        if !valid_host(authority.as_str().as_bytes()) {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                "The request target's authority is not a host name or address with an optional port.",
+            ));
+        }
+        if host.is_some_and(|host| !same_site(authority, uri.scheme(), host.as_bytes())) {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                "The request target names another site than Host.",
+            ));
+        }
+    }
+    if names_framing(headers) {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "Connection may not name Host, Content-Length or Transfer-Encoding.",
+        ));
+    }
+    None
+}
+
+/// Whether `value` is a Host value as RFC 9110 §7.2 has it: `uri-host [":" port]`, where the
+/// host is a name or IPv4 address (unreserved characters, sub-delims and %-escapes), or an
+/// IP literal in brackets. Empty is allowed (RFC 9112 §3.2: a target without authority).
+/// Userinfo (`@`), paths, spaces and anything else make it something else. Both paths use
+/// it: the lean path hands a request whose Host fails it to hyper's, which refuses it here.
+pub(super) fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &value[1..end];
+                if literal.is_empty()
+                    || !literal
+                        .iter()
+                        .all(|&b| b == b':' || unreserved(b) || sub_delim(b))
+                {
+                    return false;
+                }
+                (&value[..=end], &value[end + 1..])
+            }
+            None => return false,
+        },
+        _ => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            (&value[..end], &value[end..])
+        }
+    };
+    if !host.starts_with(b"[") && !reg_name(host) {
+        return false;
+    }
+    match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
     }
 }
 
-/// Makes the Host the app gets the one the client asked for: the authority of an absolute
-/// request target wins over Host (RFC 9112 §3.2.2), and a request that names no site at all
-/// (HTTP/1.0 without Host) gets the address the client connected to, not the app's private one.
+/// RFC 3986's reg-name (which IPv4 addresses also match).
+fn reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = host.get(i) {
+        if b == b'%' {
+            let escaped = host.get(i + 1..i + 3);
+            if !escaped.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if unreserved(b) || sub_delim(b) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// Whether a target's authority and a (valid) Host name the same site: the same host, in any
+/// case, and the same port, a missing one being the scheme's default.
+fn same_site(authority: &Authority, scheme: Option<&http::uri::Scheme>, host: &[u8]) -> bool {
+    let default = if scheme == Some(&http::uri::Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
+    let (name, port) = match host.iter().rposition(|&b| b == b':') {
+        Some(colon) if !host[colon..].contains(&b']') => (&host[..colon], &host[colon + 1..]),
+        _ => (host, &b""[..]),
+    };
+    let port = if port.is_empty() {
+        Some(default)
+    } else {
+        std::str::from_utf8(port).ok().and_then(|p| p.parse().ok())
+    };
+    name.eq_ignore_ascii_case(authority.host().as_bytes())
+        && port == Some(authority.port_u16().unwrap_or(default))
+}
+
+/// Whether a Connection header names a field that frames the message or names the site.
+fn names_framing(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter(|value| !is_plain_option(value.as_bytes()))
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|option| {
+            [&b"content-length"[..], b"transfer-encoding", b"host"]
+                .iter()
+                .any(|name| option.eq_ignore_ascii_case(name))
+        })
+}
+
+/// Makes the Host the app gets the one the client asked for. A Host the client sent is kept
+/// as it came ([`refusal`] has made sure an absolute target agrees with it); an HTTP/1.0
+/// request without one gets its absolute target's authority, or else the address the client
+/// connected to, not the app's private one.
 pub(super) fn settle_host(headers: &mut HeaderMap, uri: &http::Uri, front: &HeaderValue) {
-    if let Some(value) = uri
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        headers.insert(header::HOST, value);
-    } else if !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, front.clone());
+    if let Entry::Vacant(host) = headers.entry(header::HOST) {
+        host.insert(
+            uri.authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .unwrap_or_else(|| front.clone()),
+        );
     }
 }
 
@@ -376,6 +512,91 @@ mod tests {
             proto: HeaderValue::from_static("http"),
             client_cert: None,
             front: HeaderValue::from_static("127.0.0.1:8080"),
+        }
+    }
+
+    #[test]
+    fn host_values() {
+        for good in [
+            "",
+            "a",
+            "site.test:8080",
+            "10.0.0.1",
+            "[::1]",
+            "[::1]:443",
+            "xn--bcher-kva.example",
+            "a%41b",
+            "a:",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "good@evil/x",
+            "good@evil",
+            "evil/x",
+            "a b",
+            "a:b",
+            "a:123456",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "a%4",
+            "a\\b",
+            "a:80:80",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    fn refused(target: &str, version: Version, headers: &[(&str, &str)]) -> bool {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        let uri: http::Uri = target.parse().expect("target");
+        refusal(&Method::GET, &uri, version, &map).is_some()
+    }
+
+    #[test]
+    fn an_absolute_target_must_name_the_site_host_names() {
+        let v11 = Version::HTTP_11;
+        assert!(refused("http://evil/", v11, &[("host", "good")]));
+        assert!(refused("http://good:8080/", v11, &[("host", "good")]));
+        assert!(refused("http://u@good/", v11, &[("host", "good")]));
+        assert!(!refused("http://good/", v11, &[("host", "good")]));
+        assert!(!refused("http://GOOD:80/x", v11, &[("host", "good")]));
+        assert!(!refused("https://good/", v11, &[("host", "good:443")]));
+        assert!(!refused(
+            "http://[::1]:8080/",
+            v11,
+            &[("host", "[::1]:8080")]
+        ));
+        assert!(!refused("http://good/", Version::HTTP_10, &[]));
+        assert!(refused("/", v11, &[("host", "good@evil/x")]));
+    }
+
+    #[test]
+    fn connection_may_not_name_framing_or_the_site() {
+        let v11 = Version::HTTP_11;
+        for named in [
+            "content-length",
+            "Transfer-Encoding",
+            "host",
+            "x, Content-Length",
+        ] {
+            assert!(
+                refused("/", v11, &[("host", "a"), ("connection", named)]),
+                "{named}"
+            );
+        }
+        for plain in ["close", "keep-alive, x-hop", "te", "upgrade"] {
+            assert!(
+                !refused("/", v11, &[("host", "a"), ("connection", plain)]),
+                "{plain}"
+            );
         }
     }
 

@@ -1,13 +1,13 @@
 //! Which HTTP/1.1 requests the lean path takes, and their head rewritten for the app byte by
 //! byte. The lean path takes only requests whose reading leaves no room for doubt: one
 //! `Content-Length` of plain digits (or none), no `Transfer-Encoding`, no upgrade, no `Expect`,
-//! exactly one `Host`, an origin-form target of plain URI characters, and the whole body
+//! exactly one `Host` of the form `host[:port]`, an origin-form target of plain URI characters, and the whole body
 //! already read. Everything else, malformed requests included, is handed with the
 //! connection to hyper, whose reading (and refusal) then applies unchanged.
 
 use std::mem::MaybeUninit;
 
-use super::super::headers::ClientInfo;
+use super::super::headers::{valid_host, ClientInfo};
 
 /// Header slots for [`parse`], left uninitialised: httparse fills those it uses.
 pub(crate) type Slots<'b> = [MaybeUninit<httparse::Header<'b>>; HEADER_SLOTS];
@@ -122,7 +122,12 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut Slots<'b>, max_head: usize
         let name = header.name.as_bytes();
         match name.len() {
             2 if name.eq_ignore_ascii_case(b"te") => return Verdict::Hyper("TE"),
-            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                if !valid_host(header.value) {
+                    return Verdict::Hyper("a Host not plainly host[:port]");
+                }
+                hosts += 1;
+            }
             6 if name.eq_ignore_ascii_case(b"expect") => return Verdict::Hyper("Expect"),
             7 if name.eq_ignore_ascii_case(b"upgrade") => return Verdict::Hyper("Upgrade"),
             10 if name.eq_ignore_ascii_case(b"connection") => {
@@ -333,6 +338,8 @@ mod tests {
             "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: good@evil/x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
             "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /\"x HTTP/1.1\r\nHost: a\r\n\r\n",
