@@ -239,3 +239,56 @@ fn user_app_inherits_no_descriptor_or_ancm_setting() {
     assert_eq!(report["ancm"], serde_json::json!([]), "{report}");
     assert_eq!(report["fds"], serde_json::json!({}), "{report}");
 }
+
+/// The app's user swaps its log folder for a symlink to a root-only folder holding files named
+/// like old stdout logs, then has the log rotate: the deletion of old logs (and the new file)
+/// happen as the app's user, so nothing of root's is deleted or created.
+#[test]
+fn user_stdout_log_rotation_deletes_nothing_of_roots() {
+    let Some(nobody) = nobody() else { return };
+    let (root, _) = root_only();
+    let old: Vec<PathBuf> = (1..=3)
+        .map(|pid| root.path().join(format!("stdout_20000101000000_{pid}.log")))
+        .collect();
+    for file in &old {
+        std::fs::write(file, "root's\n").expect("write");
+    }
+    let app = app_dir(
+        Some(&nobody),
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[],
+    );
+    let logs = app.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    give(&logs, &nobody);
+    let ancm = Ancm::run(&[
+        arg(app.path()),
+        "--user",
+        "nobody",
+        "--stdout-log-max-size",
+        "1K",
+        "--stdout-log-keep",
+        "2",
+    ]);
+    ancm.wait_ready();
+    std::fs::rename(&logs, app.path().join("logs.before")).expect("rename");
+    std::os::unix::fs::symlink(root.path(), &logs).expect("plant a symlink");
+
+    let deadline = Instant::now() + DEADLINE;
+    let cannot = |l: &str| l.contains("cannot start a new stdout log file");
+    while ancm.count_stderr(cannot) == 0 {
+        let left: Vec<&PathBuf> = old.iter().filter(|f| f.exists()).collect();
+        assert_eq!(left.len(), old.len(), "root's files were deleted: {left:?}");
+        assert!(Instant::now() < deadline, "{:?}", ancm.stderr());
+        assert_eq!(ancm.get("/print?n=40").status(), 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<&PathBuf> = old.iter().filter(|f| f.exists()).collect();
+    assert_eq!(left.len(), old.len(), "root's files were deleted: {left:?}");
+    let in_root: Vec<_> = std::fs::read_dir(root.path())
+        .expect("read")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(in_root.len(), old.len() + 1, "{in_root:?}");
+}

@@ -265,7 +265,12 @@ mod opener {
         let groups: Vec<String> = user.groups.iter().map(u32::to_string).collect();
         // Started as root and changing user itself: the app's user may not be allowed to run
         // ancm's executable, nor to enter the folder it sits in.
-        let mut command = Command::new(std::env::current_exe()?);
+        // On Linux, /proc/self/exe: still there when ancm's file was replaced by an upgrade.
+        #[cfg(target_os = "linux")]
+        let exe = PathBuf::from("/proc/self/exe");
+        #[cfg(not(target_os = "linux"))]
+        let exe = std::env::current_exe()?;
+        let mut command = Command::new(exe);
         command
             .env_clear()
             .env(
