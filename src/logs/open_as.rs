@@ -492,3 +492,60 @@ mod opener {
 
 #[cfg(unix)]
 pub use opener::{is_opener_process, run as run_opener};
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_or_a_fifo_at_the_name_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "kept\n").expect("write");
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(open_append(&link, None).is_err());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "kept\n");
+
+        // No reader: opening it to write would wait for one for ever.
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        assert!(open_append(&fifo, None).is_err());
+    }
+
+    #[test]
+    fn folders_are_made_and_the_file_appended_to() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a/b/out.log");
+        for line in ["one\n", "two\n"] {
+            let mut file = open_append(&path, None).expect("open");
+            std::io::Write::write_all(&mut file, line.as_bytes()).expect("write");
+        }
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "one\ntwo\n");
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_current() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = |stamp: u32| {
+            dir.path()
+                .join(format!("stdout_2026010100000{stamp}_7.log"))
+        };
+        for stamp in 1..=4 {
+            std::fs::write(name(stamp), "").expect("write");
+        }
+        std::fs::write(dir.path().join("stdout_other.log"), "").expect("write");
+        let tried = prune(&dir.path().join("stdout"), 2, &name(1), None);
+        let removed: Vec<PathBuf> = tried
+            .into_iter()
+            .map(|(path, r)| {
+                r.expect("removed");
+                path
+            })
+            .collect();
+        assert_eq!(removed, vec![name(2)]);
+        assert!(name(1).exists() && name(3).exists() && name(4).exists());
+        assert!(dir.path().join("stdout_other.log").exists());
+    }
+}
