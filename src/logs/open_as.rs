@@ -309,14 +309,18 @@ mod opener {
         let mut first = [0u8; 1];
         let mut space = nix::cmsg_space!([RawFd; 1]);
         let mut fd = None;
-        let received = {
+        let received = loop {
             let mut iov = [IoSliceMut::new(&mut first)];
-            let message = recvmsg::<()>(
+            let message = match recvmsg::<()>(
                 stream.as_raw_fd(),
                 &mut iov,
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
-            )?;
+            ) {
+                // With a receive timeout set, a signal interrupts the wait even with SA_RESTART.
+                Err(nix::errno::Errno::EINTR) => continue,
+                received => received?,
+            };
             for cmsg in message.cmsgs()? {
                 if let ControlMessageOwned::ScmRights(fds) = cmsg {
                     for raw in fds {
@@ -328,7 +332,7 @@ mod opener {
                     }
                 }
             }
-            message.bytes
+            break message.bytes;
         };
         if received == 0 {
             return Err(io::Error::other("the opener ended without an answer"));
