@@ -60,8 +60,18 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
             }
             let request = args.request();
             let config = config::load(&request)?;
-            if let Err(err) = logging.apply(&config.debug_log) {
-                tracing::warn!(%err, "cannot write the diagnostic log (debugFile); going on without it");
+            if let Some(user) = &config.run_as {
+                if let Some(web_config) = &config.web_config {
+                    logs::open_as::warn_if_app_can_change(web_config, user);
+                }
+            }
+            if let Err(err) = logging.apply(&config.debug_log, config.run_as.as_ref()) {
+                let path = config
+                    .debug_log
+                    .file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""));
+                tracing::warn!(path = %path.display(), %err, "cannot write the diagnostic log (debugFile); going on without it");
             }
             let admin = args.admin.clone().map(|address| admin::Settings {
                 address,

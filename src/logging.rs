@@ -18,7 +18,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
-use crate::config::{DebugLevel, DebugLog};
+use crate::config::{DebugLevel, DebugLog, RunAs};
 
 /// The variable that sets how much ancm logs to stderr.
 const LOG_VARIABLE: &str = "ANCM_LOG";
@@ -73,8 +73,9 @@ pub fn init() -> Logging {
 
 impl Logging {
     /// Turns on the diagnostic log that web.config (or ASPNETCORE_MODULE_DEBUG) asks for.
-    /// ANCM_LOG, when set, keeps the say over the console.
-    pub fn apply(&self, debug: &DebugLog) -> std::io::Result<()> {
+    /// ANCM_LOG, when set, keeps the say over the console. The file is opened as `user` when
+    /// there is one (`--user`): the app's web.config names it.
+    pub fn apply(&self, debug: &DebugLog, user: Option<&RunAs>) -> std::io::Result<()> {
         let Some(level) = debug.level.map(to_tracing) else {
             return Ok(());
         };
@@ -86,13 +87,7 @@ impl Logging {
             }
         }
         if let Some(path) = &debug.file {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let file = crate::logs::open_as::open_append(path, user)?;
             let (writer, guard) = tracing_appender::non_blocking(file);
             let _ = self.file.writer.set(writer);
             if let Ok(mut slot) = self.file.guard.lock() {

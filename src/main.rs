@@ -12,6 +12,12 @@ fn main() -> ExitCode {
         ancm::supervisor::run_guard();
         return ExitCode::SUCCESS;
     }
+    // With --user, ancm starts a copy of itself that becomes the app's user to open the app's
+    // log files (see logs::open_as).
+    #[cfg(unix)]
+    if ancm::logs::is_opener_process() {
+        return ancm::logs::run_opener();
+    }
     let logging = ancm::logging::init();
     let cli = ancm::cli::Cli::parse();
     let code = match ancm::run(cli, &logging) {

@@ -48,6 +48,9 @@ mod protocols;
 mod proxy;
 /// Bad days: crashes and kills under load, slow and hostile clients, full disks.
 mod reliability;
+/// `--user`: the files ancm opens for the app are opened as the app's user; what the app does
+/// not inherit from ancm.
+mod run_as;
 /// Graceful stop and no process left behind, also when ancm is killed.
 mod shutdown;
 /// `ancm smoke`, for CI.

@@ -8,13 +8,14 @@
 //! read.
 
 mod console;
+pub mod open_as;
 mod recent;
 mod tail;
 mod text;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Rotation;
+use crate::config::{Rotation, RunAs};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -22,6 +23,8 @@ use tokio::task::JoinHandle;
 
 pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
+#[cfg(unix)]
+pub use open_as::{is_opener_process, run_opener};
 pub use recent::{Recent, RecentLine};
 pub use tail::Tail;
 
@@ -62,6 +65,8 @@ pub struct StdoutLog {
     /// The prefix names are made from.
     pub prefix: PathBuf,
     pub rotation: Rotation,
+    /// The app's user (`--user`), as whom the files are opened and deleted.
+    pub user: Option<RunAs>,
 }
 
 /// The stdout log being written: its file, and how much this process has written to it.
@@ -71,6 +76,7 @@ struct Writing {
     written: u64,
     prefix: PathBuf,
     rotation: Rotation,
+    user: Option<RunAs>,
 }
 
 impl Writing {
@@ -95,12 +101,11 @@ impl Writing {
         // Room for the new file first, so that no more than `keep` are there at any time
         // (with one kept, the current file goes once the new one is open).
         if let Some(keep) = self.rotation.keep.filter(|&keep| keep > 1) {
-            let (prefix, current) = (self.prefix.clone(), self.path.clone());
-            let _ = tokio::task::spawn_blocking(move || prune(&prefix, keep - 1, &current)).await;
+            prune(&self.prefix, keep - 1, &self.path, self.user.as_ref()).await;
         }
         let opened = async {
             self.writer.flush().await?;
-            open_stdout_log(&path).await
+            open_stdout_log(&path, self.user.as_ref()).await
         };
         match opened.await {
             Ok(file) => {
@@ -109,9 +114,7 @@ impl Writing {
                 self.path = path;
                 self.written = 0;
                 if let Some(keep) = self.rotation.keep {
-                    let (prefix, current) = (self.prefix.clone(), self.path.clone());
-                    let _ =
-                        tokio::task::spawn_blocking(move || prune(&prefix, keep, &current)).await;
+                    prune(&self.prefix, keep, &self.path, self.user.as_ref()).await;
                 }
             }
             Err(err) => {
@@ -124,40 +127,15 @@ impl Writing {
 }
 
 /// Deletes the oldest stdout log files of `prefix` (by their stamp) beyond `keep`, never
-/// `current`. Blocking.
-pub fn prune(prefix: &Path, keep: u32, current: &Path) {
-    let (Some(folder), Some(stem)) = (prefix.parent(), prefix.file_name().and_then(|n| n.to_str()))
-    else {
-        return;
-    };
-    let Ok(items) = std::fs::read_dir(folder) else {
-        return;
-    };
-    let mut logs: Vec<(String, PathBuf)> = items
-        .filter_map(Result::ok)
-        .filter_map(|item| {
-            let name = item.file_name().into_string().ok()?;
-            let rest = name
-                .strip_prefix(stem)?
-                .strip_prefix('_')?
-                .strip_suffix(".log")?;
-            let (stamp, pid) = rest.split_once('_')?;
-            let ours = stamp.len() == 14
-                && stamp.bytes().all(|b| b.is_ascii_digit())
-                && !pid.is_empty()
-                && pid.bytes().all(|b| b.is_ascii_digit());
-            ours.then(|| (stamp.to_owned(), item.path()))
-        })
-        .collect();
-    logs.sort();
-    let excess = logs
-        .len()
-        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
-    for (_, path) in logs.into_iter().take(excess) {
-        if path == current {
-            continue;
-        }
-        match std::fs::remove_file(&path) {
+/// `current`, as the app's user when there is one.
+async fn prune(prefix: &Path, keep: u32, current: &Path, user: Option<&RunAs>) {
+    let (prefix, current, user) = (prefix.to_owned(), current.to_owned(), user.cloned());
+    let tried =
+        tokio::task::spawn_blocking(move || open_as::prune(&prefix, keep, &current, user.as_ref()))
+            .await
+            .unwrap_or_default();
+    for (path, result) in tried {
+        match result {
             Ok(()) => tracing::debug!(path = %path.display(), "deleted an old stdout log file"),
             Err(err) => {
                 tracing::warn!(path = %path.display(), %err, "cannot delete an old stdout log file")
@@ -166,16 +144,17 @@ pub fn prune(prefix: &Path, keep: u32, current: &Path) {
     }
 }
 
-/// Opens (appending) the stdout log for one start of the app, creating missing folders.
-pub async fn open_stdout_log(path: &Path) -> std::io::Result<tokio::fs::File> {
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+/// Opens (appending) the stdout log for one start of the app, creating missing folders, as
+/// the app's user when there is one (`--user`); never through a symlink at the end of `path`.
+pub async fn open_stdout_log(
+    path: &Path,
+    user: Option<&RunAs>,
+) -> std::io::Result<tokio::fs::File> {
+    let (path, user) = (path.to_owned(), user.cloned());
+    let file = tokio::task::spawn_blocking(move || open_as::open_append(&path, user.as_ref()))
         .await
+        .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
 }
 
 /// Starts relaying one app process's output, read from `readers` (one pipe that both its
@@ -276,11 +255,11 @@ async fn collect(
         written: 0,
         prefix: log.prefix,
         rotation: log.rotation,
+        user: log.user,
     });
     if let Some(writing) = &file {
         if let Some(keep) = writing.rotation.keep {
-            let (prefix, current) = (writing.prefix.clone(), writing.path.clone());
-            let _ = tokio::task::spawn_blocking(move || prune(&prefix, keep, &current)).await;
+            prune(&writing.prefix, keep, &writing.path, writing.user.as_ref()).await;
         }
     }
     let keep_escapes = console.keeps_escapes();

@@ -40,6 +40,8 @@ use crate::logs::{Console, Tail};
 pub use backend::{gone_count, Backend, InFlight};
 #[cfg(target_os = "linux")]
 pub use orphans::{adopt_orphans, watch_orphans};
+#[cfg(target_os = "linux")]
+pub(crate) use orphans::{owned, released, Spawning};
 #[cfg(unix)]
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 

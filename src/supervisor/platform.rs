@@ -93,19 +93,42 @@ mod imp {
 
     /// Not std's `uid`/`gid`: those drop the supplementary groups, and std runs them after
     /// `chdir`, which the user may not be allowed to do in an app folder only root can enter.
+    /// The app also inherits no descriptor of ancm's beyond its stdin, stdout and stderr:
+    /// whatever ancm itself inherited open (from a service manager, a shell) stays with ancm.
     #[allow(unsafe_code)]
     pub(super) fn run_as(command: &mut Command, user: &crate::config::RunAs) {
+        use nix::libc;
         use nix::unistd::{setgid, setuid, Gid, Uid};
         #[cfg(target_os = "linux")]
         let groups: Vec<Gid> = user.groups.iter().map(|&g| Gid::from_raw(g)).collect();
         let gid = Gid::from_raw(user.gid);
         let uid = Uid::from_raw(user.uid);
+        // For kernels without close_range: every descriptor number there can be.
+        let highest = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft.min(1 << 20));
+        let highest = libc::c_int::try_from(highest).unwrap_or(1024);
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // system calls (setgroups, setgid, setuid) on values made before the fork; it
-        // allocates nothing. It runs before the containment's closures, so the parent-death
-        // signal, which a change of credentials clears, is set after it.
+        // system calls (close_range or fcntl, setgroups, setgid, setuid) on values made before
+        // the fork; it allocates nothing. It runs before the containment's closures, so the
+        // parent-death signal, which a change of credentials clears, is set after it. Marking
+        // descriptors close-on-exec (rather than closing them) leaves std's error pipe and the
+        // cgroup file the later closures write to working until the exec.
         unsafe {
             command.pre_exec(move || {
+                #[cfg(target_os = "linux")]
+                let marked = libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                ) == 0;
+                #[cfg(not(target_os = "linux"))]
+                let marked = false;
+                if !marked {
+                    for fd in 3..highest {
+                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    }
+                }
                 #[cfg(target_os = "linux")]
                 nix::unistd::setgroups(&groups)?;
                 setgid(gid)?;

@@ -68,6 +68,13 @@ impl AppProcess {
                 .env("HOME", &user.home)
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
+            // ancm's own settings are for ancm: an app of another user has no business with
+            // them. What the app's configuration sets is set again below.
+            for (name, _) in std::env::vars_os() {
+                if name.as_encoded_bytes().starts_with(b"ANCM_") {
+                    command.env_remove(name);
+                }
+            }
             super::platform::run_as(&mut command, user);
         }
         command
@@ -97,12 +104,13 @@ impl AppProcess {
                     time::OffsetDateTime::now_utc(),
                     std::process::id(),
                 );
-                match logs::open_stdout_log(&path).await {
+                match logs::open_stdout_log(&path, cfg.run_as.as_ref()).await {
                     Ok(file) => Some(logs::StdoutLog {
                         path,
                         file,
                         prefix: prefix.clone(),
                         rotation: cfg.stdout_log_rotation,
+                        user: cfg.run_as.clone(),
                     }),
                     Err(err) => {
                         tracing::warn!(path = %path.display(), %err, "could not create the stdout log; the app's output still shows here");
