@@ -292,3 +292,34 @@ fn user_stdout_log_rotation_deletes_nothing_of_roots() {
         .collect();
     assert_eq!(in_root.len(), old.len() + 1, "{in_root:?}");
 }
+
+/// The admin listener's bearer token guards the operator's view of the app from the app: it
+/// never reaches the app's environment, with `--user` or without.
+#[test]
+fn the_admin_token_never_reaches_the_app() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/inherited.py");
+    let app = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        app.path().join("web.config"),
+        format!(
+            r#"<configuration><system.webServer><aspNetCore processPath="python3" arguments="-u {script}"/></system.webServer></configuration>"#
+        ),
+    )
+    .expect("write web.config");
+    let mut command = Command::new(ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("ANCM_ADMIN_TOKEN", "s3cret-token");
+    let ancm = Ancm::run_with(command, &[arg(app.path()), "--admin", "127.0.0.1:0"]);
+    ancm.wait_ready();
+    let deadline = Instant::now() + DEADLINE;
+    let report: serde_json::Value = loop {
+        let body = ancm.get("/").text().expect("the report");
+        if let Ok(report) = serde_json::from_str(&body) {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "no report: {body}");
+    };
+    // ancm's other settings still reach an app of the same user, as before.
+    assert_eq!(report["ancm"], serde_json::json!(["ANCM_LOG"]), "{report}");
+}

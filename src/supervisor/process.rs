@@ -88,6 +88,9 @@ impl AppProcess {
         for name in crate::systemd::SERVICE_VARIABLES {
             command.env_remove(name);
         }
+        // `--admin-token`'s variable: the secret guards the operator's view of the app, and the
+        // app is the party it keeps out.
+        command.env_remove("ANCM_ADMIN_TOKEN");
         // enableOutOfProcessConsoleRedirection=false: the app's output goes nowhere, as in ANCM.
         let output = if cfg.capture_output {
             Some(OutputPipe::attach(&mut command)?)
