@@ -4,6 +4,7 @@
 //! `--log-format json`, each line on the console (ancm's and the app's) is one JSON object.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -86,13 +87,11 @@ impl Logging {
             }
         }
         if let Some(path) = &debug.file {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let file = Reopening {
+                file: open_debug_file(path)?,
+                path: path.clone(),
+                asked: crate::logs::reopen_requests(),
+            };
             let (writer, guard) = tracing_appender::non_blocking(file);
             let _ = self.file.writer.set(writer);
             if let Ok(mut slot) = self.file.guard.lock() {
@@ -107,6 +106,47 @@ impl Logging {
             );
         }
         Ok(())
+    }
+}
+
+/// Opens (appending) the diagnostic log, creating missing folders: at start, and again when the
+/// log files are reopened.
+fn open_debug_file(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// The diagnostic log file, opened again by its path before the first line after a reopen
+/// request (SIGUSR1, SIGHUP: logrotate). Written by tracing-appender's worker thread.
+struct Reopening {
+    file: std::fs::File,
+    path: PathBuf,
+    asked: tokio::sync::watch::Receiver<u64>,
+}
+
+impl std::io::Write for Reopening {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.asked.has_changed().unwrap_or(false) {
+            self.asked.mark_unchanged();
+            match open_debug_file(&self.path) {
+                Ok(file) => self.file = file,
+                // Not through tracing: this runs inside its writer. The old file goes on.
+                Err(err) => crate::logs::print_stderr(&format!(
+                    "ancm: cannot reopen the diagnostic log {}: {err}\n",
+                    self.path.display()
+                )),
+            }
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

@@ -143,8 +143,9 @@ mod imp {
         let mut user1 = signal(SignalKind::user_defined1())?;
         tokio::spawn(async move {
             while user1.recv().await.is_some() {
-                tracing::info!("SIGUSR1 received: reopening the log files");
+                // First, so that this line is the first of the diagnostic log's new file.
                 crate::logs::reopen();
+                tracing::info!("SIGUSR1 received: reopening the log files");
             }
         });
         let named = IGNORED

@@ -469,8 +469,8 @@ fn wait_file(path: &std::path::Path, what: &str, done: impl Fn(&str) -> bool) ->
     }
 }
 
-/// logrotate's way (nginx's convention): rename the logs, then SIGUSR1. The stdout log and the
-/// access log go on in new files at their paths, with no line lost or doubled across the
+/// logrotate's way (nginx's convention): rename the logs, then SIGUSR1. The stdout log, the
+/// access log and the diagnostic log (debugFile) go on in new files at their paths, with no line lost or doubled across the
 /// reopen while a client keeps the app printing numbered batches; SIGHUP reopens them too.
 #[test]
 fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost() {
@@ -481,8 +481,20 @@ fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost
         r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
         &[],
     );
+    let web_config = app.path().join("web.config");
+    let text = std::fs::read_to_string(&web_config)
+        .expect("web.config")
+        .replace(
+            "</environmentVariables>",
+            r#"</environmentVariables>
+        <handlerSettings>
+          <handlerSetting name="debugFile" value=".\logs\debug.log" />
+          <handlerSetting name="debugLevel" value="FILE,INFO" />
+        </handlerSettings>"#,
+        );
+    std::fs::write(&web_config, text).expect("web.config");
     let dir = app.path().join("logs");
-    let access = dir.join("access.log");
+    let (access, debug) = (dir.join("access.log"), dir.join("debug.log"));
     let mut ancm = Ancm::run(&[
         app.path().to_str().expect("utf-8"),
         "--access-log",
@@ -525,7 +537,13 @@ fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost
     };
     std::fs::rename(&stdout_log, rotated(&stdout_log, 1)).expect("rotate the stdout log");
     std::fs::rename(&access, rotated(&access, 1)).expect("rotate the access log");
+    std::fs::rename(&debug, rotated(&debug, 1)).expect("rotate the diagnostic log");
     ancm.signal(Signal::SIGUSR1);
+    wait_file(
+        &debug,
+        "the diagnostic log's first line after the reopen",
+        |t| t.contains("SIGUSR1 received: reopening the log files"),
+    );
     // Both start again at their paths, and take lines there while the printer goes on.
     wait_file(&stdout_log, "lines in the new stdout log", |t| {
         t.contains("print ")

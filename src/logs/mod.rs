@@ -57,7 +57,12 @@ const BATCH: usize = 64 * 1024;
 /// Requests to reopen the log files, counted.
 static REOPEN: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sender::new(0));
 
-/// Reopens every log file ancm writes (the stdout logs and the access log) by its path,
+/// Reopen requests from now on, for a writer that reopens its file before its next line.
+pub(crate) fn reopen_requests() -> watch::Receiver<u64> {
+    REOPEN.subscribe()
+}
+
+/// Reopens every log file ancm writes (the stdout logs, the access log, the diagnostic log) by its path,
 /// between two lines, so that a file logrotate renamed or deleted starts again: SIGUSR1 and
 /// SIGHUP ask for it.
 pub fn reopen() {
@@ -393,7 +398,7 @@ async fn collect(
     log_file: Option<StdoutLog>,
     tail: Tail,
 ) {
-    let mut reopen = REOPEN.subscribe();
+    let mut reopen = reopen_requests();
     let mut file = match log_file {
         Some(log) => {
             let file = log.file.into_std().await;
