@@ -430,6 +430,13 @@ async fn collect(
         // Write what has piled up, then flush once: fast writers get batched, slow ones
         // still see each line in the file at once.
         while let Some(read) = next.take().or_else(|| rx.try_recv().ok()) {
+            // Asked within a burst that does not end: reopened between two lines all the same.
+            if file.is_some() && reopen.has_changed().unwrap_or(false) {
+                reopen.mark_unchanged();
+                if let Some(writing) = file.take() {
+                    file = writing.reopen().await;
+                }
+            }
             let lossy = text::lossy(&read.bytes);
             let mut plain = text::plain(&lossy);
             let mut shown = if keep_escapes {
@@ -451,12 +458,15 @@ async fn collect(
                     .rotation
                     .max_size
                     .is_some_and(|max| writing.written >= max);
-                file = if due {
+                let rotated = if due {
                     writing.rotate_if_due().await
-                } else if writing.out.pending() >= BATCH {
-                    writing.flush().await
                 } else {
                     Some(writing)
+                };
+                // A burst that does not end is written as it goes, never gathered whole.
+                file = match rotated {
+                    Some(writing) if writing.out.pending() >= BATCH => writing.flush().await,
+                    other => other,
                 };
             }
             console.send(Line {
