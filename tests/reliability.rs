@@ -367,9 +367,7 @@ fn a_full_log_disk_drops_lines_counted_and_logging_goes_on_once_there_is_room() 
     let lines: Vec<&str> = text.lines().collect();
     let note = lines
         .iter()
-        .position(|l| {
-            l.starts_with("[ancm] ") && l.contains("lines dropped: No space left on device")
-        })
+        .position(|l| l.starts_with("[ancm] ") && l.contains(" dropped: No space left on device"))
         .unwrap_or_else(|| panic!("no note of the lines dropped:\n{text}"));
     let dropped: u64 = lines[note]
         .split(' ')
@@ -408,8 +406,9 @@ fn a_full_log_disk_drops_lines_counted_and_logging_goes_on_once_there_is_room() 
     });
     assert!(text.starts_with("#Software: ancm "), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("#Remark: ancm: ")
-            && l.contains("lines dropped: No space left on device")),
+        text.lines()
+            .any(|l| l.starts_with("#Remark: ancm: ")
+                && l.contains(" dropped: No space left on device")),
         "{text}"
     );
     // Every line whole, but one a failed write cut, which the remark follows at once.

@@ -98,7 +98,8 @@ fn open(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// The note for lines a failed write dropped: a W3C remark, which log readers skip.
 fn note(lines: u64, error: &str) -> String {
-    format!("#Remark: ancm: {lines} lines dropped: {error}")
+    let noun = if lines == 1 { "line" } else { "lines" };
+    format!("#Remark: ancm: {lines} {noun} dropped: {error}")
 }
 
 /// Reopens the access log file by its path before its next line (see [`crate::logs::reopen`]).
