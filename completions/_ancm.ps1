@@ -58,6 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'ancm' -ScriptBlock {
             [CompletionResult]::new('--health-interval', '--health-interval', [CompletionResultType]::ParameterName, 'How often --health-path is probed, and how long a probe may take: 10s, 500ms')
             [CompletionResult]::new('--health-failures', '--health-failures', [CompletionResultType]::ParameterName, 'How many failed probes in a row replace the process (1-100)')
             [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'Replace, without downtime, a process whose tree (it and its descendants) uses more resident memory than SIZE: 512MiB, 2G. Off by default')
+            [CompletionResult]::new('--logs-keep', '--logs-keep', [CompletionResultType]::ParameterName, 'How much of the app''s latest output `ancm logs` can show, at most 1,000 lines: SIZE of text, 1MiB by default. Lines are cut at 16 KiB')
             [CompletionResult]::new('--recycle-every', '--recycle-every', [CompletionResultType]::ParameterName, 'Replace each process, without downtime, after it has served this long: 24h, 90m. Off by default')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME; needs ancm to run as root. ancm itself keeps running as root')
             [CompletionResult]::new('--process-path', '--process-path', [CompletionResultType]::ParameterName, 'Overrides processPath: the executable to start')

@@ -381,7 +381,7 @@ _ancm() {
             return 0
             ;;
         ancm__subcmd__run)
-            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --send-timeout --max-request-head --shutdown-delay --log-format --access-log --admin --admin-token --admin-group --watch --ready-path --health-path --health-interval --health-failures --max-memory --recycle-every --user --process-path --arguments --env --env-file --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --tls-client-cert --tls-client-ca --header-read-timeout --idle-timeout --send-timeout --max-request-head --shutdown-delay --log-format --access-log --admin --admin-token --admin-group --watch --ready-path --health-path --health-interval --health-failures --max-memory --logs-keep --recycle-every --user --process-path --arguments --env --env-file --stdout-log --stdout-log-max-size --stdout-log-keep --startup-time-limit --shutdown-time-limit --rapid-fails-per-minute --request-timeout --max-request-body --app-path --port-env --strip-app-path --forwarded-for --shutdown-message --processes --lazy --launcher-path --launcher-args --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -468,6 +468,10 @@ _ancm() {
                     return 0
                     ;;
                 --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --logs-keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -54,6 +54,7 @@ set edit:completion:arg-completer[ancm] = {|@words|
             cand --health-interval 'How often --health-path is probed, and how long a probe may take: 10s, 500ms'
             cand --health-failures 'How many failed probes in a row replace the process (1-100)'
             cand --max-memory 'Replace, without downtime, a process whose tree (it and its descendants) uses more resident memory than SIZE: 512MiB, 2G. Off by default'
+            cand --logs-keep 'How much of the app''s latest output `ancm logs` can show, at most 1,000 lines: SIZE of text, 1MiB by default. Lines are cut at 16 KiB'
             cand --recycle-every 'Replace each process, without downtime, after it has served this long: 24h, 90m. Off by default'
             cand --user 'Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME; needs ancm to run as root. ancm itself keeps running as root'
             cand --process-path 'Overrides processPath: the executable to start'

@@ -58,6 +58,7 @@ complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-path -d 'Probe 
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-interval -d 'How often --health-path is probed, and how long a probe may take: 10s, 500ms' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l health-failures -d 'How many failed probes in a row replace the process (1-100)' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l max-memory -d 'Replace, without downtime, a process whose tree (it and its descendants) uses more resident memory than SIZE: 512MiB, 2G. Off by default' -r
+complete -c ancm -n "__fish_ancm_using_subcommand run" -l logs-keep -d 'How much of the app\'s latest output `ancm logs` can show, at most 1,000 lines: SIZE of text, 1MiB by default. Lines are cut at 16 KiB' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l recycle-every -d 'Replace each process, without downtime, after it has served this long: 24h, 90m. Off by default' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l user -d 'Run the app as this user (a name or uid), with its groups and HOME, USER and LOGNAME; needs ancm to run as root. ancm itself keeps running as root' -r
 complete -c ancm -n "__fish_ancm_using_subcommand run" -l process-path -d 'Overrides processPath: the executable to start' -r

@@ -364,6 +364,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", env = "ANCM_MAX_MEMORY")]
     pub max_memory: Option<String>,
 
+    /// How much of the app's latest output `ancm logs` can show, at most 1,000 lines: SIZE of
+    /// text, 1MiB by default. Lines are cut at 16 KiB.
+    #[arg(long, value_name = "SIZE", env = "ANCM_LOGS_KEEP")]
+    pub logs_keep: Option<String>,
+
     /// Replace each process, without downtime, after it has served this long: 24h, 90m.
     /// Off by default.
     #[arg(long, value_name = "DURATION", env = "ANCM_RECYCLE_EVERY")]
@@ -596,6 +601,7 @@ impl RunArgs {
                 health_interval: self.health_interval.clone(),
                 health_failures: self.health_failures.clone(),
                 max_memory: self.max_memory.clone(),
+                logs_keep: self.logs_keep.clone(),
                 recycle_every: self.recycle_every.clone(),
                 user: self.user.clone(),
             }),

@@ -4,6 +4,7 @@
 //! `--log-format json`, each line on the console (ancm's and the app's) is one JSON object.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -87,7 +88,12 @@ impl Logging {
             }
         }
         if let Some(path) = &debug.file {
-            let file = crate::logs::open_as::open_append(path, user)?;
+            let file = Reopening {
+                file: open_debug_file(path, user)?,
+                path: path.clone(),
+                user: user.cloned(),
+                asked: crate::logs::reopen_requests(),
+            };
             let (writer, guard) = tracing_appender::non_blocking(file);
             let _ = self.file.writer.set(writer);
             if let Ok(mut slot) = self.file.guard.lock() {
@@ -102,6 +108,42 @@ impl Logging {
             );
         }
         Ok(())
+    }
+}
+
+/// Opens (appending) the diagnostic log, as the app's user under `--user` (the app's
+/// web.config names it): at start, and again when the log files are reopened.
+fn open_debug_file(path: &Path, user: Option<&RunAs>) -> std::io::Result<std::fs::File> {
+    crate::logs::open_as::open_append(path, user)
+}
+
+/// The diagnostic log file, opened again by its path before the first line after a reopen
+/// request (SIGUSR1, SIGHUP: logrotate). Written by tracing-appender's worker thread.
+struct Reopening {
+    file: std::fs::File,
+    path: PathBuf,
+    user: Option<RunAs>,
+    asked: tokio::sync::watch::Receiver<u64>,
+}
+
+impl std::io::Write for Reopening {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.asked.has_changed().unwrap_or(false) {
+            self.asked.mark_unchanged();
+            match open_debug_file(&self.path, self.user.as_ref()) {
+                Ok(file) => self.file = file,
+                // Not through tracing: this runs inside its writer. The old file goes on.
+                Err(err) => crate::logs::print_stderr(&format!(
+                    "ancm: cannot reopen the diagnostic log {}: {err}\n",
+                    self.path.display()
+                )),
+            }
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

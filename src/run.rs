@@ -176,6 +176,7 @@ pub(crate) async fn run(
         Vec::new(),
         bound.as_ref().map(|bound| bound.shown.clone()),
     );
+    host.console.recent().keep_bytes(config.logs_keep);
     let reload: Reload = Arc::new(move || config::load(&request));
     let serving = serve(&host, config, Some(reload.clone())).await?;
     let about = admin::About {
@@ -206,7 +207,7 @@ pub(crate) async fn run(
             break signal;
         }
         tracing::info!(
-            "{signal} received: reading the configuration again and recycling the app with it"
+            "{signal} received: reopening the log files, reading the configuration again and recycling the app with it"
         );
         let supervisor = serving.supervisor.clone();
         let reload = reload.clone();

@@ -1,6 +1,8 @@
-//! Signals from the outside, each by name: SIGINT, SIGTERM and SIGHUP on Unix, Ctrl+C and
-//! Ctrl+Break on Windows. What a signal means is the command's to decide; what they share is
-//! that a stop request that reaches ancm twice at once counts as one.
+//! Signals from the outside, each by name: SIGINT, SIGTERM, SIGQUIT and SIGHUP on Unix, Ctrl+C
+//! and Ctrl+Break on Windows. What a signal means is the command's to decide; what they share is
+//! that a stop request that reaches ancm twice at once counts as one. Besides, on Unix: SIGUSR1
+//! and SIGHUP reopen the log files (logrotate's `postrotate`, as for nginx), and every other
+//! signal that would end ancm at once (and have the guard kill the app) is logged and ignored.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +22,8 @@ pub enum Signal {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGQUIT: a graceful stop, as for nginx (whose container image stops with it).
+    Quit,
     /// SIGHUP.
     Hangup,
     /// Ctrl+Break (Windows).
@@ -32,6 +36,7 @@ impl fmt::Display for Signal {
             Signal::Interrupt if cfg!(windows) => "Ctrl+C",
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
+            Signal::Quit => "SIGQUIT",
             Signal::Hangup => "SIGHUP",
             Signal::Break => "Ctrl+Break",
         })
@@ -94,16 +99,40 @@ mod imp {
 
     use super::Signal;
 
+    /// Signals whose default action ends the process, and that nothing in ancm sends itself:
+    /// each is logged and ignored. (SIGPIPE Rust ignores already; SIGKILL and SIGSTOP cannot
+    /// be caught; faults are not for the outside to send.)
+    const IGNORED: &[nix::sys::signal::Signal] = {
+        use nix::sys::signal::Signal::*;
+        &[
+            SIGUSR2,
+            SIGALRM,
+            SIGVTALRM,
+            SIGPROF,
+            SIGIO,
+            SIGXCPU,
+            SIGXFSZ,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            SIGPWR,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            SIGSTKFLT,
+        ]
+    };
+
     pub(super) fn listen(tx: &mpsc::UnboundedSender<(Signal, Instant)>) -> std::io::Result<()> {
         for (kind, name) in [
             (SignalKind::interrupt(), Signal::Interrupt),
             (SignalKind::terminate(), Signal::Terminate),
+            (SignalKind::quit(), Signal::Quit),
             (SignalKind::hangup(), Signal::Hangup),
         ] {
             let mut stream = signal(kind)?;
             let tx = tx.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
+                    if name == Signal::Hangup {
+                        crate::logs::reopen();
+                    }
                     // The receiver is gone only when ancm is on its way out.
                     if tx.send((name, Instant::now())).is_err() {
                         return;
@@ -111,7 +140,42 @@ mod imp {
                 }
             });
         }
+        let mut user1 = signal(SignalKind::user_defined1())?;
+        tokio::spawn(async move {
+            while user1.recv().await.is_some() {
+                // First, so that this line is the first of the diagnostic log's new file.
+                crate::logs::reopen();
+                tracing::info!("SIGUSR1 received: reopening the log files");
+            }
+        });
+        let named = IGNORED
+            .iter()
+            .map(|&sig| (sig as i32, sig.as_str().to_owned()));
+        for (raw, name) in named.chain(realtime()) {
+            // One that cannot be caught here keeps its default; the rest still are.
+            let Ok(mut stream) = signal(SignalKind::from_raw(raw)) else {
+                tracing::debug!("cannot catch {name}");
+                continue;
+            };
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::info!("{name} received: ignored (SIGUSR1 or SIGHUP reopens the log files; SIGTERM, SIGINT or SIGQUIT stops)");
+                }
+            });
+        }
         Ok(())
+    }
+
+    /// The real-time signals, which end a process by default as well.
+    #[cfg(target_os = "linux")]
+    fn realtime() -> impl Iterator<Item = (i32, String)> {
+        let (min, max) = (nix::libc::SIGRTMIN(), nix::libc::SIGRTMAX());
+        (min..=max).map(move |raw| (raw, format!("SIGRTMIN+{}", raw - min)))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn realtime() -> impl Iterator<Item = (i32, String)> {
+        std::iter::empty()
     }
 }
 

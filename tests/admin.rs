@@ -717,3 +717,41 @@ fn a_shutdown_delay_keeps_serving_while_readyz_says_503() {
     assert!(ancm.wait_exit().success());
     ancm.wait_stderr("the stop", |l| l.ends_with("stopped"));
 }
+
+/// `ancm logs` keeps the last lines within `--logs-keep` bytes of text (1 MiB by default);
+/// a size outside 1 KiB..1 GiB is a configuration error naming the flag.
+#[test]
+fn logs_keeps_the_last_lines_within_logs_keep_bytes() {
+    let runtime = tempfile::tempdir().expect("runtime folder");
+    let app = AppDir::new("", &[("SAMPLEAPP_PRINT_AT_START", "1000")]);
+    let ancm = registered(runtime.path(), &app, &["--logs-keep", "4K"]);
+    ancm.wait_ready();
+    ancm.wait_stdout("the app's listening line", |l| {
+        l.contains("sampleapp listening on")
+    });
+    let (code, shown, stderr) = ancm_cli(runtime.path(), &["logs", "-n", "1000"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let texts: Vec<&str> = shown
+        .lines()
+        .map(|l| l.split_once("] ").map_or(l, |(_, text)| text))
+        .collect();
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    assert!(
+        bytes <= 4096 && bytes > 3500,
+        "{bytes} bytes in {} lines",
+        texts.len()
+    );
+    assert!(texts.len() < 1000, "{}", texts.len());
+    assert!(texts.contains(&"line 1000 of 1000"), "{shown}");
+
+    let (code, stderr) = crate::support::run_expecting_failure(&[
+        "--logs-keep",
+        "2G",
+        app.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--logs-keep") && stderr.contains("2G"),
+        "{stderr}"
+    );
+}

@@ -196,6 +196,33 @@ fn start_status_recycle_stop() {
     assert!(!alive(u32::try_from(new_pid).expect("pid")));
 }
 
+/// SIGUSR1 (reopen the logs) and SIGUSR2 (nothing) leave the helper and its app running: they
+/// used to end it at once, and its guard killed the app.
+#[test]
+fn sigusr1_and_sigusr2_do_not_stop_the_helper() {
+    let dir = AppDir::new("", &[]);
+    let mut helper = Helper::start();
+    helper.send(&start_request(&dir, json!({})));
+    let ready = helper.wait("ready");
+    let pid = ready["pid"].as_u64().expect("pid");
+    let helper_pid = nix::unistd::Pid::from_raw(i32::try_from(helper.child.id()).expect("pid"));
+    for signal in [
+        nix::sys::signal::Signal::SIGUSR1,
+        nix::sys::signal::Signal::SIGUSR2,
+    ] {
+        nix::sys::signal::kill(helper_pid, signal).expect("signal the helper");
+    }
+    // Answered after both signals: the status comes from a helper that is still there.
+    helper.send(&json!({"op": "status", "id": "after"}));
+    let status = helper.wait("status");
+    assert_eq!(status["state"], "ready", "{status}");
+    assert_eq!(status["pid"], pid);
+    assert!(alive(u32::try_from(pid).expect("pid")));
+    helper.send(&json!({"op": "stop"}));
+    helper.wait("stopped");
+    assert_eq!(helper.wait_exit(), Some(0));
+}
+
 #[test]
 fn events_come_without_a_request_when_the_app_exits() {
     let dir = AppDir::new("", &[]);

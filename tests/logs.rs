@@ -449,3 +449,324 @@ fn stdout_log_size_is_checked() {
         "{stderr}"
     );
 }
+
+/// Waits until `path` exists and its text satisfies `done`; returns the text.
+fn wait_file(path: &std::path::Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        if path.exists() && done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// logrotate's way (nginx's convention): rename the logs, then SIGUSR1. The stdout log, the
+/// access log and the diagnostic log (debugFile) go on in new files at their paths, with no line lost or doubled across the
+/// reopen while a client keeps the app printing numbered batches; SIGHUP reopens them too.
+#[test]
+fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let app = AppDir::new(
+        r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
+        &[],
+    );
+    let web_config = app.path().join("web.config");
+    let text = std::fs::read_to_string(&web_config)
+        .expect("web.config")
+        .replace(
+            "</environmentVariables>",
+            r#"</environmentVariables>
+        <handlerSettings>
+          <handlerSetting name="debugFile" value=".\logs\debug.log" />
+          <handlerSetting name="debugLevel" value="FILE,INFO" />
+        </handlerSettings>"#,
+        );
+    std::fs::write(&web_config, text).expect("web.config");
+    let dir = app.path().join("logs");
+    let (access, debug) = (dir.join("access.log"), dir.join("debug.log"));
+    let mut ancm = Ancm::run(&[
+        app.path().to_str().expect("utf-8"),
+        "--access-log",
+        access.to_str().expect("utf-8"),
+    ]);
+    ancm.wait_ready();
+    let stdout_log = log_files(&dir, "stdout").pop().expect("the stdout log");
+
+    // Batch k prints k numbered lines, until told to stop.
+    let (stop, batches) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let printer = std::thread::spawn({
+        let (stop, batches, url) = (stop.clone(), batches.clone(), ancm.url.clone());
+        move || {
+            let client = client();
+            let mut k = 0;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let status = client
+                    .get(format!("{url}/print?n={k}"))
+                    .send()
+                    .map(|r| r.status().as_u16());
+                assert_eq!(status.ok(), Some(200), "batch {k}");
+                batches.store(k, Ordering::Relaxed);
+            }
+            k
+        }
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while batches.load(Ordering::Relaxed) < 10 {
+        assert!(Instant::now() < deadline, "the printer does not print");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rotated = |path: &std::path::Path, n: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    std::fs::rename(&stdout_log, rotated(&stdout_log, 1)).expect("rotate the stdout log");
+    std::fs::rename(&access, rotated(&access, 1)).expect("rotate the access log");
+    std::fs::rename(&debug, rotated(&debug, 1)).expect("rotate the diagnostic log");
+    ancm.signal(Signal::SIGUSR1);
+    wait_file(
+        &debug,
+        "the diagnostic log's first line after the reopen",
+        |t| t.contains("SIGUSR1 received: reopening the log files"),
+    );
+    // Both start again at their paths, and take lines there while the printer goes on.
+    wait_file(&stdout_log, "lines in the new stdout log", |t| {
+        t.contains("print ")
+    });
+    let text = wait_file(&access, "requests in the new access log", |t| {
+        t.contains(" /print ")
+    });
+    assert!(
+        text.starts_with("#Software: ancm "),
+        "a header again: {text}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let last = printer.join().expect("printer");
+
+    // SIGHUP (which also recycles the app) reopens them as well.
+    std::fs::rename(&access, rotated(&access, 2)).expect("rotate the access log again");
+    ancm.signal(Signal::SIGHUP);
+    wait_file(&access, "the access log after SIGHUP", |t| {
+        t.starts_with("#Software")
+    });
+
+    ancm.signal(Signal::SIGTERM);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    assert_eq!(
+        ancm.count_stderr(|l| l.contains("SIGUSR1 received: reopening the log files")),
+        1
+    );
+
+    // Every batch whole, once, in order, across the two stdout log files.
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).expect("a log");
+    let stdout_text = read(&rotated(&stdout_log, 1)) + &read(&stdout_log);
+    let printed: Vec<&str> = stdout_text
+        .lines()
+        .filter(|l| l.starts_with("print "))
+        .collect();
+    let expected: Vec<String> = (1..=last)
+        .flat_map(|k| (1..=k).map(move |i| format!("print {i} of {k}")))
+        .collect();
+    assert_eq!(printed, expected);
+    // Every request once, in order, across the three access log files.
+    let access_text = read(&rotated(&access, 1)) + &read(&rotated(&access, 2)) + &read(&access);
+    let requests: Vec<&str> = access_text
+        .lines()
+        .filter(|l| l.contains(" /print "))
+        .map(|l| l.split(' ').nth(5).expect("the query"))
+        .collect();
+    let expected: Vec<String> = (1..=last).map(|k| format!("n={k}")).collect();
+    assert_eq!(requests, expected);
+}
+
+/// SIGUSR2 and the other signals ancm has no use for neither stop it nor its app (they ended
+/// ancm at once, and its guard killed the app); SIGQUIT stops it gracefully, as nginx.
+#[test]
+fn signals_ancm_has_no_use_for_stop_nothing_and_sigquit_stops_gracefully() {
+    let app = AppDir::new("", &[]);
+    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+    for signal in [
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+        Signal::SIGUSR1,
+        Signal::SIGPWR,
+    ] {
+        ancm.signal(signal);
+    }
+    ancm.wait_stderr("SIGPWR ignored", |l| l.contains("SIGPWR received: ignored"));
+    // A real-time signal, by number: nix has no name for it.
+    let rt = nix::libc::SIGRTMIN() + 2;
+    let status = Command::new("kill")
+        .args([format!("-{rt}"), ancm.pid().to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(status.success());
+    ancm.wait_stderr("SIGRTMIN+2 ignored", |l| {
+        l.contains("SIGRTMIN+2 received: ignored")
+    });
+    assert!(ancm
+        .stderr()
+        .iter()
+        .any(|l| l.contains("SIGUSR2 received: ignored")));
+    assert_eq!(
+        ancm.get("/pid").text().expect("pid"),
+        pid.to_string(),
+        "the same app process serves"
+    );
+    ancm.signal(Signal::SIGQUIT);
+    assert_eq!(ancm.wait_exit().code(), Some(0));
+    assert!(ancm
+        .stderr()
+        .iter()
+        .any(|l| l.contains("SIGQUIT received: stopping gracefully")));
+}
+
+/// What tests/apps/forger.py prints, as every reader but a terminal must get it: no escape
+/// sequence, no carriage return to overwrite a line with, and its 100,000-byte line cut at
+/// 16 KiB with a note.
+fn forger_lines() -> Vec<String> {
+    let long = format!("long {}", "y".repeat(16 * 1024 - 5));
+    vec![
+        "green kept".into(),
+        "clipboard write".into(),
+        "title set".into(),
+        "cursor moves".into(),
+        "GET /login user=alice ok[ancm] forged line".into(),
+        format!(
+            "{long} [ancm: line cut, {} bytes dropped]",
+            100_009 - 16 * 1024
+        ),
+        "last line".into(),
+    ]
+}
+
+fn forger_app() -> AppDir {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/forger.py");
+    AppDir::new(
+        &format!(r#"processPath="python3" arguments="{script}" rapidFailsPerMinute="0""#),
+        &[],
+    )
+}
+
+/// An app's output cannot forge or hide lines, nor reach the terminal with anything but
+/// colours, wherever it is read: the stdout log, ancm's console (a pipe here), and `ancm logs`.
+/// A line of 100,000 bytes is cut at 16 KiB with a note, once, not split into lines.
+#[test]
+fn app_output_cannot_forge_lines_or_drive_a_terminal_and_long_lines_are_cut_once() {
+    let app = forger_app();
+    let runtime = tempfile::tempdir().expect("runtime folder");
+    let mut command = Command::new(ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("XDG_RUNTIME_DIR", runtime.path());
+    let ancm = Ancm::run_with(
+        command,
+        &[
+            app.path().to_str().expect("utf-8"),
+            "--stdout-log",
+            "out/app",
+        ],
+    );
+    ancm.wait_stderr("the rapid-fail pause", |l| {
+        l.contains("not starting it again")
+    });
+    let expected = forger_lines();
+
+    let files = log_files(&app.path().join("out"), "app");
+    let text = std::fs::read_to_string(&files[0]).expect("a UTF-8 log");
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+
+    let app_text = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.split_once("] ").map(|(_, text)| text.to_owned()))
+            .collect()
+    };
+    assert_eq!(app_text(&ancm.stdout()), expected);
+
+    let output = Command::new(ancm_bin())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["logs", "-n", "100"])
+        .output()
+        .expect("ancm logs");
+    assert_eq!(output.status.code(), Some(0));
+    let shown = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(!shown.contains(['\r', '\u{1b}']), "{shown:?}");
+    let shown: Vec<String> = shown.lines().map(str::to_owned).collect();
+    assert_eq!(app_text(&shown), expected);
+}
+
+/// On a terminal, the app's colours show; its clipboard write, title, cursor moves and
+/// carriage return do not reach the terminal.
+#[test]
+fn a_terminal_gets_the_app_s_colours_and_nothing_else() {
+    let app = forger_app();
+    let ancm_command = format!(
+        "{} run --listen 127.0.0.1:0 {}",
+        ancm_bin().display(),
+        app.path().display()
+    );
+    // `script` runs ancm on a pseudo-terminal and copies what it draws to a file.
+    let screen_file = app.path().join("screen");
+    let mut script = match Command::new("script")
+        .args(["-qfec", &ancm_command])
+        .arg(&screen_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("NOT RUN: needs script(1) from util-linux: {err}");
+            return;
+        }
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let screen = loop {
+        let screen = std::fs::read(&screen_file).unwrap_or_default();
+        let screen = String::from_utf8_lossy(&screen).into_owned();
+        if screen.contains("not starting it again") {
+            break screen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rapid-fail pause:\n{screen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for pid in crate::support::descendants(script.id()) {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), Signal::SIGTERM);
+        }
+    }
+    let _ = script.wait();
+    assert!(
+        screen.contains("\u{1b}[32mgreen\u{1b}[0m kept"),
+        "{screen:?}"
+    );
+    for line in [
+        "clipboard write",
+        "title set",
+        "cursor moves",
+        "GET /login user=alice ok[ancm] forged line",
+    ] {
+        assert!(screen.contains(line), "{line:?} in {screen:?}");
+    }
+    assert!(!screen.contains("\u{1b}]"), "{screen:?}");
+}

@@ -292,8 +292,30 @@ impl Drop for TinyDisk {
     }
 }
 
+/// Waits until the file at `path` holds text for which `done` holds; returns the text.
+fn wait_file(path: &std::path::Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The stdout log and the access log on a disk that fills up, then has room again: the app
+/// and the proxy go on, the lines that did not fit are counted and noted in each file (never
+/// half a line followed by another), and the lines after are all there.
 #[test]
-fn a_full_log_disk_leaves_the_app_running_and_says_why() {
+fn a_full_log_disk_drops_lines_counted_and_logging_goes_on_once_there_is_room() {
     let app = AppDir::new(
         r#"stdoutLogEnabled="true" stdoutLogFile=".\logs\stdout""#,
         &[("SAMPLEAPP_PRINT_AT_START", "20000")],
@@ -303,21 +325,103 @@ fn a_full_log_disk_leaves_the_app_running_and_says_why() {
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
         .arg(&logs)
-        .status()
-        .expect("run mount");
-    assert!(
-        mounted.success(),
-        "this test mounts a 64 KiB tmpfs (needs root, as CI has)"
-    );
-    let _disk = TinyDisk(logs);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+        .status();
+    if !mounted.is_ok_and(|status| status.success()) {
+        eprintln!("NOT RUN: this test mounts a 64 KiB tmpfs (needs root, as CI has)");
+        return;
+    }
+    let _disk = TinyDisk(logs.clone());
+    // Room is made later by deleting this.
+    let filler = logs.join("filler");
+    let _ = std::fs::write(&filler, vec![b'x'; 32 * 1024]);
+    let access_log = logs.join("access.log");
+    let ancm = Ancm::run(&[
+        app.path().to_str().expect("utf-8"),
+        "--access-log",
+        access_log.to_str().expect("utf-8"),
+    ]);
     ancm.wait_ready();
-    ancm.wait_stderr("why logging stopped", |l| {
-        l.contains("stdout log stopped: writing to it failed")
+    ancm.wait_stderr("why lines are missing", |l| {
+        l.contains("stdout log") && l.contains("writing failed")
     });
-    assert_eq!(ancm.get("/").status(), 200, "the app still runs");
-    // The console still gets every line.
+    // The console still gets every line, and the app still answers.
     ancm.wait_stdout("the last line", |l| l.ends_with("line 20000 of 20000"));
+    for _ in 0..200 {
+        assert_eq!(ancm.get("/").status(), 200, "the app still runs");
+    }
+    ancm.wait_stderr("why access log lines are missing", |l| {
+        l.contains("access log") && l.contains("writing failed")
+    });
+
+    std::fs::remove_file(&filler).expect("make room");
+    assert_eq!(ancm.get("/print?n=40").status(), 200);
+    let stdout_log = std::fs::read_dir(&logs)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("stdout_"))
+        .expect("the stdout log");
+    let text = wait_file(&stdout_log, "the lines after the room came back", |t| {
+        t.contains("print 40 of 40\n")
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    let note = lines
+        .iter()
+        .position(|l| l.starts_with("[ancm] ") && l.contains(" dropped: No space left on device"))
+        .unwrap_or_else(|| panic!("no note of the lines dropped:\n{text}"));
+    let dropped: u64 = lines[note]
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    // Before the note, whole lines (but the last, which a write may have cut); after it, the
+    // lines printed since, every one.
+    let before = lines[..note].len().saturating_sub(1);
+    let numbered: Vec<&&str> = lines[..before]
+        .iter()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    for (i, line) in numbered.iter().enumerate() {
+        assert_eq!(**line, format!("line {} of 20000", i + 1));
+    }
+    // Every line the app printed at start is either in the file or counted.
+    let written = numbered.len();
+    assert!(
+        dropped as usize + written + 1 >= 20_000,
+        "{dropped} + {written}"
+    );
+    let after: Vec<&str> = lines[note + 1..]
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("print "))
+        .collect();
+    let expected: Vec<String> = (1..=40).map(|i| format!("print {i} of 40")).collect();
+    assert_eq!(after, expected, "{text}");
+
+    // The access log: its header, then a remark for the requests it could not write, then
+    // the requests since.
+    assert_eq!(ancm.get("/after-the-room").status(), 404);
+    let text = wait_file(&access_log, "the request after the room came back", |t| {
+        t.contains(" /after-the-room ")
+    });
+    assert!(text.starts_with("#Software: ancm "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("#Remark: ancm: ")
+                && l.contains(" dropped: No space left on device")),
+        "{text}"
+    );
+    // Every line whole, but one a failed write cut, which the remark follows at once.
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let cut_before_remark = lines
+            .get(i + 1)
+            .is_some_and(|next| next.starts_with("#Remark: "));
+        assert!(
+            line.starts_with('#') || line.split(' ').count() == 12 || cut_before_remark,
+            "a whole line: {line:?} in\n{text}"
+        );
+    }
 }
 
 /// One HTTP/2 frame as read off the wire: type, flags, stream.

@@ -159,3 +159,34 @@ fn a_reader_that_goes_away_does_not_cut_the_run_short() {
         "the app was stopped gracefully: {err}"
     );
 }
+
+/// SIGUSR1 and SIGUSR2 while smoke waits for the app neither end the run nor fail it: they used
+/// to end ancm at once, and its guard killed the app.
+#[test]
+fn sigusr1_and_sigusr2_do_not_cut_the_run_short() {
+    let dir = AppDir::new("", &[("SAMPLEAPP_START_DELAY_MS", "1500")]);
+    let child = Command::new(ancm_bin())
+        .arg("smoke")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ancm smoke");
+    // The guard and the app, while smoke waits for the app.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while descendants(child.id()).len() < 2 {
+        assert!(Instant::now() < deadline, "no app started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    for signal in [
+        nix::sys::signal::Signal::SIGUSR1,
+        nix::sys::signal::Signal::SIGUSR2,
+    ] {
+        nix::sys::signal::kill(pid, signal).expect("signal ancm smoke");
+    }
+    let output = child.wait_with_output().expect("wait");
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("smoke: 1 passed, 0 failed"), "{out}");
+}

@@ -105,6 +105,8 @@ pub struct AppConfig {
     pub health: Option<HealthCheck>,
     /// A process whose tree's resident memory passes this many bytes is replaced.
     pub max_memory: Option<u64>,
+    /// Bytes of the app's latest output kept for `ancm logs`.
+    pub logs_keep: usize,
     /// Each process is replaced after serving this long.
     pub recycle_every: Option<Duration>,
     /// The user the app runs as (`--user`, when ancm runs as root).
@@ -289,11 +291,16 @@ pub struct RunOnly {
     pub health_failures: String,
     /// As written: 512MiB, 1G.
     pub max_memory: Option<String>,
+    /// As written: 1MiB, 256K.
+    pub logs_keep: Option<String>,
     /// As written: 24h, 90m.
     pub recycle_every: Option<String>,
     /// A user name (or uid) to run the app as.
     pub user: Option<String>,
 }
+
+/// The most `--logs-keep` may keep: memory for the app's output is bounded whatever is asked.
+const MAX_LOGS_KEEP: usize = 1 << 30;
 
 /// Reads the app's web.config (if any) and builds its configuration with the request's
 /// overrides and ancm's environment.
@@ -429,6 +436,19 @@ fn apply_run_only(config: &mut AppConfig, run: &RunOnly) -> Result<(), ConfigErr
                     )
                 })?,
         );
+    }
+    if let Some(size) = &run.logs_keep {
+        config.logs_keep = values::human_size(size)
+            .ok()
+            .filter(|&size| size <= MAX_LOGS_KEEP)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    Origin::Flag("--logs-keep"),
+                    "value",
+                    size,
+                    "a size from 1KiB to 1GiB, such as 1MiB or 256K",
+                )
+            })?;
     }
     if let Some(every) = &run.recycle_every {
         config.recycle_every = Some(
@@ -1007,6 +1027,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         ready_path,
         health: None,
         max_memory: None,
+        logs_keep: crate::logs::RECENT_BYTES,
         recycle_every: None,
         run_as: None,
         warnings,
@@ -1620,6 +1641,7 @@ mod tests {
             health_interval: "10s".into(),
             health_failures: "3".into(),
             max_memory: None,
+            logs_keep: None,
             recycle_every: None,
             user: None,
         };

@@ -2,30 +2,35 @@
 //! were written in): relayed line by line to ancm's console (marked as the app's), written to
 //! the stdout log file when it is on, kept as a 30 KB tail for the start-failure page, and
 //! as the last lines for `ancm logs`. The stdout log can start a new file past a size and keep
-//! only the newest files.
+//! only the newest files, and is reopened on request (SIGUSR1, SIGHUP: logrotate).
 //! Reading never stops while the app runs, so the app never blocks on a full pipe: the file
-//! gets every line, and the console drops lines rather than wait for a console that is not
-//! read.
+//! gets every line it can take (a full disk drops lines, counted and noted in the file once
+//! there is room), and the console drops lines rather than wait for a console that is not
+//! read. A line longer than [`LINE_LIMIT`] is cut, with a note saying how much went.
 
 mod console;
+pub(crate) mod file;
 pub mod open_as;
 mod recent;
 mod tail;
 mod text;
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use crate::config::{Rotation, RunAs};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+use file::LineFile;
 
 pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
 #[cfg(unix)]
 pub use open_as::{is_opener_process, run_opener};
-pub use recent::{Recent, RecentLine};
+pub use recent::{Recent, RecentLine, DEFAULT_BYTES as RECENT_BYTES};
 pub use tail::Tail;
 
 /// One line of the app's output for the console, without its line ending.
@@ -40,8 +45,33 @@ pub struct Line {
     pub text: String,
 }
 
-/// Longer lines are cut into pieces of this size, so one endless line cannot eat memory.
+/// Protocol lines longer than this are cut into pieces, so one endless line cannot eat memory.
 const MAX_LINE: usize = 64 * 1024;
+
+/// The app's lines keep this much, and the rest up to the line end is replaced by a note: as
+/// Docker splits its log lines, so that a flood of long lines costs the console, the stdout log
+/// and `ancm logs` a bounded amount (at most 4 MiB in flight per process, 64 lines in
+/// `ancm logs`'s 1 MiB) while a stack trace in one JSON line still fits.
+pub const LINE_LIMIT: usize = 16 * 1024;
+
+/// Stdout log bytes gathered before they are written, in a burst.
+const BATCH: usize = 64 * 1024;
+
+/// Requests to reopen the log files, counted.
+static REOPEN: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sender::new(0));
+
+/// Reopen requests from now on, for a writer that reopens its file before its next line.
+pub(crate) fn reopen_requests() -> watch::Receiver<u64> {
+    REOPEN.subscribe()
+}
+
+/// Reopens every log file ancm writes (the stdout logs, the access log, the diagnostic log) by its path,
+/// between two lines, so that a file logrotate renamed or deleted starts again: SIGUSR1 and
+/// SIGHUP ask for it.
+pub fn reopen() {
+    REOPEN.send_modify(|asked| *asked += 1);
+    crate::proxy::access_log::reopen();
+}
 
 /// The name ANCM gives the stdout log (spec §3.8):
 /// `<prefix>_<yyyyMMddHHmmss>_<pid>.log`, in UTC, where `pid` is the host's (ancm's) process id.
@@ -72,7 +102,7 @@ pub struct StdoutLog {
 /// The stdout log being written: its file, and how much this process has written to it.
 struct Writing {
     path: PathBuf,
-    writer: tokio::io::BufWriter<tokio::fs::File>,
+    out: LineFile<std::fs::File>,
     written: u64,
     prefix: PathBuf,
     rotation: Rotation,
@@ -80,15 +110,59 @@ struct Writing {
 }
 
 impl Writing {
+    fn new(
+        path: PathBuf,
+        file: std::fs::File,
+        prefix: PathBuf,
+        rotation: Rotation,
+        user: Option<RunAs>,
+    ) -> Writing {
+        let name = format!("stdout log {}", path.display());
+        Writing {
+            path,
+            out: LineFile::new(file, name, file::dropped_note),
+            written: 0,
+            prefix,
+            rotation,
+            user,
+        }
+    }
+
+    /// Writes the lines gathered, off the async runtime.
+    async fn flush(mut self) -> Option<Writing> {
+        let flushed = tokio::task::spawn_blocking(move || {
+            self.out.flush();
+            self
+        });
+        flushed.await.ok()
+    }
+
+    /// Goes on in a file opened again at the same path (created again if it was renamed or
+    /// deleted); the lines before went to the old one.
+    async fn reopen(self) -> Option<Writing> {
+        let mut writing = self.flush().await?;
+        match open_stdout_log(&writing.path, writing.user.as_ref()).await {
+            Ok(file) => {
+                let file = file.into_std().await;
+                tracing::debug!(path = %writing.path.display(), "stdout log reopened");
+                writing.out.replace(file);
+            }
+            Err(err) => {
+                tracing::warn!(path = %writing.path.display(), %err, "cannot reopen the stdout log; going on in the file open");
+            }
+        }
+        Some(writing)
+    }
+
     /// Past the size limit, goes on in a new file (between two lines, so none is lost) and
     /// deletes the oldest beyond the number kept. A new name needs a new second (ANCM's
     /// names count seconds): until then, lines go on in the same file.
-    async fn rotate_if_due(&mut self) {
+    async fn rotate_if_due(self) -> Option<Writing> {
         let Some(max) = self.rotation.max_size else {
-            return;
+            return Some(self);
         };
         if self.written < max {
-            return;
+            return Some(self);
         }
         let path = stdout_log_path(
             &self.prefix,
@@ -96,33 +170,32 @@ impl Writing {
             std::process::id(),
         );
         if path == self.path {
-            return;
+            return Some(self);
         }
         // Room for the new file first, so that no more than `keep` are there at any time
         // (with one kept, the current file goes once the new one is open).
         if let Some(keep) = self.rotation.keep.filter(|&keep| keep > 1) {
             prune(&self.prefix, keep - 1, &self.path, self.user.as_ref()).await;
         }
-        let opened = async {
-            self.writer.flush().await?;
-            open_stdout_log(&path, self.user.as_ref()).await
-        };
-        match opened.await {
+        let mut writing = self.flush().await?;
+        match open_stdout_log(&path, writing.user.as_ref()).await {
             Ok(file) => {
-                tracing::debug!(from = %self.path.display(), to = %path.display(), "stdout log rotated");
-                self.writer = tokio::io::BufWriter::new(file);
-                self.path = path;
-                self.written = 0;
-                if let Some(keep) = self.rotation.keep {
-                    prune(&self.prefix, keep, &self.path, self.user.as_ref()).await;
+                tracing::debug!(from = %writing.path.display(), to = %path.display(), "stdout log rotated");
+                writing.out.replace(file.into_std().await);
+                writing.out.rename(format!("stdout log {}", path.display()));
+                writing.path = path;
+                writing.written = 0;
+                if let Some(keep) = writing.rotation.keep {
+                    prune(&writing.prefix, keep, &writing.path, writing.user.as_ref()).await;
                 }
             }
             Err(err) => {
                 tracing::warn!(path = %path.display(), %err, "cannot start a new stdout log file; going on in the current one");
                 // Not again before another max of bytes.
-                self.written = 0;
+                writing.written = 0;
             }
         }
+        Some(writing)
     }
 }
 
@@ -184,19 +257,27 @@ where
     tokio::spawn(collect(pid, slot, rx, console, log_file, tail))
 }
 
+/// One line of the app's output as read: its first [`LINE_LIMIT`] bytes, and how many more
+/// there were.
+struct Read {
+    stream: &'static str,
+    bytes: Vec<u8>,
+    cut: u64,
+}
+
 async fn read_lines(
     pid: u32,
     reader: impl AsyncRead + Unpin,
     stream: &'static str,
-    tx: mpsc::Sender<(&'static str, Vec<u8>)>,
+    tx: mpsc::Sender<Read>,
 ) {
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     loop {
-        let mut text = Vec::new();
-        match read_line_capped(&mut reader, &mut text).await {
-            Ok(0) => break,
-            Ok(_) => {
-                if tx.send((stream, text)).await.is_err() {
+        let mut bytes = Vec::new();
+        match read_line_cut(&mut reader, &mut bytes, LINE_LIMIT).await {
+            Ok(None) => break,
+            Ok(Some(cut)) => {
+                if tx.send(Read { stream, bytes, cut }).await.is_err() {
                     break;
                 }
             }
@@ -206,6 +287,55 @@ async fn read_lines(
             }
         }
     }
+}
+
+/// Reads one line (without `\n` or `\r\n`), keeping its first `limit` bytes in `out` and
+/// reading the rest up to the line end without keeping it. Returns how many bytes were not
+/// kept, or `None` at end of file.
+async fn read_line_cut(
+    reader: &mut BufReader<impl AsyncRead + Unpin>,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<u64>> {
+    let mut consumed = 0u64;
+    let mut cut = 0u64;
+    // The last two bytes of the line, kept or not, to tell its line end.
+    let mut last = [0u8; 2];
+    let mut ended = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            break;
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let keep = take.min(limit.saturating_sub(out.len()));
+        out.extend_from_slice(&buf[..keep]);
+        cut += (take - keep) as u64;
+        for &b in &buf[take.saturating_sub(2)..take] {
+            last = [last[1], b];
+        }
+        reader.consume(take);
+        consumed += take as u64;
+        if done {
+            ended = true;
+            break;
+        }
+    }
+    if consumed == 0 {
+        return Ok(None);
+    }
+    if ended {
+        let end: u64 = if last[0] == b'\r' { 2 } else { 1 };
+        // The line end is not part of the line, whether it was kept or not.
+        let dropped_end = end.min(cut);
+        cut -= dropped_end;
+        let kept_end = usize::try_from(end - dropped_end).unwrap_or(0);
+        out.truncate(out.len().saturating_sub(kept_end));
+    }
+    Ok(Some(cut))
 }
 
 /// Reads one line (without `\n` or `\r\n`) of at most [`MAX_LINE`] bytes; returns the number
@@ -241,63 +371,98 @@ pub(crate) async fn read_line_capped(
     Ok(consumed)
 }
 
+/// The note that ends a line cut at [`LINE_LIMIT`].
+fn cut_note(cut: u64) -> String {
+    format!(" [ancm: line cut, {cut} bytes dropped]")
+}
+
 async fn collect(
     pid: u32,
     slot: usize,
-    mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
+    mut rx: mpsc::Receiver<Read>,
     console: Console,
     log_file: Option<StdoutLog>,
     tail: Tail,
 ) {
-    let mut file = log_file.map(|log| Writing {
-        path: log.path,
-        writer: tokio::io::BufWriter::new(log.file),
-        written: 0,
-        prefix: log.prefix,
-        rotation: log.rotation,
-        user: log.user,
-    });
+    let mut reopen = reopen_requests();
+    let mut file = match log_file {
+        Some(log) => {
+            let file = log.file.into_std().await;
+            Some(Writing::new(log.path, file, log.prefix, log.rotation, log.user))
+        }
+        None => None,
+    };
     if let Some(writing) = &file {
         if let Some(keep) = writing.rotation.keep {
             prune(&writing.prefix, keep, &writing.path, writing.user.as_ref()).await;
         }
     }
     let keep_escapes = console.keeps_escapes();
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            read = rx.recv() => match read {
+                Some(read) => read,
+                None => break,
+            },
+            Ok(()) = reopen.changed(), if file.is_some() => {
+                if let Some(writing) = file.take() {
+                    file = writing.reopen().await;
+                }
+                continue;
+            }
+        };
         let mut next = Some(first);
         // Write what has piled up, then flush once: fast writers get batched, slow ones
         // still see each line in the file at once.
-        while let Some((stream, bytes)) = next.take().or_else(|| rx.try_recv().ok()) {
-            let shown = text::lossy(&bytes);
-            let plain = text::plain(&shown);
-            tail.push(plain.as_bytes());
-            console.recent().push(pid, &plain);
-            if let Some(writing) = &mut file {
-                let written = async {
-                    writing.writer.write_all(plain.as_bytes()).await?;
-                    writing.writer.write_all(b"\n").await
-                };
-                if let Err(err) = written.await {
-                    tracing::warn!(path = %writing.path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
-                    file = None;
-                } else {
-                    writing.written += plain.len() as u64 + 1;
-                    writing.rotate_if_due().await;
+        while let Some(read) = next.take().or_else(|| rx.try_recv().ok()) {
+            // Asked within a burst that does not end: reopened between two lines all the same.
+            if file.is_some() && reopen.has_changed().unwrap_or(false) {
+                reopen.mark_unchanged();
+                if let Some(writing) = file.take() {
+                    file = writing.reopen().await;
                 }
             }
-            let text = if keep_escapes { &shown } else { &plain };
+            let lossy = text::lossy(&read.bytes);
+            let mut plain = text::plain(&lossy);
+            let mut shown = if keep_escapes {
+                text::terminal(&lossy)
+            } else {
+                plain.clone()
+            };
+            if read.cut > 0 {
+                let note = cut_note(read.cut);
+                plain.to_mut().push_str(&note);
+                shown.to_mut().push_str(&note);
+            }
+            tail.push(plain.as_bytes());
+            console.recent().push(pid, &plain);
+            if let Some(mut writing) = file.take() {
+                writing.out.push(plain.as_bytes());
+                writing.written += plain.len() as u64 + 1;
+                let due = writing
+                    .rotation
+                    .max_size
+                    .is_some_and(|max| writing.written >= max);
+                let rotated = if due {
+                    writing.rotate_if_due().await
+                } else {
+                    Some(writing)
+                };
+                // A burst that does not end is written as it goes, never gathered whole.
+                file = match rotated {
+                    Some(writing) if writing.out.pending() >= BATCH => writing.flush().await,
+                    other => other,
+                };
+            }
             console.send(Line {
                 pid,
                 slot,
-                stream,
-                text: text.to_string(),
+                stream: read.stream,
+                text: shown.into_owned(),
             });
         }
-        if let Some(writing) = &mut file {
-            if let Err(err) = writing.writer.flush().await {
-                tracing::warn!(path = %writing.path.display(), %err, "stdout log stopped: writing to it failed; the app keeps running");
-                file = None;
-            }
+        if let Some(writing) = file.take() {
+            file = writing.flush().await;
         }
     }
 }
@@ -335,5 +500,32 @@ mod tests {
         assert_eq!(lines[1], b"two");
         assert_eq!(lines[2].len(), MAX_LINE);
         assert_eq!(lines[3].len(), 10);
+    }
+
+    #[tokio::test]
+    async fn the_app_s_long_lines_are_cut_once() {
+        let mut input = b"one\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100));
+        input.extend(b"\r\n");
+        input.extend(std::iter::repeat_n(b'y', 95));
+        input.extend(b"\r\nlast");
+        let mut reader = BufReader::with_capacity(7, &input[..]);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match read_line_cut(&mut reader, &mut line, 96)
+                .await
+                .expect("read")
+            {
+                Some(cut) => lines.push((line, cut)),
+                None => break,
+            }
+        }
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], (b"one".to_vec(), 0));
+        assert_eq!(lines[1], (vec![b'x'; 96], 4));
+        // The limit falls within the line end.
+        assert_eq!(lines[2], (vec![b'y'; 95], 0));
+        assert_eq!(lines[3], (b"last".to_vec(), 0));
     }
 }

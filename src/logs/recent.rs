@@ -1,13 +1,19 @@
 //! The app's most recent lines, across its processes and restarts, for `ancm logs`: a ring of
-//! the last lines, and a feed of each new one for followers (`ancm logs -f`).
+//! the last lines, bounded in lines and in bytes (`--logs-keep`), and a feed of each new one
+//! for followers (`ancm logs -f`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::broadcast;
 
-/// Lines kept for `ancm logs -n N`.
+/// Lines kept for `ancm logs -n N` at most.
 pub(super) const KEPT: usize = 1000;
+
+/// Bytes of text kept by default: a thousand lines of a usual length, or 64 of the longest
+/// (lines are cut at [`super::LINE_LIMIT`]).
+pub const DEFAULT_BYTES: usize = 1024 * 1024;
 
 /// Lines a follower may fall behind by before it misses some (and is told how many).
 const FEED: usize = 1024;
@@ -20,8 +26,17 @@ pub struct RecentLine {
 }
 
 #[derive(Debug)]
+struct Kept {
+    lines: VecDeque<RecentLine>,
+    /// The text bytes of `lines`.
+    bytes: usize,
+}
+
+#[derive(Debug)]
 struct Inner {
-    kept: Mutex<VecDeque<RecentLine>>,
+    kept: Mutex<Kept>,
+    /// At most this many bytes of text are kept.
+    budget: AtomicUsize,
     feed: broadcast::Sender<RecentLine>,
 }
 
@@ -32,23 +47,36 @@ pub struct Recent(Arc<Inner>);
 impl Default for Recent {
     fn default() -> Recent {
         Recent(Arc::new(Inner {
-            kept: Mutex::new(VecDeque::with_capacity(KEPT)),
+            kept: Mutex::new(Kept {
+                lines: VecDeque::new(),
+                bytes: 0,
+            }),
+            budget: AtomicUsize::new(DEFAULT_BYTES),
             feed: broadcast::Sender::new(FEED),
         }))
     }
 }
 
 impl Recent {
+    /// Keeps at most `bytes` of text from now on (and the lines over it go at once).
+    pub fn keep_bytes(&self, bytes: usize) {
+        self.0.budget.store(bytes, Ordering::Relaxed);
+        let mut kept = self.0.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.trim(0, bytes);
+    }
+
     pub fn push(&self, pid: u32, text: &str) {
         let line = RecentLine {
             pid,
             text: Arc::from(text),
         };
+        let budget = self.0.budget.load(Ordering::Relaxed);
         let mut kept = self.0.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() == KEPT {
-            kept.pop_front();
+        kept.trim(text.len(), budget);
+        if text.len() <= budget {
+            kept.bytes += text.len();
+            kept.lines.push_back(line.clone());
         }
-        kept.push_back(line.clone());
         // Under the lock, so that a follower sees each line once: in its start or its feed.
         let _ = self.0.feed.send(line);
     }
@@ -62,11 +90,23 @@ impl Recent {
         let kept = self.0.kept.lock().unwrap_or_else(PoisonError::into_inner);
         let feed = follow.then(|| self.0.feed.subscribe());
         let lines = kept
+            .lines
             .iter()
-            .skip(kept.len().saturating_sub(count))
+            .skip(kept.lines.len().saturating_sub(count))
             .cloned()
             .collect();
         (lines, feed)
+    }
+}
+
+impl Kept {
+    /// Drops the oldest lines until one more of `len` bytes fits in `budget`.
+    fn trim(&mut self, len: usize, budget: usize) {
+        while !self.lines.is_empty() && (self.lines.len() >= KEPT || self.bytes + len > budget) {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.text.len();
+            }
+        }
     }
 }
 
@@ -87,5 +127,29 @@ mod tests {
         let next = feed.expect("feed").recv().await.expect("a line");
         assert_eq!((next.pid, &*next.text), (2, "after"));
         assert_eq!(recent.last(usize::MAX, false).0.len(), KEPT);
+    }
+
+    #[test]
+    fn long_lines_are_kept_within_the_bytes() {
+        let recent = Recent::default();
+        let long = "x".repeat(16 * 1024);
+        for _ in 0..KEPT {
+            recent.push(1, &long);
+        }
+        let (lines, _) = recent.last(usize::MAX, false);
+        assert_eq!(lines.len(), DEFAULT_BYTES / long.len());
+        recent.keep_bytes(40_000);
+        recent.push(1, "short");
+        let texts: Vec<usize> = recent
+            .last(usize::MAX, false)
+            .0
+            .iter()
+            .map(|l| l.text.len())
+            .collect();
+        assert_eq!(texts, [16 * 1024, 16 * 1024, 5]);
+        // A line over the whole budget is followed, not kept.
+        recent.keep_bytes(100);
+        recent.push(1, &long);
+        assert!(recent.last(usize::MAX, false).0.is_empty());
     }
 }

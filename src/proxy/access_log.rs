@@ -1,17 +1,21 @@
 //! The access log (`--access-log PATH|-`, off by default): one line per request in the W3C
 //! extended log format IIS writes, plus the app's pid. A request formats its line when it is
 //! over and hands it to a writer thread through a bounded queue, never waiting: when the queue
-//! is full the line is dropped and counted, and the count is logged.
+//! is full the line is dropped and counted, and the count is logged. A write that fails (a full
+//! disk) drops lines, counted and noted in the file once writing works again; the file is
+//! reopened by its path on request (SIGUSR1, SIGHUP: logrotate), with the header again in a new
+//! file.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{header, Request, StatusCode};
+
+use crate::logs::file::LineFile;
 
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 16 * 1024;
@@ -22,6 +26,8 @@ const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port c
 struct AccessLog {
     lines: SyncSender<String>,
     dropped: AtomicU64,
+    /// A reopen was asked for; the writer is woken by an empty line.
+    reopen: AtomicBool,
 }
 
 static LOG: OnceLock<AccessLog> = OnceLock::new();
@@ -51,56 +57,98 @@ impl Target {
 
 /// Opens the access log and starts its writer; from then on every request is logged.
 pub fn start(target: &Target) -> std::io::Result<()> {
-    let out: Box<dyn std::io::Write + Send> = match target {
-        Target::Stdout => Box::new(std::io::stdout()),
+    let (out, name): (Box<dyn std::io::Write + Send>, String) = match target {
+        Target::Stdout => (
+            Box::new(std::io::stdout()),
+            "access log (stdout)".to_owned(),
+        ),
         Target::File(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
+            (
+                Box::new(open(path)?),
+                format!("access log {}", path.display()),
             )
         }
     };
     let (lines, queue) = sync_channel(QUEUE);
+    let path = match target {
+        Target::File(path) => Some(path.clone()),
+        Target::Stdout => None,
+    };
+    let out = LineFile::new(out, name, note);
     std::thread::Builder::new()
         .name("ancm-access-log".to_owned())
-        .spawn(move || write_lines(out, &queue))?;
+        .spawn(move || write_lines(out, path.as_deref(), &queue))?;
     let _ = LOG.set(AccessLog {
         lines,
         dropped: AtomicU64::new(0),
+        reopen: AtomicBool::new(false),
     });
     Ok(())
 }
 
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// The note for lines a failed write dropped: a W3C remark, which log readers skip.
+fn note(lines: u64, error: &str) -> String {
+    let noun = if lines == 1 { "line" } else { "lines" };
+    format!("#Remark: ancm: {lines} {noun} dropped: {error}")
+}
+
+/// Reopens the access log file by its path before its next line (see [`crate::logs::reopen`]).
+pub(crate) fn reopen() {
+    if let Some(log) = LOG.get() {
+        log.reopen.store(true, Ordering::Relaxed);
+        // A full queue wakes the writer anyway.
+        let _ = log.lines.try_send(String::new());
+    }
+}
+
+/// The directives a W3C log file starts with.
+fn push_header(out: &mut LineFile<Box<dyn std::io::Write + Send>>) {
+    let software = format!("#Software: ancm {}", env!("CARGO_PKG_VERSION"));
+    let date = format!("#Date: {}", stamp(time::OffsetDateTime::now_utc()));
+    let fields = format!("#Fields: {FIELDS}");
+    for line in [&software, "#Version: 1.0", &date, &fields] {
+        out.push(line.as_bytes());
+    }
+}
+
 /// Writes lines as they come, flushing whenever the queue is empty: a burst is written in one
 /// go, and a quiet log is on disk at once.
-fn write_lines(out: Box<dyn std::io::Write + Send>, queue: &Receiver<String>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    let now = time::OffsetDateTime::now_utc();
-    let header = format!(
-        "#Software: ancm {}\n#Version: 1.0\n#Date: {}\n#Fields: {FIELDS}\n",
-        env!("CARGO_PKG_VERSION"),
-        stamp(now)
-    );
-    let mut failed = out.write_all(header.as_bytes()).and_then(|()| out.flush());
+fn write_lines(
+    mut out: LineFile<Box<dyn std::io::Write + Send>>,
+    path: Option<&Path>,
+    queue: &Receiver<String>,
+) {
+    push_header(&mut out);
+    out.flush();
     while let Ok(line) = queue.recv() {
         let mut next = Some(line);
         while let Some(line) = next.take().or_else(|| queue.try_recv().ok()) {
-            if failed.is_ok() {
-                failed = out.write_all(line.as_bytes());
+            if LOG
+                .get()
+                .is_some_and(|log| log.reopen.swap(false, Ordering::Relaxed))
+            {
+                if let Some(path) = path {
+                    reopen_file(&mut out, path);
+                }
+            }
+            if !line.is_empty() {
+                out.push(line.as_bytes());
+                if out.pending() >= 64 * 1024 {
+                    out.flush();
+                }
             }
         }
-        if failed.is_ok() {
-            failed = out.flush();
-        }
-        if let Err(err) = &failed {
-            tracing::warn!(%err, "the access log stopped: writing to it failed");
-            return;
-        }
+        out.flush();
         let dropped = LOG
             .get()
             .map_or(0, |log| log.dropped.swap(0, Ordering::Relaxed));
@@ -109,6 +157,23 @@ fn write_lines(out: Box<dyn std::io::Write + Send>, queue: &Receiver<String>) {
                 dropped,
                 "access log lines dropped: the log could not keep up"
             );
+        }
+    }
+}
+
+/// Goes on in the file at `path`, created again (with the header) if it was renamed or deleted.
+fn reopen_file(out: &mut LineFile<Box<dyn std::io::Write + Send>>, path: &Path) {
+    match open(path) {
+        Ok(file) => {
+            let fresh = file.metadata().is_ok_and(|meta| meta.len() == 0);
+            out.replace(Box::new(file));
+            if fresh {
+                push_header(out);
+            }
+            tracing::debug!(path = %path.display(), "access log reopened");
+        }
+        Err(err) => {
+            tracing::warn!(path = %path.display(), %err, "cannot reopen the access log; going on in the file open");
         }
     }
 }
@@ -166,7 +231,7 @@ impl Entry {
     pub(crate) fn finish(&self, took: Duration) {
         let Some(log) = LOG.get() else { return };
         let line = format!(
-            "{} {} {} {} {} {} {} {} {} {} {}\n",
+            "{} {} {} {} {} {} {} {} {} {} {}",
             stamp(time::OffsetDateTime::now_utc()),
             self.server.ip(),
             self.method,
