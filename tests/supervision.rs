@@ -314,7 +314,6 @@ fn an_app_listening_on_a_port_of_its_own_is_named_with_the_fix() {
     let line = ancm.wait_stdout("the app to listen", |l| {
         l.contains("elsewhere: listening on ")
     });
-    let seen = Instant::now();
     let addr = line
         .rsplit(' ')
         .next()
@@ -333,11 +332,7 @@ fn an_app_listening_on_a_port_of_its_own_is_named_with_the_fix() {
          PORT; pass the port with --port-env NAME or %ASPNETCORE_PORT% in arguments"
     );
     ancm.wait_stderr("the hint", |l| l.contains(&hint));
-    assert!(
-        seen.elapsed() < Duration::from_millis(2500),
-        "the hint came {:?} after the app listened",
-        seen.elapsed()
-    );
+    // Before the start times out, whatever the machine's load: the order of the lines says it.
     assert!(
         !ancm
             .stderr()
