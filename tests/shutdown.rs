@@ -352,3 +352,37 @@ fn processes_that_leave_the_app_come_back_to_ancm_and_are_reaped() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn sigkill_of_ancm_right_after_a_daemon_escaped_kills_it_as_an_orphan() {
+    let app = AppDir::new("", &[("SAMPLEAPP_SPAWN_DAEMON", "1")]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "info").env("ANCM_NO_CGROUP", "1");
+    let mut ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    // The daemon says its pid as soon as it runs: ancm is killed at once, before its next look
+    // for processes that left the app's tree, so only the guard can find the daemon.
+    let line = ancm.wait_stdout("the daemon", |l| l.contains("sampleapp daemon pid="));
+    ancm.signal(Signal::SIGKILL);
+    let daemon: u32 = line
+        .split_once("sampleapp daemon pid=")
+        .and_then(|(_, pid)| pid.trim().parse().ok())
+        .expect("daemon pid");
+    ancm.wait_exit();
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    while alive(daemon) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = alive(daemon);
+    if survived {
+        // Not left behind for the next tests.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(daemon).expect("pid")),
+            Signal::SIGKILL,
+        );
+    }
+    assert!(
+        !survived,
+        "the daemon outlived ancm; ancm had adopted it: {}",
+        ancm.count_stderr(|l| l.contains("left the app's tree")) > 0
+    );
+}
