@@ -29,19 +29,65 @@ fn expand_port(s: &str, port: &str) -> String {
     if !s.contains('%') {
         return s.to_owned();
     }
-    expand_with(s, |name| {
+    // A port is shorter than the names it replaces: this never grows the string.
+    expand_with(s, usize::MAX, |name| {
         PORT_VARIABLES
             .iter()
             .any(|p| p.eq_ignore_ascii_case(name))
             .then(|| port.to_owned())
     })
+    .unwrap_or_else(|| s.to_owned())
 }
 
-/// Expands `%NAME%` from ancm's environment the way IIS expands "expanded" attributes: names
-/// are matched ignoring case (Windows habits, such as `%home%`, carry over) and undefined ones
-/// stay as written. The port variables are left for [`CommandLine::with_port`].
-pub(super) fn expand_env(s: &str) -> String {
-    expand_with(s, lookup_env)
+/// The most one value may hold once its `%VAR%` references are expanded: 128 KiB, Linux's
+/// longest argument or environment string (MAX_ARG_STRLEN), so no value a program could be
+/// given is refused; four times the 32 K characters of Windows' ExpandEnvironmentStrings,
+/// which IIS expands with.
+pub(super) const VALUE_LIMIT: usize = 128 * 1024;
+
+/// The most all expanded values of one configuration may hold together: 4 MiB, twice what
+/// Linux passes to a new program in all with the usual 8 MiB stack.
+pub(super) const TOTAL_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What `%VAR%` expansion may still produce while one configuration is read, so that a small
+/// file cannot ask for gigabytes (`%PATH%` thousands of times).
+#[derive(Debug)]
+pub(super) struct Budget {
+    left: std::cell::Cell<usize>,
+}
+
+/// The limit an expansion would have crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exceeded {
+    /// [`VALUE_LIMIT`], for one value.
+    Value,
+    /// [`TOTAL_LIMIT`], for all of them.
+    Total,
+}
+
+impl Budget {
+    pub(super) fn new() -> Budget {
+        Budget {
+            left: std::cell::Cell::new(TOTAL_LIMIT),
+        }
+    }
+
+    /// [`expand_env_with`], refused before it grows past either limit.
+    pub(super) fn expand(
+        &self,
+        s: &str,
+        extra: &[(&str, Option<&str>)],
+    ) -> Result<String, Exceeded> {
+        let left = self.left.get();
+        let (limit, exceeded) = if left < VALUE_LIMIT {
+            (left, Exceeded::Total)
+        } else {
+            (VALUE_LIMIT, Exceeded::Value)
+        };
+        let expanded = expand_env_with(s, extra, limit).ok_or(exceeded)?;
+        self.left.set(left - expanded.len());
+        Ok(expanded)
+    }
 }
 
 fn lookup_env(name: &str) -> Option<String> {
@@ -55,44 +101,53 @@ fn lookup_env(name: &str) -> Option<String> {
     })
 }
 
-/// [`expand_env`], with `extra` variables looked up first (`None`: not given here).
-pub(super) fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)]) -> String {
+/// `%NAME%` expansion from ancm's environment the way IIS expands "expanded" attributes:
+/// names are matched ignoring case (Windows habits, such as `%home%`, carry over) and
+/// undefined ones stay as written; `extra` variables are looked up first (`None`: not given
+/// here). The port variables are left for [`CommandLine::with_port`]. `None` when the result
+/// would be longer than `limit` bytes.
+fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)], limit: usize) -> Option<String> {
     let given = |name: &str| {
         extra
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.map(str::to_owned))
     };
-    expand_with(s, |name| given(name).or_else(|| lookup_env(name)))
+    expand_with(s, limit, |name| given(name).or_else(|| lookup_env(name)))
 }
 
-fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(s.len());
+/// `%NAME%` expansion through `lookup`; `None` as soon as the result would be longer than
+/// `limit` bytes, before it is allocated.
+fn expand_with(s: &str, limit: usize, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::with_capacity(s.len().min(limit));
+    let push = |out: &mut String, piece: &str| {
+        (out.len() + piece.len() <= limit).then(|| out.push_str(piece))
+    };
     let mut rest = s;
     while let Some(start) = rest.find('%') {
-        out.push_str(&rest[..start]);
+        push(&mut out, &rest[..start])?;
         let after = &rest[start + 1..];
         match after.find('%') {
             Some(end) if end > 0 => match lookup(&after[..end]) {
                 Some(value) => {
-                    out.push_str(&value);
+                    push(&mut out, &value)?;
                     rest = &after[end + 1..];
                 }
                 // Undefined: keep the first `%` and look for a variable from the second one on.
                 None => {
-                    out.push('%');
-                    out.push_str(&after[..end]);
+                    push(&mut out, "%")?;
+                    push(&mut out, &after[..end])?;
                     rest = &after[end..];
                 }
             },
             _ => {
-                out.push('%');
+                push(&mut out, "%")?;
                 rest = after;
             }
         }
     }
-    out.push_str(rest);
-    out
+    push(&mut out, rest)?;
+    Some(out)
 }
 
 /// The `%NAME%` references left in an expanded string: variables that are not set. The port
@@ -378,14 +433,36 @@ mod tests {
     #[test]
     fn expands_defined_variables_and_keeps_the_rest() {
         let lookup = |name: &str| (name == "HOME").then(|| "/home/app".to_owned());
+        let expand = |s| expand_with(s, VALUE_LIMIT, lookup).expect("short");
+        assert_eq!(expand(r"%HOME%\LogFiles"), r"/home/app\LogFiles");
+        assert_eq!(expand("%NOPE%/x"), "%NOPE%/x");
+        assert_eq!(expand("100%"), "100%");
+        assert_eq!(expand("%NOPE%HOME%"), "%NOPE/home/app");
+        assert_eq!(expand("%%"), "%%");
+    }
+
+    #[test]
+    fn expansion_stops_at_its_limits() {
+        let lookup = |name: &str| (name == "X").then(|| "x".repeat(1000));
         assert_eq!(
-            expand_with(r"%HOME%\LogFiles", lookup),
-            r"/home/app\LogFiles"
+            expand_with("%X%%X%", 2000, lookup).map(|s| s.len()),
+            Some(2000)
         );
-        assert_eq!(expand_with("%NOPE%/x", lookup), "%NOPE%/x");
-        assert_eq!(expand_with("100%", lookup), "100%");
-        assert_eq!(expand_with("%NOPE%HOME%", lookup), "%NOPE/home/app");
-        assert_eq!(expand_with("%%", lookup), "%%");
+        assert_eq!(expand_with("%X%%X%!", 2000, lookup), None);
+        assert_eq!(expand_with("%NOPE%", 5, lookup), None);
+        assert_eq!(expand_with("123456", 5, lookup), None);
+
+        let budget = Budget::new();
+        let value = "v".repeat(VALUE_LIMIT);
+        assert_eq!(
+            budget.expand(&format!("{value}!"), &[]),
+            Err(Exceeded::Value)
+        );
+        for _ in 0..TOTAL_LIMIT / VALUE_LIMIT {
+            assert!(budget.expand(&value, &[]).is_ok());
+        }
+        assert_eq!(budget.expand("1", &[]), Err(Exceeded::Total));
+        assert_eq!(budget.expand("", &[]), Ok(String::new()));
     }
 
     #[test]
@@ -419,7 +496,9 @@ mod tests {
     #[test]
     fn port_variables_wait_for_the_port() {
         std::env::var("ASPNETCORE_PORT").ok(); // whatever ancm's own environment says
-        let expanded = expand_env("--port %ASPNETCORE_PORT% --p2 %http_platform_port%");
+        let expanded = Budget::new()
+            .expand("--port %ASPNETCORE_PORT% --p2 %http_platform_port%", &[])
+            .expect("short");
         assert_eq!(
             expanded,
             "--port %ASPNETCORE_PORT% --p2 %http_platform_port%"

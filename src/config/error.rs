@@ -109,6 +109,18 @@ pub enum ConfigError {
         scope: &'static str,
     },
 
+    /// `%VAR%` expansion would make a value, or all of them, longer than ancm allows.
+    #[error("{origin}: {attribute} would grow past {} KiB once its %VARIABLES% are expanded, {scope}; use fewer or shorter variables", limit / 1024)]
+    ExpansionTooLong {
+        origin: Origin,
+        /// `attribute arguments`, `<environmentVariable name="X"> value`, ...
+        attribute: String,
+        /// In bytes.
+        limit: usize,
+        /// `the most one value may hold`, ...
+        scope: &'static str,
+    },
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,
