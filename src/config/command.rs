@@ -36,20 +36,20 @@ fn expand_port(s: &str, port: &str) -> String {
             .any(|p| p.eq_ignore_ascii_case(name))
             .then(|| port.to_owned())
     })
-    .unwrap_or_else(|| s.to_owned())
+    .map_or_else(|| s.to_owned(), |(expanded, _)| expanded)
 }
 
-/// The most one value may hold once its `%VAR%` references are expanded: 128 KiB, Linux's
-/// longest argument or environment string (MAX_ARG_STRLEN), so no value a program could be
-/// given is refused; four times the 32 K characters of Windows' ExpandEnvironmentStrings,
-/// which IIS expands with.
+/// The most the `%VAR%` references of one value may add to it: 128 KiB, Linux's longest
+/// argument or environment string (MAX_ARG_STRLEN), so no value a program could be given is
+/// refused; four times the 32 K characters of Windows' ExpandEnvironmentStrings, which IIS
+/// expands with. What is written out is not counted: the file's own size bounds it.
 pub(super) const VALUE_LIMIT: usize = 128 * 1024;
 
-/// The most all expanded values of one configuration may hold together: 4 MiB, twice what
+/// The most the `%VAR%` references of one configuration may add in all: 4 MiB, twice what
 /// Linux passes to a new program in all with the usual 8 MiB stack.
 pub(super) const TOTAL_LIMIT: usize = 4 * 1024 * 1024;
 
-/// What `%VAR%` expansion may still produce while one configuration is read, so that a small
+/// What `%VAR%` expansion may still add while one configuration is read, so that a small
 /// file cannot ask for gigabytes (`%PATH%` thousands of times).
 #[derive(Debug)]
 pub(super) struct Budget {
@@ -72,7 +72,7 @@ impl Budget {
         }
     }
 
-    /// [`expand_env_with`], refused before it grows past either limit.
+    /// [`expand_env_with`], refused before its variables add more than either limit allows.
     pub(super) fn expand(
         &self,
         s: &str,
@@ -84,8 +84,8 @@ impl Budget {
         } else {
             (VALUE_LIMIT, Exceeded::Value)
         };
-        let expanded = expand_env_with(s, extra, limit).ok_or(exceeded)?;
-        self.left.set(left - expanded.len());
+        let (expanded, added) = expand_env_with(s, extra, limit).ok_or(exceeded)?;
+        self.left.set(left - added);
         Ok(expanded)
     }
 }
@@ -104,9 +104,13 @@ fn lookup_env(name: &str) -> Option<String> {
 /// `%NAME%` expansion from ancm's environment the way IIS expands "expanded" attributes:
 /// names are matched ignoring case (Windows habits, such as `%home%`, carry over) and
 /// undefined ones stay as written; `extra` variables are looked up first (`None`: not given
-/// here). The port variables are left for [`CommandLine::with_port`]. `None` when the result
-/// would be longer than `limit` bytes.
-fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)], limit: usize) -> Option<String> {
+/// here). The port variables are left for [`CommandLine::with_port`]. With what the
+/// variables added; `None` when that would be more than `limit` bytes.
+fn expand_env_with(
+    s: &str,
+    extra: &[(&str, Option<&str>)],
+    limit: usize,
+) -> Option<(String, usize)> {
     let given = |name: &str| {
         extra
             .iter()
@@ -116,38 +120,44 @@ fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)], limit: usize) -> Opt
     expand_with(s, limit, |name| given(name).or_else(|| lookup_env(name)))
 }
 
-/// `%NAME%` expansion through `lookup`; `None` as soon as the result would be longer than
-/// `limit` bytes, before it is allocated.
-fn expand_with(s: &str, limit: usize, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let mut out = String::with_capacity(s.len().min(limit));
-    let push = |out: &mut String, piece: &str| {
-        (out.len() + piece.len() <= limit).then(|| out.push_str(piece))
-    };
+/// `%NAME%` expansion through `lookup`, with how many bytes the variables added; `None` as
+/// soon as that would be more than `limit`, before it is allocated.
+fn expand_with(
+    s: &str,
+    limit: usize,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Option<(String, usize)> {
+    let mut out = String::with_capacity(s.len());
+    let mut added = 0;
     let mut rest = s;
     while let Some(start) = rest.find('%') {
-        push(&mut out, &rest[..start])?;
+        out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
         match after.find('%') {
             Some(end) if end > 0 => match lookup(&after[..end]) {
                 Some(value) => {
-                    push(&mut out, &value)?;
+                    added += value.len();
+                    if added > limit {
+                        return None;
+                    }
+                    out.push_str(&value);
                     rest = &after[end + 1..];
                 }
                 // Undefined: keep the first `%` and look for a variable from the second one on.
                 None => {
-                    push(&mut out, "%")?;
-                    push(&mut out, &after[..end])?;
+                    out.push('%');
+                    out.push_str(&after[..end]);
                     rest = &after[end..];
                 }
             },
             _ => {
-                push(&mut out, "%")?;
+                out.push('%');
                 rest = after;
             }
         }
     }
-    push(&mut out, rest)?;
-    Some(out)
+    out.push_str(rest);
+    Some((out, added))
 }
 
 /// The `%NAME%` references left in an expanded string: variables that are not set. The port
@@ -433,7 +443,7 @@ mod tests {
     #[test]
     fn expands_defined_variables_and_keeps_the_rest() {
         let lookup = |name: &str| (name == "HOME").then(|| "/home/app".to_owned());
-        let expand = |s| expand_with(s, VALUE_LIMIT, lookup).expect("short");
+        let expand = |s| expand_with(s, VALUE_LIMIT, lookup).expect("short").0;
         assert_eq!(expand(r"%HOME%\LogFiles"), r"/home/app\LogFiles");
         assert_eq!(expand("%NOPE%/x"), "%NOPE%/x");
         assert_eq!(expand("100%"), "100%");
@@ -445,24 +455,27 @@ mod tests {
     fn expansion_stops_at_its_limits() {
         let lookup = |name: &str| (name == "X").then(|| "x".repeat(1000));
         assert_eq!(
-            expand_with("%X%%X%", 2000, lookup).map(|s| s.len()),
-            Some(2000)
+            expand_with("%X%%X%", 2000, lookup).map(|(s, added)| (s.len(), added)),
+            Some((2000, 2000))
         );
-        assert_eq!(expand_with("%X%%X%!", 2000, lookup), None);
-        assert_eq!(expand_with("%NOPE%", 5, lookup), None);
-        assert_eq!(expand_with("123456", 5, lookup), None);
+        assert_eq!(expand_with("%X%%X%%X%", 2000, lookup), None);
+        // What is written out does not count.
+        let written = "w%NOPE%".repeat(1000);
+        assert_eq!(expand_with(&written, 5, lookup).map(|(_, a)| a), Some(0));
 
         let budget = Budget::new();
-        let value = "v".repeat(VALUE_LIMIT);
+        let big = "b".repeat(VALUE_LIMIT);
+        let extra = [("BIG", Some(big.as_str()))];
         assert_eq!(
-            budget.expand(&format!("{value}!"), &[]),
-            Err(Exceeded::Value)
+            budget.expand("%BIG%!", &extra).map(|s| s.len()),
+            Ok(VALUE_LIMIT + 1)
         );
-        for _ in 0..TOTAL_LIMIT / VALUE_LIMIT {
-            assert!(budget.expand(&value, &[]).is_ok());
+        assert_eq!(budget.expand("%BIG%%BIG%", &extra), Err(Exceeded::Value));
+        for _ in 1..TOTAL_LIMIT / VALUE_LIMIT {
+            assert!(budget.expand("%BIG%", &extra).is_ok());
         }
-        assert_eq!(budget.expand("1", &[]), Err(Exceeded::Total));
-        assert_eq!(budget.expand("", &[]), Ok(String::new()));
+        assert_eq!(budget.expand("%big%", &extra), Err(Exceeded::Total));
+        assert_eq!(budget.expand(&big, &extra), Ok(big.clone()));
     }
 
     #[test]

@@ -109,8 +109,8 @@ pub enum ConfigError {
         scope: &'static str,
     },
 
-    /// `%VAR%` expansion would make a value, or all of them, longer than ancm allows.
-    #[error("{origin}: {attribute} would grow past {} KiB once its %VARIABLES% are expanded, {scope}; use fewer or shorter variables", limit / 1024)]
+    /// `%VAR%` expansion would add more to a value, or to all of them, than ancm allows.
+    #[error("{origin}: {attribute}: its %VARIABLES% would add more than {} KiB once expanded, {scope}; use fewer or shorter variables", limit / 1024)]
     ExpansionTooLong {
         origin: Origin,
         /// `attribute arguments`, `<environmentVariable name="X"> value`, ...

@@ -1114,10 +1114,12 @@ impl Settings<'_> {
     ) -> Result<String, ConfigError> {
         self.budget.expand(value, extra).map_err(|exceeded| {
             let (limit, scope) = match exceeded {
-                command::Exceeded::Value => (command::VALUE_LIMIT, "the most one value may hold"),
+                command::Exceeded::Value => {
+                    (command::VALUE_LIMIT, "the most they may add to one value")
+                }
                 command::Exceeded::Total => (
                     command::TOTAL_LIMIT,
-                    "the most all expanded values of a configuration may hold together",
+                    "the most they may add to a configuration in all",
                 ),
             };
             ConfigError::ExpansionTooLong {
@@ -1836,17 +1838,17 @@ mod tests {
             config_for(&web_config(&one_too_long), Overrides::default()).expect_err("too long");
         assert!(
             err.to_string().contains(
-                r#"web.config:3:39: <environmentVariable name="E0"> value would grow past 128 KiB"#
+                r#"web.config:3:39: <environmentVariable name="E0"> value: its %VARIABLES% would add more than 128 KiB"#
             ),
             "{err}"
         );
 
-        let many = vec![within; command::TOTAL_LIMIT / command::VALUE_LIMIT + 2];
+        let many = vec![within; command::TOTAL_LIMIT / command::VALUE_LIMIT + 8];
         let err = config_for(&web_config(&many), Overrides::default()).expect_err("too much");
         let message = err.to_string();
         assert!(
-            message.contains("would grow past 4096 KiB")
-                && message.contains("all expanded values of a configuration"),
+            message.contains("would add more than 4096 KiB")
+                && message.contains("to a configuration in all"),
             "{message}"
         );
     }
