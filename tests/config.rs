@@ -314,3 +314,56 @@ fn ancm_variables_and_an_env_file_configure_ancm_and_the_app() {
         "{stderr}"
     );
 }
+
+/// A web.config of 180 KB whose environment variable repeats a long `%VARIABLE%`: it would
+/// expand to hundreds of megabytes. It is refused before that, naming the line, the variable
+/// and the limit, by `ancm check` and by a running ancm, whose app keeps serving.
+#[test]
+fn an_expansion_past_its_limit_is_refused_and_the_old_process_keeps_serving() {
+    let long = "x".repeat(8192);
+    let app = AppDir::new("", &[]);
+    let web_config = app.path().join("web.config");
+    let good = std::fs::read_to_string(&web_config).expect("read");
+    let hostile = good.replacen(
+        "<environmentVariables>\n",
+        &format!(
+            "<environmentVariables>\n          <environmentVariable name=\"HOSTILE\" value=\"{}\" />\n",
+            "%ANCM_TEST_LONG%".repeat(180 * 1024 / 16)
+        ),
+        1,
+    );
+    let line = good
+        .lines()
+        .position(|l| l.contains("<environmentVariables>"))
+        .expect("the collection")
+        + 2;
+    let named = |text: &str| {
+        text.contains(&format!("web.config:{line}:"))
+            && text.contains(r#"<environmentVariable name="HOSTILE"> value"#)
+            && text.contains("128 KiB")
+    };
+
+    let mut command = Command::new(ancm_bin());
+    command.env("ANCM_LOG", "info").env("ANCM_TEST_LONG", &long);
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let (pid, _) = ancm.wait_ready();
+    std::fs::write(&web_config, &hostile).expect("write");
+    let refused = ancm.wait_stderr("the refused change", |l| {
+        l.contains("keeps running as it was")
+    });
+    assert!(named(&refused), "{refused}");
+    assert_eq!(
+        ancm.get("/pid").text().expect("still served"),
+        pid.to_string()
+    );
+
+    let check = Command::new(ancm_bin())
+        .arg("check")
+        .arg(app.path())
+        .env("ANCM_TEST_LONG", &long)
+        .output()
+        .expect("run ancm check");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(named(&stderr), "{stderr}");
+}

@@ -352,3 +352,114 @@ fn processes_that_leave_the_app_come_back_to_ancm_and_are_reaped() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn sigkill_of_ancm_right_after_a_daemon_escaped_kills_it_as_an_orphan() {
+    let app = AppDir::new("", &[("SAMPLEAPP_SPAWN_DAEMON", "1")]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "info").env("ANCM_NO_CGROUP", "1");
+    let mut ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    // The daemon says its pid as soon as it runs: ancm is killed at once, before its next look
+    // for processes that left the app's tree, so only the guard can find the daemon.
+    let line = ancm.wait_stdout("the daemon", |l| l.contains("sampleapp daemon pid="));
+    ancm.signal(Signal::SIGKILL);
+    let daemon: u32 = line
+        .split_once("sampleapp daemon pid=")
+        .and_then(|(_, pid)| pid.trim().parse().ok())
+        .expect("daemon pid");
+    ancm.wait_exit();
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    while alive(daemon) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = alive(daemon);
+    if survived {
+        // Not left behind for the next tests.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(daemon).expect("pid")),
+            Signal::SIGKILL,
+        );
+    }
+    assert!(
+        !survived,
+        "the daemon outlived ancm; ancm had adopted it: {}",
+        ancm.count_stderr(|l| l.contains("left the app's tree")) > 0
+    );
+}
+
+/// The cgroup v2 directory this process is in, where ancm started from here makes its own,
+/// if it may write there.
+fn own_cgroup_dir() -> Option<std::path::PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount_point = mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut fields = before.split(' ').skip(3);
+        let (root, mount_point) = (fields.next()?, fields.next()?);
+        (after.starts_with("cgroup2 ") && root == "/").then(|| mount_point.to_owned())
+    })?;
+    let dir = std::path::Path::new(&mount_point).join(own.trim_start_matches('/'));
+    let probe = dir.join(format!("ancm-test-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).ok()?;
+    std::fs::remove_dir(&probe).ok()?;
+    Some(dir)
+}
+
+#[test]
+fn cgroups_left_by_a_killed_ancm_neither_turn_containment_off_nor_stay_empty() {
+    let Some(own) = own_cgroup_dir() else {
+        eprintln!("NOT RUN: no cgroup v2 directory this test may write in");
+        return;
+    };
+    let me = std::process::id();
+    // Empty and old: left by an ancm killed long ago. The third holds a process: not ancm's to
+    // remove.
+    let empty = own.join(format!("ancm-test-{me}-empty"));
+    let busy = own.join(format!("ancm-test-{me}-busy"));
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    for dir in [&empty, &busy] {
+        std::fs::create_dir(dir).expect("mkdir");
+        let status = std::process::Command::new("touch")
+            .args(["-d", "2000-01-01"])
+            .arg(dir)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    }
+    std::fs::write(busy.join("cgroup.procs"), sleeper.id().to_string()).expect("move sleep");
+
+    // The shell makes the cgroup a killed ancm of the same pid in another PID namespace would
+    // have left (`ancm-PID-1`), then becomes ancm.
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new("sh");
+    command.env("ANCM_LOG", "info").args([
+        "-c",
+        r#"mkdir "$1/ancm-$$-1" && shift && exec "$@""#,
+        "sh",
+        own.to_str().expect("utf-8"),
+        crate::support::ancm_bin().to_str().expect("utf-8"),
+    ]);
+    let mut ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let (app_pid, _) = ancm.wait_ready();
+    let cgroup = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap_or_default();
+    let collided = own.join(format!("ancm-{}-1", ancm.pid()));
+    let (empty_left, busy_left) = (empty.exists(), busy.exists());
+    ancm.signal(Signal::SIGTERM);
+    ancm.wait_exit();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    for dir in [&empty, &busy, &collided] {
+        let _ = std::fs::remove_dir(dir);
+    }
+
+    assert!(
+        cgroup.contains("/ancm-"),
+        "the app has a cgroup of its own: {cgroup}"
+    );
+    assert!(!empty_left, "the empty old cgroup is removed");
+    assert!(busy_left, "a cgroup holding a process stays");
+}

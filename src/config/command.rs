@@ -29,19 +29,65 @@ fn expand_port(s: &str, port: &str) -> String {
     if !s.contains('%') {
         return s.to_owned();
     }
-    expand_with(s, |name| {
+    // A port is shorter than the names it replaces: this never grows the string.
+    expand_with(s, usize::MAX, |name| {
         PORT_VARIABLES
             .iter()
             .any(|p| p.eq_ignore_ascii_case(name))
             .then(|| port.to_owned())
     })
+    .map_or_else(|| s.to_owned(), |(expanded, _)| expanded)
 }
 
-/// Expands `%NAME%` from ancm's environment the way IIS expands "expanded" attributes: names
-/// are matched ignoring case (Windows habits, such as `%home%`, carry over) and undefined ones
-/// stay as written. The port variables are left for [`CommandLine::with_port`].
-pub(super) fn expand_env(s: &str) -> String {
-    expand_with(s, lookup_env)
+/// The most the `%VAR%` references of one value may add to it: 128 KiB, Linux's longest
+/// argument or environment string (MAX_ARG_STRLEN), so no value a program could be given is
+/// refused; four times the 32 K characters of Windows' ExpandEnvironmentStrings, which IIS
+/// expands with. What is written out is not counted: the file's own size bounds it.
+pub(super) const VALUE_LIMIT: usize = 128 * 1024;
+
+/// The most the `%VAR%` references of one configuration may add in all: 4 MiB, twice what
+/// Linux passes to a new program in all with the usual 8 MiB stack.
+pub(super) const TOTAL_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What `%VAR%` expansion may still add while one configuration is read, so that a small
+/// file cannot ask for gigabytes (`%PATH%` thousands of times).
+#[derive(Debug)]
+pub(super) struct Budget {
+    left: std::cell::Cell<usize>,
+}
+
+/// The limit an expansion would have crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exceeded {
+    /// [`VALUE_LIMIT`], for one value.
+    Value,
+    /// [`TOTAL_LIMIT`], for all of them.
+    Total,
+}
+
+impl Budget {
+    pub(super) fn new() -> Budget {
+        Budget {
+            left: std::cell::Cell::new(TOTAL_LIMIT),
+        }
+    }
+
+    /// [`expand_env_with`], refused before its variables add more than either limit allows.
+    pub(super) fn expand(
+        &self,
+        s: &str,
+        extra: &[(&str, Option<&str>)],
+    ) -> Result<String, Exceeded> {
+        let left = self.left.get();
+        let (limit, exceeded) = if left < VALUE_LIMIT {
+            (left, Exceeded::Total)
+        } else {
+            (VALUE_LIMIT, Exceeded::Value)
+        };
+        let (expanded, added) = expand_env_with(s, extra, limit).ok_or(exceeded)?;
+        self.left.set(left - added);
+        Ok(expanded)
+    }
 }
 
 fn lookup_env(name: &str) -> Option<String> {
@@ -55,19 +101,34 @@ fn lookup_env(name: &str) -> Option<String> {
     })
 }
 
-/// [`expand_env`], with `extra` variables looked up first (`None`: not given here).
-pub(super) fn expand_env_with(s: &str, extra: &[(&str, Option<&str>)]) -> String {
+/// `%NAME%` expansion from ancm's environment the way IIS expands "expanded" attributes:
+/// names are matched ignoring case (Windows habits, such as `%home%`, carry over) and
+/// undefined ones stay as written; `extra` variables are looked up first (`None`: not given
+/// here). The port variables are left for [`CommandLine::with_port`]. With what the
+/// variables added; `None` when that would be more than `limit` bytes.
+fn expand_env_with(
+    s: &str,
+    extra: &[(&str, Option<&str>)],
+    limit: usize,
+) -> Option<(String, usize)> {
     let given = |name: &str| {
         extra
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.map(str::to_owned))
     };
-    expand_with(s, |name| given(name).or_else(|| lookup_env(name)))
+    expand_with(s, limit, |name| given(name).or_else(|| lookup_env(name)))
 }
 
-fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+/// `%NAME%` expansion through `lookup`, with how many bytes the variables added; `None` as
+/// soon as that would be more than `limit`, before it is allocated.
+fn expand_with(
+    s: &str,
+    limit: usize,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Option<(String, usize)> {
     let mut out = String::with_capacity(s.len());
+    let mut added = 0;
     let mut rest = s;
     while let Some(start) = rest.find('%') {
         out.push_str(&rest[..start]);
@@ -75,6 +136,10 @@ fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
         match after.find('%') {
             Some(end) if end > 0 => match lookup(&after[..end]) {
                 Some(value) => {
+                    added += value.len();
+                    if added > limit {
+                        return None;
+                    }
                     out.push_str(&value);
                     rest = &after[end + 1..];
                 }
@@ -92,7 +157,7 @@ fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Some((out, added))
 }
 
 /// The `%NAME%` references left in an expanded string: variables that are not set. The port
@@ -378,14 +443,39 @@ mod tests {
     #[test]
     fn expands_defined_variables_and_keeps_the_rest() {
         let lookup = |name: &str| (name == "HOME").then(|| "/home/app".to_owned());
+        let expand = |s| expand_with(s, VALUE_LIMIT, lookup).expect("short").0;
+        assert_eq!(expand(r"%HOME%\LogFiles"), r"/home/app\LogFiles");
+        assert_eq!(expand("%NOPE%/x"), "%NOPE%/x");
+        assert_eq!(expand("100%"), "100%");
+        assert_eq!(expand("%NOPE%HOME%"), "%NOPE/home/app");
+        assert_eq!(expand("%%"), "%%");
+    }
+
+    #[test]
+    fn expansion_stops_at_its_limits() {
+        let lookup = |name: &str| (name == "X").then(|| "x".repeat(1000));
         assert_eq!(
-            expand_with(r"%HOME%\LogFiles", lookup),
-            r"/home/app\LogFiles"
+            expand_with("%X%%X%", 2000, lookup).map(|(s, added)| (s.len(), added)),
+            Some((2000, 2000))
         );
-        assert_eq!(expand_with("%NOPE%/x", lookup), "%NOPE%/x");
-        assert_eq!(expand_with("100%", lookup), "100%");
-        assert_eq!(expand_with("%NOPE%HOME%", lookup), "%NOPE/home/app");
-        assert_eq!(expand_with("%%", lookup), "%%");
+        assert_eq!(expand_with("%X%%X%%X%", 2000, lookup), None);
+        // What is written out does not count.
+        let written = "w%NOPE%".repeat(1000);
+        assert_eq!(expand_with(&written, 5, lookup).map(|(_, a)| a), Some(0));
+
+        let budget = Budget::new();
+        let big = "b".repeat(VALUE_LIMIT);
+        let extra = [("BIG", Some(big.as_str()))];
+        assert_eq!(
+            budget.expand("%BIG%!", &extra).map(|s| s.len()),
+            Ok(VALUE_LIMIT + 1)
+        );
+        assert_eq!(budget.expand("%BIG%%BIG%", &extra), Err(Exceeded::Value));
+        for _ in 1..TOTAL_LIMIT / VALUE_LIMIT {
+            assert!(budget.expand("%BIG%", &extra).is_ok());
+        }
+        assert_eq!(budget.expand("%big%", &extra), Err(Exceeded::Total));
+        assert_eq!(budget.expand(&big, &extra), Ok(big.clone()));
     }
 
     #[test]
@@ -419,7 +509,9 @@ mod tests {
     #[test]
     fn port_variables_wait_for_the_port() {
         std::env::var("ASPNETCORE_PORT").ok(); // whatever ancm's own environment says
-        let expanded = expand_env("--port %ASPNETCORE_PORT% --p2 %http_platform_port%");
+        let expanded = Budget::new()
+            .expand("--port %ASPNETCORE_PORT% --p2 %http_platform_port%", &[])
+            .expect("short");
         assert_eq!(
             expanded,
             "--port %ASPNETCORE_PORT% --p2 %http_platform_port%"

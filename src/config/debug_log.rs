@@ -38,8 +38,9 @@ const DEFAULT_DEBUG_FILE: &str = r".\aspnetcore-debug.log";
 
 impl DebugLog {
     /// Reads `debugLevel` (comma-separated levels and sinks, any case, prefixes allowed) and
-    /// `debugFile`. A level alone writes to the file; a sink alone logs at INFO; debugFile
-    /// alone turns the file sink on. Unknown words become warnings.
+    /// `debugFile` (its `%VAR%` references already expanded). A level alone writes to the
+    /// file; a sink alone logs at INFO; debugFile alone turns the file sink on. Unknown words
+    /// become warnings.
     pub(super) fn parse(
         level: Option<&str>,
         file: Option<&str>,
@@ -94,7 +95,7 @@ impl DebugLog {
             let file = file
                 .filter(|f| !f.trim().is_empty())
                 .unwrap_or(DEFAULT_DEBUG_FILE);
-            let native = super::command::native_path(&super::command::expand_env(file));
+            let native = super::command::native_path(file);
             log.file = Some(super::command::normalize(&app_dir.join(native)));
         }
         log

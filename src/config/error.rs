@@ -109,6 +109,18 @@ pub enum ConfigError {
         scope: &'static str,
     },
 
+    /// `%VAR%` expansion would add more to a value, or to all of them, than ancm allows.
+    #[error("{origin}: {attribute}: its %VARIABLES% would add more than {} KiB once expanded, {scope}; use fewer or shorter variables", limit / 1024)]
+    ExpansionTooLong {
+        origin: Origin,
+        /// `attribute arguments`, `<environmentVariable name="X"> value`, ...
+        attribute: String,
+        /// In bytes.
+        limit: usize,
+        /// `the most one value may hold`, ...
+        scope: &'static str,
+    },
+
     #[error("{origin}: {what} {value:?} is not valid: {allowed}")]
     Invalid {
         origin: Origin,

@@ -680,6 +680,7 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
         element: element.as_ref(),
         flags,
         env,
+        budget: command::Budget::new(),
     };
     let mut warnings = element
         .as_ref()
@@ -819,9 +820,24 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
     let debug_level = handler("debugLevel")
         .map(str::to_owned)
         .or_else(|| env("ASPNETCORE_MODULE_DEBUG").map(|v| module_debug_level(&v)));
-    let debug_file = handler("debugFile")
-        .map(str::to_owned)
-        .or_else(|| env("ASPNETCORE_MODULE_DEBUG_FILE"));
+    let debug_file = element
+        .as_ref()
+        .and_then(|e| {
+            e.handler_settings
+                .iter()
+                .find(|(n, _, _)| n.eq_ignore_ascii_case("debugFile"))
+                .map(|(_, v, origin)| (origin.clone(), v.clone()))
+        })
+        .or_else(|| {
+            env("ASPNETCORE_MODULE_DEBUG_FILE")
+                .map(|v| (Origin::Flag("ASPNETCORE_MODULE_DEBUG_FILE"), v))
+        })
+        .map(|(origin, file)| {
+            errors.keep(
+                settings.expand(&origin, "handlerSetting debugFile", &file, &[]),
+                String::new(),
+            )
+        });
     let debug_log = DebugLog::parse(
         debug_level.as_deref(),
         debug_file.as_deref(),
@@ -838,7 +854,10 @@ fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, ConfigError> {
                 .attribute("stdoutLogFile")
                 .unwrap_or_else(|| (Origin::Flag("default"), DEFAULT_STDOUT_LOG_FILE.to_owned())),
         };
-        let mut expanded = command::expand_env(&prefix);
+        let mut expanded = errors.keep(
+            settings.expand(&origin, "stdoutLogFile", &prefix, &[]),
+            String::new(),
+        );
         if stdout_log_enabled {
             for variable in command::undefined_variables(&expanded) {
                 warnings.push(format!(
@@ -1117,9 +1136,39 @@ struct Settings<'a> {
     element: Option<&'a AspNetCoreElement>,
     flags: &'a Overrides,
     env: Env<'a>,
+    /// What `%VAR%` expansion may still produce for this configuration.
+    budget: command::Budget,
 }
 
 impl Settings<'_> {
+    /// `%VAR%` expansion of `attribute`'s `value` (see [`command::Budget::expand`]), refused
+    /// with an error naming it and the limit before it grows past one.
+    fn expand(
+        &self,
+        origin: &Origin,
+        attribute: &str,
+        value: &str,
+        extra: &[(&str, Option<&str>)],
+    ) -> Result<String, ConfigError> {
+        self.budget.expand(value, extra).map_err(|exceeded| {
+            let (limit, scope) = match exceeded {
+                command::Exceeded::Value => {
+                    (command::VALUE_LIMIT, "the most they may add to one value")
+                }
+                command::Exceeded::Total => (
+                    command::TOTAL_LIMIT,
+                    "the most they may add to a configuration in all",
+                ),
+            };
+            ConfigError::ExpansionTooLong {
+                origin: origin.clone(),
+                attribute: attribute.to_owned(),
+                limit,
+                scope,
+            }
+        })
+    }
+
     fn attribute(&self, name: &str) -> Option<(Origin, String)> {
         let attribute = self.element?.attribute(name)?;
         Some((attribute.origin.clone(), attribute.value.clone()))
@@ -1216,15 +1265,21 @@ impl Settings<'_> {
             .map(|e| {
                 e.environment
                     .iter()
-                    .map(|(name, value)| {
-                        let own = prefer_own.then(|| (self.env)(name)).flatten();
-                        (
-                            name.clone(),
-                            own.unwrap_or_else(|| command::expand_env(value)),
-                        )
+                    .map(|(name, value, origin)| {
+                        let value = match prefer_own.then(|| (self.env)(name)).flatten() {
+                            Some(own) => own,
+                            None => self.expand(
+                                origin,
+                                &format!("<environmentVariable name=\"{name}\"> value"),
+                                value,
+                                &[],
+                            )?,
+                        };
+                        Ok((name.clone(), value))
                     })
-                    .collect()
+                    .collect::<Result<_, ConfigError>>()
             })
+            .transpose()?
             .unwrap_or_default();
         if let Some(path) = &self.flags.env_file {
             for (name, value) in env_file::read(path)? {
@@ -1386,13 +1441,15 @@ impl Settings<'_> {
             .clone()
             .or_else(|| (self.env)("LAUNCHER_ARGS"))
             .or_else(|| launcher_path.as_ref().map(|_| String::new()));
-        let expanded = command::expand_env_with(
+        let expanded = self.expand(
+            origin,
+            attribute,
             value,
             &[
                 ("LAUNCHER_PATH", launcher_path.as_deref()),
                 ("LAUNCHER_ARGS", launcher_args.as_deref()),
             ],
-        );
+        )?;
         let undefined = command::undefined_variables(&expanded);
         let launcher = [
             ("LAUNCHER_PATH", "--launcher-path"),
@@ -1814,5 +1871,39 @@ mod tests {
         )
         .expect_err("unset variable");
         assert!(err.to_string().contains("%ANCM_SURELY_UNSET_VAR%"), "{err}");
+    }
+
+    #[test]
+    fn expansion_is_bounded_per_value_and_in_all() {
+        let path = std::env::var("PATH").expect("PATH");
+        let within = "%PATH%".repeat(command::VALUE_LIMIT / path.len());
+        let web_config = |values: &[String]| {
+            let vars: String = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("<environmentVariable name=\"E{i}\" value=\"{v}\"/>\n"))
+                .collect();
+            format!(
+                "<configuration><system.webServer><aspNetCore processPath=\"app\">\n<environmentVariables>\n{vars}</environmentVariables></aspNetCore></system.webServer></configuration>"
+            )
+        };
+        let one_too_long = [format!("{within}%PATH%")];
+        let err =
+            config_for(&web_config(&one_too_long), Overrides::default()).expect_err("too long");
+        assert!(
+            err.to_string().contains(
+                r#"web.config:3:39: <environmentVariable name="E0"> value: its %VARIABLES% would add more than 128 KiB"#
+            ),
+            "{err}"
+        );
+
+        let many = vec![within; command::TOTAL_LIMIT / command::VALUE_LIMIT + 8];
+        let err = config_for(&web_config(&many), Overrides::default()).expect_err("too much");
+        let message = err.to_string();
+        assert!(
+            message.contains("would add more than 4096 KiB")
+                && message.contains("to a configuration in all"),
+            "{message}"
+        );
     }
 }

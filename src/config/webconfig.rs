@@ -16,9 +16,9 @@ pub(super) struct AspNetCoreElement {
     pub line: u32,
     pub column: u32,
     pub attributes: Vec<Attribute>,
-    /// `<environmentVariables>` in order, after `<clear/>`; a later name replaces an earlier
-    /// one that differs only in case, as IIS compares them.
-    pub environment: Vec<(String, String)>,
+    /// `<environmentVariables>` in order, after `<clear/>`, each with where its value is; a
+    /// later name replaces an earlier one that differs only in case, as IIS compares them.
+    pub environment: Vec<(String, String, Origin)>,
     /// `<handlerSettings>` in order, after `<clear/>`; names unique ignoring case.
     pub handler_settings: Vec<(String, String, Origin)>,
     /// The attributes of `<requestLimits>` under `<security><requestFiltering>`, found by the
@@ -299,7 +299,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         .unwrap_or_default();
 
     let mut errors = Vec::new();
-    let mut environment: Vec<(String, String)> = Vec::new();
+    let mut environment: Vec<(String, String, Origin)> = Vec::new();
     let mut handler_settings: Vec<(String, String, Origin)> = Vec::new();
     for child in element.children().filter(|n| n.is_element()) {
         let collection = match child.tag_name().name() {
@@ -338,12 +338,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
                         continue;
                     }
                     let value = entry.attribute("value").unwrap_or_default().to_owned();
+                    let origin = entry
+                        .attribute_node("value")
+                        .map_or_else(|| entry.range().start, |a| a.range_value().start);
                     if collection == Collection::Environment {
-                        environment.push((name.to_owned(), value));
+                        environment.push((name.to_owned(), value, origin_of(origin)));
                     } else {
-                        let origin = entry
-                            .attribute_node("value")
-                            .map_or_else(|| entry.range().start, |a| a.range_value().start);
                         handler_settings.push((name.to_owned(), value, origin_of(origin)));
                     }
                 }
@@ -356,7 +356,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<AspNetCoreElement, Config
         }
     }
 
-    last_of_each_name(&mut environment, |(name, _)| name);
+    last_of_each_name(&mut environment, |(name, _, _)| name);
     last_of_each_name(&mut handler_settings, |(name, _, _)| name);
 
     let (line, column) = positions.at(element.range().start);
@@ -448,13 +448,12 @@ mod tests {
             Some("dotnet")
         );
         assert_eq!(el.line, 5);
-        assert_eq!(
-            el.environment,
-            [
-                ("a".to_owned(), "2".to_owned()),
-                ("B".to_owned(), "3".to_owned())
-            ]
-        );
+        let environment: Vec<(&str, &str)> = el
+            .environment
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(environment, [("a", "2"), ("B", "3")]);
         let Some(Attribute {
             origin: Origin::File { line, .. },
             ..
@@ -530,7 +529,8 @@ mod tests {
 </aspNetCore></system.webServer></configuration>"#,
         )
         .expect("valid");
-        assert_eq!(el.environment, [("B".to_owned(), "2".to_owned())]);
+        assert_eq!(el.environment.len(), 1);
+        assert_eq!((&*el.environment[0].0, &*el.environment[0].1), ("B", "2"));
     }
 
     #[test]
@@ -614,7 +614,7 @@ mod tests {
         let environment: Vec<(&str, &str)> = el
             .environment
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v, _)| (n.as_str(), v.as_str()))
             .collect();
         assert_eq!(environment, [("x", "3"), ("Y", "4")]);
     }

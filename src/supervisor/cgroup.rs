@@ -7,6 +7,13 @@
 //! ancm falls back on being the subreaper of the app's tree (see `orphans`). Setting
 //! `ANCM_NO_CGROUP` to any value skips the cgroup, for hosts whose service manager owns the
 //! tree.
+//!
+//! Their names hold a random tag drawn once per ancm, not just its pid: an ancm killed in
+//! another PID namespace can leave a cgroup behind under the same parent, and a later ancm with
+//! the same pid must not collide with it. At its first cgroup, ancm removes the empty `ancm-*`
+//! cgroups beside its own that are older than a minute: the kernel refuses to remove one that
+//! holds a process, so a running ancm's are safe, and the age leaves alone one that another
+//! ancm has just made and not yet filled.
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -24,11 +31,20 @@ const DISABLE_VARIABLE: &str = "ANCM_NO_CGROUP";
 /// How long a removal waits for the killed processes to leave the cgroup.
 const REMOVE_WITHIN: Duration = Duration::from_secs(3);
 
+/// An empty `ancm-*` cgroup older than this is left over: a live ancm fills its cgroup
+/// within moments of making it, and removes it once empty.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// How many names a new cgroup tries before giving up, should one be taken.
+const NAME_TRIES: usize = 4;
+
 /// ancm's own cgroup directory, when there is a cgroup v2 hierarchy to make ours in.
 static OWN: OnceLock<Option<PathBuf>> = OnceLock::new();
 /// Set once a cgroup could not be made: the reason does not change, and it is said once.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 static NEXT: AtomicU64 = AtomicU64::new(1);
+/// This ancm's part of its cgroups' names.
+static TAG: OnceLock<String> = OnceLock::new();
 
 /// One app process's cgroup; removed by [`Cgroup::remove`] once its processes are killed.
 #[derive(Debug)]
@@ -44,11 +60,21 @@ impl Cgroup {
             return None;
         }
         let own = OWN.get_or_init(own_dir).as_ref()?;
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = own.join(format!("ancm-{}-{n}", std::process::id()));
+        let tag = TAG.get_or_init(|| uuid::Uuid::new_v4().simple().to_string());
+        let mut tries = 0;
         // cgroupfs lives in memory: these calls do not wait on a disk.
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Some(Cgroup { dir: Some(dir) }),
+        let made = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = own.join(format!("ancm-{}-{tag}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && tries < NAME_TRIES => {
+                    tries += 1;
+                }
+                made => break made.map(|()| dir),
+            }
+        };
+        match made {
+            Ok(dir) => Some(Cgroup { dir: Some(dir) }),
             Err(err) => {
                 if !REFUSED.swap(true, Ordering::Relaxed) {
                     tracing::info!(
@@ -172,7 +198,34 @@ fn own_dir() -> Option<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let dir = own_dir_in(own, &mountinfo);
     tracing::debug!(?dir, "ancm's own cgroup");
+    if let Some(dir) = &dir {
+        remove_stale(dir);
+    }
     dir
+}
+
+/// Removes the empty `ancm-*` cgroups in `own` older than [`STALE_AFTER`]: left by an ancm
+/// that was killed before it could remove them. Those that hold a process stay: the kernel
+/// refuses to remove them.
+fn remove_stale(own: &Path) {
+    let Ok(entries) = std::fs::read_dir(own) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("ancm-") {
+            continue;
+        }
+        let Ok(age) = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|m| m.elapsed())
+        else {
+            continue;
+        };
+        if age.is_ok_and(|age| age >= STALE_AFTER) && std::fs::remove_dir(entry.path()).is_ok() {
+            tracing::info!(cgroup = %entry.path().display(), "removed an empty cgroup left by an ancm that is gone");
+        }
+    }
 }
 
 /// The directory of cgroup `own` under the cgroup v2 mount listed in `mountinfo`.

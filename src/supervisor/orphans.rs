@@ -5,8 +5,16 @@
 //! tokio collects, and the process guard) are registered here; every other child of ancm is an
 //! orphan of the app's tree. Orphans are only ever reaped by pid, never with `waitpid(-1)`,
 //! which would steal the statuses tokio waits for.
+//!
+//! ancm learns of an orphan only when it looks (on SIGCHLD, or every second: adoption sends no
+//! signal), so a process that left the tree just before ancm was killed may be unknown to the
+//! guard. The guard therefore does not rely on that list alone once ancm is gone: it cannot be
+//! the tree's subreaper itself (only an ancestor can, and ancm's pid must not change), so it
+//! finds the tree by what its members carry: [`kill_escaped`] kills every process in one of
+//! the apps' sessions or groups, every process that ancm's own reaper adopted with an app's
+//! token in its environment, and all their descendants.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,9 +92,9 @@ fn orphans() -> Option<Vec<(u32, bool)>> {
     }
     let me = std::process::id();
     let mut found = Vec::new();
-    for (pid, ppid, state) in children().unwrap_or_else(process_table) {
-        if ppid == me && !is_owned(pid) {
-            found.push((pid, state == 'Z'));
+    for entry in children().unwrap_or_else(process_table) {
+        if entry.ppid == me && !is_owned(entry.pid) {
+            found.push((entry.pid, entry.zombie));
         }
     }
     let overlapped =
@@ -94,8 +102,18 @@ fn orphans() -> Option<Vec<(u32, bool)>> {
     (!overlapped).then_some(found)
 }
 
-/// Every process now: (pid, parent, state), from /proc/PID/stat. Blocking.
-fn process_table() -> Vec<(u32, u32, char)> {
+/// One process, as /proc/PID/stat shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Entry {
+    pid: u32,
+    ppid: u32,
+    group: u32,
+    session: u32,
+    zombie: bool,
+}
+
+/// Every process now, from /proc/PID/stat. Blocking.
+fn process_table() -> Vec<Entry> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -104,14 +122,14 @@ fn process_table() -> Vec<(u32, u32, char)> {
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            parse_stat(&stat).map(|(ppid, state)| (pid, ppid, state))
+            parse_stat(pid, &stat)
         })
         .collect()
 }
 
 /// ancm's children as [`process_table`] gives them, read from /proc/self/task/TID/children:
 /// far cheaper than the whole table, but only there with CONFIG_PROC_CHILDREN.
-fn children() -> Option<Vec<(u32, u32, char)>> {
+fn children() -> Option<Vec<Entry>> {
     let mut found = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let list = std::fs::read_to_string(task.path().join("children")).ok()?;
@@ -122,21 +140,27 @@ fn children() -> Option<Vec<(u32, u32, char)>> {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                 continue;
             };
-            if let Some((ppid, state)) = parse_stat(&stat) {
-                found.push((pid, ppid, state));
+            if let Some(entry) = parse_stat(pid, &stat) {
+                found.push(entry);
             }
         }
     }
     Some(found)
 }
 
-/// The parent and state in a /proc/PID/stat line; the name before them may hold anything,
-/// so they are read after its last ')'.
-fn parse_stat(stat: &str) -> Option<(u32, char)> {
+/// Process `pid`'s /proc/PID/stat line; the name before the fields may hold anything, so
+/// they are read after its last ')'.
+fn parse_stat(pid: u32, stat: &str) -> Option<Entry> {
     let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
     let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
+    let mut number = || fields.next()?.parse().ok();
+    Some(Entry {
+        pid,
+        ppid: number()?,
+        group: number()?,
+        session: number()?,
+        zombie: matches!(state, 'Z' | 'X'),
+    })
 }
 
 /// Reaps the orphans that exited; returns those alive. Blocking.
@@ -188,6 +212,75 @@ pub(crate) fn kill_orphans_of(token: &str) {
     let _ = reap();
 }
 
+/// How many times [`kill_escaped`] looks again for what the processes it killed started
+/// meanwhile.
+const SWEEPS: usize = 50;
+
+/// For the guard, once ancm is gone: kills, with all their descendants, every process in
+/// one of `sessions` (the app leads its own session and group, with the same id), and every
+/// process that `reaper` (what took ancm's orphans) adopted whose environment holds
+/// `ASPNETCORE_TOKEN=` one of `tokens`. Looks again until nothing is left, as the killed may
+/// have forked meanwhile. Blocking: reads the process table, and the environment of the
+/// processes `reaper` adopted.
+pub(crate) fn kill_escaped(reaper: u32, sessions: &BTreeSet<u32>, tokens: &BTreeSet<String>) {
+    let me = std::process::id();
+    let wanted: Vec<Vec<u8>> = tokens
+        .iter()
+        .map(|token| format!("ASPNETCORE_TOKEN={token}").into_bytes())
+        .collect();
+    let has_token = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|&b| b == 0)
+                .any(|v| wanted.iter().any(|w| v == w.as_slice()))
+        })
+    };
+    for _ in 0..SWEEPS {
+        let victims = escaped(&process_table(), me, reaper, sessions, has_token);
+        if victims.is_empty() {
+            return;
+        }
+        for pid in victims {
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            }
+        }
+        // SIGKILL lands asynchronously: give it a moment before looking again.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The living processes of `table` that [`kill_escaped`] kills, but never `me`.
+fn escaped(
+    table: &[Entry],
+    me: u32,
+    reaper: u32,
+    sessions: &BTreeSet<u32>,
+    has_token: impl Fn(u32) -> bool,
+) -> Vec<u32> {
+    let living = || table.iter().filter(|e| !e.zombie && e.pid != me);
+    let mut found: Vec<u32> = living()
+        .filter(|e| {
+            sessions.contains(&e.session)
+                || sessions.contains(&e.group)
+                || (e.ppid == reaper && has_token(e.pid))
+        })
+        .map(|e| e.pid)
+        .collect();
+    let mut seen: HashSet<u32> = found.iter().copied().collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        for child in living().filter(|e| e.ppid == parent) {
+            if seen.insert(child.pid) {
+                found.push(child.pid);
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
 /// Reaps orphans when they exit, and tells the guard which are alive, so that it kills them
 /// if ancm is killed. Runs until ancm's runtime stops.
 pub async fn watch_orphans(guard: Option<Arc<Guard>>) {
@@ -227,10 +320,52 @@ pub async fn watch_orphans(guard: Option<Arc<Guard>>) {
 mod tests {
     use super::*;
 
+    fn entry(pid: u32, ppid: u32, group: u32, session: u32) -> Entry {
+        Entry {
+            pid,
+            ppid,
+            group,
+            session,
+            zombie: false,
+        }
+    }
+
     #[test]
-    fn reads_parent_and_state_after_the_name() {
-        assert_eq!(parse_stat("42 (a) Z (b) Z 17 42 42 0 -1"), Some((17, 'Z')));
-        assert_eq!(parse_stat("42 (sleep) S 1 42 42"), Some((1, 'S')));
-        assert_eq!(parse_stat("garbage"), None);
+    fn reads_the_fields_after_the_name() {
+        assert_eq!(
+            parse_stat(42, "42 (a) Z (b) Z 17 40 41 0 -1"),
+            Some(Entry {
+                zombie: true,
+                ..entry(42, 17, 40, 41)
+            })
+        );
+        assert_eq!(
+            parse_stat(42, "42 (sleep) S 1 42 42"),
+            Some(entry(42, 1, 42, 42))
+        );
+        assert_eq!(parse_stat(42, "garbage"), None);
+    }
+
+    #[test]
+    fn escaped_are_the_sessions_the_adopted_with_a_token_and_their_descendants() {
+        let table = [
+            entry(100, 1, 100, 100),   // the app, leading its session
+            entry(101, 100, 101, 100), // left its group, not its session
+            entry(200, 1, 200, 200),   // a daemon in a session of its own, with the token
+            entry(201, 200, 200, 200), // its child
+            entry(300, 1, 300, 300),   // unrelated, adopted by the same reaper
+            entry(400, 7, 400, 400),   // has the token but another parent: another app's
+            entry(500, 1, 500, 500),   // the guard itself, with the token
+            Entry {
+                zombie: true,
+                ..entry(600, 100, 100, 100)
+            },
+        ];
+        let sessions = [100].into();
+        let mut found = escaped(&table, 500, 1, &sessions, |pid| {
+            [200, 400, 500].contains(&pid)
+        });
+        found.sort_unstable();
+        assert_eq!(found, [100, 101, 200, 201]);
     }
 }

@@ -421,6 +421,14 @@ mod imp {
 /// reaches the app's direct child; the guard also reaches the rest: the app's process groups,
 /// its cgroups (Linux), and the processes that left its tree and were re-parented to ancm.
 /// ancm tells it what to kill over a pipe; end of file on that pipe means ancm is gone.
+///
+/// Without a cgroup (Linux), ancm also tells it each app's token: a process that left the tree
+/// in the last second before ancm was killed is not yet on ancm's list of orphans, so once ancm
+/// is gone the guard waits for ancm's orphans to be handed to ancm's own reaper (it is one of
+/// them) and kills, with their descendants, those the reaper adopted that carry an app's
+/// token, and every process in the apps' sessions and groups (see `orphans::kill_escaped`).
+/// A process that both cleared its environment and left the session in that last second is
+/// only held by a cgroup.
 #[cfg(unix)]
 pub(super) mod guard {
     use std::collections::BTreeSet;
@@ -469,21 +477,26 @@ pub(super) mod guard {
             })
         }
 
-        /// From now on, kills `tree` if ancm dies.
-        pub(crate) fn watch(&self, tree: &Containment) {
+        /// From now on, kills `tree`, whose processes were given `token`, if ancm dies.
+        #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+        pub(crate) fn watch(&self, tree: &Containment, token: &str) {
             self.tell(&format!("+{}\n", tree.group()));
             #[cfg(target_os = "linux")]
-            if let Some(path) = tree.inner.cgroup_path() {
-                self.tell(&format!("+c{}\n", path.display()));
+            match tree.inner.cgroup_path() {
+                Some(path) => self.tell(&format!("+c{}\n", path.display())),
+                // The token is a header value: it holds no line break.
+                None => self.tell(&format!("+t{token}\n")),
             }
         }
 
         /// `tree` is gone: forgets it.
-        pub(crate) fn forget(&self, tree: &Containment) {
+        #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+        pub(crate) fn forget(&self, tree: &Containment, token: &str) {
             self.tell(&format!("-{}\n", tree.group()));
             #[cfg(target_os = "linux")]
-            if let Some(path) = tree.inner.cgroup_path() {
-                self.tell(&format!("-c{}\n", path.display()));
+            match tree.inner.cgroup_path() {
+                Some(path) => self.tell(&format!("-c{}\n", path.display())),
+                None => self.tell(&format!("-t{token}\n")),
             }
         }
 
@@ -514,6 +527,8 @@ pub(super) mod guard {
         /// Closing the pipe tells the guard to kill what is still registered and exit; then
         /// it is reaped. Drop it outside the async runtime: the wait is short but blocking.
         fn drop(&mut self) {
+            // ancm lives on until the guard has exited: its orphans are still its own.
+            self.tell("q\n");
             if let Ok(mut stdin) = self.stdin.lock() {
                 drop(stdin.take());
             }
@@ -537,12 +552,20 @@ pub(super) mod guard {
         groups: BTreeSet<u32>,
         cgroups: BTreeSet<PathBuf>,
         orphans: BTreeSet<u32>,
+        tokens: BTreeSet<String>,
+        /// ancm closes the pipe on purpose and lives on (`q`).
+        quitting: bool,
     }
 
     impl Watched {
-        /// Applies one line of ancm's: `+PGID`, `+cPATH` (a cgroup), `+pPID` (an orphan), or
-        /// the same with `-` to forget it. Anything else is ignored.
+        /// Applies one line of ancm's: `+PGID`, `+cPATH` (a cgroup), `+pPID` (an orphan),
+        /// `+tTOKEN` (an app's token), or the same with `-` to forget it; `q` when ancm is
+        /// about to close the pipe itself. Anything else is ignored.
         fn apply(&mut self, line: &str) {
+            if line == "q" {
+                self.quitting = true;
+                return;
+            }
             let (add, rest) = match line.as_bytes().first() {
                 Some(b'+') => (true, &line[1..]),
                 Some(b'-') => (false, &line[1..]),
@@ -557,6 +580,8 @@ pub(super) mod guard {
             }
             if let Some(path) = rest.strip_prefix('c') {
                 set(&mut self.cgroups, add, PathBuf::from(path));
+            } else if let Some(token) = rest.strip_prefix('t') {
+                set(&mut self.tokens, add, token.to_owned());
             } else if let Some(pid) = rest.strip_prefix('p') {
                 if let Ok(pid) = pid.trim().parse() {
                     set(&mut self.orphans, add, pid);
@@ -569,6 +594,8 @@ pub(super) mod guard {
 
     /// The guard's main loop.
     pub fn run() {
+        #[cfg(target_os = "linux")]
+        let ancm = nix::unistd::getppid();
         let mut watched = Watched::default();
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
@@ -580,12 +607,40 @@ pub(super) mod guard {
                 let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
             }
         }
-        for pgid in watched.groups {
+        for &pgid in &watched.groups {
             super::imp::signal_group(pgid, Signal::SIGKILL);
+        }
+        #[cfg(target_os = "linux")]
+        if !watched.tokens.is_empty() {
+            let reaper = if watched.quitting {
+                ancm
+            } else {
+                reaper_after(ancm)
+            };
+            // A token ancm itself was given may be shared by anything its reaper adopted.
+            let own = std::env::var("ASPNETCORE_TOKEN").ok();
+            watched.tokens.retain(|t| Some(t) != own.as_ref());
+            let reaper = u32::try_from(reaper.as_raw()).unwrap_or(1);
+            crate::supervisor::orphans::kill_escaped(reaper, &watched.groups, &watched.tokens);
         }
         #[cfg(target_os = "linux")]
         for cgroup in watched.cgroups {
             crate::supervisor::cgroup::kill_and_remove(&cgroup);
+        }
+    }
+
+    /// The process that took ancm's orphans, the guard among them: the guard's parent once it
+    /// is no longer `ancm`. ancm's threads exit one by one after its pipe is closed, so this
+    /// waits, a bounded time, for the last of them.
+    #[cfg(target_os = "linux")]
+    fn reaper_after(ancm: Pid) -> Pid {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let parent = nix::unistd::getppid();
+            if parent != ancm || std::time::Instant::now() >= deadline {
+                return parent;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
@@ -606,18 +661,23 @@ pub(super) mod guard {
                 "-12",
                 "junk",
                 "+pjunk",
+                "+tone",
+                "+ttwo",
+                "-tone",
                 "",
             ] {
                 watched.apply(line);
             }
-            assert_eq!(
-                watched,
-                Watched {
-                    groups: [13].into(),
-                    cgroups: [PathBuf::from("/sys/fs/cgroup/a b/ancm-1-1")].into(),
-                    orphans: [41].into(),
-                }
-            );
+            let expected = Watched {
+                groups: [13].into(),
+                cgroups: [PathBuf::from("/sys/fs/cgroup/a b/ancm-1-1")].into(),
+                orphans: [41].into(),
+                tokens: ["two".to_owned()].into(),
+                quitting: false,
+            };
+            assert_eq!(watched, expected);
+            watched.apply("q");
+            assert!(watched.quitting);
         }
     }
 }

@@ -146,7 +146,7 @@ impl AppProcess {
         };
         #[cfg(unix)]
         if let Some(guard) = &ctx.guard {
-            guard.watch(&containment);
+            guard.watch(&containment, &token);
         }
         let capture = match output.map(|pipe| pipe.readers(&mut child)).transpose() {
             Ok(readers) => readers.map(|readers| {
@@ -280,7 +280,7 @@ impl AppProcess {
         }
         #[cfg(unix)]
         if let Some(guard) = &self.ctx.guard {
-            guard.forget(&self.containment);
+            guard.forget(&self.containment, &self.token);
         }
         self.containment.release().await;
         if let Some(capture) = self.capture.take() {
