@@ -108,6 +108,34 @@ fn sigkill_of_ancm_leaves_no_process() {
     wait_all_gone(&tree);
 }
 
+/// Signals a stray `kill` or logrotate may send to every ancm process reach the guard too; it
+/// lives through them, and still takes the app down when ancm is killed.
+#[test]
+fn the_guard_lives_through_stray_signals_and_still_kills_the_app() {
+    let (_app, mut ancm, tree) = app_with_grandchild();
+    let guard = tree
+        .iter()
+        .copied()
+        .find(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == b"ANCM_PROCESS_GUARD=1"))
+        })
+        .expect("the guard among ancm's processes");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(guard).expect("pid"));
+    for signal in [
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    ] {
+        nix::sys::signal::kill(pid, signal).expect("signal the guard");
+    }
+    ancm.signal(Signal::SIGKILL);
+    ancm.wait_exit();
+    wait_all_gone(&tree);
+}
+
 #[test]
 fn stopping_during_startup_leaves_no_process() {
     let app = AppDir::new("", &[("SAMPLEAPP_NEVER_LISTEN", "1")]);

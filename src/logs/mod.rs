@@ -388,7 +388,13 @@ async fn collect(
     let mut file = match log_file {
         Some(log) => {
             let file = log.file.into_std().await;
-            Some(Writing::new(log.path, file, log.prefix, log.rotation, log.user))
+            Some(Writing::new(
+                log.path,
+                file,
+                log.prefix,
+                log.rotation,
+                log.user,
+            ))
         }
         None => None,
     };

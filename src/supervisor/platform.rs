@@ -594,6 +594,7 @@ pub(super) mod guard {
 
     /// The guard's main loop.
     pub fn run() {
+        ignore_stray_signals();
         #[cfg(target_os = "linux")]
         let ancm = nix::unistd::getppid();
         let mut watched = Watched::default();
@@ -626,6 +627,23 @@ pub(super) mod guard {
         #[cfg(target_os = "linux")]
         for cgroup in watched.cgroups {
             crate::supervisor::cgroup::kill_and_remove(&cgroup);
+        }
+    }
+
+    /// Signals that would end the guard by default, and with it the app's protection, while
+    /// ancm lives on: logrotate's SIGUSR1, a `killall -HUP ancm`, or `systemctl kill`'s SIGTERM
+    /// to the whole unit (ancm stops on that, and the guard's pipe tells it so). The guard ends
+    /// when its pipe from ancm closes, or by SIGKILL.
+    fn ignore_stray_signals() {
+        use nix::sys::signal::{signal, SigHandler, Signal::*};
+        let named = [
+            SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGVTALRM,
+            SIGPROF, SIGIO, SIGXCPU, SIGXFSZ,
+        ];
+        for sig in named {
+            // SAFETY: SIG_IGN runs no code of ours in a signal handler.
+            #[allow(unsafe_code)]
+            let _ = unsafe { signal(sig, SigHandler::SigIgn) };
         }
     }
 
