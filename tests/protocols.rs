@@ -237,13 +237,7 @@ async fn https_get(
 
 #[test]
 fn https_with_alpn_h2_and_http1() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("generate a certificate");
-    let files = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
-    let root = certified.cert.der().clone();
+    let (_files, cert, key, root) = crate::support::self_signed();
 
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run(&[

@@ -202,12 +202,8 @@ fn user_warns_when_the_app_user_can_change_web_config() {
     ancm.wait_ready();
 }
 
-/// Under --user the app gets no descriptor ancm inherited (here one open on a root-only file)
-/// and none of ancm's own ANCM_* settings.
-#[test]
-fn user_app_inherits_no_descriptor_or_ancm_setting() {
-    let Some(_) = nobody() else { return };
-    let (_root, secret) = root_only();
+/// An app folder (readable by all) whose app reports what it inherited (tests/apps/inherited.py).
+fn inherited_app() -> tempfile::TempDir {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/inherited.py");
     let app = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(app.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -218,6 +214,29 @@ fn user_app_inherits_no_descriptor_or_ancm_setting() {
         ),
     )
     .expect("write web.config");
+    app
+}
+
+/// What the inherited app under `ancm` reports, once it is ready.
+fn inherited(ancm: &Ancm) -> serde_json::Value {
+    ancm.wait_ready();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let body = ancm.get("/").text().expect("the report");
+        if let Ok(report) = serde_json::from_str(&body) {
+            return report;
+        }
+        assert!(Instant::now() < deadline, "no report: {body}");
+    }
+}
+
+/// Under --user the app gets no descriptor ancm inherited (here one open on a root-only file)
+/// and none of ancm's own ANCM_* settings.
+#[test]
+fn user_app_inherits_no_descriptor_or_ancm_setting() {
+    let Some(_) = nobody() else { return };
+    let (_root, secret) = root_only();
+    let app = inherited_app();
     // ancm started with descriptor 7 open (not close-on-exec) on the root-only file.
     let mut command = Command::new("sh");
     command
@@ -227,15 +246,7 @@ fn user_app_inherits_no_descriptor_or_ancm_setting() {
         .env("ANCM_LOG", "info")
         .env("ANCM_NO_SUCH_SETTING", "ancm's alone");
     let ancm = Ancm::run_with(command, &[arg(app.path()), "--user", "nobody"]);
-    ancm.wait_ready();
-    let deadline = Instant::now() + DEADLINE;
-    let report: serde_json::Value = loop {
-        let body = ancm.get("/").text().expect("the report");
-        if let Ok(report) = serde_json::from_str(&body) {
-            break report;
-        }
-        assert!(Instant::now() < deadline, "no report: {body}");
-    };
+    let report = inherited(&ancm);
     assert_eq!(report["ancm"], serde_json::json!([]), "{report}");
     assert_eq!(report["fds"], serde_json::json!({}), "{report}");
 }
@@ -297,29 +308,13 @@ fn user_stdout_log_rotation_deletes_nothing_of_roots() {
 /// never reaches the app's environment, with `--user` or without.
 #[test]
 fn the_admin_token_never_reaches_the_app() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/inherited.py");
-    let app = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        app.path().join("web.config"),
-        format!(
-            r#"<configuration><system.webServer><aspNetCore processPath="python3" arguments="-u {script}"/></system.webServer></configuration>"#
-        ),
-    )
-    .expect("write web.config");
+    let app = inherited_app();
     let mut command = Command::new(ancm_bin());
     command
         .env("ANCM_LOG", "info")
         .env("ANCM_ADMIN_TOKEN", "s3cret-token");
     let ancm = Ancm::run_with(command, &[arg(app.path()), "--admin", "127.0.0.1:0"]);
-    ancm.wait_ready();
-    let deadline = Instant::now() + DEADLINE;
-    let report: serde_json::Value = loop {
-        let body = ancm.get("/").text().expect("the report");
-        if let Ok(report) = serde_json::from_str(&body) {
-            break report;
-        }
-        assert!(Instant::now() < deadline, "no report: {body}");
-    };
+    let report = inherited(&ancm);
     let names = report["ancm"].as_array().expect("names");
     assert!(!names.contains(&"ANCM_ADMIN_TOKEN".into()), "{report}");
     // ancm's other settings still reach an app of the same user, as before.

@@ -83,12 +83,7 @@ fn a_client_that_stops_reading_is_cut_off_and_its_request_aborted() {
 
 #[test]
 fn a_tls_client_that_stops_reading_is_cut_off_and_its_request_aborted() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("generate a certificate");
-    let files = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let (_files, cert, key, trusted) = crate::support::self_signed();
     let app = AppDir::new("", &[]);
     let ancm = run(
         &app,
@@ -101,9 +96,7 @@ fn a_tls_client_that_stops_reading_is_cut_off_and_its_request_aborted() {
     );
 
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(certified.cert.der().clone())
-        .expect("trust the test certificate");
+    roots.add(trusted).expect("trust the test certificate");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

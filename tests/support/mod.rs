@@ -372,6 +372,24 @@ impl Drop for Ancm {
 }
 
 /// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
+/// A self-signed certificate for `localhost`, written as PEM files into a temp folder (kept
+/// alive by the first value): the folder, the certificate's and key's paths, and the
+/// certificate for a client to trust.
+pub fn self_signed() -> (
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("generate a certificate");
+    let files = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    (files, cert, key, certified.cert.der().clone())
+}
+
 pub fn h2c_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
