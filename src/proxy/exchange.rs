@@ -21,6 +21,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::pool::{self, Outcome};
 
 /// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
 /// a larger one fails its request with a 502 and the reason in the log. Trailer sections have
@@ -90,29 +91,34 @@ impl Connection {
         }
     }
 
-    /// Whether the app closed (or reset) the connection while it was idle, as far as the
-    /// kernel knows: a request written into it then would fail with no way to tell it from one
-    /// that crashed the app. A peek that takes nothing.
+    /// Whether the connection is open with nothing to read, as far as the kernel knows now: a
+    /// request written into one the app closed would fail with no way to tell it from one that
+    /// crashed the app, and bytes the app sent unasked would be taken for the next answer. A
+    /// peek that takes nothing.
     #[cfg(unix)]
-    pub(super) fn closed_by_peer(&self) -> bool {
+    pub(super) fn quiet(&self) -> bool {
         use nix::sys::socket::{recv, MsgFlags};
         use std::os::fd::AsRawFd;
         let mut byte = [0u8; 1];
-        match recv(
-            self.stream.as_raw_fd(),
-            &mut byte,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            // Nothing to read: open and quiet, as an idle connection is.
-            Err(nix::errno::Errno::EAGAIN) => false,
-            // End of stream, bytes the app sent unasked, or an error: not one to send on.
-            _ => true,
-        }
+        // Nothing to read: open and quiet, as an idle connection is. Anything else (end of
+        // stream, bytes the app sent unasked, an error) is not one to send on.
+        matches!(
+            recv(
+                self.stream.as_raw_fd(),
+                &mut byte,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ),
+            Err(nix::errno::Errno::EAGAIN)
+        )
     }
 
+    /// As on Unix, through tokio's peek, which sees what its reactor has been told so far.
     #[cfg(not(unix))]
-    pub(super) fn closed_by_peer(&self) -> bool {
-        false
+    pub(super) fn quiet(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut peek = tokio::io::ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(self.stream.poll_peek(&mut cx, &mut peek), Poll::Pending)
     }
 
     /// Reads at most [`READ_PIECE`] more bytes into the buffer; `Ok(0)` at the end of stream.
@@ -167,7 +173,6 @@ pub(super) async fn send(
         error,
         unsent: None,
     })?;
-    let reusable = head.keep_alive;
     let decode = if head.status == StatusCode::SWITCHING_PROTOCOLS {
         Decode::Upgraded
     } else {
@@ -176,8 +181,17 @@ pub(super) async fn send(
             unsent: None,
         })?
     };
+    let outcome = Outcome {
+        keep_alive: head.keep_alive && !matches!(decode, Decode::Close),
+        // Settled now, before the body is read: a body that only finishes going while the
+        // response comes back may lie unread in the app.
+        body_sent_first: exchange.uploaded(),
+        framing_anomaly: head.headers.contains_key(TRANSFER_ENCODING)
+            && head.headers.contains_key(CONTENT_LENGTH),
+        leftover: false,
+    };
     let mut response = Response::new(AppBody {
-        reusable: reusable && !matches!(decode, Decode::Close),
+        outcome,
         decode,
         exchange: Some(exchange),
     });
@@ -716,20 +730,23 @@ pub struct AppBody {
     decode: Decode,
     /// The connection, while the body is being read (or the tunnel has not taken it).
     exchange: Option<Exchange>,
-    /// The connection may take another request once this response has been read.
-    reusable: bool,
+    /// What the exchange says of the connection so far; `leftover` is looked at when it ends.
+    outcome: Outcome,
 }
 
 impl AppBody {
-    /// The connection, once the response has been read in full and it can serve another
-    /// request: the whole request body went, the app did not ask to close, nothing came after
-    /// the response.
+    /// The connection, once the response has been read in full and [`pool::reusable`] lets it
+    /// serve another request.
     pub(super) fn take_connection(&mut self) -> Option<Connection> {
-        if !matches!(self.decode, Decode::Done) || !self.reusable {
+        if !matches!(self.decode, Decode::Done) {
             return None;
         }
         let exchange = self.exchange.as_ref()?;
-        if !exchange.uploaded() || !exchange.connection.buf.is_empty() {
+        let outcome = Outcome {
+            leftover: !exchange.connection.buf.is_empty(),
+            ..self.outcome
+        };
+        if !pool::reusable(outcome) {
             return None;
         }
         self.exchange.take().map(|exchange| exchange.connection)
@@ -852,7 +869,7 @@ impl Body for AppBody {
             match ready!(exchange.connection.poll_fill(cx)) {
                 Ok(0) if matches!(this.decode, Decode::Close) => {
                     this.decode = Decode::Done;
-                    this.reusable = false;
+                    this.outcome.keep_alive = false;
                     return Poll::Ready(None);
                 }
                 Ok(0) => {

@@ -6,10 +6,14 @@
 //! exited, or a recycle replaced and stopped it) takes its idle connections with it: each worker
 //! drops its pools of gone processes at its next use of the pool after one goes.
 //!
-//! A connection is lent to one request (`exchange.rs`) and comes back only once its response
-//! has been read in full (see `body.rs`). One dropped before that, because the client went
-//! away, is closed with the request half done, and the app sees its request aborted. No task
-//! watches an idle connection: one idle for a while is peeked for a close before it is used.
+//! A connection is lent to one request (`exchange.rs`, `lean/`) and comes back only when
+//! [`reusable`] says the exchange left it clean: its response read in full, no doubt about
+//! where that response ended, and the whole request body sent before the app answered. One
+//! dropped before that, because the client went away, is closed with the request half done,
+//! and the app sees its request aborted. No task watches an idle connection: each is peeked
+//! before it takes a request, and one with anything to read (bytes the app sent past its
+//! response, or its close) is closed instead: bytes there would be taken for the next
+//! request's answer.
 
 // Clippy 1.96 (Debian's, which lints the Windows build) asks for a const initializer for
 // POOLS, which has one: a false positive of that version on that target.
@@ -31,9 +35,6 @@ use crate::supervisor::{self, Backend};
 /// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
 /// so ancm lets go first rather than send a request into a connection being closed.
 const IDLE_FOR: Duration = Duration::from_secs(90);
-
-/// A connection idle this long is checked for a close by the app before it takes a request.
-const PEEK_AFTER: Duration = Duration::from_millis(1);
 
 /// Idle connections a worker keeps per process; more than this many at once are closed after
 /// use.
@@ -128,6 +129,32 @@ impl Pools {
     }
 }
 
+/// What the end of one exchange says of its connection, as either path saw it.
+#[derive(Clone, Copy)]
+pub(super) struct Outcome {
+    /// The app's head allows another request (no `Connection: close`, not HTTP/1.0 without
+    /// keep-alive), and its body did not run until the app closed.
+    pub(super) keep_alive: bool,
+    /// The whole request body had gone to the app before its response head came back.
+    pub(super) body_sent_first: bool,
+    /// The response's framing was ambiguous (Transfer-Encoding and Content-Length both): it
+    /// was read one way, and the app may have meant the other.
+    pub(super) framing_anomaly: bool,
+    /// Bytes came after the response's end and were read with it.
+    pub(super) leftover: bool,
+}
+
+/// Whether a connection may serve another request once its response has been read in full:
+/// the one rule both paths follow. An app that answered before taking the whole body may
+/// never read the rest, which it would then take for the start of the next request; after
+/// ambiguous framing or stray bytes, where the next response starts is unknown. Such a
+/// connection is closed: the next request opens another, which costs a connect, where a
+/// reuse could hand one client another's answer.
+#[inline]
+pub(super) fn reusable(outcome: Outcome) -> bool {
+    outcome.keep_alive && outcome.body_sent_first && !outcome.framing_anomaly && !outcome.leftover
+}
+
 /// Sends `request` to `backend` on an idle connection, or a new one, and returns the response
 /// head; its body holds the connection, given back with [`put`] once the body is read.
 /// A request a reused connection closed on before taking any of it is sent again on a fresh
@@ -197,7 +224,8 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
     });
 }
 
-/// The calling worker's most recently used idle connection to `backend` that is still open.
+/// The calling worker's most recently used idle connection to `backend` that is still open
+/// and has nothing to read.
 pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
     checkout_at(backend, Instant::now())
 }
@@ -215,9 +243,11 @@ pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection>
                 if idle_for >= IDLE_FOR {
                     continue;
                 }
-                // Under load a connection comes back within microseconds and skips the system
-                // call; one that waited may have seen the app die or time it out meanwhile.
-                if idle_for >= PEEK_AFTER && connection.closed_by_peer() {
+                // A peek (one system call) at every reuse, however short the wait: under load a
+                // connection comes back within microseconds, and bytes an app sent late after
+                // its response may arrive in that time. Bytes arriving after this look cannot
+                // be told from the next answer by any proxy.
+                if !connection.quiet() {
                     continue;
                 }
                 return Some(connection);
