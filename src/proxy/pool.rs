@@ -20,6 +20,7 @@
 #![cfg_attr(windows, allow(clippy::missing_const_for_thread_local))]
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -82,7 +83,8 @@ struct Idle {
 struct ProcessPool {
     id: u64,
     backend: Weak<Backend>,
-    idle: Vec<Idle>,
+    /// Oldest first.
+    idle: VecDeque<Idle>,
 }
 
 /// One worker's pools, one per app process it has had connections to.
@@ -164,14 +166,20 @@ pub(super) async fn send(
     mut request: Request<RequestBody>,
 ) -> Result<Response<AppBody>, Unanswered> {
     loop {
+        let ahead = exchange::body_ahead(&mut request).await;
         let (connection, reused) = match checkout(backend) {
             Some(connection) => (connection, true),
             None => match connect(backend).await {
                 Ok(connection) => (connection, false),
-                Err(error) => return Err(Unanswered::unsent(error, request)),
+                Err(error) => {
+                    if !ahead.is_empty() {
+                        request.body_mut().give_back(ahead);
+                    }
+                    return Err(Unanswered::unsent(error, request));
+                }
             },
         };
-        match exchange::send(connection, request).await {
+        match exchange::send(connection, request, ahead).await {
             Ok(response) => return Ok(response),
             Err(Failure {
                 unsent: Some(unsent),
@@ -208,14 +216,14 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
                 pools.pools.push(ProcessPool {
                     id: backend.id,
                     backend: Arc::downgrade(backend),
-                    idle: Vec::new(),
+                    idle: VecDeque::new(),
                 });
                 pools.pools.len() - 1
             }
         };
         if let Some(pool) = pools.pools.get_mut(index) {
             if pool.idle.len() < MAX_IDLE {
-                pool.idle.push(Idle {
+                pool.idle.push_back(Idle {
                     connection,
                     since: now,
                 });
@@ -224,8 +232,10 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
     });
 }
 
-/// The calling worker's most recently used idle connection to `backend` that is still open
-/// and has nothing to read.
+/// The calling worker's idle connection to `backend` that has waited longest, of those still
+/// open with nothing to read. The longest-waiting one, not the last given back: bytes an app
+/// sends late after a response then have the most time to arrive before the peek finds them,
+/// where the one given back a moment ago would take the next request before they come.
 pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
     checkout_at(backend, Instant::now())
 }
@@ -238,7 +248,7 @@ pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection>
             let index = pools.find(backend.id)?;
             let idle = &mut pools.pools.get_mut(index)?.idle;
             loop {
-                let Idle { connection, since } = idle.pop()?;
+                let Idle { connection, since } = idle.pop_front()?;
                 let idle_for = now.saturating_duration_since(since);
                 if idle_for >= IDLE_FOR {
                     continue;
