@@ -1,7 +1,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use crate::support::{raw_exchange, Ancm, AppDir, DEADLINE};
+use crate::support::{client, raw_exchange, Ancm, AppDir, DEADLINE};
 
 /// The two ways ancm serves a plain HTTP/1.1 client. The access log turns the lean path off.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +116,47 @@ fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused() {
         assert!(
             rest.starts_with("HTTP/1.1 200") && rest.ends_with("\r\n\r\nok /victim"),
             "{path:?}: {rest}"
+        );
+    }
+}
+
+/// The rule holds back only connections an app left in doubt: after a request body the app
+/// read in full before answering (small, as the lean path takes it, and large, streamed on
+/// hyper's path), the next request reuses the connection.
+#[test]
+fn an_app_connection_is_reused_after_a_body_the_app_read() {
+    let app = AppDir::new("", &[]);
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log = logs.path().join("access.log");
+    for path in [Path::Lean, Path::Hyper] {
+        let mut args = vec![app.path().to_str().expect("utf-8")];
+        if let Path::Hyper = path {
+            args.splice(0..0, ["--access-log", log.to_str().expect("utf-8")]);
+        }
+        let ancm = Ancm::run(&args);
+        ancm.wait_ready();
+        // One client connection: ancm's pools are per proxy thread, and a client connection
+        // stays on one thread.
+        let http = client();
+        let mut peers = Vec::new();
+        for size in [100, 1 << 20, 0] {
+            let response = http
+                .post(format!("{}/upload", ancm.url))
+                .body(vec![b'x'; size])
+                .send()
+                .expect("request through ancm");
+            assert_eq!(response.status(), 200, "{path:?}");
+            let peer = response
+                .headers()
+                .get("x-sampleapp-peer")
+                .and_then(|v| v.to_str().ok())
+                .expect("the app names the connection")
+                .to_owned();
+            peers.push(peer);
+        }
+        assert!(
+            peers.iter().all(|peer| *peer == peers[0]),
+            "{path:?}: one connection for all: {peers:?}"
         );
     }
 }
