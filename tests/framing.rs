@@ -319,7 +319,8 @@ fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
         .filter(|part| part.chars().all(|c| c.is_ascii_lowercase()) && part.len() > 2)
         .collect();
     assert_eq!(decoded, "abcdefghijklmnopqrstuvwxyz", "{answer}");
-    // Over a client that reads the framing itself, with the app connection reused after it.
+    // Over a client that reads the framing itself; the next request goes on a fresh app
+    // connection, as one after ambiguous framing is not reused.
     for _ in 0..2 {
         assert_eq!(
             ancm.get("/both").text().expect("body"),

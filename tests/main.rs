@@ -42,6 +42,9 @@ mod pid1;
 /// Apps that are not ASP.NET Core (`-- COMMAND`): a stop signal without the shutdown message,
 /// the client's bare IP in X-Forwarded-For.
 mod plain_apps;
+/// App connections kept between requests: one an app left bytes on, framed ambiguously or
+/// answered before taking the request body is not reused, so no client gets another's answer.
+mod pooled;
 /// WebSockets, HTTP/2 (h2c and TLS), requests aborted by the client, server-sent events.
 mod protocols;
 /// The header contract, streaming, timeouts and the proxy's own pages.

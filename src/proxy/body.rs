@@ -21,6 +21,8 @@ use hyper::body::Incoming;
 use super::exchange::{AppBody, Connection};
 use crate::supervisor::InFlight;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A response body that holds the app connection it is read from.
 pub(super) trait HoldsConnection {
     /// The connection, once the body has been read in full and it can serve another request.
@@ -200,6 +202,9 @@ pub(super) struct ClientBodyFailed(#[source] hyper::Error);
 /// ahead, see [`RequestBody::checked`]), or none.
 #[derive(Debug)]
 pub(super) struct RequestBody {
+    /// What [`RequestBody::ready_data`] took and did not use, handed out first as it was
+    /// (counted already).
+    held: Option<Result<Frame<Bytes>, BoxError>>,
     first: Option<Frame<Bytes>>,
     rest: Option<Incoming>,
     /// Present when a limit or a timeout needs to know how the body goes.
@@ -221,6 +226,7 @@ pub(super) enum BadBody {
 impl RequestBody {
     pub(super) fn streamed(body: Incoming) -> Self {
         RequestBody {
+            held: None,
             first: None,
             rest: Some(body),
             progress: None,
@@ -243,6 +249,39 @@ impl RequestBody {
         let mut checked = RequestBody::streamed(body);
         checked.first = first;
         Ok(checked)
+    }
+
+    /// The body's first data if the client has sent it by now: polled, and polled once more
+    /// after the connection's task has had a turn to read it, never waited for. A small body
+    /// then goes to the app in the same write as the head.
+    pub(super) async fn ready_data(&mut self) -> Option<Bytes> {
+        let mut turned = false;
+        std::future::poll_fn(|cx| match Pin::new(&mut *self).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(data)),
+                Err(frame) => {
+                    self.held = Some(Ok(frame));
+                    Poll::Ready(None)
+                }
+            },
+            Poll::Ready(Some(Err(err))) => {
+                self.held = Some(Err(err));
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if !turned => {
+                turned = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+    }
+
+    /// Data from [`RequestBody::ready_data`] that did not go to the app, to go first.
+    pub(super) fn give_back(&mut self, data: Bytes) {
+        self.held = Some(Ok(Frame::data(data)));
     }
 
     /// Cuts the body off past `limit` bytes and reports how it goes through `progress`.
@@ -273,6 +312,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(held) = this.held.take() {
+            return Poll::Ready(Some(held));
+        }
         let polled = match (this.first.take(), this.rest.as_mut()) {
             (Some(frame), _) => Poll::Ready(Some(Ok(frame))),
             (None, Some(rest)) => Pin::new(rest).poll_frame(cx),
@@ -313,15 +355,22 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+        self.held.is_none()
+            && self.first.is_none()
+            && self.rest.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
+        let held = match &self.held {
+            Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => 0,
+        };
         let first = self
             .first
             .as_ref()
             .and_then(Frame::data_ref)
-            .map_or(0, |d| d.len() as u64);
+            .map_or(0, |d| d.len() as u64)
+            + held;
         let mut hint = self
             .rest
             .as_ref()

@@ -21,6 +21,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::pool::{self, Outcome};
 
 /// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
 /// a larger one fails its request with a 502 and the reason in the log. Trailer sections have
@@ -90,29 +91,34 @@ impl Connection {
         }
     }
 
-    /// Whether the app closed (or reset) the connection while it was idle, as far as the
-    /// kernel knows: a request written into it then would fail with no way to tell it from one
-    /// that crashed the app. A peek that takes nothing.
+    /// Whether the connection is open with nothing to read, as far as the kernel knows now: a
+    /// request written into one the app closed would fail with no way to tell it from one that
+    /// crashed the app, and bytes the app sent unasked would be taken for the next answer. A
+    /// peek that takes nothing.
     #[cfg(unix)]
-    pub(super) fn closed_by_peer(&self) -> bool {
+    pub(super) fn quiet(&self) -> bool {
         use nix::sys::socket::{recv, MsgFlags};
         use std::os::fd::AsRawFd;
         let mut byte = [0u8; 1];
-        match recv(
-            self.stream.as_raw_fd(),
-            &mut byte,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            // Nothing to read: open and quiet, as an idle connection is.
-            Err(nix::errno::Errno::EAGAIN) => false,
-            // End of stream, bytes the app sent unasked, or an error: not one to send on.
-            _ => true,
-        }
+        // Nothing to read: open and quiet, as an idle connection is. Anything else (end of
+        // stream, bytes the app sent unasked, an error) is not one to send on.
+        matches!(
+            recv(
+                self.stream.as_raw_fd(),
+                &mut byte,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ),
+            Err(nix::errno::Errno::EAGAIN)
+        )
     }
 
+    /// As on Unix, through tokio's peek, which sees what its reactor has been told so far.
     #[cfg(not(unix))]
-    pub(super) fn closed_by_peer(&self) -> bool {
-        false
+    pub(super) fn quiet(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut peek = tokio::io::ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(self.stream.poll_peek(&mut cx, &mut peek), Poll::Pending)
     }
 
     /// Reads at most [`READ_PIECE`] more bytes into the buffer; `Ok(0)` at the end of stream.
@@ -131,31 +137,71 @@ impl Connection {
     }
 }
 
-/// Sends `request` on `connection` and waits for the response head. The body comes back with
-/// the connection inside it; once read in full, [`AppBody::take_connection`] gives the
-/// connection back for another request.
+/// The request body's first data when the client has already sent it (see
+/// [`RequestBody::ready_data`]), to go to the app in the same write as the head: an app that
+/// answers from the head alone finds the body there all the same, as on the lean path, rather
+/// than answering before it comes (and a system call is saved). Taken before a pooled
+/// connection is peeked, so that no wait comes between the peek and the write.
+pub(super) async fn body_ahead(request: &mut Request<RequestBody>) -> Bytes {
+    let Some(Upload::Length { left }) = Upload::new(request) else {
+        return Bytes::new();
+    };
+    match request.body_mut().ready_data().await {
+        Some(data) if data.len() as u64 <= left => data,
+        // Longer than its Content-Length: the upload refuses it.
+        Some(data) => {
+            request.body_mut().give_back(data);
+            Bytes::new()
+        }
+        None => Bytes::new(),
+    }
+}
+
+/// Sends `request`, with `ahead` from [`body_ahead`], on `connection` and waits for the
+/// response head. The body comes back with the connection inside it; once read in full,
+/// [`AppBody::take_connection`] gives the connection back for another request.
 pub(super) async fn send(
     mut connection: Connection,
-    request: Request<RequestBody>,
+    mut request: Request<RequestBody>,
+    ahead: Bytes,
 ) -> Result<Response<AppBody>, Failure> {
     encode_head(&mut connection.head, &request);
+    let mut upload = Upload::new(&request);
+    if let Some(Upload::Length { left }) = &mut upload {
+        *left = left.saturating_sub(ahead.len() as u64);
+    }
     let mut written = 0;
     let head_sent = std::future::poll_fn(|cx| {
         let Connection { stream, head, .. } = &mut connection;
-        while written < head.len() {
-            written += ready!(Pin::new(&mut *stream).poll_write(cx, &head[written..]))?;
+        let mut stream = Pin::new(&mut *stream);
+        while written < head.len() + ahead.len() {
+            written += match head.get(written..) {
+                Some(rest) if !rest.is_empty() && !ahead.is_empty() => {
+                    let parts = [io::IoSlice::new(rest), io::IoSlice::new(&ahead)];
+                    ready!(stream.as_mut().poll_write_vectored(cx, &parts))?
+                }
+                Some(rest) if !rest.is_empty() => ready!(stream.as_mut().poll_write(cx, rest))?,
+                _ => ready!(stream
+                    .as_mut()
+                    .poll_write(cx, &ahead[written - head.len()..]))?,
+            };
         }
         Poll::Ready(Ok::<_, io::Error>(()))
     })
     .await;
     if let Err(err) = head_sent {
+        let unsent = (written == 0).then(|| {
+            if !ahead.is_empty() {
+                request.body_mut().give_back(ahead);
+            }
+            request
+        });
         return Err(Failure {
             error: ExchangeError::Write(err),
-            unsent: (written == 0).then_some(request),
+            unsent,
         });
     }
     let head_request = request.method() == Method::HEAD;
-    let upload = Upload::new(&request);
     let mut exchange = Exchange {
         connection,
         upload: upload.map(|framing| (framing, request.into_body())),
@@ -167,7 +213,6 @@ pub(super) async fn send(
         error,
         unsent: None,
     })?;
-    let reusable = head.keep_alive;
     let decode = if head.status == StatusCode::SWITCHING_PROTOCOLS {
         Decode::Upgraded
     } else {
@@ -176,8 +221,17 @@ pub(super) async fn send(
             unsent: None,
         })?
     };
+    let outcome = Outcome {
+        keep_alive: head.keep_alive && !matches!(decode, Decode::Close),
+        // Settled now, before the body is read: a body that only finishes going while the
+        // response comes back may lie unread in the app.
+        body_sent_first: exchange.uploaded(),
+        framing_anomaly: head.headers.contains_key(TRANSFER_ENCODING)
+            && head.headers.contains_key(CONTENT_LENGTH),
+        leftover: false,
+    };
     let mut response = Response::new(AppBody {
-        reusable: reusable && !matches!(decode, Decode::Close),
+        outcome,
         decode,
         exchange: Some(exchange),
     });
@@ -333,9 +387,15 @@ impl Exchange {
         }
     }
 
-    /// Whether the request body has gone in full.
+    /// Whether the request body has gone in full: every byte of it written, though the end of
+    /// the client's body may not have been seen yet.
     fn uploaded(&self) -> bool {
-        self.upload.is_none() && self.pending.is_empty() && !self.upload_failed
+        let written = match &self.upload {
+            None => true,
+            Some((Upload::Length { left }, _)) => *left == 0,
+            Some((Upload::Chunked { .. }, _)) => false,
+        };
+        written && self.pending.is_empty() && !self.upload_failed
     }
 
     /// Moves the upload on beside the response. A write that fails does not fail the response:
@@ -716,20 +776,23 @@ pub struct AppBody {
     decode: Decode,
     /// The connection, while the body is being read (or the tunnel has not taken it).
     exchange: Option<Exchange>,
-    /// The connection may take another request once this response has been read.
-    reusable: bool,
+    /// What the exchange says of the connection so far; `leftover` is looked at when it ends.
+    outcome: Outcome,
 }
 
 impl AppBody {
-    /// The connection, once the response has been read in full and it can serve another
-    /// request: the whole request body went, the app did not ask to close, nothing came after
-    /// the response.
+    /// The connection, once the response has been read in full and [`pool::reusable`] lets it
+    /// serve another request.
     pub(super) fn take_connection(&mut self) -> Option<Connection> {
-        if !matches!(self.decode, Decode::Done) || !self.reusable {
+        if !matches!(self.decode, Decode::Done) {
             return None;
         }
         let exchange = self.exchange.as_ref()?;
-        if !exchange.uploaded() || !exchange.connection.buf.is_empty() {
+        let outcome = Outcome {
+            leftover: !exchange.connection.buf.is_empty(),
+            ..self.outcome
+        };
+        if !pool::reusable(outcome) {
             return None;
         }
         self.exchange.take().map(|exchange| exchange.connection)
@@ -852,7 +915,7 @@ impl Body for AppBody {
             match ready!(exchange.connection.poll_fill(cx)) {
                 Ok(0) if matches!(this.decode, Decode::Close) => {
                     this.decode = Decode::Done;
-                    this.reusable = false;
+                    this.outcome.keep_alive = false;
                     return Poll::Ready(None);
                 }
                 Ok(0) => {

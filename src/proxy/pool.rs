@@ -6,16 +6,21 @@
 //! exited, or a recycle replaced and stopped it) takes its idle connections with it: each worker
 //! drops its pools of gone processes at its next use of the pool after one goes.
 //!
-//! A connection is lent to one request (`exchange.rs`) and comes back only once its response
-//! has been read in full (see `body.rs`). One dropped before that, because the client went
-//! away, is closed with the request half done, and the app sees its request aborted. No task
-//! watches an idle connection: one idle for a while is peeked for a close before it is used.
+//! A connection is lent to one request (`exchange.rs`, `lean/`) and comes back only when
+//! [`reusable`] says the exchange left it clean: its response read in full, no doubt about
+//! where that response ended, and the whole request body sent before the app answered. One
+//! dropped before that, because the client went away, is closed with the request half done,
+//! and the app sees its request aborted. No task watches an idle connection: each is peeked
+//! before it takes a request, and one with anything to read (bytes the app sent past its
+//! response, or its close) is closed instead: bytes there would be taken for the next
+//! request's answer.
 
 // Clippy 1.96 (Debian's, which lints the Windows build) asks for a const initializer for
 // POOLS, which has one: a false positive of that version on that target.
 #![cfg_attr(windows, allow(clippy::missing_const_for_thread_local))]
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -31,9 +36,6 @@ use crate::supervisor::{self, Backend};
 /// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
 /// so ancm lets go first rather than send a request into a connection being closed.
 const IDLE_FOR: Duration = Duration::from_secs(90);
-
-/// A connection idle this long is checked for a close by the app before it takes a request.
-const PEEK_AFTER: Duration = Duration::from_millis(1);
 
 /// Idle connections a worker keeps per process; more than this many at once are closed after
 /// use.
@@ -81,7 +83,8 @@ struct Idle {
 struct ProcessPool {
     id: u64,
     backend: Weak<Backend>,
-    idle: Vec<Idle>,
+    /// Oldest first.
+    idle: VecDeque<Idle>,
 }
 
 /// One worker's pools, one per app process it has had connections to.
@@ -128,6 +131,32 @@ impl Pools {
     }
 }
 
+/// What the end of one exchange says of its connection, as either path saw it.
+#[derive(Clone, Copy)]
+pub(super) struct Outcome {
+    /// The app's head allows another request (no `Connection: close`, not HTTP/1.0 without
+    /// keep-alive), and its body did not run until the app closed.
+    pub(super) keep_alive: bool,
+    /// The whole request body had gone to the app before its response head came back.
+    pub(super) body_sent_first: bool,
+    /// The response's framing was ambiguous (Transfer-Encoding and Content-Length both): it
+    /// was read one way, and the app may have meant the other.
+    pub(super) framing_anomaly: bool,
+    /// Bytes came after the response's end and were read with it.
+    pub(super) leftover: bool,
+}
+
+/// Whether a connection may serve another request once its response has been read in full:
+/// the one rule both paths follow. An app that answered before taking the whole body may
+/// never read the rest, which it would then take for the start of the next request; after
+/// ambiguous framing or stray bytes, where the next response starts is unknown. Such a
+/// connection is closed: the next request opens another, which costs a connect, where a
+/// reuse could hand one client another's answer.
+#[inline]
+pub(super) fn reusable(outcome: Outcome) -> bool {
+    outcome.keep_alive && outcome.body_sent_first && !outcome.framing_anomaly && !outcome.leftover
+}
+
 /// Sends `request` to `backend` on an idle connection, or a new one, and returns the response
 /// head; its body holds the connection, given back with [`put`] once the body is read.
 /// A request a reused connection closed on before taking any of it is sent again on a fresh
@@ -137,14 +166,20 @@ pub(super) async fn send(
     mut request: Request<RequestBody>,
 ) -> Result<Response<AppBody>, Unanswered> {
     loop {
+        let ahead = exchange::body_ahead(&mut request).await;
         let (connection, reused) = match checkout(backend) {
             Some(connection) => (connection, true),
             None => match connect(backend).await {
                 Ok(connection) => (connection, false),
-                Err(error) => return Err(Unanswered::unsent(error, request)),
+                Err(error) => {
+                    if !ahead.is_empty() {
+                        request.body_mut().give_back(ahead);
+                    }
+                    return Err(Unanswered::unsent(error, request));
+                }
             },
         };
-        match exchange::send(connection, request).await {
+        match exchange::send(connection, request, ahead).await {
             Ok(response) => return Ok(response),
             Err(Failure {
                 unsent: Some(unsent),
@@ -181,14 +216,14 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
                 pools.pools.push(ProcessPool {
                     id: backend.id,
                     backend: Arc::downgrade(backend),
-                    idle: Vec::new(),
+                    idle: VecDeque::new(),
                 });
                 pools.pools.len() - 1
             }
         };
         if let Some(pool) = pools.pools.get_mut(index) {
             if pool.idle.len() < MAX_IDLE {
-                pool.idle.push(Idle {
+                pool.idle.push_back(Idle {
                     connection,
                     since: now,
                 });
@@ -197,7 +232,10 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
     });
 }
 
-/// The calling worker's most recently used idle connection to `backend` that is still open.
+/// The calling worker's idle connection to `backend` that has waited longest, of those still
+/// open with nothing to read. The longest-waiting one, not the last given back: bytes an app
+/// sends late after a response then have the most time to arrive before the peek finds them,
+/// where the one given back a moment ago would take the next request before they come.
 pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
     checkout_at(backend, Instant::now())
 }
@@ -210,14 +248,16 @@ pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection>
             let index = pools.find(backend.id)?;
             let idle = &mut pools.pools.get_mut(index)?.idle;
             loop {
-                let Idle { connection, since } = idle.pop()?;
+                let Idle { connection, since } = idle.pop_front()?;
                 let idle_for = now.saturating_duration_since(since);
                 if idle_for >= IDLE_FOR {
                     continue;
                 }
-                // Under load a connection comes back within microseconds and skips the system
-                // call; one that waited may have seen the app die or time it out meanwhile.
-                if idle_for >= PEEK_AFTER && connection.closed_by_peer() {
+                // A peek (one system call) at every reuse, however short the wait: under load a
+                // connection comes back within microseconds, and bytes an app sent late after
+                // its response may arrive in that time. Bytes arriving after this look cannot
+                // be told from the next answer by any proxy.
+                if !connection.quiet() {
                     continue;
                 }
                 return Some(connection);

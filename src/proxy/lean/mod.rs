@@ -27,7 +27,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{self, Connection, ExchangeError, Step};
-use super::pool::SendError;
+use super::pool::{self, Outcome, SendError};
 use super::send_timeout::Stalls;
 use super::stats::STATS;
 use super::{error_chain, pages, ClientInfo, Proxy};
@@ -388,8 +388,15 @@ impl Split<'_, '_> {
         match body {
             Ok(sent) => {
                 STATS.sent(sent.bytes);
-                if head.reusable && sent.reusable && app.connection.buf.is_empty() {
-                    super::pool::put_at(backend, app.connection, ended);
+                let outcome = Outcome {
+                    keep_alive: head.reusable && sent.reusable,
+                    // The body went with the head, whole, before any of the response was read.
+                    body_sent_first: true,
+                    framing_anomaly: head.conflicting,
+                    leftover: !app.connection.buf.is_empty(),
+                };
+                if pool::reusable(outcome) {
+                    pool::put_at(backend, app.connection, ended);
                 }
                 if rules.close {
                     Next::Close
@@ -643,7 +650,7 @@ struct App {
 impl App {
     /// Moves the request onto a fresh connection.
     async fn reopen(&mut self, backend: &Backend) -> Result<(), SendError> {
-        let mut fresh = super::pool::connect(backend).await?;
+        let mut fresh = pool::connect(backend).await?;
         std::mem::swap(&mut fresh.head, &mut self.connection.head);
         self.connection = fresh;
         self.reused = false;
@@ -659,9 +666,9 @@ async fn open(
     client: &ClientInfo,
     now: std::time::Instant,
 ) -> Result<App, SendError> {
-    let (mut connection, reused) = match super::pool::checkout_at(backend, now) {
+    let (mut connection, reused) = match pool::checkout_at(backend, now) {
         Some(connection) => (connection, true),
-        None => (super::pool::connect(backend).await?, false),
+        None => (pool::connect(backend).await?, false),
     };
     connection.head.clear();
     parse::write_for_app(
