@@ -219,6 +219,27 @@ fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
     }
 }
 
+/// --max-request-head holds for a head that arrives whole behind a pipelined request too (hyper
+/// parses what is already in its buffer whatever its size), on both paths.
+#[test]
+fn a_pipelined_head_over_the_limit_gets_431_on_both_paths() {
+    let big = "a".repeat(20_000);
+    for (path, _app, ancm, _logs) in on_both_paths() {
+        let answer = raw(
+            &ancm,
+            &format!(
+                "GET /echo HTTP/1.1\r\nHost: good\r\n\r\n\
+                 GET /echo HTTP/1.1\r\nHost: good\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        let statuses: Vec<&str> = answer
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &answer[at + 9..at + 12])
+            .collect();
+        assert_eq!(statuses, ["200", "431"], "{path}");
+    }
+}
+
 #[test]
 fn requests_no_app_can_mean_are_refused_before_the_app() {
     let (_app, ancm) = sample();

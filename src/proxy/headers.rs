@@ -86,6 +86,25 @@ pub(super) fn requested_upgrade(version: Version, headers: &HeaderMap) -> Option
 /// shown to the client.
 pub(super) type Refusal = (StatusCode, &'static str);
 
+/// The size of an HTTP/1.x request head as the client wrote it, give or take the blanks around
+/// header values, from its parsed parts: hyper bounds the head it reads in pieces by
+/// `--max-request-head`, but one that came whole in a read (behind a pipelined request) is
+/// parsed whatever its size, so the bound is checked again here, as the lean path checks the
+/// bytes.
+pub(super) fn head_size(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> usize {
+    // "METHOD TARGET HTTP/1.1\r\n", each "name: value\r\n", and the blank line.
+    let target = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    method.as_str().len() + 1 + target + 11 + fields + 2
+}
+
 /// Requests no app behind ancm can be meant to get. CONNECT asks for a tunnel to somewhere
 /// else, which is a forward proxy's job (405, as nginx answers). TRACE would echo the request,
 /// credentials and cookies included, back to a script (cross-site tracing): refused with 405 as

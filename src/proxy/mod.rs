@@ -128,6 +128,16 @@ impl Proxy {
             let authority = request.uri().authority().cloned();
             headers::from_http2(request.headers_mut(), authority.as_ref());
         }
+        if version < Version::HTTP_2
+            && headers::head_size(request.method(), request.uri(), request.headers())
+                > self.max_request_head
+        {
+            tracing::debug!(method = %request.method(), "refused a request head over --max-request-head");
+            return page(pages::client_error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "The request's head is larger than this server takes (--max-request-head).",
+            ));
+        }
         if let Some((status, reason)) =
             headers::refusal(request.method(), request.uri(), version, request.headers())
         {
