@@ -20,6 +20,10 @@ use crate::logs::file::LineFile;
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 16 * 1024;
 
+/// How long the writer lets lines gather after a write before it takes more (see
+/// [`write_lines`]).
+const GATHER_FOR: Duration = Duration::from_millis(10);
+
 /// The fields of each line, as the `#Fields` directive names them.
 const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip cs(User-Agent) sc-status time-taken x-app-pid";
 
@@ -122,7 +126,10 @@ fn push_header(out: &mut LineFile<Box<dyn std::io::Write + Send>>) {
 }
 
 /// Writes lines as they come, flushing whenever the queue is empty: a burst is written in one
-/// go, and a quiet log is on disk at once.
+/// go, and a quiet log is on disk at once. After each flush the writer lets [`GATHER_FOR`]
+/// pass before it takes more, so that under load it wakes once per batch rather than once per
+/// request: each wake is a futex call on the request's thread and a thread to schedule, CPU
+/// taken from the proxy and the app, enough on a small machine to slow an app's answers.
 fn write_lines(
     mut out: LineFile<Box<dyn std::io::Write + Send>>,
     path: Option<&Path>,
@@ -132,7 +139,20 @@ fn write_lines(
     out.flush();
     while let Ok(line) = queue.recv() {
         let mut next = Some(line);
-        while let Some(line) = next.take().or_else(|| queue.try_recv().ok()) {
+        loop {
+            let Some(line) = next.take().or_else(|| queue.try_recv().ok()) else {
+                out.flush();
+                // Lines of the next moment wait in the (bounded) queue meanwhile; none came,
+                // and the writer waits for the next.
+                std::thread::sleep(GATHER_FOR);
+                match queue.try_recv() {
+                    Ok(line) => {
+                        next = Some(line);
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            };
             if LOG
                 .get()
                 .is_some_and(|log| log.reopen.swap(false, Ordering::Relaxed))
