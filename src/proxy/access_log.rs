@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::{header, Request, StatusCode};
@@ -32,7 +32,13 @@ struct AccessLog {
     dropped: AtomicU64,
     /// A reopen was asked for; the writer is woken by an empty line.
     reopen: AtomicBool,
+    /// ancm is ending ([`finish`]): the writer takes what is queued at once, and says so here.
+    finishing: AtomicBool,
+    drained: (Mutex<bool>, Condvar),
 }
+
+/// How long ancm's exit waits for the lines still queued to be written.
+const FINISH_FOR: Duration = Duration::from_secs(1);
 
 static LOG: OnceLock<AccessLog> = OnceLock::new();
 
@@ -89,6 +95,8 @@ pub fn start(target: &Target) -> std::io::Result<()> {
         lines,
         dropped: AtomicU64::new(0),
         reopen: AtomicBool::new(false),
+        finishing: AtomicBool::new(false),
+        drained: (Mutex::new(false), Condvar::new()),
     });
     Ok(())
 }
@@ -98,6 +106,22 @@ fn open(path: &Path) -> std::io::Result<std::fs::File> {
         .create(true)
         .append(true)
         .open(path)
+}
+
+/// Writes the lines still queued before ancm exits, waiting at most [`FINISH_FOR`]: the writer
+/// may be letting lines gather. Called once the proxy has stopped, off the async runtime.
+pub(crate) fn finish() {
+    let Some(log) = LOG.get() else {
+        return;
+    };
+    log.finishing.store(true, Ordering::Relaxed);
+    // A full queue wakes the writer anyway.
+    let _ = log.lines.try_send(String::new());
+    let (done, woken) = &log.drained;
+    let Ok(done) = done.lock() else {
+        return;
+    };
+    let _ = woken.wait_timeout_while(done, FINISH_FOR, |done| !*done);
 }
 
 /// The note for lines a failed write dropped: a W3C remark, which log readers skip.
@@ -142,6 +166,17 @@ fn write_lines(
         loop {
             let Some(line) = next.take().or_else(|| queue.try_recv().ok()) else {
                 out.flush();
+                if let Some(log) = LOG
+                    .get()
+                    .filter(|log| log.finishing.load(Ordering::Relaxed))
+                {
+                    let (done, woken) = &log.drained;
+                    if let Ok(mut done) = done.lock() {
+                        *done = true;
+                    }
+                    woken.notify_all();
+                    break;
+                }
                 // Lines of the next moment wait in the (bounded) queue meanwhile; none came,
                 // and the writer waits for the next.
                 std::thread::sleep(GATHER_FOR);
