@@ -78,7 +78,9 @@ pub fn run(cli: Cli, logging: &logging::Logging) -> anyhow::Result<ExitCode> {
                 token: args.admin_token.clone(),
                 group: args.admin_group.clone(),
             });
-            host::run(|host| run::run(host, config, request, admin))?;
+            let ran = host::run(|host| run::run(host, config, request, admin));
+            proxy::access_log::finish();
+            ran?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => Ok(check::run(

@@ -126,6 +126,30 @@ fn access_log_writes_w3c_lines_with_the_apps_pid() {
     );
 }
 
+/// The writer lets lines gather between writes; ancm ending does not lose those still queued.
+#[cfg(unix)]
+#[test]
+fn access_log_lines_queued_at_exit_are_written() {
+    let app = AppDir::new("", &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("access.log");
+    let mut ancm = Ancm::run(&[
+        "--access-log",
+        log.to_str().expect("utf-8"),
+        app.path().to_str().expect("utf-8"),
+    ]);
+    ancm.wait_ready();
+    // The first line wakes the writer, which then lets the next ones gather.
+    for n in 0..20 {
+        assert_eq!(ancm.get(&format!("/echo?n={n}")).status(), 200);
+    }
+    ancm.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(ancm.wait_exit().success());
+    let text = std::fs::read_to_string(&log).expect("access log");
+    let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(lines, 20, "{text}");
+}
+
 #[test]
 fn access_log_to_stdout_with_a_dash() {
     let app = AppDir::new("", &[]);

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::{header, Request, StatusCode};
@@ -20,6 +20,10 @@ use crate::logs::file::LineFile;
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 16 * 1024;
 
+/// How long the writer lets lines gather after a write before it takes more (see
+/// [`write_lines`]).
+const GATHER_FOR: Duration = Duration::from_millis(10);
+
 /// The fields of each line, as the `#Fields` directive names them.
 const FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip cs(User-Agent) sc-status time-taken x-app-pid";
 
@@ -28,7 +32,13 @@ struct AccessLog {
     dropped: AtomicU64,
     /// A reopen was asked for; the writer is woken by an empty line.
     reopen: AtomicBool,
+    /// ancm is ending ([`finish`]): the writer takes what is queued at once, and says so here.
+    finishing: AtomicBool,
+    drained: (Mutex<bool>, Condvar),
 }
+
+/// How long ancm's exit waits for the lines still queued to be written.
+const FINISH_FOR: Duration = Duration::from_secs(1);
 
 static LOG: OnceLock<AccessLog> = OnceLock::new();
 
@@ -85,6 +95,8 @@ pub fn start(target: &Target) -> std::io::Result<()> {
         lines,
         dropped: AtomicU64::new(0),
         reopen: AtomicBool::new(false),
+        finishing: AtomicBool::new(false),
+        drained: (Mutex::new(false), Condvar::new()),
     });
     Ok(())
 }
@@ -94,6 +106,22 @@ fn open(path: &Path) -> std::io::Result<std::fs::File> {
         .create(true)
         .append(true)
         .open(path)
+}
+
+/// Writes the lines still queued before ancm exits, waiting at most [`FINISH_FOR`]: the writer
+/// may be letting lines gather. Called once the proxy has stopped, off the async runtime.
+pub(crate) fn finish() {
+    let Some(log) = LOG.get() else {
+        return;
+    };
+    log.finishing.store(true, Ordering::Relaxed);
+    // A full queue wakes the writer anyway.
+    let _ = log.lines.try_send(String::new());
+    let (done, woken) = &log.drained;
+    let Ok(done) = done.lock() else {
+        return;
+    };
+    let _ = woken.wait_timeout_while(done, FINISH_FOR, |done| !*done);
 }
 
 /// The note for lines a failed write dropped: a W3C remark, which log readers skip.
@@ -122,7 +150,10 @@ fn push_header(out: &mut LineFile<Box<dyn std::io::Write + Send>>) {
 }
 
 /// Writes lines as they come, flushing whenever the queue is empty: a burst is written in one
-/// go, and a quiet log is on disk at once.
+/// go, and a quiet log is on disk at once. After each flush the writer lets [`GATHER_FOR`]
+/// pass before it takes more, so that under load it wakes once per batch rather than once per
+/// request: each wake is a futex call on the request's thread and a thread to schedule, CPU
+/// taken from the proxy and the app, enough on a small machine to slow an app's answers.
 fn write_lines(
     mut out: LineFile<Box<dyn std::io::Write + Send>>,
     path: Option<&Path>,
@@ -132,7 +163,31 @@ fn write_lines(
     out.flush();
     while let Ok(line) = queue.recv() {
         let mut next = Some(line);
-        while let Some(line) = next.take().or_else(|| queue.try_recv().ok()) {
+        loop {
+            let Some(line) = next.take().or_else(|| queue.try_recv().ok()) else {
+                out.flush();
+                if let Some(log) = LOG
+                    .get()
+                    .filter(|log| log.finishing.load(Ordering::Relaxed))
+                {
+                    let (done, woken) = &log.drained;
+                    if let Ok(mut done) = done.lock() {
+                        *done = true;
+                    }
+                    woken.notify_all();
+                    break;
+                }
+                // Lines of the next moment wait in the (bounded) queue meanwhile; none came,
+                // and the writer waits for the next.
+                std::thread::sleep(GATHER_FOR);
+                match queue.try_recv() {
+                    Ok(line) => {
+                        next = Some(line);
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            };
             if LOG
                 .get()
                 .is_some_and(|log| log.reopen.swap(false, Ordering::Relaxed))
