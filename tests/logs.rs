@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{ancm_bin, client, is_ready_line, Ancm, AppDir, DEADLINE};
+use crate::support::{ancm_bin, client, is_ready_line, wait_file, Ancm, AppDir, DEADLINE};
 
 /// What tests/apps/noisy.py writes, as plain text, in the order it writes it to its stdout and
 /// stderr.
@@ -448,25 +448,6 @@ fn stdout_log_size_is_checked() {
             && stderr.contains("512K"),
         "{stderr}"
     );
-}
-
-/// Waits until `path` exists and its text satisfies `done`; returns the text.
-fn wait_file(path: &std::path::Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        if path.exists() && done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not in {}:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// logrotate's way (nginx's convention): rename the logs, then SIGUSR1. The stdout log, the

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{client, descendants, wait_all_gone, Ancm, AppDir, DEADLINE};
+use crate::support::{client, descendants, wait_all_gone, wait_file, Ancm, AppDir, DEADLINE};
 
 fn kill(pid: u32, signal: Signal) {
     nix::sys::signal::kill(
@@ -289,25 +289,6 @@ impl Drop for TinyDisk {
             .arg("-l")
             .arg(&self.0)
             .status();
-    }
-}
-
-/// Waits until the file at `path` holds text for which `done` holds; returns the text.
-fn wait_file(path: &std::path::Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not in {}:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -372,6 +372,26 @@ impl Drop for Ancm {
 }
 
 /// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
+/// Waits until `path` exists and its text (invalid UTF-8 replaced) satisfies `done`; returns
+/// the text.
+pub fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        if path.exists() && done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A self-signed certificate for `localhost`, written as PEM files into a temp folder (kept
 /// alive by the first value): the folder, the certificate's and key's paths, and the
 /// certificate for a client to trust.
