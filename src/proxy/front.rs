@@ -402,9 +402,7 @@ async fn serve_connection<I>(
         }
     };
     match result {
-        Err(err) if send_timeout::stalled(&*err) => {
-            tracing::info!(%remote, err = %error_chain(&*err), "closed a client connection that took nothing of its response; its request to the app was aborted");
-        }
+        Err(err) if send_timeout::report(&*err, Some(remote)) => {}
         Err(err) => {
             tracing::debug!(%remote, err = %error_chain(&*err), "client connection ended with an error");
         }

@@ -47,6 +47,23 @@ pub(super) fn stalled(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Logs the one line for a client the send timeout cut off, on either path, when `err` came of
+/// it; says whether it did.
+pub(super) fn report(
+    err: &(dyn std::error::Error + 'static),
+    remote: Option<std::net::SocketAddr>,
+) -> bool {
+    if !stalled(err) {
+        return false;
+    }
+    tracing::info!(
+        remote = remote.map(tracing::field::display),
+        err = %super::error_chain(err),
+        "closed a client connection that took nothing of its response; its request to the app was aborted"
+    );
+    true
+}
+
 pin_project_lite::pin_project! {
     /// A client connection whose writes fail once one has made no progress for `limit`: from
     /// the first write that finds the socket (or TLS's bounded buffer) full, to the next one

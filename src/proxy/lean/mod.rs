@@ -733,15 +733,10 @@ async fn send(
     send_timeout: Option<Duration>,
 ) -> Result<(), BodyFailed> {
     let mut stream = Stalls::new(stream, send_timeout);
-    match stream.write_all(bytes).await {
-        Ok(()) => Ok(()),
-        Err(err) => {
-            if super::send_timeout::stalled(&err) {
-                tracing::info!(%err, "closed a client connection that took nothing of its response; its request to the app was aborted");
-            }
-            Err(BodyFailed::Client)
-        }
-    }
+    stream.write_all(bytes).await.map_err(|err| {
+        super::send_timeout::report(&err, None);
+        BodyFailed::Client
+    })
 }
 
 /// `data` as one chunk of a chunked body.
