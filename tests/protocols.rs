@@ -13,15 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{ancm_bin, client, echoed, h2c_client, Ancm, AppDir, DEADLINE};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
+use crate::support::{ancm_bin, client, echoed, h2c_client, runtime, Ancm, AppDir, DEADLINE};
 
 async fn next_message<S>(ws: &mut S) -> Message
 where
@@ -371,14 +363,7 @@ fn http2_stream_reset_aborts_the_request_to_the_app() {
     let rt = runtime();
 
     let mut sender = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("connect");
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("h2c handshake");
-        tokio::spawn(conn);
+        let sender = crate::support::h2c_sender(addr).await;
         sender
     });
     let request = Request::get(format!("http://{addr}/abort-watch?ms=60000"))

@@ -11,18 +11,10 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Ancm, AppDir, DEADLINE};
+use crate::support::{runtime, Ancm, AppDir, DEADLINE};
 
 /// A download far larger than any buffer between the app and a client that does not read.
 const ENDLESS: &str = "/stream?bytes=100000000000&report=1";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn run(app: &AppDir, extra: &[&str]) -> Ancm {
     let mut args = vec![app.path().to_str().expect("utf-8"), "--send-timeout", "1s"];
@@ -211,14 +203,7 @@ fn an_http2_connection_holds_at_most_32_requests_to_the_app() {
     let rt = runtime();
     let waiting = |i: u32| format!("sampleapp abort-watch waiting {} ms", 60_000 + i);
     let streams: Vec<_> = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("connect");
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("h2c handshake");
-        tokio::spawn(conn);
+        let sender = crate::support::h2c_sender(&addr).await;
         (0..33u32)
             .map(|i| {
                 let mut sender = sender.clone();

@@ -392,6 +392,31 @@ pub fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String
     }
 }
 
+/// A runtime for tests that drive a client by hand.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// An HTTP/2 connection with prior knowledge (h2c) to `addr`, driven by a task on the current
+/// runtime.
+pub async fn h2c_sender(
+    addr: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    sender
+}
+
 /// A self-signed certificate for `localhost`, written as PEM files into a temp folder (kept
 /// alive by the first value): the folder, the certificate's and key's paths, and the
 /// certificate for a client to trust.
