@@ -114,15 +114,7 @@ fn user_stdout_log_never_follows_a_planted_symlink() {
     assert_eq!(ancm.get("/print?n=3").status(), 200);
     ancm.wait_stdout("the app's output", |l| l.contains("print 3 of 3"));
 
-    assert_eq!(
-        std::fs::read_to_string(&secret).expect("read"),
-        "root's own\n",
-        "root wrote the app's output through a symlink the app planted"
-    );
-    let warning = ancm.wait_stderr("the stdout log's warning", |l| {
-        l.contains("could not create the stdout log")
-    });
-    assert!(warning.contains(arg(&logs)), "{warning}");
+    kept_and_warned(&ancm, &secret, "could not create the stdout log", &logs);
 }
 
 /// web.config names a stdout log in a folder only root may write: ancm does not create it
@@ -175,15 +167,7 @@ fn user_debug_file_is_opened_as_the_app_user() {
     std::os::unix::fs::symlink(&secret, &debug).expect("plant a symlink");
     let ancm = Ancm::run(&[arg(app.path()), "--user", "nobody"]);
     ancm.wait_ready();
-    assert_eq!(
-        std::fs::read_to_string(&secret).expect("read"),
-        "root's own\n",
-        "root wrote the diagnostic log through a symlink the app planted"
-    );
-    let warning = ancm.wait_stderr("the debug file's warning", |l| {
-        l.contains("cannot write the diagnostic log")
-    });
-    assert!(warning.contains(arg(&debug)), "{warning}");
+    kept_and_warned(&ancm, &secret, "cannot write the diagnostic log", &debug);
 }
 
 /// The app's user owns the app folder, so it can rewrite web.config: ancm says so at start.
@@ -200,6 +184,18 @@ fn user_warns_when_the_app_user_can_change_web_config() {
         "{warning}"
     );
     ancm.wait_ready();
+}
+
+/// The root-only file behind the app's symlink still holds only root's text, and ancm warned
+/// with `warning`, naming `path`.
+fn kept_and_warned(ancm: &Ancm, secret: &Path, warning: &str, path: &Path) {
+    assert_eq!(
+        std::fs::read_to_string(secret).expect("read"),
+        "root's own\n",
+        "root wrote through a symlink the app planted"
+    );
+    let line = ancm.wait_stderr(warning, |l| l.contains(warning));
+    assert!(line.contains(arg(path)), "{line}");
 }
 
 /// An app folder (readable by all) whose app reports what it inherited (tests/apps/inherited.py).
