@@ -279,6 +279,24 @@ def first_ok(port, log, *cmd):
     return 0
 
 
+def stop(proc):
+    """Stops a process started as the leader of its own group, and its group: SIGTERM, then
+    SIGKILL after 15 s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
 def recover(port, pgid):
     t0 = time.perf_counter()
     os.killpg(int(pgid), signal.SIGKILL)

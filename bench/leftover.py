@@ -37,7 +37,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +44,11 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from helpers import stop  # noqa: E402
+
 APP = os.path.join(ROOT, "tests", "apps", "leftover.py")
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: app\r\n\r\n"
 KINDS = {
@@ -234,16 +237,6 @@ def wait_port(port):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port}")
-
-
-def stop(proc):
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main():

@@ -13,7 +13,6 @@ RSS is the sum of its processes). Prints one line per proxy; the figures are in 
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from helpers import READY, vm  # noqa: E402
+from helpers import READY, stop, vm  # noqa: E402
 
 
 def log(msg):
@@ -104,16 +103,6 @@ def measure(name, pids, port, args):
         f"({after / before:.2f}x idle)",
         flush=True,
     )
-
-
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main():

@@ -13,7 +13,6 @@ seconds and when the first and last came.
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from helpers import READY  # noqa: E402
+from helpers import READY, stop  # noqa: E402
 
 # The app: WORKERS threads, each accepting one connection and serving it to its end.
 APP = r'''
@@ -119,13 +118,7 @@ def run(ancm, app, workers, clients, send_timeout, wait):
     finally:
         for s in held:
             s.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         subprocess.run(["rm", "-rf", work])
 
 

@@ -190,11 +190,7 @@ pub(super) fn valid_host(value: &[u8]) -> bool {
         Some(b'[') => match value.iter().position(|&b| b == b']') {
             Some(end) => {
                 let literal = &value[1..end];
-                if literal.is_empty()
-                    || !literal
-                        .iter()
-                        .all(|&b| b == b':' || unreserved(b) || sub_delim(b))
-                {
+                if literal.is_empty() || !literal.iter().all(|&b| b == b':' || host_byte(b)) {
                     return false;
                 }
                 (&value[..=end], &value[end + 1..])
@@ -226,7 +222,7 @@ fn reg_name(host: &[u8]) -> bool {
                 return false;
             }
             i += 3;
-        } else if unreserved(b) || sub_delim(b) {
+        } else if host_byte(b) {
             i += 1;
         } else {
             return false;
@@ -235,15 +231,39 @@ fn reg_name(host: &[u8]) -> bool {
     true
 }
 
-fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
+/// RFC 3986's unreserved and sub-delims bytes, of which a host name is made: a table, since
+/// every request's Host is checked (the chain of comparisons cost ~260 instructions a request).
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        i += 1;
+    }
+    table
+};
 
-fn sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+/// An unreserved or sub-delims byte.
+fn host_byte(b: u8) -> bool {
+    HOST_BYTES[usize::from(b)]
 }
 
 /// Whether a target's authority and a (valid) Host name the same site: the same host, in any
