@@ -186,25 +186,22 @@ pub(super) fn refusal(
 /// Userinfo (`@`), paths, spaces and anything else make it something else. Both paths use
 /// it: the lean path hands a request whose Host fails it to hyper's, which refuses it here.
 pub(super) fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value.first() {
+    let port = match value.first() {
         Some(b'[') => match value.iter().position(|&b| b == b']') {
             Some(end) => {
                 let literal = &value[1..end];
                 if literal.is_empty() || !literal.iter().all(|&b| b == b':' || host_byte(b)) {
                     return false;
                 }
-                (&value[..=end], &value[end + 1..])
+                &value[end + 1..]
             }
             None => return false,
         },
-        _ => {
-            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-            (&value[..end], &value[end..])
-        }
+        _ => match reg_name(value) {
+            Some(rest) => rest,
+            None => return false,
+        },
     };
-    if !host.starts_with(b"[") && !reg_name(host) {
-        return false;
-    }
     match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
@@ -212,23 +209,26 @@ pub(super) fn valid_host(value: &[u8]) -> bool {
     }
 }
 
-/// RFC 3986's reg-name (which IPv4 addresses also match).
-fn reg_name(host: &[u8]) -> bool {
+/// RFC 3986's reg-name (which IPv4 addresses also match) at the start of `value`, up to its
+/// first `:`, read in one pass: what follows it, or `None` when it holds a byte no host has.
+fn reg_name(value: &[u8]) -> Option<&[u8]> {
     let mut i = 0;
-    while let Some(&b) = host.get(i) {
-        if b == b'%' {
-            let escaped = host.get(i + 1..i + 3);
-            if !escaped.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
-            }
-            i += 3;
-        } else if host_byte(b) {
+    while let Some(&b) = value.get(i) {
+        if host_byte(b) {
             i += 1;
+        } else if b == b':' {
+            return value.get(i..);
+        } else if b == b'%'
+            && value
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        {
+            i += 3;
         } else {
-            return false;
+            return None;
         }
     }
-    true
+    Some(&[])
 }
 
 /// RFC 3986's unreserved and sub-delims bytes, of which a host name is made: a table, since
