@@ -99,3 +99,52 @@ fn a_connection_goes_to_hyper_at_the_first_request_the_lean_path_does_not_take()
         .iter()
         .any(|h| h[0] == "x-mark" && h[1] == "lf"));
 }
+
+/// `ANCM_LEAN=off` is the operator's switch for the lean path: every request then takes
+/// hyper's path. The two are told apart by the response head: the lean path passes the app's
+/// header names on as written, hyper's writes them in lower case.
+#[test]
+fn ancm_lean_off_sends_every_request_through_hyper_path() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
+    let app = AppDir::new(
+        &format!(r#"processPath="python3" arguments="-u {script}""#),
+        &[],
+    );
+    for (switch, header) in [
+        (None, "\r\nX-Written-As: This\r\n"),
+        (Some("on"), "\r\nX-Written-As: This\r\n"),
+        (Some("off"), "\r\nx-written-as: This\r\n"),
+        (Some("OFF"), "\r\nx-written-as: This\r\n"),
+    ] {
+        let mut command = std::process::Command::new(crate::support::ancm_bin());
+        command.env("ANCM_LOG", "info").env_remove("ANCM_LEAN");
+        if let Some(value) = switch {
+            command.env("ANCM_LEAN", value);
+        }
+        let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+        ancm.wait_ready();
+        let answer = raw_exchange(
+            ancm.addr(),
+            b"GET /case HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.contains(header), "ANCM_LEAN={switch:?}: {answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    }
+}
+
+/// A value other than on or off is named in a warning and leaves the lean path on.
+#[test]
+fn an_unknown_ancm_lean_value_is_warned_about_and_ignored() {
+    let app = AppDir::new("", &[]);
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command
+        .env("ANCM_LOG", "info")
+        .env("ANCM_LEAN", "sometimes");
+    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    ancm.wait_ready();
+    let line = ancm.wait_stderr("the warning", |l| l.contains("ANCM_LEAN"));
+    assert!(
+        line.contains("sometimes") && line.contains("on and off"),
+        "{line}"
+    );
+}

@@ -92,8 +92,31 @@ pub struct Proxy {
     /// Closes every tunnel; cancelled by [`serve`] when its grace is over or it is dropped.
     close_tunnels: CancellationToken,
     /// Plain HTTP/1.1 clients are served by the lean path (`lean/`) until a request needs
-    /// hyper. Not with `--app-path` (its rewrite is on hyper's path only).
+    /// hyper. Not with `--app-path` (its rewrite is on hyper's path only), nor with
+    /// `ANCM_LEAN=off`.
     lean: bool,
+}
+
+/// The operator's switch for the lean path: `off` sends every request through hyper's path,
+/// should the lean path ever misbehave, and lets the tests hold one contract to both paths.
+const LEAN_VARIABLE: &str = "ANCM_LEAN";
+
+/// Whether the lean path may serve, from `ANCM_LEAN` (unset, `on` or `off`). Any other value
+/// keeps it on, with a warning naming the value, rather than stopping a start.
+fn lean_switch(value: Option<std::ffi::OsString>) -> bool {
+    let Some(value) = value else { return true };
+    match value.to_str().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("off") => false,
+        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("on") => true,
+        _ => {
+            tracing::warn!(
+                variable = LEAN_VARIABLE,
+                value = %value.to_string_lossy(),
+                "ignored: the allowed values are on and off; the lean path stays on"
+            );
+            true
+        }
+    }
 }
 
 impl Proxy {
@@ -110,7 +133,7 @@ impl Proxy {
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,
-            lean: config.appl_path == "/",
+            lean: config.appl_path == "/" && lean_switch(std::env::var_os(LEAN_VARIABLE)),
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
             supervisor,

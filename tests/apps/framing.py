@@ -10,6 +10,8 @@ Listens on 127.0.0.1:$ASPNETCORE_PORT and keeps each connection alive. Routes:
   /extensions      a chunked "hello" with chunk extensions and a trailer field
   /until-close     200 with no framing at all: the body is what comes until the app closes
   /reason          200 with the reason phrase "Fine Thanks"
+  /case            200 with a header named `X-Written-As`: the lean path passes names on as
+                   written, hyper's path in lower case
   /bad-chunk       200 chunked, one good chunk, then a chunk size that is not hex
   /iisintegration  accepts ANCM's shutdown message (202) and exits
   anything else    200 "ok <path>", after reading the declared body
@@ -46,6 +48,9 @@ def answer(conn, reader, method, path, length):
         return False
     if path == "/reason":
         conn.sendall(b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n")
+        return True
+    if path == "/case":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Written-As: This\r\nContent-Length: 2\r\n\r\nok")
         return True
     if path == "/bad-chunk":
         conn.sendall(
