@@ -81,7 +81,7 @@ fn read(settings: &Settings<'_>) -> Result<Environment, ConfigError> {
     let prefer_own = settings
         .var("ANCM_PREFER_ENVIRONMENT_VARIABLES")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
-    // web.config's names are unique already (see webconfig::last_of_each_name).
+    // web.config's names are unique already (see webconfig::parse::last_of_each_name).
     let mut environment = Environment(
         settings
             .element
