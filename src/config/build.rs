@@ -48,6 +48,8 @@ pub(super) fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, Con
         .map(|e| e.warnings.clone())
         .unwrap_or_default();
     let settings = Settings::new(element.as_ref(), flags, env);
+
+    // In the order their errors and warnings are reported.
     let hosting_model = handler::hosting_model(&settings, &mut errors, &mut warnings);
     let launch = launch::resolve(
         &settings,
