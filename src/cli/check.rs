@@ -1,4 +1,5 @@
-//! `ancm check`'s arguments. Clap types only; they become a [`config::Request`].
+//! `ancm check`'s arguments. Clap types only; they become a [`config::Request`]. Imports
+//! nothing of the crate but `config`'s input types.
 
 use std::path::PathBuf;
 

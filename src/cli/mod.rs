@@ -3,7 +3,8 @@
 //! turns into a validated `AppConfig` before anything touches the OS.
 //!
 //! This file holds the commands and the flags' provenance; each command's arguments have a
-//! file of their own (`run`, `check`, `smoke`), and `overrides` the flags they share.
+//! file of their own (`run`, `check`, `smoke`), and `overrides` the flags they share. None
+//! imports anything of the crate but `config`'s input types and `admin`'s address.
 
 mod check;
 mod overrides;

@@ -1,6 +1,6 @@
 //! The flags every command that loads a configuration shares, one per `<aspNetCore>`
 //! attribute (plus a few of ancm's own), and the one place they become [`config::Overrides`].
-//! Clap types only.
+//! Clap types only; imports nothing of the crate but `config`'s input types.
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! `ancm run`'s arguments: everything `ancm check` takes, plus the front (listen addresses,
 //! TLS, timeouts), the probes, the limits, `--watch`, `--user`, the admin address and the
-//! console's format. Clap types only; they become a [`config::Request`].
+//! console's format. Clap types only; they become a [`config::Request`]. Imports nothing of
+//! the crate but `config`'s input types and `admin`'s address.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

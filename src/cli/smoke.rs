@@ -1,5 +1,6 @@
 //! `ancm smoke`'s arguments: the paths to request and what they must answer, beside what
-//! `ancm check` takes. Clap types only; they become a [`config::Request`].
+//! `ancm check` takes. Clap types only; they become a [`config::Request`]. Imports nothing of
+//! the crate but `config`'s input types.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Tests of [`build`] as a whole (defaults, precedence, the warm-up page, warnings), and
 //! what the unit tests of config's sections share: a configuration built from web.config text
-//! or from a `--` command, with flags and no ancm environment.
+//! or from a `--` command, with flags and no ancm environment. Tests only: no section may
+//! import it outside its own tests.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

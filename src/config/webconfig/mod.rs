@@ -4,6 +4,7 @@
 //!
 //! This file takes the file's bytes (size cap, UTF-8 or UTF-16) to text; `parse` reads the
 //! element out of the text, and `schema` names the attributes ANCM's and IIS's schemas know.
+//! Must not import the sections that interpret the element.
 
 mod parse;
 mod schema;
