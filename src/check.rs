@@ -302,7 +302,7 @@ fn to_text(cfg: &AppConfig) -> String {
         let _ = writeln!(out, "initializationPage       {path}");
     }
     for (title, list) in [
-        ("environmentVariables", &cfg.environment),
+        ("environmentVariables", &cfg.environment[..]),
         ("handlerSettings", &cfg.handler_settings),
     ] {
         if !list.is_empty() {

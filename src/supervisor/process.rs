@@ -570,7 +570,7 @@ fn environment(
     token: &str,
     https_port: Option<u16>,
 ) -> Vec<(String, String)> {
-    let mut env = cfg.environment.clone();
+    let mut env = cfg.environment.to_vec();
     let mut set = |name: &str, value: String| {
         env.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         env.push((name.to_owned(), value));
