@@ -165,7 +165,12 @@ pub(super) async fn send(
     mut request: Request<RequestBody>,
     ahead: Bytes,
 ) -> Result<Response<AppBody>, Failure> {
-    encode_head(&mut connection.head, &request);
+    encode_head(
+        &mut connection.head,
+        request.method(),
+        request.uri(),
+        request.headers(),
+    );
     let mut upload = Upload::new(&request);
     if let Some(Upload::Length { left }) = &mut upload {
         *left = left.saturating_sub(ahead.len() as u64);
@@ -245,21 +250,25 @@ pub(super) async fn send(
 }
 
 /// The request head as HTTP/1.1 bytes: request line, header lines as they are, blank line.
-fn encode_head(out: &mut Vec<u8>, request: &Request<RequestBody>) {
+pub(super) fn encode_head(
+    out: &mut Vec<u8>,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) {
     // A rare huge head is not kept for the connection's life.
     if out.capacity() > MAX_HEAD {
         *out = Vec::new();
     }
     out.clear();
-    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    let target = request
-        .uri()
+    let target = uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
+    for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

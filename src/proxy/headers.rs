@@ -396,6 +396,40 @@ pub(super) fn rewrite_request(
     append_list(headers, X_FORWARDED_PROTO, &client.proto);
 }
 
+/// The headers hyper's path sends the app for a client's request (`parts` is the request as
+/// read, its headers taken out into `headers`): Host settled, the contract applied
+/// ([`rewrite_request`]), and the framing of the body as it will go. `bodiless`: the client
+/// sent no body. The lean path writes the same head from bytes (`lean/parse.rs`
+/// `write_for_app`); tests/framing_check holds the two equal.
+pub(super) fn for_app(
+    headers: &mut HeaderMap,
+    parts: &http::request::Parts,
+    bodiless: bool,
+    upgrade: Option<&HeaderValue>,
+    token: &HeaderValue,
+    client: &ClientInfo,
+) {
+    let declared_length = headers.contains_key(header::CONTENT_LENGTH);
+    if bodiless
+        && upgrade.is_none()
+        && super::expects_content(parts.method.as_str())
+        && !declared_length
+    {
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    settle_host(headers, &parts.uri, &client.front);
+    rewrite_request(headers, token, client, upgrade);
+    // hyper sends no body with a GET or HEAD whose length it does not know; the client sent
+    // one, so the app gets it, chunked as it came.
+    if !bodiless && !declared_length {
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
+}
+
 /// Rewrites the app's response headers for the client. With forwardResponseConnectionHeader,
 /// the app's Connection header itself goes through (spec §4.5).
 ///

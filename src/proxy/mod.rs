@@ -42,7 +42,7 @@ use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
 use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
-pub use lean::framing as lean_request_framing;
+pub use lean::{framing as lean_request_framing, head_for_app as lean_head_for_app};
 use pool::{SendError, Unanswered};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
@@ -227,19 +227,6 @@ impl Proxy {
             Some(progress) => body.watched(count_to, progress.clone()),
             None => body,
         };
-        if bodiless
-            && upgrade.is_none()
-            && expects_content(parts.method.as_str())
-            && !declared_length
-        {
-            parts.headers.remove(header::TRANSFER_ENCODING);
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        }
-        // hyper sends no body with a GET or HEAD whose length it does not know; the
-        // client sent one, so the app gets it, chunked as it came.
-        let forward_chunked = !bodiless && !declared_length;
         let path = stripped.unwrap_or_else(|| {
             parts
                 .uri
@@ -247,15 +234,15 @@ impl Proxy {
                 .cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/"))
         });
-        let mut headers = parts.headers;
-        headers::settle_host(&mut headers, &parts.uri, &client.front);
-        headers::rewrite_request(&mut headers, &backend.token, client, upgrade.as_ref());
-        if forward_chunked {
-            headers.insert(
-                header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
-        }
+        let mut headers = std::mem::take(&mut parts.headers);
+        headers::for_app(
+            &mut headers,
+            &parts,
+            bodiless,
+            upgrade.as_ref(),
+            &backend.token,
+            client,
+        );
         // Replaces whatever the client sent: only ancm knows what it took off.
         if let Some(prefix) = self.base.as_ref().and_then(AppBase::prefix) {
             headers.insert(app_path::X_FORWARDED_PREFIX, prefix.clone());
@@ -509,6 +496,31 @@ pub fn rewrite_request_headers(
     upgrade: Option<&HeaderValue>,
 ) {
     headers::rewrite_request(headers, token, client, upgrade);
+}
+
+/// The head hyper's path writes for the app from a client's request as hyper read it
+/// (`bodiless`: the client sent no body), for tests/framing_check, which holds it equal to
+/// [`lean_head_for_app`]'s from the same bytes.
+#[doc(hidden)]
+pub fn hyper_head_for_app(
+    parts: &http::request::Parts,
+    bodiless: bool,
+    token: &HeaderValue,
+    client: &ClientInfo,
+) -> Vec<u8> {
+    let upgrade = headers::requested_upgrade(parts.version, &parts.headers);
+    let mut headers = parts.headers.clone();
+    headers::for_app(
+        &mut headers,
+        parts,
+        bodiless,
+        upgrade.as_ref(),
+        token,
+        client,
+    );
+    let mut out = Vec::new();
+    exchange::encode_head(&mut out, &parts.method, &parts.uri, &headers);
+    out
 }
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {

@@ -1,8 +1,9 @@
-//! The differential check of the lean HTTP/1.1 request reader against hyper's, shared by
+//! The differential check of the lean HTTP/1.1 path against hyper's, shared by
 //! fuzz/fuzz_targets/request_framing.rs and tests/fuzz_regressions.rs: every request the lean
 //! path takes from a connection's bytes, hyper's HTTP/1.1 server (as ancm configures it) reads
 //! the same way, with the same end, and what hyper reads after the last one is what it reads
-//! from those bytes alone.
+//! from those bytes alone. And the head each path writes for the app from that request is the
+//! same: the same request line, the same header names, each name's values in the same order.
 //!
 //! Hyper runs on an in-memory connection polled by hand, without a runtime: the input is all
 //! there is, and reading past it is pending (an open connection that sends nothing more), so a
@@ -18,6 +19,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -43,6 +45,59 @@ pub(crate) struct Reading {
     headers: Vec<(String, Vec<u8>)>,
     /// The body read, or why reading it failed.
     body: Result<Vec<u8>, String>,
+    /// The head this path writes for the app.
+    for_app: AppHead,
+}
+
+/// A request head as the app reads it: the request line, then each header name (lowercase,
+/// sorted) with its values in the order they were written. The order across names carries no
+/// meaning (hyper's header map keeps none); the order of one name's values does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AppHead {
+    line: String,
+    headers: Vec<(String, Vec<String>)>,
+}
+
+impl AppHead {
+    fn of(head: &[u8]) -> AppHead {
+        let mut slots = [httparse::EMPTY_HEADER; 256];
+        let mut request = httparse::Request::new(&mut slots);
+        let parsed = request.parse(head);
+        assert!(
+            matches!(parsed, Ok(httparse::Status::Complete(len)) if len == head.len()),
+            "a head for the app that strict httparse does not read whole ({parsed:?}): {:?}",
+            head.escape_ascii().to_string()
+        );
+        let line = format!(
+            "{} {} HTTP/1.{}",
+            request.method.unwrap_or_default(),
+            request.path.unwrap_or_default(),
+            request.version.unwrap_or(9)
+        );
+        let mut headers: Vec<(String, Vec<String>)> = Vec::new();
+        for header in request.headers.iter() {
+            let name = header.name.to_ascii_lowercase();
+            let value = header.value.escape_ascii().to_string();
+            match headers.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) => values.push(value),
+                None => headers.push((name, vec![value])),
+            }
+        }
+        headers.sort();
+        AppHead { line, headers }
+    }
+}
+
+/// The pairing token and the client both paths rewrite for.
+const TOKEN: &str = "7d2e0c4a-test-token";
+
+fn client() -> ancm::proxy::ClientInfo {
+    ancm::proxy::ClientInfo {
+        forwarded_for: HeaderValue::from_static("192.0.2.7:51000"),
+        proto: HeaderValue::from_static("http"),
+        client_cert: None,
+        front: HeaderValue::from_static("127.0.0.1:8080"),
+    }
 }
 
 /// What `bytes` hold as the lean path reads them: its requests in order, then the offset where
@@ -79,7 +134,10 @@ pub(crate) fn lean_readings(bytes: &[u8]) -> (Vec<Reading>, usize, bool) {
                     .split(|&b| b == b',')
                     .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
         });
+        let for_app = ancm::proxy::lean_head_for_app(rest, TOKEN.as_bytes(), &client())
+            .expect("the lean path writes a head for a request it takes");
         readings.push(Reading {
+            for_app: AppHead::of(&for_app),
             method: request.method.unwrap_or_default().to_owned(),
             target: request.path.unwrap_or_default().to_owned(),
             version: match request.version {
@@ -107,6 +165,14 @@ pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
         let recorder = Arc::clone(&recorder);
         async move {
             let (parts, body) = request.into_parts();
+            let bodiless = hyper::body::Body::is_end_stream(&body);
+            let token = HeaderValue::from_static(TOKEN);
+            let for_app = AppHead::of(&ancm::proxy::hyper_head_for_app(
+                &parts,
+                bodiless,
+                &token,
+                &client(),
+            ));
             let body = match body.collect().await {
                 Ok(collected) => Ok(collected.to_bytes().to_vec()),
                 Err(err) => Err(err.to_string()),
@@ -127,6 +193,7 @@ pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
                 },
                 headers,
                 body,
+                for_app,
             };
             if let Ok(mut readings) = recorder.lock() {
                 readings.push(reading);

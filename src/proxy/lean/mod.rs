@@ -32,7 +32,7 @@ use super::send_timeout::Stalls;
 use super::stats::STATS;
 use super::{error_chain, pages, ClientInfo, Proxy};
 use crate::supervisor::{Backend, InFlight};
-pub use parse::framing;
+pub use parse::{framing, head_for_app};
 use response::{Framing, Parsed, Rules};
 
 /// Response bytes gathered before they are written to the client.

@@ -303,6 +303,21 @@ pub fn framing(bytes: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// The head the lean path writes for the app from the first request in `bytes`, when it takes
+/// that request: for tests/framing_check, which holds it equal to hyper's path's
+/// (`hyper_head_for_app`) from the same bytes.
+pub fn head_for_app(bytes: &[u8], token: &[u8], client: &ClientInfo) -> Option<Vec<u8>> {
+    let mut slots = slots();
+    match parse(bytes, &mut slots, 16 * 1024) {
+        Verdict::Request(request) => {
+            let mut out = Vec::new();
+            write_for_app(&request, b"", token, client, &mut out);
+            Some(out)
+        }
+        Verdict::Partial | Verdict::Hyper(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
