@@ -400,6 +400,44 @@ fn lean_and_hyper_give_the_app_the_same_head() {
     }
 }
 
+/// App response heads exercising each rule of the response contract: framing, hop-by-hop
+/// fields, Connection and its options, reason phrases, bodiless statuses, repeated fields.
+const RESPONSE_SHAPES: &[&str] = &[
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nConnection: x-hop, close\r\nX-Hop: 1\r\nX-Kept: 2\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 7\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSET-COOKIE: b=2\r\nVary: Accept\r\nset-cookie: c=3\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Tab:\tv\r\nContent-Length: 2\r\n\r\n",
+    "HTTP/1.1 500 Internal Server Error\r\nServer: Kestrel\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\n",
+];
+
+#[test]
+fn lean_and_hyper_give_the_client_the_same_response_head() {
+    for shape in RESPONSE_SHAPES {
+        framing_check::check_response(shape.as_bytes());
+    }
+}
+
 #[test]
 fn lean_reader_and_hyper_agree_on_smuggling_shapes() {
     let te = |value: &str| {

@@ -21,6 +21,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::contract::ConnectionOptions;
 use super::pool::{self, Outcome};
 
 /// The largest response head taken from the app, as WinHTTP takes 64 KB for ANCM (spec §4.1);
@@ -235,18 +236,29 @@ pub(super) async fn send(
             && head.headers.contains_key(CONTENT_LENGTH),
         leftover: false,
     };
-    let mut response = Response::new(AppBody {
+    Ok(for_front(head).map(|()| AppBody {
         outcome,
         decode,
         exchange: Some(exchange),
-    });
+    }))
+}
+
+/// The app's response head as the front gets it: status, reason and headers as read,
+/// but the Content-Length of a 204 or 304, which come with no content (RFC 9110 §8.6, §15.4.5)
+/// and which hyper's server sends without one (for a GET) whatever it is given.
+fn for_front(head: Head) -> Response<()> {
+    let mut response = Response::new(());
     *response.status_mut() = head.status;
-    *response.version_mut() = head.version;
+    // The version is the hop's: an HTTP/1.0 app's answer goes to an HTTP/1.1 client as one.
+    *response.version_mut() = Version::HTTP_11;
     *response.headers_mut() = head.headers;
+    if head.status == StatusCode::NO_CONTENT || head.status == StatusCode::NOT_MODIFIED {
+        response.headers_mut().remove(CONTENT_LENGTH);
+    }
     if let Some(reason) = head.reason {
         response.extensions_mut().insert(reason);
     }
-    Ok(response)
+    response
 }
 
 /// The request head as HTTP/1.1 bytes: request line, header lines as they are, blank line.
@@ -507,7 +519,6 @@ fn last_chunk(trailers: Option<HeaderMap>) -> Bytes {
 /// A response head as read from the app.
 struct Head {
     status: StatusCode,
-    version: Version,
     headers: HeaderMap,
     /// A reason phrase other than the status's own, kept for the client.
     reason: Option<hyper::ext::ReasonPhrase>,
@@ -545,30 +556,19 @@ fn parse_head_with<'h>(
         .ok_or(ExchangeError::Invalid("no status code"))?;
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::Invalid("a status code out of range"))?;
-    let version = match response.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
     let mut headers = HeaderMap::with_capacity(response.headers.len());
-    let mut close = version == Version::HTTP_10;
+    let mut options = ConnectionOptions::default();
     for field in response.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| ExchangeError::Invalid("a header name"))?;
         let value = HeaderValue::from_bytes(field.value)
             .map_err(|_| ExchangeError::Invalid("a header value"))?;
         if name == CONNECTION {
-            for option in field.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                if option.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10
-                {
-                    close = false;
-                }
-            }
+            options.read(field.value);
         }
         headers.append(name, value);
     }
+    let close = options.closes(response.version == Some(0));
     let reason = response
         .reason
         .filter(|reason| Some(*reason) != status.canonical_reason() && !reason.is_empty())
@@ -576,13 +576,38 @@ fn parse_head_with<'h>(
     Ok(Some((
         Head {
             status,
-            version,
             headers,
             reason,
             keep_alive: !close,
         },
         len,
     )))
+}
+
+/// What the front learns of a body's size before it comes, and so how hyper frames it for
+/// the client: an exact size is sent with Content-Length, any other chunked.
+fn size_hint(decode: &Decode) -> SizeHint {
+    match decode {
+        Decode::Length(left) => SizeHint::with_exact(*left),
+        Decode::Done | Decode::Upgraded => SizeHint::with_exact(0),
+        Decode::Chunked(_) | Decode::Close => SizeHint::default(),
+    }
+}
+
+/// The final response head at the start of `buf` as hyper's path hands it to the front:
+/// status, reason, headers as read, and its body's size as the front learns it. `None` for a
+/// head that is incomplete, refused, informational or a 101. For tests/framing_check, which
+/// holds the response the client gets equal on both paths.
+pub(super) fn response_for_front(
+    buf: &[u8],
+    head_request: bool,
+) -> Option<(Response<()>, SizeHint)> {
+    let (head, _) = parse_head(buf).ok()??;
+    if head.status.is_informational() {
+        return None;
+    }
+    let decode = response_framing(head.status, head_request, &head.headers).ok()?;
+    Some((for_front(head), size_hint(&decode)))
 }
 
 /// How the response body is delimited (RFC 9112 §6.3).
@@ -945,11 +970,7 @@ impl Body for AppBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.decode {
-            Decode::Length(left) => SizeHint::with_exact(left),
-            Decode::Done | Decode::Upgraded => SizeHint::with_exact(0),
-            Decode::Chunked(_) | Decode::Close => SizeHint::default(),
-        }
+        size_hint(&self.decode)
     }
 }
 
@@ -1072,7 +1093,6 @@ mod tests {
             .expect("valid")
             .expect("complete");
         assert_eq!(len, text.len() - 4);
-        assert_eq!(parsed.version, Version::HTTP_10);
         assert!(parsed.keep_alive);
         assert_eq!(parsed.headers.get_all("a").iter().count(), 2);
         assert_eq!(parsed.reason.expect("reason").as_bytes(), b"Fine Thanks");

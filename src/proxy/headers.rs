@@ -15,6 +15,7 @@ use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::{Method, StatusCode, Version};
 
+use super::contract::{self, ConnectionOptions, Field, Hop};
 use crate::config::ForwardedFor;
 
 /// Per-connection facts the request rewrite needs, computed once per connection.
@@ -53,15 +54,12 @@ pub(super) fn forwarded_for(remote: SocketAddr, form: ForwardedFor) -> HeaderVal
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-const MS_ASPNETCORE: &str = "ms-aspnetcore";
 pub(super) const MS_ASPNETCORE_TOKEN: HeaderName = HeaderName::from_static("ms-aspnetcore-token");
 const MS_ASPNETCORE_CLIENTCERT: HeaderName = HeaderName::from_static("ms-aspnetcore-clientcert");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_FORWARDED: &str = "x-forwarded-";
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
@@ -73,13 +71,18 @@ pub(super) fn requested_upgrade(version: Version, headers: &HeaderMap) -> Option
         return None;
     }
     let protocol = headers.get(header::UPGRADE)?;
-    let asked = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|option| option.trim().eq_ignore_ascii_case("upgrade"));
-    asked.then(|| protocol.clone())
+    connection_options(headers)
+        .upgrade
+        .then(|| protocol.clone())
+}
+
+/// Whether the client's connection ends after this request, by its version and Connection
+/// header (see [`super::contract::ConnectionOptions::closes`]).
+pub(super) fn closes(version: Version, headers: &HeaderMap) -> bool {
+    if version >= Version::HTTP_2 {
+        return false;
+    }
+    connection_options(headers).closes(version == Version::HTTP_10)
 }
 
 /// Why a request is answered by ancm instead of going to the app: its status and the reason
@@ -292,7 +295,11 @@ fn names_framing(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter(|value| !is_plain_option(value.as_bytes()))
+        .filter(|value| {
+            let mut options = ConnectionOptions::default();
+            options.read(value.as_bytes());
+            options.names_fields
+        })
         .flat_map(|value| value.as_bytes().split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
         .any(|option| {
@@ -325,9 +332,10 @@ pub(super) fn strip_trailers(trailers: &mut HeaderMap) {
         .keys()
         .filter(|name| {
             let name = name.as_str();
-            name.starts_with(MS_ASPNETCORE)
-                || name.starts_with(X_FORWARDED)
-                || hop_by_hop_index_str(name).is_some()
+            matches!(
+                contract::field(name.as_bytes()),
+                Field::Forged | Field::Hop(_)
+            ) || name.starts_with(X_FORWARDED)
         })
         .chain(
             [FORWARDED, header::HOST, header::CONTENT_LENGTH]
@@ -381,7 +389,7 @@ pub(super) fn rewrite_request(
     // identity, whatever the case of the name. (Collecting allocates only when one is found.)
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(MS_ASPNETCORE))
+        .filter(|name| contract::field(name.as_str().as_bytes()) == Field::Forged)
         .cloned()
         .collect();
     for name in forged {
@@ -439,16 +447,45 @@ pub(super) fn for_app(
 pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) -> bool {
     let conflicting = headers.contains_key(header::TRANSFER_ENCODING)
         && headers.remove(header::CONTENT_LENGTH).is_some();
-    let connection = if keep_connection {
-        headers.remove(header::CONNECTION)
+    single_length(headers);
+    // The app's Connection lines go through as they are, and still take the fields they name
+    // off (they describe the app's connection, not the message).
+    let connection: Vec<HeaderValue> = if keep_connection {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect()
     } else {
-        None
+        Vec::new()
     };
     strip_hop_by_hop(headers);
-    if let Some(value) = connection {
-        headers.insert(header::CONNECTION, value);
+    for value in connection {
+        headers.append(header::CONNECTION, value);
     }
     conflicting
+}
+
+/// A length the app wrote as a list of equal numbers or on several lines (`5, 5`), which the
+/// response was read by, goes to the client as the one number it is: a client may refuse a
+/// list (RFC 9110 §8.6), and the lean path writes the number alone too.
+fn single_length(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(first), more) = (values.next(), values.next().is_some()) else {
+        return;
+    };
+    if !more && !first.as_bytes().contains(&b',') {
+        return;
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        if super::exchange::take_content_length(value.as_bytes(), &mut length).is_err() {
+            return;
+        }
+    }
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
 }
 
 /// Rewrites the app's 101 answer to an upgrade for the client: hop-by-hop headers go except the
@@ -472,25 +509,25 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, ours: &HeaderValue) {
         Entry::Occupied(existing) => existing,
     };
     let mut joined = Vec::new();
-    for (i, value) in existing.iter().chain(std::iter::once(ours)).enumerate() {
-        if i > 0 {
-            joined.extend_from_slice(b", ");
-        }
-        joined.extend_from_slice(value.as_bytes());
-    }
+    contract::join_list(
+        &mut joined,
+        existing.iter().map(HeaderValue::as_bytes),
+        ours.as_bytes(),
+    );
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
         existing.insert(value);
     }
 }
 
 /// The hop-by-hop headers every message loses, besides those its Connection header names.
+/// The contract's list, as names a `HeaderMap` removes.
 static HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    header::TE,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+    HeaderName::from_static(contract::HOP_NAMES[0]),
+    HeaderName::from_static(contract::HOP_NAMES[1]),
+    HeaderName::from_static(contract::HOP_NAMES[2]),
+    HeaderName::from_static(contract::HOP_NAMES[3]),
+    HeaderName::from_static(contract::HOP_NAMES[4]),
+    HeaderName::from_static(contract::HOP_NAMES[5]),
 ];
 
 /// Removes the headers that describe one connection, not the message: those named in
@@ -508,12 +545,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // `Connection: keep-alive` or `close`, as most messages say, names no header to remove
     // beyond the fixed list (Keep-Alive is on it; no header is called Close).
-    if present[0]
-        && !headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .all(|v| is_plain_option(v.as_bytes()))
-    {
+    if present[Hop::Connection as usize] && connection_options(headers).names_fields {
         // Options that name a header the message does not carry (`close`, `keep-alive` without
         // a Keep-Alive header) need no removal, nor a HeaderName made for them.
         let named: Vec<HeaderName> = headers
@@ -525,9 +557,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter(|option| {
                 // Host names the site, not the connection: a client cannot have it dropped.
                 !option.eq_ignore_ascii_case("host")
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|hop| hop.as_str().eq_ignore_ascii_case(option))
+                    && !matches!(contract::field(option.as_bytes()), Field::Hop(_))
                     && headers
                         .keys()
                         .any(|name| name.as_str().eq_ignore_ascii_case(option))
@@ -545,26 +575,21 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Where `name` is in [`HOP_BY_HOP`]: one string match per name, cheaper than comparing it
-/// with each entry.
+/// Where `name` is in [`HOP_BY_HOP`], by the contract's classifier.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    hop_by_hop_index_str(name.as_str())
-}
-
-fn hop_by_hop_index_str(name: &str) -> Option<usize> {
-    match name {
-        "connection" => Some(0),
-        "keep-alive" => Some(1),
-        "proxy-connection" => Some(2),
-        "te" => Some(3),
-        "transfer-encoding" => Some(4),
-        "upgrade" => Some(5),
+    match contract::field(name.as_str().as_bytes()) {
+        Field::Hop(hop) => Some(hop as usize),
         _ => None,
     }
 }
 
-fn is_plain_option(value: &[u8]) -> bool {
-    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
+/// What the message's Connection fields say, all of them read.
+fn connection_options(headers: &HeaderMap) -> ConnectionOptions {
+    let mut options = ConnectionOptions::default();
+    for value in headers.get_all(header::CONNECTION) {
+        options.read(value.as_bytes());
+    }
+    options
 }
 
 #[cfg(test)]

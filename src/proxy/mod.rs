@@ -10,6 +10,7 @@
 pub mod access_log;
 mod app_path;
 mod body;
+mod contract;
 mod exchange;
 mod front;
 mod headers;
@@ -42,7 +43,10 @@ use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
 use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
-pub use lean::{framing as lean_request_framing, head_for_app as lean_head_for_app};
+pub use lean::{
+    framing as lean_request_framing, head_for_app as lean_head_for_app,
+    response_for_client as lean_response_for_client,
+};
 use pool::{SendError, Unanswered};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
@@ -181,6 +185,7 @@ impl Proxy {
         let upgrade = headers::requested_upgrade(version, request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
+        let client_closes = headers::closes(version, request.headers());
         let (mut parts, body) = request.into_parts();
         // hyper already refuses what could be read two ways (RFC 9112 §6.3): a Transfer-Encoding
         // not ending in chunked gets 400; with both Content-Length and chunked, chunked wins,
@@ -296,8 +301,11 @@ impl Proxy {
                     parts.extensions.insert(access_log::AppPid(backend.pid));
                 }
                 // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
-                let keep_connection =
-                    backend.config.forward_response_connection_header && version < Version::HTTP_2;
+                let keep_connection = contract::forwards_app_connection(
+                    backend.config.forward_response_connection_header,
+                    version >= Version::HTTP_2,
+                    client_closes,
+                );
                 if headers::rewrite_response(&mut parts.headers, keep_connection) {
                     tracing::warn!(
                         pid = backend.pid,
@@ -521,6 +529,24 @@ pub fn hyper_head_for_app(
     let mut out = Vec::new();
     exchange::encode_head(&mut out, &parts.method, &parts.uri, &headers);
     out
+}
+
+/// The response hyper's path gives the front for the app's response head at the start of
+/// `app` (a final one), rewritten for the client, with its body's size as the front learns it:
+/// for tests/framing_check, which has hyper's server write it and holds that equal to
+/// [`lean_response_for_client`]'s bytes.
+#[doc(hidden)]
+pub fn hyper_response_for_client(
+    app: &[u8],
+    head_request: bool,
+    forward_connection_header: bool,
+    client_closes: bool,
+) -> Option<(Response<()>, http_body::SizeHint)> {
+    let (mut response, hint) = exchange::response_for_front(app, head_request)?;
+    let keep_connection =
+        contract::forwards_app_connection(forward_connection_header, false, client_closes);
+    headers::rewrite_response(response.headers_mut(), keep_connection);
+    Some((response, hint))
 }
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::HeaderValue;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::service::service_fn;
@@ -198,15 +198,32 @@ pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
             if let Ok(mut readings) = recorder.lock() {
                 readings.push(reading);
             }
-            Ok::<_, Infallible>(Response::new(String::new()))
+            Ok::<_, Infallible>(Response::new(HintBody::empty()))
         }
     });
+    serve(bytes, service);
+    let taken = readings
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
+    taken
+}
+
+/// Serves the connection that sends `bytes` with hyper's HTTP/1.1 server as ancm configures
+/// it, until it waits for more input; returns what it wrote.
+fn serve<S>(bytes: &[u8], service: S) -> Vec<u8>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<HintBody>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let written = Arc::new(Mutex::new(Vec::new()));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.max_buf_size(MAX_HEAD);
     let mut connection = pin!(builder.serve_connection(
         Wire {
             input: bytes.to_vec(),
-            read: 0
+            read: 0,
+            written: Arc::clone(&written),
         },
         service
     ));
@@ -221,11 +238,145 @@ pub(crate) fn hyper_readings(bytes: &[u8]) -> Vec<Reading> {
             break;
         }
     }
-    let taken = readings
-        .lock()
-        .map(|mut r| std::mem::take(&mut *r))
-        .unwrap_or_default();
-    taken
+    let out = written.lock().map(|w| w.clone()).unwrap_or_default();
+    out
+}
+
+/// A response body of one frame with the size hint hyper's path gives the front: an exact
+/// size is a frame of that many bytes, an unknown one a frame of one byte.
+pub(crate) struct HintBody {
+    hint: SizeHint,
+    sent: bool,
+}
+
+impl HintBody {
+    fn empty() -> HintBody {
+        HintBody {
+            hint: SizeHint::with_exact(0),
+            sent: false,
+        }
+    }
+}
+
+impl hyper::body::Body for HintBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sent {
+            return Poll::Ready(None);
+        }
+        self.sent = true;
+        let len = self.hint.exact().unwrap_or(1);
+        if len == 0 {
+            return Poll::Ready(None);
+        }
+        let len = usize::try_from(len).unwrap_or(1).min(1 << 16);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; len])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent || self.hint.exact() == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint
+    }
+}
+
+/// The client's head from a response as written: status line, then each header name with its
+/// values in order, Date's value left out (it is the time of writing).
+fn client_head(written: &[u8]) -> Option<AppHead> {
+    let end = written.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let mut slots = [httparse::EMPTY_HEADER; 256];
+    let mut response = httparse::Response::new(&mut slots);
+    match response.parse(&written[..end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        other => panic!(
+            "a head for the client that httparse does not read ({other:?}): {:?}",
+            written.escape_ascii().to_string()
+        ),
+    }
+    let line = format!(
+        "HTTP/1.{} {} {}",
+        response.version.unwrap_or(9),
+        response.code.unwrap_or_default(),
+        response.reason.unwrap_or_default()
+    );
+    let mut headers: Vec<(String, Vec<String>)> = Vec::new();
+    for header in response.headers.iter() {
+        let name = header.name.to_ascii_lowercase();
+        let value = if name == "date" {
+            "<date>".to_owned()
+        } else {
+            header.value.escape_ascii().to_string()
+        };
+        match headers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => headers.push((name, vec![value])),
+        }
+    }
+    headers.sort();
+    Some(AppHead { line, headers })
+}
+
+/// Panics, with both heads, if the client would get a different response head from the two
+/// paths for the app's response head at the start of `app`: for a GET and a HEAD, with the
+/// client's connection kept or closed, with and without forwardResponseConnectionHeader.
+pub(crate) fn check_response(app: &[u8]) {
+    for (request, head_request, close) in [
+        ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", false, false),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            false,
+            true,
+        ),
+        ("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", true, false),
+    ] {
+        for keep_connection in [false, true] {
+            let lean =
+                ancm::proxy::lean_response_for_client(app, head_request, keep_connection, close);
+            let hyper =
+                ancm::proxy::hyper_response_for_client(app, head_request, keep_connection, close);
+            let (lean, hyper) = match (lean, hyper) {
+                (None, None) => continue,
+                (Some(lean), Some((response, hint))) => {
+                    let (parts, ()) = response.into_parts();
+                    let body = std::sync::Mutex::new(Some(Response::from_parts(
+                        parts,
+                        HintBody { hint, sent: false },
+                    )));
+                    let service = service_fn(move |_request: Request<Incoming>| {
+                        let response = body
+                            .lock()
+                            .ok()
+                            .and_then(|mut r| r.take())
+                            .unwrap_or_else(|| Response::new(HintBody::empty()));
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let written = serve(request.as_bytes(), service);
+                    (client_head(&lean), client_head(&written))
+                }
+                (lean, hyper) => panic!(
+                    "only one path answers the app's {:?} (HEAD {head_request}, close {close}, \
+                     keep {keep_connection}): lean {:?}, hyper {:?}",
+                    app.escape_ascii().to_string(),
+                    lean.map(|l| l.escape_ascii().to_string()),
+                    hyper.map(|(r, _)| r)
+                ),
+            };
+            assert_eq!(
+                lean,
+                hyper,
+                "the client gets different heads for the app's {:?} (HEAD {head_request}, \
+                 close {close}, keep {keep_connection})",
+                app.escape_ascii().to_string()
+            );
+        }
+    }
 }
 
 /// Panics, with both readings, if the lean path reads `bytes` differently from hyper.
@@ -272,10 +423,11 @@ impl Wake for Woken {
     }
 }
 
-/// A client connection that sends `input`, then nothing, and takes whatever is written.
+/// A client connection that sends `input`, then nothing, and keeps whatever is written.
 struct Wire {
     input: Vec<u8>,
     read: usize,
+    written: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Read for Wire {
@@ -301,6 +453,9 @@ impl Write for Wire {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Ok(mut written) = self.written.lock() {
+            written.extend_from_slice(buf);
+        }
         Poll::Ready(Ok(buf.len()))
     }
 

@@ -33,6 +33,7 @@ use super::stats::STATS;
 use super::{error_chain, pages, ClientInfo, Proxy};
 use crate::supervisor::{Backend, InFlight};
 pub use parse::{framing, head_for_app};
+pub use response::response_for_client;
 use response::{Framing, Parsed, Rules};
 
 /// Response bytes gathered before they are written to the client.

@@ -7,6 +7,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::super::contract::{self, ConnectionOptions, Field, Forwarded};
 use super::super::headers::{valid_host, ClientInfo};
 
 /// Header slots for [`parse`], left uninitialised: httparse fills those it uses.
@@ -131,14 +132,12 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut Slots<'b>, max_head: usize
             6 if name.eq_ignore_ascii_case(b"expect") => return Verdict::Hyper("Expect"),
             7 if name.eq_ignore_ascii_case(b"upgrade") => return Verdict::Hyper("Upgrade"),
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                for option in header.value.split(|&b| b == b',') {
-                    let option = option.trim_ascii();
-                    if option.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if !option.eq_ignore_ascii_case(b"keep-alive") {
-                        return Verdict::Hyper("Connection names headers");
-                    }
+                let mut options = ConnectionOptions::default();
+                options.read(header.value);
+                if options.upgrade || options.names_fields {
+                    return Verdict::Hyper("Connection names headers");
                 }
+                close |= options.close;
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let value = header.value;
@@ -225,22 +224,19 @@ pub(crate) fn write_for_app(
     let mut run = request.method.as_ptr() as usize - base;
     let (mut forwarded_for, mut forwarded_proto) = (false, false);
     for header in request.headers {
-        let name = header.name.as_bytes();
-        let drop = match name.len() {
-            10 => {
-                name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive")
-            }
-            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
+        // `parse` left TE, Transfer-Encoding and Upgrade to hyper, and Content-Length stays.
+        let drop = match contract::field(header.name.as_bytes()) {
+            Field::Hop(_) | Field::Forged => true,
+            Field::Forwarded(Forwarded::For) => {
                 forwarded_for = true;
                 true
             }
-            16 => name.eq_ignore_ascii_case(b"proxy-connection"),
-            17 if name.eq_ignore_ascii_case(b"x-forwarded-proto") => {
+            Field::Forwarded(Forwarded::Proto) => {
                 forwarded_proto = true;
                 true
             }
-            _ => false,
-        } || (name.len() >= 13 && name[..13].eq_ignore_ascii_case(b"ms-aspnetcore"));
+            Field::ContentLength | Field::Keep => false,
+        };
         if drop {
             let start = header.name.as_ptr() as usize - base;
             out.extend_from_slice(&bytes[run..start]);
@@ -272,7 +268,7 @@ pub(crate) fn write_for_app(
 }
 
 /// `line` then the values of every `existing` field (when the client sent one), and ours last,
-/// joined with `, `.
+/// joined as the contract joins them.
 fn append_list(
     out: &mut Vec<u8>,
     line: &[u8],
@@ -281,15 +277,13 @@ fn append_list(
     ours: &[u8],
 ) {
     out.extend_from_slice(line);
-    if let Some(name) = existing {
-        for header in headers {
-            if header.name.as_bytes().eq_ignore_ascii_case(name) {
-                out.extend_from_slice(header.value);
-                out.extend_from_slice(b", ");
-            }
-        }
-    }
-    out.extend_from_slice(ours);
+    let values = existing.into_iter().flat_map(|name| {
+        headers
+            .iter()
+            .filter(move |h| h.name.as_bytes().eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    });
+    contract::join_list(out, values, ours);
 }
 
 /// Where the first request in `bytes` ends, as the lean path reads it: `Some((head, body))`

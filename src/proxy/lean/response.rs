@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 
+use super::super::contract::{self, ConnectionOptions, Field, Hop};
 use super::super::exchange::{
     ends_chunked, take_content_length, Chunk, ExchangeError, MAX_HEADERS,
 };
@@ -59,6 +60,28 @@ pub(super) struct Rules {
     pub(super) keep_connection: bool,
     /// This is the connection's last response: `Connection: close`.
     pub(super) close: bool,
+}
+
+/// The head the lean path writes for the client from the app's final response head at the
+/// start of `app`: for tests/framing_check, which holds it equal to hyper's path's
+/// (`hyper_response_for_client`, written by hyper's server). `close`: the client's request
+/// ends its connection.
+pub fn response_for_client(
+    app: &[u8],
+    head_request: bool,
+    keep_connection: bool,
+    close: bool,
+) -> Option<Vec<u8>> {
+    let rules = Rules {
+        head_request,
+        keep_connection,
+        close,
+    };
+    let mut out = Vec::new();
+    match rewrite(app, rules, &mut out) {
+        Ok(Parsed::Head(_)) => Some(out),
+        _ => None,
+    }
 }
 
 /// Parses the app's response head at the start of `buf` and, when it is a final one, writes
@@ -124,9 +147,8 @@ fn rewrite_with<'b>(
         return Ok(Parsed::Interim(len));
     }
     let headers: &[httparse::Header<'_>] = response.headers;
-    let mut close = response.version == Some(0);
     let (mut chunked, mut coded, mut length, mut date) = (None, false, None::<u64>, false);
-    let mut named_hops = false;
+    let mut options = ConnectionOptions::default();
     let mark = out.len();
     status_line(out, status, response.reason);
     // Kept lines go as they came, in runs of whole lines, while they are contiguous and
@@ -147,46 +169,34 @@ fn rewrite_with<'b>(
             && buf[end] == b'\r'
             && buf[end + 1] == b'\n';
         next = end.wrapping_add(2);
-        let skip = match name.len() {
-            2 => name.eq_ignore_ascii_case(b"te"),
-            4 => {
-                date |= name.eq_ignore_ascii_case(b"date");
-                false
+        let skip = match contract::field(name) {
+            Field::Hop(Hop::Connection) => {
+                options.read(header.value);
+                !contract::forwards_app_connection(rules.keep_connection, false, rules.close)
             }
-            7 => name.eq_ignore_ascii_case(b"upgrade"),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for option in header.value.split(|&b| b == b',') {
-                    let option = option.trim_ascii();
-                    if option.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                        if response.version == Some(0) {
-                            close = false;
-                        }
-                    } else if !option.is_empty() {
-                        named_hops = true;
-                    }
-                }
-                !rules.keep_connection || rules.close
-            }
-            10 => name.eq_ignore_ascii_case(b"keep-alive"),
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            Field::ContentLength => {
                 take_content_length(header.value, &mut length)?;
                 true
             }
-            16 => name.eq_ignore_ascii_case(b"proxy-connection"),
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            Field::Hop(Hop::TransferEncoding) => {
                 coded = true;
                 chunked = Some(ends_chunked(header.value));
                 true
             }
-            _ => false,
+            Field::Hop(_) => true,
+            Field::Keep => {
+                date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
+                false
+            }
+            Field::Forged | Field::Forwarded(_) => false,
         };
         if skip && plain {
             out.extend_from_slice(&buf[run..at]);
             run = next;
         }
     }
+    let close = options.closes(response.version == Some(0));
+    let named_hops = options.names_fields;
     if plain && !named_hops {
         if first.is_some() {
             out.extend_from_slice(&buf[run..next]);
@@ -216,7 +226,13 @@ fn rewrite_with<'b>(
     };
     let conflicting = coded && length.is_some();
     match (&framing, length.as_ref()) {
-        (Framing::Length(n), _) | (Framing::Done, Some(n)) if !conflicting => {
+        // A 204 or 304 comes with no content (RFC 9110 §8.6, §15.4.5): its length goes, as on
+        // hyper's path (`exchange::for_front`).
+        (Framing::Length(n), _) | (Framing::Done, Some(n))
+            if !conflicting
+                && status != StatusCode::NO_CONTENT
+                && status != StatusCode::NOT_MODIFIED =>
+        {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -263,15 +279,13 @@ fn kept(
     named_hops: bool,
 ) -> bool {
     let name = header.name.as_bytes();
-    let hop = match name.len() {
-        2 => name.eq_ignore_ascii_case(b"te"),
-        7 => name.eq_ignore_ascii_case(b"upgrade"),
-        10 if name.eq_ignore_ascii_case(b"connection") => !rules.keep_connection || rules.close,
-        10 => name.eq_ignore_ascii_case(b"keep-alive"),
-        14 => name.eq_ignore_ascii_case(b"content-length"),
-        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
-        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
-        _ => false,
+    // Content-Length is written again from the framing decided.
+    let hop = match contract::field(name) {
+        Field::Hop(Hop::Connection) => {
+            !contract::forwards_app_connection(rules.keep_connection, false, rules.close)
+        }
+        Field::Hop(_) | Field::ContentLength => true,
+        Field::Forged | Field::Forwarded(_) | Field::Keep => false,
     };
     !(hop || named_hops && named_by_connection(headers, name))
 }
