@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::process::{AppProcess, Readiness};
+use super::process::AppProcess;
+use super::readiness::Readiness;
 use super::Context;
 use crate::config::AppConfig;
 use crate::logs::Tail;

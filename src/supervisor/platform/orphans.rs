@@ -23,7 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::Guard;
+use super::guard::Guard;
 
 /// Direct children that have an owner waiting for them.
 static OWNED: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -201,7 +201,7 @@ pub(crate) fn kill_orphans_of(token: &str) {
         if !environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
             continue;
         }
-        for victim in std::iter::once(pid).chain(super::descendants(pid)) {
+        for victim in std::iter::once(pid).chain(super::tree::descendants(pid)) {
             tracing::warn!(pid = victim, "killing a process that left the app's tree");
             if let Ok(raw) = i32::try_from(victim) {
                 let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
