@@ -410,6 +410,11 @@ impl Supervisor {
         self.inner.ctx.config.send_replace(Arc::new(config));
     }
 
+    /// app_offline.htm's content while the app is offline because of it.
+    pub fn offline(&self) -> Option<Bytes> {
+        self.inner.offline.borrow().clone()
+    }
+
     /// Takes the app offline (app_offline.htm appeared, or its content changed: `Some`) or
     /// back online (`None`). Offline, every process stops gracefully and requests get the
     /// content with a 503.
