@@ -6,7 +6,7 @@
 //! proxy asks for the least busy ready one.
 //!
 //! This file is the [`Supervisor`] handle (start, backend, recycle, reload, offline, stop,
-//! kill_now) and the [`Context`] its slots share. Beside it: `status.rs` (what it reports),
+//! kill_now). Beside it: `context.rs` (what its slots share), `status.rs` (what it reports),
 //! `backend.rs` (a ready process as the proxy sees it), `slot.rs` (one slot's state machine),
 //! `restart.rs` (the gates on a restart), `launch.rs` (the traits the slot drives a process
 //! through), `process.rs` (one real process: spawn, wait, stop), `readiness.rs` (whether it
@@ -16,6 +16,7 @@
 //! Must not import the proxy, the admin server or the commands: they read it.
 
 mod backend;
+mod context;
 mod launch;
 #[cfg(target_os = "linux")]
 mod listeners;
@@ -41,13 +42,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::AppConfig;
-use crate::logs::{Console, Tail};
+use crate::logs::Tail;
 
 pub use backend::{gone_count, Backend, InFlight};
+pub use context::Context;
+#[cfg(target_os = "linux")]
+pub use platform::guard::watch_orphans;
 #[cfg(unix)]
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 #[cfg(target_os = "linux")]
-pub use platform::orphans::{adopt_orphans, watch_orphans};
+pub use platform::orphans::adopt_orphans;
 #[cfg(target_os = "linux")]
 pub(crate) use platform::orphans::{owned, released, Spawning};
 pub use platform::tree::{descendants, tree_memory};
@@ -55,45 +59,6 @@ pub use status::{
     Event, EventKind, Exit, Failure, FailureKind, ListeningElsewhere, Phase, RecycleError, Status,
     Unavailable,
 };
-
-/// What every slot shares: the configuration and the means to report and stop.
-pub struct Context {
-    /// The configuration new processes start with; a reload replaces it.
-    config: watch::Sender<Arc<AppConfig>>,
-    pub console: Console,
-    /// For the shutdown message; reqwest because this is not the hot path.
-    pub http: reqwest::Client,
-    /// Kills the app's process groups if ancm dies without doing so.
-    #[cfg(unix)]
-    pub guard: Option<Arc<Guard>>,
-    /// The one port the front serves HTTPS on, given to the app as ASPNETCORE_ANCM_HTTPS_PORT.
-    /// Here rather than in the configuration: it is known only once the listeners are bound,
-    /// and a reload of web.config must not lose it.
-    pub https_port: Option<u16>,
-}
-
-impl Context {
-    pub fn new(
-        config: AppConfig,
-        console: Console,
-        http: reqwest::Client,
-        #[cfg(unix)] guard: Option<Arc<Guard>>,
-    ) -> Context {
-        Context {
-            config: watch::Sender::new(Arc::new(config)),
-            console,
-            http,
-            #[cfg(unix)]
-            guard,
-            https_port: None,
-        }
-    }
-
-    /// The configuration in force now.
-    pub fn config(&self) -> Arc<AppConfig> {
-        self.config.borrow().clone()
-    }
-}
 
 /// A cloneable handle on the app's slots.
 #[derive(Clone)]
@@ -397,17 +362,17 @@ impl Supervisor {
     /// gap. If the new processes fail to start, the old ones keep serving, with the old
     /// configuration.
     pub async fn reload(&self, config: AppConfig) -> Result<(), RecycleError> {
-        let previous = self.inner.ctx.config.send_replace(Arc::new(config));
+        let previous = self.inner.ctx.replace_config(Arc::new(config));
         let result = self.recycle().await;
         if result.is_err() {
-            self.inner.ctx.config.send_replace(previous);
+            self.inner.ctx.replace_config(previous);
         }
         result
     }
 
     /// Makes `config` the one the next start uses, without recycling.
     pub fn replace_config(&self, config: AppConfig) {
-        self.inner.ctx.config.send_replace(Arc::new(config));
+        self.inner.ctx.replace_config(Arc::new(config));
     }
 
     /// app_offline.htm's content while the app is offline because of it.

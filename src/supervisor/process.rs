@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::platform::Containment;
 use super::readiness::{Probe, Readiness};
-use super::Context;
 use crate::config::AppConfig;
 use crate::logs::{self, Tail};
 

@@ -18,7 +18,7 @@ use tokio::time::timeout;
 use tokio::time::Instant;
 
 use super::platform::Containment;
-use super::ListeningElsewhere;
+use super::status::ListeningElsewhere;
 use crate::config::AppConfig;
 
 /// How waiting for the app to listen ended.

@@ -12,13 +12,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::Backend;
+use super::context::Context;
 use super::launch::{Launcher, Process};
 use super::probe;
 use super::process::{fixed_port, new_token, pick_port};
 use super::readiness::{port_holder, Readiness};
 use super::restart::{Backoff, RapidFailWindow};
 use super::status::{describe_exit, log_stopped, report, spawn_error_text};
-use super::{Backend, Context, Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
+use super::status::{Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
 use crate::logs::Tail;
 
 /// How many times in a row a start may find its picked port taken by another process before

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::Backend;
+use super::backend::Backend;
 use crate::logs::Tail;
 
 /// What happens to a slot, as it happens (for the helper protocol).

@@ -12,6 +12,10 @@
 //! A process that both cleared its environment and left the session in that last second is
 //! only held by a cgroup.
 //!
+//! [`watch_orphans`] is ancm's loop that reaps those orphans and keeps the guard's list of
+//! them current: here rather than in `orphans.rs`, so that the orphans code does not import
+//! the guard that imports it.
+//!
 //! Imports only the platform code beside it (containment, orphans, cgroups).
 
 use std::collections::BTreeSet;
@@ -23,6 +27,13 @@ use std::sync::Mutex;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+#[cfg(target_os = "linux")]
+use std::collections::HashSet;
+#[cfg(target_os = "linux")]
+use std::sync::Arc;
+
+#[cfg(target_os = "linux")]
+use super::orphans;
 use super::Containment;
 
 #[derive(Debug)]
@@ -36,7 +47,7 @@ impl Guard {
         let exe = std::env::current_exe()?;
         use std::os::unix::process::CommandExt;
         #[cfg(target_os = "linux")]
-        let spawning = super::orphans::Spawning::begin();
+        let spawning = orphans::Spawning::begin();
         let mut child = Command::new(exe)
             .env(GUARD_VARIABLE, "1")
             .stdin(Stdio::piped())
@@ -47,7 +58,7 @@ impl Guard {
             .spawn()?;
         #[cfg(target_os = "linux")]
         {
-            super::orphans::owned(child.id());
+            orphans::owned(child.id());
             drop(spawning);
         }
         let stdin = child
@@ -117,6 +128,45 @@ impl Drop for Guard {
         }
         if let Ok(mut child) = self.child.lock() {
             let _ = child.wait();
+        }
+    }
+}
+
+/// Reaps orphans when they exit, and tells the guard which are alive, so that it kills them
+/// if ancm is killed. Runs until ancm's runtime stops.
+#[cfg(target_os = "linux")]
+pub async fn watch_orphans(guard: Option<Arc<Guard>>) {
+    let mut exits = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+    let mut known: HashSet<u32> = HashSet::new();
+    loop {
+        let alive = tokio::task::spawn_blocking(orphans::reap)
+            .await
+            .ok()
+            .flatten();
+        if let Some(alive) = alive {
+            let alive: HashSet<u32> = alive.into_iter().collect();
+            for &pid in alive.difference(&known) {
+                // The guard first: once this is logged, ancm may be killed at any moment.
+                if let Some(guard) = &guard {
+                    guard.watch_orphan(pid);
+                }
+                tracing::info!(
+                    pid,
+                    "a process left the app's tree and was re-parented to ancm; it is stopped with the app"
+                );
+            }
+            if let Some(guard) = &guard {
+                for &pid in known.difference(&alive) {
+                    guard.forget_orphan(pid);
+                }
+            }
+            known = alive;
+        }
+        match exits.as_mut() {
+            Some(exits) => {
+                let _ = tokio::time::timeout(orphans::LOOK_EVERY, exits.recv()).await;
+            }
+            None => tokio::time::sleep(orphans::LOOK_EVERY).await,
         }
     }
 }
@@ -205,7 +255,7 @@ pub fn run() {
         let own = std::env::var("ASPNETCORE_TOKEN").ok();
         watched.tokens.retain(|t| Some(t) != own.as_ref());
         let reaper = u32::try_from(reaper.as_raw()).unwrap_or(1);
-        super::orphans::kill_escaped(reaper, &watched.groups, &watched.tokens);
+        orphans::kill_escaped(reaper, &watched.groups, &watched.tokens);
     }
     #[cfg(target_os = "linux")]
     for cgroup in watched.cgroups {
