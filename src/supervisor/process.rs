@@ -1,5 +1,8 @@
-//! One run of the app: spawn it with the pairing environment, wait until it listens, and stop
-//! it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
+//! One run of the app: spawn it with the pairing environment (its port, picked or fixed by the
+//! user, and its token), wait until it listens (what listens is told by `readiness.rs`), and
+//! stop it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
+//!
+//! Must not import the slot, which drives it through `launch.rs`.
 
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
