@@ -185,7 +185,15 @@ async fn follow(
     supervisor: Supervisor,
     reload: Reload,
 ) {
-    let mut offline = read_app_offline(&dir).await;
+    // Start from what the supervisor acts on, read before the watch began, and look again now
+    // that it watches: a change in between, or one whose event comes before this first look,
+    // would otherwise match the look and never reach the supervisor.
+    let mut offline = supervisor.offline();
+    let now = read_app_offline(&dir).await;
+    if now != offline {
+        offline = now;
+        supervisor.set_offline(offline.clone());
+    }
     let classify = |touch: &Touch| {
         let change = classify(&dir, web_config.as_deref(), &globs, &touch.path);
         if touch.content {

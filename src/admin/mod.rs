@@ -14,6 +14,7 @@ mod processes;
 #[cfg(unix)]
 mod registry;
 mod server;
+mod socket;
 mod status;
 
 use std::path::PathBuf;

@@ -1,6 +1,5 @@
-//! The admin listener: its own socket (TCP, or a Unix socket path made 0600, or 0660 for
-//! `--admin-group`, before it listens, whatever the umask), its own small HTTP/1.1 server, and
-//! the four endpoints. It shares nothing with the front: a flood of clients there does not stop
+//! The admin listener: its own socket (bound in `socket.rs`), its own small HTTP/1.1 server,
+//! and the four endpoints. It shares nothing with the front: a flood of clients there does not stop
 //! a probe here, and the front's request limits do not apply. `/status` and `/metrics` read
 //! the process table; on the admin listener they are rendered at most once per
 //! [`RENDER_EVERY`] and a flood gets the copy, so it cannot keep a core busy.
@@ -9,7 +8,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -22,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::socket::{accept, listen, Accepted, Listener};
 use super::{metrics, Address, Observed, Settings};
 
 /// A probe that cannot send its request head within this is not waited for.
@@ -42,12 +41,6 @@ pub(crate) struct Admin {
     task: JoinHandle<()>,
     #[cfg(unix)]
     socket_path: Option<std::path::PathBuf>,
-}
-
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixListener),
 }
 
 /// The admin listener, bound and not serving yet: binding comes before the app starts, so that
@@ -121,6 +114,7 @@ pub(crate) async fn bind(settings: Settings) -> anyhow::Result<Bound> {
 /// Binds this instance's control socket in the runtime folder, owner-only.
 #[cfg(unix)]
 pub(crate) async fn bind_control() -> anyhow::Result<Bound> {
+    use anyhow::Context as _;
     use std::os::unix::fs::PermissionsExt as _;
     let folder = tokio::task::spawn_blocking(super::registry::folder)
         .await?
@@ -140,118 +134,6 @@ pub(crate) async fn bind_control() -> anyhow::Result<Bound> {
         token: None,
         socket_path: Some(path),
     })
-}
-
-async fn listen(address: &Address, group: Option<&str>) -> anyhow::Result<(Listener, String)> {
-    match address {
-        Address::Tcp(addr) if group.is_some() => {
-            anyhow::bail!("--admin-group applies to a socket path; --admin {addr} is a TCP address")
-        }
-        Address::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--admin {addr}: cannot listen there"))?;
-            let local = listener.local_addr()?;
-            Ok((Listener::Tcp(listener), format!("http://{local}")))
-        }
-        #[cfg(unix)]
-        Address::Unix(path) => {
-            remove_stale_socket(path).await?;
-            let gid = match group {
-                Some(name) => Some(group_id(name).await?),
-                None => None,
-            };
-            let listener = {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || listen_unix(&path, gid)).await??
-            };
-            let listener = tokio::net::UnixListener::from_std(listener)
-                .with_context(|| format!("--admin {}: cannot listen there", path.display()))?;
-            Ok((Listener::Unix(listener), path.display().to_string()))
-        }
-        #[cfg(not(unix))]
-        Address::Unix(path) => anyhow::bail!(
-            "--admin {}: a socket path works on Unix only; give an IP:PORT",
-            path.display()
-        ),
-    }
-}
-
-/// Makes the socket at `path` 0600 (0660 and owned by `group` with one) between bind and
-/// listen: no one connects before the mode is set, whatever the umask made it.
-#[cfg(unix)]
-fn listen_unix(
-    path: &std::path::Path,
-    group: Option<nix::unistd::Gid>,
-) -> anyhow::Result<std::os::unix::net::UnixListener> {
-    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    use std::os::fd::AsRawFd as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    let shown = path.display();
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let flags = SockFlag::SOCK_CLOEXEC;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let flags = SockFlag::empty();
-    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, flags, None)
-        .with_context(|| format!("--admin {shown}: cannot make a socket"))?;
-    let addr = UnixAddr::new(path).with_context(|| format!("--admin {shown}: path too long"))?;
-    socket::bind(fd.as_raw_fd(), &addr)
-        .with_context(|| format!("--admin {shown}: cannot listen there"))?;
-    let mode = if let Some(gid) = group {
-        nix::unistd::chown(path, None, Some(gid)).with_context(|| {
-            format!("--admin {shown}: cannot give the socket to group {gid} (--admin-group)")
-        })?;
-        0o660
-    } else {
-        0o600
-    };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("--admin {shown}: cannot set the socket's mode to {mode:o}"))?;
-    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
-        .with_context(|| format!("--admin {shown}: cannot listen there"))?;
-    let listener = std::os::unix::net::UnixListener::from(fd);
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-/// `--admin-group`: a group name, or a gid.
-#[cfg(unix)]
-async fn group_id(name: &str) -> anyhow::Result<nix::unistd::Gid> {
-    if let Ok(gid) = name.parse() {
-        return Ok(nix::unistd::Gid::from_raw(gid));
-    }
-    let owned = name.to_owned();
-    let found = tokio::task::spawn_blocking(move || nix::unistd::Group::from_name(&owned))
-        .await?
-        .with_context(|| format!("--admin-group {name}: cannot read the group database"))?;
-    found.map(|group| group.gid).ok_or_else(|| {
-        anyhow::anyhow!("--admin-group {name}: no such group (give a name or a gid)")
-    })
-}
-
-/// A socket file left by an ancm that was killed is in the way of binding; one that another
-/// process still listens on is not taken over.
-#[cfg(unix)]
-async fn remove_stale_socket(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::FileTypeExt as _;
-    let Ok(meta) = tokio::fs::symlink_metadata(path).await else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        anyhow::bail!(
-            "--admin {}: the path exists and is not a socket; give a new path",
-            path.display()
-        );
-    }
-    if tokio::net::UnixStream::connect(path).await.is_ok() {
-        anyhow::bail!(
-            "--admin {}: another process listens on this socket",
-            path.display()
-        );
-    }
-    tokio::fs::remove_file(path)
-        .await
-        .with_context(|| format!("--admin {}: cannot remove the stale socket", path.display()))
 }
 
 /// What one listener serves, and how.
@@ -342,20 +224,6 @@ async fn serve(listener: Listener, endpoints: Arc<Endpoints>, shutdown: Cancella
         .is_err()
     {
         tracing::debug!("admin requests still in progress at the stop; dropping them");
-    }
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
-}
-
-async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
-    match listener {
-        Listener::Tcp(listener) => listener.accept().await.map(|(s, _)| Accepted::Tcp(s)),
-        #[cfg(unix)]
-        Listener::Unix(listener) => listener.accept().await.map(|(s, _)| Accepted::Unix(s)),
     }
 }
 

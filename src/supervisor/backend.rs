@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::uri::Authority;
 use http::HeaderValue;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::AppConfig;
 
@@ -40,8 +40,6 @@ pub struct Backend {
     /// same port is another backend.
     pub id: u64,
     pub addr: SocketAddr,
-    /// `127.0.0.1:port`, ready for request URIs.
-    pub authority: Authority,
     /// The pairing token, sent as MS-ASPNETCORE-TOKEN.
     pub token: HeaderValue,
     pub pid: u32,
@@ -77,8 +75,6 @@ impl Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             addr,
             config,
-            authority: Authority::try_from(addr.to_string().as_str())
-                .unwrap_or_else(|_| Authority::from_static("127.0.0.1")),
             token,
             pid,
             in_flight: AtomicUsize::new(0),
@@ -120,6 +116,18 @@ impl Backend {
         let until = self.unreachable_until.load(Ordering::Relaxed);
         let now = clock();
         (until > now).then(|| Duration::from_millis(until - now))
+    }
+
+    /// Waits until no request is in flight to this process, for at most `limit` (or until
+    /// `kill_now` fires): a stop lets the requests it has finish first.
+    pub(super) async fn drained(&self, limit: Duration, kill_now: &CancellationToken) {
+        let deadline = Instant::now() + limit;
+        while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                () = kill_now.cancelled() => return,
+            }
+        }
     }
 }
 

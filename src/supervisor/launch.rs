@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::process::{AppProcess, Readiness};
-use super::Context;
+use super::context::Context;
+use super::process::AppProcess;
+use super::readiness::Readiness;
 use crate::config::AppConfig;
 use crate::logs::Tail;
 

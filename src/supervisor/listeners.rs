@@ -135,7 +135,7 @@ fn verdict(port: u16, pid: u32, group: u32, child: &HashSet<u64>, extent: Extent
     // The descendants cost a read of the whole process table, so only when the child does not
     // hold the socket itself.
     if held.is_empty() {
-        held = super::descendants(pid)
+        held = super::platform::tree::descendants(pid)
             .into_iter()
             .map(|p| held_by(p, &inodes))
             .find(|h| !h.is_empty())
@@ -172,7 +172,7 @@ fn verdict(port: u16, pid: u32, group: u32, child: &HashSet<u64>, extent: Extent
 /// on, on any port, IPv4-mapped addresses shown as IPv4.
 pub(crate) fn tree_listeners(pid: u32) -> Vec<SocketAddr> {
     let mut inodes = socket_inodes(pid);
-    for descendant in super::descendants(pid) {
+    for descendant in super::platform::tree::descendants(pid) {
         inodes.extend(socket_inodes(descendant));
     }
     if inodes.is_empty() {

@@ -4,26 +4,33 @@
 //!
 //! There are processesPerApplication slots, each with its own process, port and token; the
 //! proxy asks for the least busy ready one.
+//!
+//! This file is the [`Supervisor`] handle (start, backend, recycle, reload, offline, stop,
+//! kill_now). Beside it: `context.rs` (what its slots share), `status.rs` (what it reports),
+//! `backend.rs` (a ready process as the proxy sees it), `slot.rs` (one slot's state machine),
+//! `restart.rs` (the gates on a restart), `launch.rs` (the traits the slot drives a process
+//! through), `process.rs` (one real process: spawn, wait, stop), `readiness.rs` (whether it
+//! listens), `probe.rs` (warm-up and health), `ports.rs` and `listeners.rs` (loopback ports and
+//! Linux's socket tables), `platform/` (containment of the process tree, per OS).
+//!
+//! Must not import the proxy, the admin server or the commands: they read it.
 
 mod backend;
-#[cfg(target_os = "linux")]
-mod cgroup;
+mod context;
 mod launch;
 #[cfg(target_os = "linux")]
 mod listeners;
-#[cfg(target_os = "linux")]
-mod orphans;
 mod platform;
 mod ports;
 mod probe;
 mod process;
-mod rapid_fail;
+mod readiness;
+mod restart;
 mod slot;
+mod status;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,350 +42,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::AppConfig;
-use crate::logs::{Console, Tail};
+use crate::logs::Tail;
 
 pub use backend::{gone_count, Backend, InFlight};
+pub use context::Context;
 #[cfg(target_os = "linux")]
-pub use orphans::{adopt_orphans, watch_orphans};
-#[cfg(target_os = "linux")]
-pub(crate) use orphans::{owned, released, Spawning};
+pub use platform::guard::watch_orphans;
 #[cfg(unix)]
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
-
-/// Every process descended from `pid` now, read from the process table (blocking: it reads
-/// the whole table).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-    let Ok(mut system) = System::new() else {
-        return Vec::new();
-    };
-    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            system
-                .processes()
-                .iter()
-                .filter(|(_, p)| p.parent().map(sysinfo::Pid::as_u32) == Some(parent))
-                .map(|(child, _)| child.as_u32()),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
-/// The resident memory of `pid` and every process descended from it, in bytes; `None` when
-/// `pid` is gone (blocking: it reads the whole process table).
-pub fn tree_memory(pid: u32) -> Option<u64> {
-    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-    let mut system = System::new().ok()?;
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::All,
-        true,
-        ProcessRefreshKind::nothing().with_memory(),
-    );
-    let processes = system.processes();
-    let mut total = processes.get(&sysinfo::Pid::from_u32(pid))?.memory();
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for (child, process) in processes {
-            if process.parent().map(sysinfo::Pid::as_u32) == Some(parent) {
-                tree.push(child.as_u32());
-                total = total.saturating_add(process.memory());
-            }
-        }
-        i += 1;
-    }
-    Some(total)
-}
-
-/// What every slot shares: the configuration and the means to report and stop.
-pub struct Context {
-    /// The configuration new processes start with; a reload replaces it.
-    config: watch::Sender<Arc<AppConfig>>,
-    pub console: Console,
-    /// For the shutdown message; reqwest because this is not the hot path.
-    pub http: reqwest::Client,
-    /// Kills the app's process groups if ancm dies without doing so.
-    #[cfg(unix)]
-    pub guard: Option<Arc<Guard>>,
-    /// The one port the front serves HTTPS on, given to the app as ASPNETCORE_ANCM_HTTPS_PORT.
-    /// Here rather than in the configuration: it is known only once the listeners are bound,
-    /// and a reload of web.config must not lose it.
-    pub https_port: Option<u16>,
-}
-
-impl Context {
-    pub fn new(
-        config: AppConfig,
-        console: Console,
-        http: reqwest::Client,
-        #[cfg(unix)] guard: Option<Arc<Guard>>,
-    ) -> Context {
-        Context {
-            config: watch::Sender::new(Arc::new(config)),
-            console,
-            http,
-            #[cfg(unix)]
-            guard,
-            https_port: None,
-        }
-    }
-
-    /// The configuration in force now.
-    pub fn config(&self) -> Arc<AppConfig> {
-        self.config.borrow().clone()
-    }
-}
-
-/// What happens to a slot, as it happens (for the helper protocol).
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// Which of the app's processes (0 unless processesPerApplication > 1).
-    pub slot: usize,
-    pub kind: EventKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum EventKind {
-    Starting {
-        attempt: u64,
-    },
-    Ready(Arc<Backend>),
-    /// A start failed, or a running app exited.
-    Failed(Arc<Failure>),
-    /// The rapid-fail limit was reached; no start until `until`.
-    Paused {
-        until: Instant,
-        limit: u32,
-    },
-    Recycling,
-    Stopping,
-    Stopped,
-}
-
-/// Why a start failed or a running app went away.
-#[derive(Debug)]
-pub struct Failure {
-    /// Which start attempt this was about.
-    pub attempt: u64,
-    pub kind: FailureKind,
-    /// The last 30 KB the app printed.
-    pub output: String,
-}
-
-#[derive(Debug)]
-pub enum FailureKind {
-    /// The executable could not be started at all.
-    Spawn { program: String, error: String },
-    /// The app exited, before listening or after: `status` says how, `exit` in numbers when
-    /// the exit status was had.
-    Exited {
-        status: String,
-        exit: Option<Exit>,
-        before_ready: bool,
-    },
-    /// It did not listen within startupTimeLimit and was killed; `listening_elsewhere` when
-    /// its tree listened on other ports meanwhile (it ignored the port it was given).
-    StartTimeout {
-        limit: Duration,
-        listening_elsewhere: Option<ListeningElsewhere>,
-    },
-    /// It listened, but its warm-up path did not answer below 500 within startupTimeLimit,
-    /// and it was killed; `last` is its last answer, in words.
-    NotWarm {
-        limit: Duration,
-        path: String,
-        last: String,
-    },
-    /// Another process listens on the app's port: the fixed ASPNETCORE_PORT, or every port
-    /// tried. `holder` is "PID 4242 (nginx)", or "another process" when it cannot be seen.
-    PortTaken {
-        port: u16,
-        holder: String,
-        fixed: bool,
-    },
-}
-
-/// How a process ended: its exit code, or the signal that killed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-}
-
-impl From<std::process::ExitStatus> for Exit {
-    fn from(status: std::process::ExitStatus) -> Exit {
-        #[cfg(unix)]
-        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
-        #[cfg(not(unix))]
-        let signal = None;
-        Exit {
-            code: status.code(),
-            signal,
-        }
-    }
-}
-
-/// An app listening on other ports than the one ancm gave it: the usual mistake of a hard-coded
-/// port, or of a port variable ancm was not told to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListeningElsewhere {
-    /// Where the app's tree listens.
-    pub addrs: Vec<SocketAddr>,
-    /// The port ancm gave it.
-    pub port: u16,
-    /// The variables that carried the port: ASPNETCORE_PORT, then each `--port-env` name.
-    pub port_vars: Vec<String>,
-}
-
-impl fmt::Display for ListeningElsewhere {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |f: &mut fmt::Formatter<'_>, items: &[String]| -> fmt::Result {
-            for (i, item) in items.iter().enumerate() {
-                let sep = match i {
-                    0 => "",
-                    i if i + 1 == items.len() => " and ",
-                    _ => ", ",
-                };
-                write!(f, "{sep}{item}")?;
-            }
-            Ok(())
-        };
-        f.write_str("the app listens on ")?;
-        let addrs: Vec<String> = self.addrs.iter().map(ToString::to_string).collect();
-        list(f, &addrs)?;
-        write!(f, ", not on port {} that ancm gave it in ", self.port)?;
-        list(f, &self.port_vars)?;
-        f.write_str("; pass the port with --port-env NAME or %ASPNETCORE_PORT% in arguments")
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FailureKind::Spawn { program, error } => {
-                write!(
-                    f,
-                    "the app's executable {program} could not be started: {error}"
-                )
-            }
-            FailureKind::Exited {
-                status,
-                before_ready: true,
-                ..
-            } => write!(f, "the app {status} before it listened on its port"),
-            FailureKind::Exited {
-                status,
-                before_ready: false,
-                ..
-            } => write!(f, "the app {status}"),
-            FailureKind::StartTimeout {
-                limit,
-                listening_elsewhere,
-            } => {
-                write!(
-                    f,
-                    "the app did not listen on its port within startupTimeLimit ({} s) and was killed",
-                    limit.as_secs()
-                )?;
-                match listening_elsewhere {
-                    Some(elsewhere) => write!(f, ": {elsewhere}"),
-                    None => Ok(()),
-                }
-            }
-            FailureKind::NotWarm { limit, path, last } => write!(
-                f,
-                "the app listened, but GET {path} (the warm-up path) did not answer below 500 \
-                 within startupTimeLimit ({} s; last: {last}) and the app was killed",
-                limit.as_secs()
-            ),
-            FailureKind::PortTaken {
-                port,
-                holder,
-                fixed: true,
-            } => write!(
-                f,
-                "port {port} is taken by {holder}, and ASPNETCORE_PORT fixes the app's port to it"
-            ),
-            FailureKind::PortTaken {
-                port,
-                holder,
-                fixed: false,
-            } => write!(
-                f,
-                "port {port} is taken by {holder}, as was each port tried before it"
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Phase {
-    /// Lazy start: waiting for the first request.
-    Idle,
-    Starting,
-    Ready(Arc<Backend>),
-    /// After repeated failures, waiting before the next start.
-    Backoff {
-        until: Instant,
-    },
-    /// Too many failures within a minute; starts resume at `until`.
-    Paused {
-        until: Instant,
-    },
-    /// app_offline.htm is there: no process runs until it goes.
-    Offline,
-    Stopping,
-    Stopped,
-}
-
-/// A slot's state, published through a watch channel.
-#[derive(Debug, Clone)]
-pub struct Status {
-    pub phase: Phase,
-    /// The number of the current (or last) start attempt.
-    pub attempt: u64,
-    pub last_failure: Option<Arc<Failure>>,
-    /// Starts after the first one: restarts after exits, and recycles.
-    pub restarts: u64,
-    /// When the current process became ready.
-    pub ready_since: Option<Instant>,
-    /// The current (or last) process's output.
-    pub output: Tail,
-}
-
-/// Why the proxy got no backend.
-#[derive(Debug)]
-pub enum Unavailable {
-    /// The start this request waited for failed.
-    Failed(Arc<Failure>),
-    /// The rapid-fail limit was reached; no start until `until`.
-    Paused {
-        until: Instant,
-        limit: u32,
-        failure: Option<Arc<Failure>>,
-    },
-    /// app_offline.htm is there; its content.
-    Offline(Bytes),
-    Stopping,
-    /// The app was still starting after startupTimeLimit.
-    TimedOut(Duration),
-}
-
-/// Why a recycle did not happen.
-#[derive(Debug)]
-pub enum RecycleError {
-    /// The new process did not start; the old one still serves.
-    Failed(Arc<Failure>),
-    /// No app process is running to recycle (it is starting, paused or stopping).
-    NotRunning,
-}
+#[cfg(target_os = "linux")]
+pub use platform::orphans::adopt_orphans;
+#[cfg(target_os = "linux")]
+pub(crate) use platform::orphans::{owned, released, Spawning};
+pub use platform::tree::{descendants, tree_memory};
+pub use status::{
+    Event, EventKind, Exit, Failure, FailureKind, ListeningElsewhere, Phase, RecycleError, Status,
+    Unavailable,
+};
 
 /// A cloneable handle on the app's slots.
 #[derive(Clone)]
@@ -682,17 +362,22 @@ impl Supervisor {
     /// gap. If the new processes fail to start, the old ones keep serving, with the old
     /// configuration.
     pub async fn reload(&self, config: AppConfig) -> Result<(), RecycleError> {
-        let previous = self.inner.ctx.config.send_replace(Arc::new(config));
+        let previous = self.inner.ctx.replace_config(Arc::new(config));
         let result = self.recycle().await;
         if result.is_err() {
-            self.inner.ctx.config.send_replace(previous);
+            self.inner.ctx.replace_config(previous);
         }
         result
     }
 
     /// Makes `config` the one the next start uses, without recycling.
     pub fn replace_config(&self, config: AppConfig) {
-        self.inner.ctx.config.send_replace(Arc::new(config));
+        self.inner.ctx.replace_config(Arc::new(config));
+    }
+
+    /// app_offline.htm's content while the app is offline because of it.
+    pub fn offline(&self) -> Option<Bytes> {
+        self.inner.offline.borrow().clone()
     }
 
     /// Takes the app offline (app_offline.htm appeared, or its content changed: `Some`) or

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Backend;
+use super::backend::Backend;
 use crate::config::{AppConfig, HealthCheck};
 
 /// How often the warm-up path is asked again while it answers 500 and above, or not at all.
@@ -202,7 +202,7 @@ async fn liveness(http: &reqwest::Client, backend: &Backend, health: &HealthChec
 async fn memory(pid: u32, limit: u64) -> Verdict {
     loop {
         tokio::time::sleep(MEMORY_EVERY).await;
-        let used = tokio::task::spawn_blocking(move || super::tree_memory(pid))
+        let used = tokio::task::spawn_blocking(move || super::platform::tree::tree_memory(pid))
             .await
             .ok()
             .flatten();

@@ -1,22 +1,23 @@
-//! One run of the app: spawn it with the pairing environment, wait until it listens, and stop
-//! it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
+//! One run of the app: spawn it with the pairing environment (its port, picked or fixed by the
+//! user, and its token), wait until it listens (what listens is told by `readiness.rs`), and
+//! stop it the way ANCM does (shutdown message, then a signal, then a kill of the whole tree).
+//!
+//! Must not import the slot, which drives it through `launch.rs`.
 
 use std::net::SocketAddr;
-#[cfg(not(target_os = "linux"))]
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(not(target_os = "linux"))]
-use tokio::net::TcpStream;
+use http::HeaderValue;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::platform::Containment;
-use super::{Context, ListeningElsewhere};
+use super::readiness::{Probe, Readiness};
 use crate::config::AppConfig;
 use crate::logs::{self, Tail};
 
@@ -35,18 +36,6 @@ pub(crate) struct AppProcess {
     ctx: Arc<Context>,
     /// The configuration this process was started with (a reload does not change it).
     config: Arc<AppConfig>,
-}
-
-/// How waiting for the app to listen ended.
-pub(crate) enum Readiness {
-    Listening(SocketAddr),
-    /// Another process listens on the app's port: "PID 4242 (nginx)" or "another process".
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    Taken(String),
-    Exited(ExitStatus),
-    /// With where the app listens instead, when it does.
-    TimedOut(Option<ListeningElsewhere>),
-    Cancelled,
 }
 
 impl AppProcess {
@@ -125,7 +114,7 @@ impl AppProcess {
         };
 
         #[cfg(target_os = "linux")]
-        let spawning = super::orphans::Spawning::begin();
+        let spawning = super::platform::orphans::Spawning::begin();
         let mut child = command.spawn()?;
         // The command holds ancm's copies of the pipe's write end: the app's output reaches
         // end of file only once they are closed too.
@@ -134,7 +123,7 @@ impl AppProcess {
         // tokio waits for this one: the orphan reaper must leave it alone.
         #[cfg(target_os = "linux")]
         {
-            super::orphans::owned(pid);
+            super::platform::orphans::owned(pid);
             drop(spawning);
         }
         let containment = match Containment::new(pid, &child, prepared) {
@@ -187,7 +176,7 @@ impl AppProcess {
     ) -> Readiness {
         let started = Instant::now();
         let deadline = started + limit;
-        let mut probe = Probe::new(self);
+        let mut probe = Probe::new(self.pid, self.port, &self.containment, &self.config);
         let mut pause = Duration::from_millis(2);
         loop {
             match probe.next().await {
@@ -258,7 +247,7 @@ impl AppProcess {
             () = kill_now.cancelled() => None,
         };
         self.reap().await;
-        kill_stragglers(stragglers).await;
+        super::platform::tree::kill_stragglers(stragglers).await;
         status
     }
 
@@ -269,13 +258,14 @@ impl AppProcess {
         let _ = self.child.wait().await;
         #[cfg(target_os = "linux")]
         {
-            super::orphans::released(self.pid);
+            super::platform::orphans::released(self.pid);
             // Without a cgroup, what left the tree is found among ancm's orphans.
             if !self.containment.holds_all() {
                 let token = self.token.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || super::orphans::kill_orphans_of(&token))
-                        .await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    super::platform::orphans::kill_orphans_of(&token)
+                })
+                .await;
             }
         }
         #[cfg(unix)]
@@ -329,166 +319,6 @@ impl AppProcess {
             }
         }
     }
-}
-
-/// When to first look for an app that listens elsewhere: most apps listen well within this.
-#[cfg(target_os = "linux")]
-const FIRST_LOOK_ELSEWHERE: Duration = Duration::from_millis(1500);
-/// How often to look again; each look reads the process table and the socket tables.
-#[cfg(target_os = "linux")]
-const LOOK_ELSEWHERE_EVERY: Duration = Duration::from_secs(1);
-
-/// Whether the warning about an app listening on all interfaces was given: once per run is
-/// enough, its restarts listen the same way.
-#[cfg(target_os = "linux")]
-static WARNED_EXPOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Looks at who listens on the app's port. Linux: the socket tables and the descriptors of the
-/// app's tree, as ANCM checks the listener's owning PID against the app's job (spec §3.2).
-#[cfg(target_os = "linux")]
-struct Probe {
-    /// Moved to a blocking thread for each look, and back; `None` if that thread panicked.
-    watch: Option<super::listeners::Watch>,
-    pid: u32,
-    port: u16,
-    port_vars: Vec<String>,
-    next_look_elsewhere: Duration,
-    /// Where the app listens instead of its port, once seen.
-    elsewhere: Option<ListeningElsewhere>,
-}
-
-#[cfg(target_os = "linux")]
-impl Probe {
-    fn new(process: &AppProcess) -> Probe {
-        let watch =
-            super::listeners::Watch::new(process.port, process.pid, process.containment.group());
-        Probe {
-            watch: Some(watch),
-            pid: process.pid,
-            port: process.port,
-            port_vars: port_vars(&process.config),
-            next_look_elsewhere: FIRST_LOOK_ELSEWHERE,
-            elsewhere: None,
-        }
-    }
-
-    /// The app listening (where to reach it), another process ([`Readiness::Taken`]), or
-    /// nobody yet (`None`).
-    async fn next(&mut self) -> Option<Readiness> {
-        use super::listeners::Verdict;
-        let mut watch = self.watch.take()?;
-        let looked = tokio::task::spawn_blocking(move || {
-            let verdict = watch.check();
-            (watch, verdict)
-        });
-        let (watch, verdict) = looked.await.ok()?;
-        tracing::trace!(reads = watch.reads, ?verdict, "looked at the app's port");
-        self.watch = Some(watch);
-        match verdict {
-            Verdict::App { forward, exposed } => {
-                if let Some(exposed) = exposed {
-                    warn_exposed(self.pid, exposed);
-                }
-                Some(Readiness::Listening(forward))
-            }
-            Verdict::Foreign(holder) => Some(Readiness::Taken(describe_holder(holder))),
-            Verdict::Nobody => None,
-        }
-    }
-
-    /// While the app is not ready, looks now and then (from [`FIRST_LOOK_ELSEWHERE`] after
-    /// its start) at what else its tree listens on, and says so once: an app that listens on
-    /// a port of its own never gets ready, and the reason is not in its output.
-    async fn look_elsewhere(&mut self, started: Instant) {
-        if self.elsewhere.is_some() || started.elapsed() < self.next_look_elsewhere {
-            return;
-        }
-        self.next_look_elsewhere = started.elapsed() + LOOK_ELSEWHERE_EVERY;
-        let pid = self.pid;
-        let port = self.port;
-        let addrs = tokio::task::spawn_blocking(move || super::listeners::tree_listeners(pid))
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|addr| addr.port() != port)
-            .collect::<Vec<_>>();
-        if addrs.is_empty() {
-            return;
-        }
-        let elsewhere = ListeningElsewhere {
-            addrs,
-            port,
-            port_vars: self.port_vars.clone(),
-        };
-        tracing::warn!(pid, "{elsewhere}");
-        self.elsewhere = Some(elsewhere);
-    }
-}
-
-/// An app listening on all interfaces can be reached around ancm, from other machines.
-#[cfg(target_os = "linux")]
-fn warn_exposed(pid: u32, exposed: SocketAddr) {
-    use std::sync::atomic::Ordering;
-    if WARNED_EXPOSED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let loopback = if exposed.is_ipv4() {
-        "127.0.0.1"
-    } else {
-        "::1"
-    };
-    tracing::warn!(
-        pid,
-        "the app listens on all interfaces ({exposed}): its private port is reachable from \
-         other machines, around ancm; make it listen on {loopback} only"
-    );
-}
-
-/// Elsewhere, whatever accepts a connection on the port counts as the app, as ANCM does
-/// without its listener table. The way to tell on Windows is `GetExtendedTcpTable`
-/// (TCP_TABLE_OWNER_PID_LISTENER): each listener's owning PID, to look for in the app's job.
-#[cfg(not(target_os = "linux"))]
-struct Probe {
-    port: u16,
-    /// Never seen here: telling would take the listener table.
-    elsewhere: Option<ListeningElsewhere>,
-}
-
-#[cfg(not(target_os = "linux"))]
-impl Probe {
-    fn new(process: &AppProcess) -> Probe {
-        Probe {
-            port: process.port,
-            elsewhere: None,
-        }
-    }
-
-    async fn next(&mut self) -> Option<Readiness> {
-        let candidates = [
-            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
-            SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)),
-        ];
-        for addr in candidates {
-            if let Ok(Ok(_)) = timeout(Duration::from_millis(250), TcpStream::connect(addr)).await {
-                return Some(Readiness::Listening(addr));
-            }
-        }
-        None
-    }
-
-    async fn look_elsewhere(&mut self, _started: Instant) {}
-}
-
-/// The variables that carry the app's port: ASPNETCORE_PORT, then each `--port-env` name.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn port_vars(cfg: &AppConfig) -> Vec<String> {
-    let mut vars = vec!["ASPNETCORE_PORT".to_owned()];
-    for name in &cfg.port_env {
-        if !vars.iter().any(|v| v.eq_ignore_ascii_case(name)) {
-            vars.push(name.clone());
-        }
-    }
-    vars
 }
 
 /// The app's stdout and stderr: one pipe for both where the platform allows (so lines keep
@@ -616,38 +446,41 @@ fn environment(
     env
 }
 
+/// A user-set ASPNETCORE_PORT, which fixes the port (one process only).
+pub(super) fn fixed_port(config: &AppConfig) -> Option<u16> {
+    user_value(config, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok())
+}
+
+/// A value the user gave the app in `<environmentVariables>` or `--env`, if not empty.
+fn user_value<'a>(config: &'a AppConfig, name: &str) -> Option<&'a str> {
+    config
+        .environment
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// The pairing token: the user's ASPNETCORE_TOKEN if set (as in ANCM), else a fresh UUID.
+pub(super) fn new_token(config: &AppConfig) -> (Arc<str>, HeaderValue) {
+    if let Some(user) = user_value(config, "ASPNETCORE_TOKEN") {
+        if let Ok(header) = HeaderValue::from_str(user) {
+            return (Arc::from(user), header);
+        }
+        tracing::warn!(
+            "ASPNETCORE_TOKEN holds characters a header cannot carry; using a generated token"
+        );
+    }
+    let token = uuid::Uuid::new_v4().hyphenated().to_string();
+    let header = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static("0"));
+    (Arc::from(token), header)
+}
+
 /// The app's descendants now, found through the process table: the last resort for those that
 /// left its process group, and so would escape the group kill.
 async fn descendants(pid: u32) -> Vec<u32> {
-    tokio::task::spawn_blocking(move || super::descendants(pid))
+    tokio::task::spawn_blocking(move || super::platform::tree::descendants(pid))
         .await
         .unwrap_or_default()
-}
-
-async fn kill_stragglers(pids: Vec<u32>) {
-    if pids.is_empty() {
-        return;
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-        let wanted: Vec<sysinfo::Pid> = pids.iter().map(|&p| sysinfo::Pid::from_u32(p)).collect();
-        let Ok(mut system) = System::new() else {
-            return;
-        };
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&wanted),
-            true,
-            ProcessRefreshKind::nothing(),
-        );
-        for (pid, process) in system.processes() {
-            tracing::warn!(
-                pid = pid.as_u32(),
-                "killing a process the app left outside its process group"
-            );
-            process.kill();
-        }
-    })
-    .await;
 }
 
 /// A free loopback port for the app (see [`super::ports`]).
@@ -655,21 +488,4 @@ pub(crate) async fn pick_port() -> std::io::Result<u16> {
     tokio::task::spawn_blocking(super::ports::pick)
         .await
         .map_err(std::io::Error::other)?
-}
-
-/// Who holds `port` now ("PID 4242 (nginx)", "another process"); `None` when it is free.
-pub(crate) async fn port_holder(port: u16) -> Option<String> {
-    let holder = tokio::task::spawn_blocking(move || {
-        #[cfg(target_os = "linux")]
-        if let Some(holder) = super::listeners::holder_of(port) {
-            return Some(describe_holder(holder));
-        }
-        (!super::ports::is_free(port)).then(|| describe_holder(None::<String>))
-    });
-    holder.await.ok().flatten()
-}
-
-/// "PID 4242 (nginx)", or "another process" when the holder could not be seen.
-fn describe_holder(holder: Option<impl std::fmt::Display>) -> String {
-    holder.map_or_else(|| "another process".to_owned(), |h| h.to_string())
 }

@@ -3,23 +3,24 @@
 //! before the old one stops). Runs as one task until the supervisor is stopped.
 
 use std::process::ExitStatus;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::Backend;
+use super::context::Context;
 use super::launch::{Launcher, Process};
 use super::probe;
-use super::process::{pick_port, port_holder, Readiness};
-use super::rapid_fail::RapidFailWindow;
-use super::{Backend, Context, Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
-use crate::config::AppConfig;
+use super::process::{fixed_port, new_token, pick_port};
+use super::readiness::{port_holder, Readiness};
+use super::restart::{Backoff, RapidFailWindow};
+use super::status::{describe_exit, log_stopped, report, spawn_error_text};
+use super::status::{Event, EventKind, Exit, Failure, FailureKind, Phase, Status};
 use crate::logs::Tail;
 
 /// How many times in a row a start may find its picked port taken by another process before
@@ -49,44 +50,6 @@ pub(super) struct Wiring {
     pub(super) cancel: CancellationToken,
     /// Cancelled to kill at once.
     pub(super) kill_now: CancellationToken,
-}
-
-/// After this long up, a process counts as healthy and the restart backoff starts over.
-const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// The first repeated failure waits this long; each further one twice as long, up to the cap.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(5);
-
-/// Restart backoff: the first restart after a failure is immediate; repeated failures wait
-/// 100 ms, 200 ms, 400 ms ... up to 5 s; a process that stayed up a while starts it over.
-#[derive(Debug, Default)]
-struct Backoff {
-    /// Failures since the app was last healthy.
-    streak: u32,
-}
-
-impl Backoff {
-    /// A start failed, or a process exited after being up for `up_for`.
-    fn failed(&mut self, up_for: Option<Duration>) {
-        if up_for.is_some_and(|up| up >= HEALTHY_AFTER) {
-            self.streak = 0;
-        }
-        self.streak = self.streak.saturating_add(1);
-    }
-
-    fn reset(&mut self) {
-        self.streak = 0;
-    }
-
-    /// How long to wait before the next start.
-    fn delay(&self) -> Duration {
-        match self.streak {
-            0 | 1 => Duration::ZERO,
-            n => BACKOFF_BASE
-                .saturating_mul(1 << (n - 2).min(16))
-                .min(BACKOFF_CAP),
-        }
-    }
 }
 
 struct Slot<L: Launcher> {
@@ -266,7 +229,7 @@ impl<L: Launcher> Slot<L> {
         }
         let until = Instant::now() + delay;
         tracing::info!(
-            failures = self.backoff.streak,
+            failures = self.backoff.streak(),
             "restarting the app in {delay:?}"
         );
         self.publish(|s| s.phase = Phase::Backoff { until });
@@ -573,12 +536,9 @@ impl<L: Launcher> Slot<L> {
             mut process,
             backend,
         } = running;
-        drain(
-            &backend,
-            self.ctx.config().shutdown_time_limit,
-            &self.wiring.kill_now,
-        )
-        .await;
+        backend
+            .drained(self.ctx.config().shutdown_time_limit, &self.wiring.kill_now)
+            .await;
         let exit = process
             .stop(Some(backend.addr), &self.wiring.kill_now)
             .await;
@@ -632,7 +592,7 @@ impl<L: Launcher> Slot<L> {
                 mut process,
                 backend,
             } = old;
-            drain(&backend, limit, &kill_now).await;
+            backend.drained(limit, &kill_now).await;
             let exit = process.stop(Some(backend.addr), &kill_now).await;
             backend.mark_gone();
             log_stopped(process.pid(), exit);
@@ -644,132 +604,5 @@ impl<L: Launcher> Slot<L> {
 async fn went_offline(offline: &mut watch::Receiver<Option<Bytes>>) {
     if offline.wait_for(Option::is_some).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-/// Waits until no request is in flight to `backend`, for at most `limit`.
-async fn drain(backend: &Backend, limit: Duration, kill_now: &CancellationToken) {
-    let deadline = Instant::now() + limit;
-    while backend.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(10)) => {}
-            () = kill_now.cancelled() => return,
-        }
-    }
-}
-
-/// A user-set ASPNETCORE_PORT, which fixes the port (one process only).
-fn fixed_port(config: &AppConfig) -> Option<u16> {
-    user_value(config, "ASPNETCORE_PORT").and_then(|p| p.parse::<u16>().ok())
-}
-
-/// A value the user gave the app in `<environmentVariables>` or `--env`, if not empty.
-fn user_value<'a>(config: &'a AppConfig, name: &str) -> Option<&'a str> {
-    config
-        .environment
-        .iter()
-        .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-}
-
-/// The pairing token: the user's ASPNETCORE_TOKEN if set (as in ANCM), else a fresh UUID.
-fn new_token(config: &AppConfig) -> (Arc<str>, HeaderValue) {
-    if let Some(user) = user_value(config, "ASPNETCORE_TOKEN") {
-        if let Ok(header) = HeaderValue::from_str(user) {
-            return (Arc::from(user), header);
-        }
-        tracing::warn!(
-            "ASPNETCORE_TOKEN holds characters a header cannot carry; using a generated token"
-        );
-    }
-    let token = uuid::Uuid::new_v4().hyphenated().to_string();
-    let header = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static("0"));
-    (Arc::from(token), header)
-}
-
-fn spawn_error_text(err: &std::io::Error) -> String {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => {
-            "not found (check processPath: a relative path is looked up in the app folder, a bare name on PATH)".to_owned()
-        }
-        std::io::ErrorKind::PermissionDenied => "permission denied (is it executable?)".to_owned(),
-        _ => err.to_string(),
-    }
-}
-
-/// "exited with code 3", "was killed by signal 9 (SIGKILL)".
-pub(crate) fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with code {code}");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            let name = nix::sys::signal::Signal::try_from(signal)
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            return format!("was killed by signal {signal}{name}");
-        }
-    }
-    format!("exited ({status})")
-}
-
-fn report(failure: &Failure) {
-    let output = last_lines(&failure.output, 20);
-    if output.is_empty() {
-        tracing::warn!(attempt = failure.attempt, "{}", failure.kind);
-    } else {
-        // No fields: the log shows them after the message, glued to the app's last line.
-        tracing::warn!(
-            "{} (attempt {}); its last output:\n{output}",
-            failure.kind,
-            failure.attempt
-        );
-    }
-}
-
-fn last_lines(text: &str, n: usize) -> &str {
-    let text = text.trim_end();
-    let start = text
-        .rmatch_indices('\n')
-        .nth(n - 1)
-        .map_or(0, |(i, _)| i + 1);
-    &text[start..]
-}
-
-fn log_stopped(pid: u32, exit: Option<ExitStatus>) {
-    match exit {
-        Some(status) => tracing::info!(pid, "the app stopped: it {}", describe_exit(status)),
-        None => tracing::info!(pid, "the app was killed"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{last_lines, Backoff, Duration};
-
-    #[test]
-    fn backoff_doubles_to_a_cap_and_resets_after_a_healthy_run() {
-        let mut backoff = Backoff::default();
-        let mut delays = Vec::new();
-        for _ in 0..9 {
-            backoff.failed(None);
-            delays.push(backoff.delay().as_millis());
-        }
-        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        // A crash after a long healthy run is a first failure again: restart at once.
-        backoff.failed(Some(Duration::from_secs(60)));
-        assert_eq!(backoff.delay(), Duration::ZERO);
-        // A short run does not reset it.
-        backoff.failed(Some(Duration::from_secs(1)));
-        assert_eq!(backoff.delay(), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn last_lines_keeps_the_end() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("a\nb", 5), "a\nb");
-        assert_eq!(last_lines("", 5), "");
     }
 }

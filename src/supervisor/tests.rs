@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::launch::{Launcher, Process};
-use super::process::Readiness;
+use super::readiness::Readiness;
 use super::{
     Backend, Context, EventKind, FailureKind, Phase, RecycleError, Status, Supervisor, Unavailable,
 };

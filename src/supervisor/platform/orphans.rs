@@ -16,14 +16,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
-
-use super::Guard;
 
 /// Direct children that have an owner waiting for them.
 static OWNED: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -34,7 +32,7 @@ static SPAWNED: AtomicU64 = AtomicU64::new(0);
 
 /// How often orphans are looked for besides on SIGCHLD: an orphan that does not exit sends
 /// none, and the guard must learn of it.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Makes ancm the subreaper of its descendants; said once if the kernel refuses.
 pub fn adopt_orphans() {
@@ -164,7 +162,7 @@ fn parse_stat(pid: u32, stat: &str) -> Option<Entry> {
 }
 
 /// Reaps the orphans that exited; returns those alive. Blocking.
-fn reap() -> Option<Vec<u32>> {
+pub(super) fn reap() -> Option<Vec<u32>> {
     let mut alive = Vec::new();
     for (pid, zombie) in orphans()? {
         if !zombie {
@@ -201,7 +199,7 @@ pub(crate) fn kill_orphans_of(token: &str) {
         if !environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
             continue;
         }
-        for victim in std::iter::once(pid).chain(super::descendants(pid)) {
+        for victim in std::iter::once(pid).chain(super::tree::descendants(pid)) {
             tracing::warn!(pid = victim, "killing a process that left the app's tree");
             if let Ok(raw) = i32::try_from(victim) {
                 let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
@@ -279,41 +277,6 @@ fn escaped(
         i += 1;
     }
     found
-}
-
-/// Reaps orphans when they exit, and tells the guard which are alive, so that it kills them
-/// if ancm is killed. Runs until ancm's runtime stops.
-pub async fn watch_orphans(guard: Option<Arc<Guard>>) {
-    let mut exits = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
-    let mut known: HashSet<u32> = HashSet::new();
-    loop {
-        let alive = tokio::task::spawn_blocking(reap).await.ok().flatten();
-        if let Some(alive) = alive {
-            let alive: HashSet<u32> = alive.into_iter().collect();
-            for &pid in alive.difference(&known) {
-                // The guard first: once this is logged, ancm may be killed at any moment.
-                if let Some(guard) = &guard {
-                    guard.watch_orphan(pid);
-                }
-                tracing::info!(
-                    pid,
-                    "a process left the app's tree and was re-parented to ancm; it is stopped with the app"
-                );
-            }
-            if let Some(guard) = &guard {
-                for &pid in known.difference(&alive) {
-                    guard.forget_orphan(pid);
-                }
-            }
-            known = alive;
-        }
-        match exits.as_mut() {
-            Some(exits) => {
-                let _ = tokio::time::timeout(LOOK_EVERY, exits.recv()).await;
-            }
-            None => tokio::time::sleep(LOOK_EVERY).await,
-        }
-    }
 }
 
 #[cfg(test)]
