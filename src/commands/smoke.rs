@@ -9,9 +9,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::SmokeArgs;
-use crate::config::AppConfig;
-use crate::host::Host;
-use crate::run::{serve, Serving};
+use crate::commands::run::{serve, Serving};
+use crate::config::{self, AppConfig};
+use crate::host::{self, Host};
 use crate::supervisor::{FailureKind, Unavailable};
 
 /// A line of the report on stdout. A reader that went away (`ancm smoke ... | head`) does not
@@ -25,14 +25,14 @@ macro_rules! say {
 }
 
 /// What to check, from the command line.
-pub(crate) struct Checks {
+struct Checks {
     paths: Vec<String>,
     expect: u16,
     timeout: Duration,
 }
 
 impl Checks {
-    pub(crate) fn from_args(args: &SmokeArgs) -> Checks {
+    fn from_args(args: &SmokeArgs) -> Checks {
         let paths = if args.paths.is_empty() {
             vec!["/".to_owned()]
         } else {
@@ -55,11 +55,14 @@ impl Checks {
     }
 }
 
-pub(crate) async fn run(
-    mut host: Host,
-    config: AppConfig,
-    checks: Checks,
-) -> anyhow::Result<ExitCode> {
+/// `ancm smoke`: the configuration loaded and the checks taken from the flags, then the run.
+pub(crate) fn command(args: &SmokeArgs) -> anyhow::Result<ExitCode> {
+    let config = config::load(&args.request())?;
+    let checks = Checks::from_args(args);
+    host::run(|host| run(host, config, checks))
+}
+
+async fn run(mut host: Host, config: AppConfig, checks: Checks) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = started + checks.timeout;
     let serving = serve(&host, config, None).await?;

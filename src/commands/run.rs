@@ -3,6 +3,7 @@
 //! accepting and finish requests in flight, stop the app, exit.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -11,13 +12,53 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
+use crate::cli::{self, RunArgs};
 use crate::config::{self, AppConfig, Request};
-use crate::host::Host;
+use crate::host::{self, Host};
+use crate::logging::Logging;
+use crate::logs;
 use crate::proxy::{self, Proxy};
 use crate::signals::Signal;
 use crate::supervisor::{Phase, Supervisor};
 use crate::systemd;
 use crate::watch::{self, Reload};
+
+/// `ancm run`: the console's format, the access log and the diagnostic log set up from the
+/// flags and web.config, then the app served until a stop signal.
+pub(crate) fn command(args: RunArgs, logging: &Logging) -> anyhow::Result<ExitCode> {
+    if args.log_format == cli::LogFormat::Json {
+        logging.use_json();
+    }
+    if let Some(path) = &args.access_log {
+        proxy::access_log::start(&proxy::access_log::Target::from_arg(path)).map_err(|err| {
+            anyhow::anyhow!("--access-log {}: cannot write there: {err}", path.display())
+        })?;
+    }
+    let request = args.request();
+    let config = config::load(&request)?;
+    if let Some(user) = &config.run_as {
+        if let Some(web_config) = &config.web_config {
+            logs::open_as::warn_if_app_can_change(web_config, user);
+        }
+    }
+    if let Err(err) = logging.apply(&config.debug_log, config.run_as.as_ref()) {
+        let path = config
+            .debug_log
+            .file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        tracing::warn!(path = %path.display(), %err, "cannot write the diagnostic log (debugFile); going on without it");
+    }
+    let admin = args.admin.clone().map(|address| admin::Settings {
+        address,
+        token: args.admin_token.clone(),
+        group: args.admin_group.clone(),
+    });
+    let ran = host::run(|host| run(host, config, request, admin));
+    proxy::access_log::finish();
+    ran?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The app behind the proxy, serving.
 pub(crate) struct Serving {
