@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::SmokeArgs;
-use crate::commands::run::{serve, Serving};
 use crate::config::{self, AppConfig};
-use crate::host::{self, Host};
+use crate::serving::observe::Spinner;
+use crate::serving::stop::KillNow;
+use crate::serving::{host, Host, Serving, Stop};
 use crate::supervisor::{FailureKind, Unavailable};
 
 /// A line of the report on stdout. A reader that went away (`ancm smoke ... | head`) does not
@@ -65,22 +65,13 @@ pub(crate) fn command(args: &SmokeArgs) -> anyhow::Result<ExitCode> {
 async fn run(mut host: Host, config: AppConfig, checks: Checks) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = started + checks.timeout;
-    let serving = serve(&host, config, None).await?;
+    let serving = Serving::start(&host, config, None).await?;
     let supervisor = serving.supervisor.clone();
-    let spinner = tokio::spawn(crate::progress::follow(supervisor.clone()));
+    let spinner = Spinner::follow(&supervisor);
 
     // Shortly past the deadline, nothing is waited for any more: the app is killed. The grace
     // second lets the checks report the timeout themselves first.
-    let kill_now = CancellationToken::new();
-    let watchdog = tokio::spawn({
-        let kill_now = kill_now.clone();
-        let supervisor = supervisor.clone();
-        async move {
-            tokio::time::sleep_until(deadline + Duration::from_secs(1)).await;
-            kill_now.cancel();
-            supervisor.kill_now();
-        }
-    });
+    let kill_now = KillNow::at(deadline + Duration::from_secs(1), supervisor.clone());
 
     let outcome = tokio::select! {
         outcome = smoke(&serving, &checks, deadline, started) => outcome,
@@ -100,10 +91,10 @@ async fn run(mut host: Host, config: AppConfig, checks: Checks) -> anyhow::Resul
             eprintln!("the app's last output:\n{}", output.trim_end());
         }
     }
-    spinner.abort();
-    crate::progress::suspend(|| ());
-    serving.stop(&kill_now).await;
-    watchdog.abort();
+    spinner.stop();
+    let stop = Stop::after(supervisor.config().shutdown_time_limit, kill_now);
+    serving.stop(&stop).await;
+    drop(stop);
     Ok(match outcome {
         Outcome::Passed => ExitCode::SUCCESS,
         Outcome::Failed | Outcome::NotStarted(_) => ExitCode::FAILURE,

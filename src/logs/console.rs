@@ -321,10 +321,10 @@ impl Stream {
         }
         if let Some(range) = last_app_line.and_then(|range| out.get(range)) {
             let text = String::from_utf8_lossy(range);
-            crate::progress::note_line(super::text::plain(&text).as_bytes());
+            super::spinner::note_line(super::text::plain(&text).as_bytes());
         }
         // Ignore write errors: a closed console must not stop ancm or the app.
-        let _ = crate::progress::suspend(|| match self.target {
+        let _ = super::spinner::suspend(|| match self.target {
             Target::Stdout => {
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(&out).and_then(|()| stdout.flush())

@@ -12,6 +12,7 @@ mod console;
 pub(crate) mod file;
 pub mod open_as;
 mod recent;
+pub(crate) mod spinner;
 mod tail;
 mod text;
 

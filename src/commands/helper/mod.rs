@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::host::{self, Host};
+use crate::serving::{host, Host};
 use protocol::{Events, Request};
 use session::Session;
 

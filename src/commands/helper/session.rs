@@ -8,12 +8,11 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, with_id, Events, StartRequest};
-use crate::commands::run::{serve, supervise, Serving};
 use crate::config;
-use crate::host::Host;
+use crate::serving::stop::{Hangup, KillNow};
+use crate::serving::{supervise, Host, Serving, Stop};
 use crate::signals::Signals;
 use crate::supervisor::{Event, EventKind, FailureKind, Phase, RecycleError, Supervisor};
 use crate::watch::Reload;
@@ -36,10 +35,10 @@ impl App {
         }
     }
 
-    async fn stop(self, kill_now: &CancellationToken) {
+    async fn stop(self, stop: &Stop) {
         match self {
             App::Supervised { supervisor, .. } => supervisor.stop().await,
-            App::Serving(serving) => serving.stop(kill_now).await,
+            App::Serving(serving) => serving.stop(stop).await,
         }
     }
 }
@@ -88,7 +87,9 @@ impl Session {
                     _watch: watch,
                 })
         } else {
-            serve(host, config, Some(reload)).await.map(App::Serving)
+            Serving::start(host, config, Some(reload))
+                .await
+                .map(App::Serving)
         };
         let started = match started {
             Ok(started) => started,
@@ -158,20 +159,12 @@ impl Session {
     pub(super) async fn stop(self, signals: Signals) {
         self.events.send(json!({"event": "stopping"}));
         if let Some(app) = self.app {
-            let kill_now = CancellationToken::new();
-            let second_signal = tokio::spawn({
-                let kill_now = kill_now.clone();
-                let supervisor = app.supervisor().clone();
-                let mut signals = signals;
-                async move {
-                    let signal = signals.again().await;
-                    tracing::warn!("{signal} received again: killing the app now");
-                    kill_now.cancel();
-                    supervisor.kill_now();
-                }
-            });
-            app.stop(&kill_now).await;
-            second_signal.abort();
+            let supervisor = app.supervisor().clone();
+            let limit = supervisor.config().shutdown_time_limit;
+            let kill_now = KillNow::on_second_signal(signals, supervisor, Hangup::Kills);
+            let stop = Stop::after(limit, kill_now);
+            app.stop(&stop).await;
+            drop(stop);
         }
         if let Some(forwarder) = self.forwarder {
             let _ = forwarder.await;
