@@ -99,6 +99,13 @@ mod imp {
 
     use super::Signal;
 
+    /// Reopens every log file ancm writes (the stdout logs, the diagnostic log, the access log)
+    /// by its path, between two lines, so that a file logrotate renamed or deleted starts again.
+    fn reopen_log_files() {
+        crate::logs::reopen();
+        crate::proxy::access_log::reopen();
+    }
+
     /// Signals whose default action ends the process, and that nothing in ancm sends itself:
     /// each is logged and ignored. (SIGPIPE Rust ignores already; SIGKILL and SIGSTOP cannot
     /// be caught; faults are not for the outside to send.)
@@ -131,7 +138,7 @@ mod imp {
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
                     if name == Signal::Hangup {
-                        crate::logs::reopen();
+                        reopen_log_files();
                     }
                     // The receiver is gone only when ancm is on its way out.
                     if tx.send((name, Instant::now())).is_err() {
@@ -144,7 +151,7 @@ mod imp {
         tokio::spawn(async move {
             while user1.recv().await.is_some() {
                 // First, so that this line is the first of the diagnostic log's new file.
-                crate::logs::reopen();
+                reopen_log_files();
                 tracing::info!("SIGUSR1 received: reopening the log files");
             }
         });
