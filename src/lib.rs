@@ -4,18 +4,36 @@
 //! prints.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap types only).
-//! - [`config`]: web.config + flags → one validated [`config::AppConfig`].
-//! - [`supervisor`]: the app's processes: spawn, readiness, restart, rapid-fail limit, stop.
-//! - [`proxy`]: the front listener and forwarding, with the ANCM header contract.
-//! - [`logs`]: the app's output: console, stdout log file, start-failure tail.
-//! - [`signals`]: stop requests from the OS.
-//! - [`logging`]: ancm's own log, and ANCM's diagnostic log; `progress`: the start-up spinner.
-//! - `run`: wires them together for `ancm run`; `smoke` and `check` for those commands;
-//!   `host`: what every command that runs an app sets up around it.
-//! - `helper`: `ancm helper`, the protocol for native web-server modules.
+//! From the edge inwards: a module imports only modules further down this list (`lib.rs`
+//! aside, which only dispatches), but for the two pairs named after it.
+//! - `commands`: one module per subcommand (`run`, `smoke`, `check`, `helper`, and `ls`,
+//!   `status`, `logs` in `instances`), each thin: its arguments in, its outcome out. Only this
+//!   file imports it.
+//! - [`cli`]: the command line (clap types only); each command's arguments become a
+//!   [`config::Request`].
+//! - `serving`: what `run`, `smoke` and `helper` share: `Serving::start` (front listeners or
+//!   systemd's sockets, supervisor, proxy, watch), the host around it (runtime, console thread,
+//!   guard, signals), the one stop with its deadline and second-signal task, and the followers
+//!   of the supervisor (ready announcement, spinner, systemd notifications). Must not import
+//!   `commands`.
+//! - [`signals`]: signals by name; SIGUSR1 and SIGHUP reopen every log file.
+//! - [`admin`]: the admin listener and the control socket (health, readiness, status, metrics),
+//!   and the client `ls`, `status` and `logs` ask them with.
 //! - `watch`: app_offline.htm, web.config and `--watch` changes.
-//! - [`admin`]: the admin listener: health, readiness, status and Prometheus metrics.
+//! - [`proxy`]: the front listener and forwarding, with the ANCM header contract.
+//! - [`supervisor`]: the app's processes: spawn, readiness, restart, rapid-fail limit, stop.
+//! - [`logging`]: ancm's own log (tracing), written through the console, and ANCM's
+//!   diagnostic log.
+//! - [`config`]: web.config + flags → one validated [`config::AppConfig`].
+//! - [`logs`]: the app's output and ancm's console: capture, stdout log file, start-failure
+//!   tail, last lines, the console with its text/JSON format, the spinner's drawing. Must not
+//!   import `logging`, `proxy`, `serving` or `commands`.
+//! - `systemd`: systemd's protocol only (notify, socket activation, the watchdog interval, the
+//!   variables the app must not inherit). A leaf: it imports nothing from the crate.
+//! - `output`: a command's stdout and the broken-pipe rule. A leaf.
+//!
+//! Two pairs still import each other: `logs` ↔ `supervisor` (the `--user` opener process is
+//! tracked as the app's are) and `logs` ↔ `config` (the default of `--logs-keep`).
 
 pub mod admin;
 pub mod cli;

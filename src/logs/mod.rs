@@ -67,7 +67,7 @@ pub(crate) fn reopen_requests() -> watch::Receiver<u64> {
     REOPEN.subscribe()
 }
 
-/// Reopens the log files written here (the stdout logs, and through [`reopen_requests`] the
+/// Reopens the log files written here (the stdout logs, and through `reopen_requests` the
 /// diagnostic log) by their path, between two lines, so that a file logrotate renamed or
 /// deleted starts again: SIGUSR1 and SIGHUP ask for it, with the access log (signals.rs).
 pub fn reopen() {
