@@ -91,20 +91,21 @@ impl Signals {
     }
 }
 
+/// Reopens every log file ancm writes (the stdout logs, the diagnostic log, the access log) by
+/// its path, between two lines, so that a file logrotate renamed or deleted starts again:
+/// SIGUSR1 and SIGHUP ask for it on Unix.
+pub fn reopen_log_files() {
+    crate::logs::reopen();
+    crate::proxy::access_log::reopen();
+}
+
 #[cfg(unix)]
 mod imp {
     use tokio::signal::unix::{signal, SignalKind};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
 
-    use super::Signal;
-
-    /// Reopens every log file ancm writes (the stdout logs, the diagnostic log, the access log)
-    /// by its path, between two lines, so that a file logrotate renamed or deleted starts again.
-    fn reopen_log_files() {
-        crate::logs::reopen();
-        crate::proxy::access_log::reopen();
-    }
+    use super::{reopen_log_files, Signal};
 
     /// Signals whose default action ends the process, and that nothing in ancm sends itself:
     /// each is logged and ignored. (SIGPIPE Rust ignores already; SIGKILL and SIGSTOP cannot
