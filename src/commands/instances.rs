@@ -1,6 +1,6 @@
 //! `ancm ls`, `ancm status` and `ancm logs`: ask the ancm instances running on this machine,
 //! through their control sockets. The client and its rendering are admin's (admin/control.rs),
-//! beside the server that answers it.
+//! beside the server that answers it. Must not import serving/: no app runs here.
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! newline-delimited JSON on stdin, events go out the same way on stdout, ancm's log and the
 //! app's output go to stderr. The protocol is documented in docs/helper-protocol.md; its
 //! messages are in protocol.rs, what each op does in session.rs, and this is the loop that reads
-//! stdin and writes stdout.
+//! stdin and writes stdout. Neither of them imports this loop.
 
 mod protocol;
 mod session;
