@@ -1,17 +1,12 @@
 //! ancm's own log: to stderr at the level ANCM_LOG asks (info by default), plus ANCM's
 //! diagnostic log when web.config asks for it (debugLevel / debugFile): more detail on the
-//! console, and/or every line in a file, written by a background thread. With
-//! `--log-format json`, each line on the console (ancm's and the app's) is one JSON object.
+//! console, and/or every line in a file, written by a background thread. The console's lines
+//! are written through logs/ in the console's format (text, or with `--log-format json` one
+//! JSON object per line, ancm's and the app's alike: logs/format.rs).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-use tracing::field::{Field, Visit};
-use tracing_subscriber::fmt::format::{Compact, Format, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
 
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::MakeWriter;
@@ -20,6 +15,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
 use crate::config::{DebugLevel, DebugLog, RunAs};
+use crate::logs::format;
 
 /// The variable that sets how much ancm logs to stderr.
 const LOG_VARIABLE: &str = "ANCM_LOG";
@@ -58,11 +54,7 @@ pub fn init() -> Logging {
     let console_layer = tracing_subscriber::fmt::layer()
         .with_writer(|| crate::logs::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
-        .event_format(ConsoleLines {
-            text: tracing_subscriber::fmt::format()
-                .compact()
-                .with_target(false),
-        })
+        .event_format(format::ConsoleLines::new())
         .with_filter(console_filter);
     // A second init (in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
@@ -147,27 +139,19 @@ impl std::io::Write for Reopening {
     }
 }
 
-/// `--log-format json` is in force: set once, before the app starts.
-static JSON: AtomicBool = AtomicBool::new(false);
-
-/// Whether console lines are JSON objects.
-pub(crate) fn json() -> bool {
-    JSON.load(Ordering::Relaxed)
-}
-
 impl Logging {
     /// From now on, every console line (ancm's and the app's) is one JSON object, for log
     /// shippers.
     pub fn use_json(&self) {
-        JSON.store(true, Ordering::Relaxed);
+        format::use_json();
     }
 
     /// Writes `line` (the reason ancm stops) to stderr after the log lines before it; it may
     /// wait for a slow console, not for one that is not read.
     pub fn eprintln(&self, line: &str) {
-        if json() {
+        if format::json() {
             let message = line.strip_prefix("ancm: error: ").unwrap_or(line);
-            let line = json_line("ERROR", message, serde_json::Map::new());
+            let line = format::json_line("ERROR", message, serde_json::Map::new());
             crate::logs::print_stderr(&format!("{line}\n"));
             return;
         }
@@ -200,92 +184,6 @@ impl<'a> MakeWriter<'a> for DebugFileWriter {
         match self.0.writer.get() {
             Some(writer) => Box::new(writer.make_writer()),
             None => Box::new(std::io::sink()),
-        }
-    }
-}
-
-/// ancm's console lines: compact text, or with `--log-format json` one object per line:
-/// `{"time", "level", "message", "fields": {...}}`.
-struct ConsoleLines {
-    text: Format<Compact, tracing_subscriber::fmt::time::SystemTime>,
-}
-
-impl<S, N> FormatEvent<S, N> for ConsoleLines
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        if !json() {
-            return self.text.format_event(ctx, writer, event);
-        }
-        let mut fields = JsonFields::default();
-        event.record(&mut fields);
-        let line = json_line(
-            event.metadata().level().as_str(),
-            &fields.message,
-            fields.fields,
-        );
-        writeln!(writer, "{line}")
-    }
-}
-
-/// One console line as JSON.
-pub(crate) fn json_line(
-    level: &str,
-    message: &str,
-    fields: serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Value {
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    serde_json::json!({
-        "time": time,
-        "level": level,
-        "message": message,
-        "fields": fields,
-    })
-}
-
-/// An event's message and fields, numbers and booleans kept as such.
-#[derive(Default)]
-struct JsonFields {
-    message: String,
-    fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Visit for JsonFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            value.clone_into(&mut self.message);
-        } else {
-            self.fields.insert(field.name().to_owned(), value.into());
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            self.fields
-                .insert(field.name().to_owned(), format!("{value:?}").into());
         }
     }
 }

@@ -91,13 +91,21 @@ impl Signals {
     }
 }
 
+/// Reopens every log file ancm writes (the stdout logs, the diagnostic log, the access log) by
+/// its path, between two lines, so that a file logrotate renamed or deleted starts again:
+/// SIGUSR1 and SIGHUP ask for it on Unix.
+pub fn reopen_log_files() {
+    crate::logs::reopen();
+    crate::proxy::access_log::reopen();
+}
+
 #[cfg(unix)]
 mod imp {
     use tokio::signal::unix::{signal, SignalKind};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
 
-    use super::Signal;
+    use super::{reopen_log_files, Signal};
 
     /// Signals whose default action ends the process, and that nothing in ancm sends itself:
     /// each is logged and ignored. (SIGPIPE Rust ignores already; SIGKILL and SIGSTOP cannot
@@ -131,7 +139,7 @@ mod imp {
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
                     if name == Signal::Hangup {
-                        crate::logs::reopen();
+                        reopen_log_files();
                     }
                     // The receiver is gone only when ancm is on its way out.
                     if tx.send((name, Instant::now())).is_err() {
@@ -144,7 +152,7 @@ mod imp {
         tokio::spawn(async move {
             while user1.recv().await.is_some() {
                 // First, so that this line is the first of the diagnostic log's new file.
-                crate::logs::reopen();
+                reopen_log_files();
                 tracing::info!("SIGUSR1 received: reopening the log files");
             }
         });

@@ -66,17 +66,17 @@ impl Console {
 
     /// Whether lines sent may keep the app's escape sequences (colours).
     pub(crate) fn keeps_escapes(&self) -> bool {
-        self.terminal && !crate::logging::json()
+        self.terminal && !super::format::json()
     }
 
     /// Queues `line`, or drops it if the console is that far behind; never waits.
     pub fn send(&self, line: Line) {
-        if crate::logging::json() {
+        if super::format::json() {
             let mut fields = serde_json::Map::new();
             fields.insert("pid".to_owned(), line.pid.into());
             fields.insert("slot".to_owned(), line.slot.into());
             fields.insert("stream".to_owned(), line.stream.into());
-            let mut bytes = crate::logging::json_line("INFO", &line.text, fields)
+            let mut bytes = super::format::json_line("INFO", &line.text, fields)
                 .to_string()
                 .into_bytes();
             bytes.push(b'\n');
@@ -321,10 +321,10 @@ impl Stream {
         }
         if let Some(range) = last_app_line.and_then(|range| out.get(range)) {
             let text = String::from_utf8_lossy(range);
-            crate::progress::note_line(super::text::plain(&text).as_bytes());
+            super::spinner::note_line(super::text::plain(&text).as_bytes());
         }
         // Ignore write errors: a closed console must not stop ancm or the app.
-        let _ = crate::progress::suspend(|| match self.target {
+        let _ = super::spinner::suspend(|| match self.target {
             Target::Stdout => {
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(&out).and_then(|()| stdout.flush())

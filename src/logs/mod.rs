@@ -10,8 +10,10 @@
 
 mod console;
 pub(crate) mod file;
+pub(crate) mod format;
 pub mod open_as;
 mod recent;
+pub(crate) mod spinner;
 mod tail;
 mod text;
 
@@ -65,12 +67,11 @@ pub(crate) fn reopen_requests() -> watch::Receiver<u64> {
     REOPEN.subscribe()
 }
 
-/// Reopens every log file ancm writes (the stdout logs, the access log, the diagnostic log) by its path,
-/// between two lines, so that a file logrotate renamed or deleted starts again: SIGUSR1 and
-/// SIGHUP ask for it.
+/// Reopens the log files written here (the stdout logs, and through `reopen_requests` the
+/// diagnostic log) by their path, between two lines, so that a file logrotate renamed or
+/// deleted starts again: SIGUSR1 and SIGHUP ask for it, with the access log (signals.rs).
 pub fn reopen() {
     REOPEN.send_modify(|asked| *asked += 1);
-    crate::proxy::access_log::reopen();
 }
 
 /// The name ANCM gives the stdout log (spec §3.8):

@@ -34,14 +34,14 @@ pub(crate) fn run(
                 text.insert_str(verdict, &flags_text(flags));
                 text
             };
-            crate::write_stdout(out.as_bytes())?;
+            crate::output::write_stdout(out.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
             if json {
                 // The configuration error decides the outcome, even when stdout cannot take it;
                 // it is on stderr too.
-                let _ = crate::write_stdout(format!("{}\n", errors_json(&err)).as_bytes());
+                let _ = crate::output::write_stdout(format!("{}\n", errors_json(&err)).as_bytes());
             }
             Err(err.into())
         }

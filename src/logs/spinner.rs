@@ -1,15 +1,13 @@
 //! The start-up spinner: while the app starts and stderr is a terminal, one line shows a
 //! spinner, the time elapsed and the app's latest output line. Everything else written to the
 //! terminal meanwhile goes through [`suspend`], so lines never tear the spinner apart.
-//! Without a terminal there is no spinner, only the usual log lines.
+//! Without a terminal there is no spinner, only the usual log lines. When it shows is
+//! serving/observe.rs's to decide; this must not import the supervisor.
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::supervisor::{Phase, Supervisor};
 
 /// The spinner on screen, if any.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -38,28 +36,7 @@ pub(crate) fn note_line(line: &[u8]) {
     }
 }
 
-/// Shows the spinner whenever the app is starting, until ancm stops. Does nothing unless
-/// stderr is a terminal.
-pub(crate) async fn follow(supervisor: Supervisor) {
-    if !std::io::stderr().is_terminal() {
-        return;
-    }
-    let mut status = supervisor.watch();
-    loop {
-        let starting = matches!(status.borrow_and_update().phase, Phase::Starting);
-        if starting {
-            show();
-        } else {
-            hide();
-        }
-        if status.changed().await.is_err() {
-            hide();
-            return;
-        }
-    }
-}
-
-fn show() {
+pub(crate) fn show() {
     let Ok(mut active) = ACTIVE.lock() else {
         return;
     };
@@ -74,7 +51,7 @@ fn show() {
     *active = Some(bar);
 }
 
-fn hide() {
+pub(crate) fn hide() {
     if let Ok(mut active) = ACTIVE.lock() {
         if let Some(bar) = active.take() {
             bar.finish_and_clear();

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::SmokeArgs;
-use crate::config::AppConfig;
-use crate::host::Host;
-use crate::run::{serve, Serving};
+use crate::config::{self, AppConfig};
+use crate::serving::observe::Spinner;
+use crate::serving::stop::KillNow;
+use crate::serving::{host, Host, Serving, Stop};
 use crate::supervisor::{FailureKind, Unavailable};
 
 /// A line of the report on stdout. A reader that went away (`ancm smoke ... | head`) does not
@@ -25,14 +25,14 @@ macro_rules! say {
 }
 
 /// What to check, from the command line.
-pub(crate) struct Checks {
+struct Checks {
     paths: Vec<String>,
     expect: u16,
     timeout: Duration,
 }
 
 impl Checks {
-    pub(crate) fn from_args(args: &SmokeArgs) -> Checks {
+    fn from_args(args: &SmokeArgs) -> Checks {
         let paths = if args.paths.is_empty() {
             vec!["/".to_owned()]
         } else {
@@ -55,29 +55,23 @@ impl Checks {
     }
 }
 
-pub(crate) async fn run(
-    mut host: Host,
-    config: AppConfig,
-    checks: Checks,
-) -> anyhow::Result<ExitCode> {
+/// `ancm smoke`: the configuration loaded and the checks taken from the flags, then the run.
+pub(crate) fn command(args: &SmokeArgs) -> anyhow::Result<ExitCode> {
+    let config = config::load(&args.request())?;
+    let checks = Checks::from_args(args);
+    host::run(|host| run(host, config, checks))
+}
+
+async fn run(mut host: Host, config: AppConfig, checks: Checks) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = started + checks.timeout;
-    let serving = serve(&host, config, None).await?;
+    let serving = Serving::start(&host, config, None).await?;
     let supervisor = serving.supervisor.clone();
-    let spinner = tokio::spawn(crate::progress::follow(supervisor.clone()));
+    let spinner = Spinner::follow(&supervisor);
 
     // Shortly past the deadline, nothing is waited for any more: the app is killed. The grace
     // second lets the checks report the timeout themselves first.
-    let kill_now = CancellationToken::new();
-    let watchdog = tokio::spawn({
-        let kill_now = kill_now.clone();
-        let supervisor = supervisor.clone();
-        async move {
-            tokio::time::sleep_until(deadline + Duration::from_secs(1)).await;
-            kill_now.cancel();
-            supervisor.kill_now();
-        }
-    });
+    let kill_now = KillNow::at(deadline + Duration::from_secs(1), supervisor.clone());
 
     let outcome = tokio::select! {
         outcome = smoke(&serving, &checks, deadline, started) => outcome,
@@ -97,10 +91,10 @@ pub(crate) async fn run(
             eprintln!("the app's last output:\n{}", output.trim_end());
         }
     }
-    spinner.abort();
-    crate::progress::suspend(|| ());
-    serving.stop(&kill_now).await;
-    watchdog.abort();
+    spinner.stop();
+    let stop = Stop::after(supervisor.config().shutdown_time_limit, kill_now);
+    serving.stop(&stop).await;
+    drop(stop);
     Ok(match outcome {
         Outcome::Passed => ExitCode::SUCCESS,
         Outcome::Failed | Outcome::NotStarted(_) => ExitCode::FAILURE,
