@@ -11,7 +11,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{runtime, Ancm, AppDir, DEADLINE};
+use crate::support::{both_paths, runtime, Ancm, AppDir, DEADLINE};
 
 /// A download far larger than any buffer between the app and a client that does not read.
 const ENDLESS: &str = "/stream?bytes=100000000000&report=1";
@@ -44,32 +44,53 @@ fn read_to_close(stream: &mut TcpStream) {
     }
 }
 
-/// An HTTP/1.1 client that asks for a download and reads nothing is cut off after the send
-/// timeout, and its request to the app is aborted; on the lean path and on hyper's (which an
-/// access log takes every request to).
-#[test]
-fn a_client_that_stops_reading_is_cut_off_and_its_request_aborted() {
-    let logs = tempfile::tempdir().expect("temp dir");
-    let access_log = logs.path().join("access.log");
-    let access_log = access_log.to_str().expect("utf-8");
-    for (path, extra) in [
-        ("lean", vec![]),
-        ("hyper", vec!["--access-log", access_log]),
-    ] {
+both_paths! {
+    /// An HTTP/1.1 client that asks for a download and reads nothing is cut off after the send
+    /// timeout, and its request to the app is aborted.
+    fn a_client_that_stops_reading_is_cut_off_and_its_request_aborted(path) {
         let app = AppDir::new("", &[]);
-        let ancm = run(&app, &extra);
+        let ancm = Ancm::run_app_on(path, &app, &["--send-timeout", "1s"]);
+        ancm.wait_ready();
         let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
         write!(stream, "GET {ENDLESS} HTTP/1.1\r\nHost: site\r\n\r\n").expect("send");
         wait_aborted(&ancm);
         read_to_close(&mut stream);
-        assert_eq!(ancm.get("/").status(), 200, "{path}: others are served");
+        assert_eq!(ancm.get("/").status(), 200, "{path:?}: others are served");
         assert!(
             ancm.stderr()
                 .iter()
                 .any(|l| l.contains("took nothing of its response")),
-            "{path}: {:?}",
+            "{path:?}: {:?}",
             ancm.stderr()
         );
+        ancm.assert_lean_served("a client that stops reading");
+    }
+}
+
+both_paths! {
+    /// A keep-alive connection with no request for the idle timeout is closed.
+    fn an_idle_connection_is_closed_after_the_idle_timeout(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &["--idle-timeout", "1s"]);
+        ancm.wait_ready();
+        let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
+        stream
+            .write_all(b"GET /pid HTTP/1.1\r\nHost: site\r\n\r\n")
+            .expect("send");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(err) => panic!("{path:?}: the idle connection is still open: {err}"),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path:?}: {answer}");
+        ancm.assert_lean_served("an idle connection");
     }
 }
 

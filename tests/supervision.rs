@@ -4,37 +4,39 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{ancm_bin, Ancm, AppDir};
+use crate::support::{ancm_bin, both_paths, Ancm, AppDir};
 
 fn pid(p: u32) -> Pid {
     Pid::from_raw(i32::try_from(p).expect("pid"))
 }
 
-#[test]
-fn restarts_the_app_after_kill_9() {
-    let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
-    let (first, _) = ancm.wait_ready();
-    assert_eq!(ancm.get("/pid").text().expect("pid"), first.to_string());
+both_paths! {
+    fn restarts_the_app_after_kill_9(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &[]);
+        let (first, _) = ancm.wait_ready();
+        assert_eq!(ancm.get("/pid").text().expect("pid"), first.to_string());
 
-    kill(pid(first), Signal::SIGKILL).expect("kill -9 the app");
-    // A request right after the crash is not lost: it finds the process gone and waits for
-    // the restart. (One written to the process while it was still dying may get 502: ancm
-    // cannot tell it from a request that crashed the app, and never replays those.)
-    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
-    while crate::support::alive(first) {
-        assert!(std::time::Instant::now() < deadline, "the app died");
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        kill(pid(first), Signal::SIGKILL).expect("kill -9 the app");
+        // A request right after the crash is not lost: it finds the process gone and waits for
+        // the restart. (One written to the process while it was still dying may get 502: ancm
+        // cannot tell it from a request that crashed the app, and never replays those.)
+        let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+        while crate::support::alive(first) {
+            assert!(std::time::Instant::now() < deadline, "the app died");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let answer = ancm.get("/pid");
+        assert_eq!(answer.status(), 200, "{:#?}", ancm.stderr());
+        assert_ne!(answer.text().expect("pid"), first.to_string());
+        let (second, _) = ancm.wait_ready_after(first);
+        assert_ne!(first, second);
+        assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
+        ancm.wait_stderr("the crash to be reported", |l| {
+            l.contains("was killed by signal 9")
+        });
+        ancm.assert_lean_served("requests around a crash");
     }
-    let answer = ancm.get("/pid");
-    assert_eq!(answer.status(), 200, "{:#?}", ancm.stderr());
-    assert_ne!(answer.text().expect("pid"), first.to_string());
-    let (second, _) = ancm.wait_ready_after(first);
-    assert_ne!(first, second);
-    assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
-    ancm.wait_stderr("the crash to be reported", |l| {
-        l.contains("was killed by signal 9")
-    });
 }
 
 #[test]
