@@ -106,7 +106,7 @@ fn start_spinner_only_on_a_terminal() {
 
     drop(script);
 
-    let mut piped = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut piped = Ancm::run_app(&app, &[]);
     piped.wait_ready();
     piped.signal(nix::sys::signal::Signal::SIGTERM);
     piped.wait_exit();

@@ -147,7 +147,7 @@ fn an_app_that_refuses_the_shutdown_message_is_signalled_with_a_warning() {
 fn the_app_takes_the_shutdown_message_and_exits_by_itself() {
     // The sample app answers 411 to a POST without Content-Length, as Kestrel does.
     let app = AppDir::new("", &[]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     ancm.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(ancm.wait_exit().code(), Some(0));
@@ -160,7 +160,7 @@ fn the_app_takes_the_shutdown_message_and_exits_by_itself() {
 #[test]
 fn response_heads_take_many_header_lines_up_to_64_kib() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     // Counted off the wire: test clients, like hyper's, stop at 100 header lines.
     let cookies = |n: u32, size: u32| {
@@ -330,11 +330,7 @@ both_paths! {
 #[test]
 fn max_request_body_0_lifts_the_body_limit() {
     let app = limited_app(r#"maxAllowedContentLength="1000""#);
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--max-request-body",
-        "0",
-    ]);
+    let ancm = Ancm::run_app(&app, &["--max-request-body", "0"]);
     ancm.wait_ready();
     let response = client()
         .post(format!("{}/upload", ancm.url))
@@ -354,7 +350,7 @@ fn a_reload_applies_in_full_to_the_new_process() {
         r#"<aspNetCore requestTimeout="00:00:05" processesPerApplication="1" "#,
     );
     std::fs::write(&web_config, &with_timeout).expect("write");
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let (first, _) = ancm.wait_ready();
     let upload = |bytes: usize| {
         client()

@@ -4,7 +4,7 @@ use crate::support::{both_paths, client, raw_exchange, Ancm, AppDir, ProxyPath};
 
 fn sample() -> (AppDir, Ancm) {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     (app, ancm)
 }

@@ -20,7 +20,7 @@ fn echoes_in(answer: &str) -> Vec<serde_json::Value> {
 
 fn started() -> (AppDir, Ancm) {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     (app, ancm)
 }
@@ -125,7 +125,7 @@ fn ancm_lean_off_sends_every_request_through_hyper_path() {
         if let Some(value) = switch {
             command.env("ANCM_LEAN", value);
         }
-        let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+        let ancm = Ancm::run_app_with(command, &app, &[]);
         ancm.wait_ready();
         let answer = raw_exchange(
             ancm.addr(),
@@ -144,7 +144,7 @@ fn an_unknown_ancm_lean_value_is_warned_about_and_ignored() {
     command
         .env("ANCM_LOG", "info")
         .env("ANCM_LEAN", "sometimes");
-    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &app, &[]);
     ancm.wait_ready();
     let line = ancm.wait_stderr("the warning", |l| l.contains("ANCM_LEAN"));
     assert!(

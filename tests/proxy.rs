@@ -147,7 +147,7 @@ fn check_response_headers(ancm: &Ancm) {
 fn streams_20_mb_up_and_down() {
     const SIZE: u64 = 20 * 1024 * 1024;
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
 
     // Upload without a length, so it is chunked all the way to the app.
@@ -249,7 +249,7 @@ both_paths! {
 #[test]
 fn requests_wait_for_a_starting_app() {
     let app = AppDir::new("", &[("SAMPLEAPP_START_DELAY_MS", "800")]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     // Sent before the app listens: it waits instead of failing.
     let response = ancm.get("/");
     assert_eq!(response.status(), 200);
@@ -263,7 +263,7 @@ fn requests_wait_for_a_starting_app() {
 fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
     // The app closes connections idle for 300 ms, as Kestrel does after its KeepAliveTimeout.
     let app = AppDir::new("", &[("SAMPLEAPP_KEEPALIVE_MS", "300")]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let peer = |response: &reqwest::blocking::Response| -> String {
         assert_eq!(response.status(), 200);
@@ -307,7 +307,7 @@ fn reuses_app_connections_and_opens_new_ones_when_the_app_closes_them() {
 #[test]
 fn requests_outside_the_app_path_get_404_from_ancm() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--app-path", "/shop"]);
+    let ancm = Ancm::run_app(&app, &["--app-path", "/shop"]);
     ancm.wait_ready();
     let requests = || -> u64 {
         ancm.get("/shop/requests")
@@ -341,18 +341,20 @@ fn requests_outside_the_app_path_get_404_from_ancm() {
 fn strip_app_path_forwards_without_the_base_and_names_it() {
     let dir = tempfile::tempdir().expect("dir");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/plain.py");
-    let ancm = Ancm::run(&[
-        dir.path().to_str().expect("utf-8"),
-        "--app-path",
-        "/shop",
-        "--strip-app-path",
-        "--port-env",
-        "PORT",
-        "--",
-        "python3",
-        "-u",
-        script,
-    ]);
+    let ancm = Ancm::run_app(
+        &dir,
+        &[
+            "--app-path",
+            "/shop",
+            "--strip-app-path",
+            "--port-env",
+            "PORT",
+            "--",
+            "python3",
+            "-u",
+            script,
+        ],
+    );
     ancm.wait_ready();
     let seen = |path: &str| -> (String, Vec<String>) {
         let answer: serde_json::Value = client()

@@ -20,12 +20,12 @@ both_paths! {
         kill(pid(first), Signal::SIGKILL).expect("kill -9 the app");
         // A request right after the crash is not lost: it finds the process gone and waits for
         // the restart. (One written to the process while it was still dying may get 502: ancm
-        // cannot tell it from a request that crashed the app, and never replays those.)
-        let deadline = std::time::Instant::now() + crate::support::DEADLINE;
-        while crate::support::alive(first) {
-            assert!(std::time::Instant::now() < deadline, "the app died");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        // cannot tell it from a request that crashed the app, and never replays those. Its
+        // main thread shows as a zombie while the other threads, which hold its sockets, are
+        // still exiting; once ancm has reaped it, every thread is gone and its sockets closed.)
+        crate::support::eventually("the app to be gone and reaped", || {
+            !std::path::Path::new(&format!("/proc/{first}")).exists()
+        });
         let answer = ancm.get("/pid");
         assert_eq!(answer.status(), 200, "{:#?}", ancm.stderr());
         assert_ne!(answer.text().expect("pid"), first.to_string());
@@ -45,7 +45,7 @@ fn rapid_fail_limit_pauses_restarts_without_spinning() {
         r#"rapidFailsPerMinute="2""#,
         &[("SAMPLEAPP_EXIT_AT_START", "3")],
     );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_stderr("the rapid-fail pause", |l| {
         l.contains("not starting it again")
     });
@@ -191,7 +191,7 @@ fn start_timeout_and_missing_executable_give_502_pages() {
         r#"startupTimeLimit="1""#,
         &[("SAMPLEAPP_NEVER_LISTEN", "1")],
     );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let started = Instant::now();
     let page = ancm.get("/");
     assert_eq!(page.status(), 502);
@@ -205,7 +205,7 @@ fn start_timeout_and_missing_executable_give_502_pages() {
     let app = AppDir::new(r#"processPath=".\NoSuchApp.exe""#, &[]);
     let program = app.path().join("NoSuchApp.exe");
     std::fs::write(&program, b"").expect("the program, for now");
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--lazy"]);
+    let ancm = Ancm::run_app(&app, &["--lazy"]);
     std::fs::remove_file(&program).expect("remove the program");
     let body = ancm.get("/").text().expect("page");
     assert!(
@@ -215,12 +215,7 @@ fn start_timeout_and_missing_executable_give_502_pages() {
     drop(ancm);
 
     std::fs::write(&program, b"").expect("the program, for now");
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--lazy",
-        "--env",
-        "ASPNETCORE_DETAILEDERRORS=1",
-    ]);
+    let ancm = Ancm::run_app(&app, &["--lazy", "--env", "ASPNETCORE_DETAILEDERRORS=1"]);
     std::fs::remove_file(&program).expect("remove the program");
     let body = ancm.get("/").text().expect("page");
     assert!(
@@ -232,7 +227,7 @@ fn start_timeout_and_missing_executable_give_502_pages() {
 #[test]
 fn app_listening_only_on_ipv6_loopback_is_ready() {
     let app = AppDir::new("", &[("SAMPLEAPP_IPV6", "1")]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         return; // no IPv6 loopback on this machine
     }
@@ -272,7 +267,7 @@ fn a_fixed_port_held_by_another_process_is_never_forwarded_to() {
     );
     let taken = format!("port {port} is taken by PID {}", std::process::id());
 
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let page = ancm.get("/");
     let status = page.status();
     let body = page.text().expect("page");
@@ -312,7 +307,7 @@ fn elsewhere_app(mode: &str, attributes: &str) -> AppDir {
 #[test]
 fn an_app_listening_on_a_port_of_its_own_is_named_with_the_fix() {
     let app = elsewhere_app("own", r#"startupTimeLimit="3" rapidFailsPerMinute="0""#);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--port-env", "PORT"]);
+    let ancm = Ancm::run_app(&app, &["--port-env", "PORT"]);
     let line = ancm.wait_stdout("the app to listen", |l| {
         l.contains("elsewhere: listening on ")
     });
@@ -362,7 +357,7 @@ fn an_app_listening_on_a_port_of_its_own_is_named_with_the_fix() {
 #[test]
 fn an_app_listening_on_all_interfaces_gets_a_warning() {
     let app = elsewhere_app("everywhere", "");
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let (_, port) = ancm.wait_ready();
     ancm.wait_stderr("the exposure warning", |l| {
         l.contains(&format!(

@@ -113,7 +113,15 @@ impl AppDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
 
+impl AsRef<Path> for AppDir {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AppDir {
     /// Adds `<handlerSetting name value>` to the web.config [`AppDir::new`] wrote, and returns
     /// the web.config's new text.
     pub fn add_handler_setting(&self, name: &str, value: &str) -> String {
@@ -202,8 +210,8 @@ impl Lines {
 }
 
 /// The app folder, then `extra`, as `ancm run` takes them.
-fn app_args<'a>(app: &'a AppDir, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![app.path().to_str().expect("utf-8")];
+fn app_args<'a>(app: &'a impl AsRef<Path>, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![app.as_ref().to_str().expect("an app folder named in UTF-8")];
     args.extend_from_slice(extra);
     args
 }
@@ -314,8 +322,13 @@ impl Ancm {
     }
 
     /// `ancm run APP EXTRA...`: ancm on the app folder `app`, returning once it listens.
-    pub fn run_app(app: &AppDir, extra: &[&str]) -> Ancm {
+    pub fn run_app(app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
         Ancm::run(&app_args(app, extra))
+    }
+
+    /// Like [`Ancm::run_app`], from a prepared command (for its environment).
+    pub fn run_app_with(command: Command, app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
+        Ancm::run_with(command, &app_args(app, extra))
     }
 
     /// Like [`Ancm::run`], with the lean path on or off as `path` says. On the lean path ancm
@@ -333,7 +346,7 @@ impl Ancm {
     }
 
     /// [`Ancm::run_app`] on `path`.
-    pub fn run_app_on(path: ProxyPath, app: &AppDir, extra: &[&str]) -> Ancm {
+    pub fn run_app_on(path: ProxyPath, app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
         Ancm::on(path, &app_args(app, extra))
     }
 
@@ -481,20 +494,15 @@ impl Ancm {
 
     /// Waits for ancm to exit, failing the test after [`DEADLINE`].
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for ancm") {
-                self.stdout.wait_closed();
-                self.stderr.wait_closed();
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ancm did not exit; its log:\n{}",
-                self.stderr.all().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = eventually_ok("ancm to exit", || {
+            self.child
+                .try_wait()
+                .expect("wait for ancm")
+                .ok_or_else(|| format!("its log:\n{}", self.stderr.all().join("\n")))
+        });
+        self.stdout.wait_closed();
+        self.stderr.wait_closed();
+        status
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -523,25 +531,56 @@ impl Drop for Ancm {
     }
 }
 
-/// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
+/// How often [`eventually_ok`] looks again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `poll` gives `Ok`, looking again every 10 ms, and returns its value; fails the
+/// test after [`DEADLINE`] naming `what` and the state the last `Err` described. The suite's one
+/// polling loop: tests wait on conditions with a deadline, never sleep to synchronise.
+pub fn eventually_ok<T, E: std::fmt::Display>(
+    what: &str,
+    mut poll: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match poll() {
+            Ok(value) => return value,
+            Err(state) => {
+                let state = state.to_string();
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}{}{state}",
+                    if state.is_empty() { "" } else { ": " }
+                );
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits until `condition` holds; see [`eventually_ok`].
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    eventually_ok(what, || if condition() { Ok(()) } else { Err("") });
+}
+
+/// Waits until `found` gives a value and returns it; see [`eventually_ok`].
+pub fn eventually_some<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    eventually_ok(what, || found().ok_or(""))
+}
+
 /// Waits until `path` exists and its text (invalid UTF-8 replaced) satisfies `done`; returns
 /// the text.
 pub fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok(what, || {
         let text = std::fs::read(path)
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         if path.exists() && done(&text) {
-            return text;
+            Ok(text)
+        } else {
+            Err(format!("not in {}:\n{text}", path.display()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not in {}:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 /// A runtime for tests that drive a client by hand.
@@ -587,6 +626,7 @@ pub fn self_signed() -> (
     (files, cert, key, certified.cert.der().clone())
 }
 
+/// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
 pub fn h2c_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
@@ -680,18 +720,14 @@ pub use ancm::supervisor::descendants;
 
 /// Waits until none of `pids` is alive.
 pub fn wait_all_gone(pids: &[u32]) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok("processes to be gone", || {
         let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
         if left.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("processes outlived ancm: {left:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes outlived ancm: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
 }
 
 /// 64-bit FNV-1a, as the sample app's /upload computes it.
