@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::process::load;
 use crate::support::{alive, client, eventually, wait_all_gone, Ancm, AppDir};
 
 fn write(path: &std::path::Path, text: &str) {
@@ -50,29 +51,6 @@ fn app_offline_at_start_keeps_the_app_down_until_it_goes() {
     std::fs::remove_file(app.path().join("app_offline.htm")).expect("remove");
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
-}
-
-/// Requests in a loop until `stop`: how many failed, and which pids answered.
-pub(crate) fn load(
-    url: String,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(usize, usize, BTreeSet<String>)> {
-    std::thread::spawn(move || {
-        let client = client();
-        let (mut ok, mut failed, mut pids) = (0, 0, BTreeSet::new());
-        while !stop.load(Ordering::SeqCst) {
-            match client.get(&url).send() {
-                Ok(response) if response.status() == 200 => {
-                    ok += 1;
-                    if let Ok(body) = response.text() {
-                        pids.insert(body);
-                    }
-                }
-                _ => failed += 1,
-            }
-        }
-        (ok, failed, pids)
-    })
 }
 
 #[test]
@@ -437,9 +415,9 @@ fn ancm_is_idle_while_app_offline_is_there() {
     // A reader of the file is no change either.
     std::fs::read_to_string(&offline).expect("read");
 
-    let before = crate::supervision::cpu_time(ancm.pid());
+    let before = crate::support::process::cpu_time(ancm.pid());
     std::thread::sleep(QUIET);
-    let used = crate::supervision::cpu_time(ancm.pid()) - before;
+    let used = crate::support::process::cpu_time(ancm.pid()) - before;
     assert!(
         used < Duration::from_millis(100),
         "ancm used {used:?} of CPU while offline"

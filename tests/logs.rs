@@ -4,31 +4,11 @@ use std::process::{Command, Stdio};
 
 use nix::sys::signal::Signal;
 
+use crate::support::apps::{noisy_app, noisy_lines};
 use crate::support::{
     ancm_bin, client, eventually, eventually_ok, eventually_some, is_ready_line, wait_file, Ancm,
     AppDir, DEADLINE,
 };
-
-/// What tests/apps/noisy.py writes, as plain text, in the order it writes it to its stdout and
-/// stderr.
-pub(crate) fn noisy_lines() -> Vec<String> {
-    let mut lines: Vec<String> = (1..=5)
-        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
-        .collect();
-    lines.push("info: Microsoft.Hosting.Lifetime[0]".into());
-    lines.push("not utf-8: \u{fffd}\u{fffd} end".into());
-    lines.push("fatal: the last line".into());
-    lines
-}
-
-/// An app folder running tests/apps/noisy.py with `attributes` and `env`.
-pub(crate) fn noisy_app(attributes: &str, env: &[(&str, &str)]) -> AppDir {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/noisy.py");
-    AppDir::new(
-        &format!(r#"processPath="python3" arguments="{script}" {attributes}"#),
-        env,
-    )
-}
 
 /// The lines after the first one that `starts` matches, as many as `expected` has.
 fn lines_after(

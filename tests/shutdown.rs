@@ -228,7 +228,7 @@ fn sighup_recycles_with_the_configuration_read_again_and_ancm_keeps_running() {
     });
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = crate::lifecycle::load(format!("{}/pid", ancm.url), stop.clone());
+    let load = crate::support::process::load(format!("{}/pid", ancm.url), stop.clone());
     ancm.signal(Signal::SIGHUP);
     ancm.wait_stderr("the signal named", |l| l.contains("SIGHUP received"));
     let (second, _) = ancm.wait_ready_after(first);

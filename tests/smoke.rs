@@ -125,14 +125,14 @@ fn usage_and_config_errors_exit_2() {
 
 #[test]
 fn a_failed_start_shows_the_apps_output_in_order_once_and_plain() {
-    let dir = crate::logs::noisy_app("", &[]);
+    let dir = crate::support::apps::noisy_app("", &[]);
     let (output, _) = smoke(&dir, &["--timeout", "20"]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let err = String::from_utf8(output.stderr).expect("plain UTF-8");
     let (_, block) = err
         .split_once("the app's last output:\n")
         .unwrap_or_else(|| panic!("{err}"));
-    let expected = crate::logs::noisy_lines();
+    let expected = crate::support::apps::noisy_lines();
     let shown: Vec<&str> = block.lines().take(expected.len()).collect();
     assert_eq!(shown, expected, "{err}");
 }

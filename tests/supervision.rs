@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::support::process::cpu_time;
 use crate::support::{ancm_bin, both_paths, Ancm, AppDir};
 
 fn pid(p: u32) -> Pid {
@@ -76,22 +77,6 @@ fn rapid_fail_limit_pauses_restarts_without_spinning() {
         used < Duration::from_millis(300),
         "ancm used {used:?} of CPU while paused"
     );
-}
-
-/// User plus system CPU time of a process, from /proc.
-pub(crate) fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .expect("fields")
-        .split_whitespace()
-        .collect();
-    // Fields after the command: state is [0], utime [11], stime [12] (in clock ticks).
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // USER_HZ: 100 ticks a second on Linux.
-    Duration::from_millis(ticks * 10)
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 
 use nix::sys::signal::Signal;
 
-use crate::native_module::{check_exchange, run_client};
+use crate::support::native_client::{check_exchange, run_client};
 use crate::support::{eventually_ok, Ancm, DEADLINE};
 
 /// Where the Windows build and Wine are.

@@ -3,6 +3,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod apps;
+pub mod native_client;
+pub mod process;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
