@@ -90,7 +90,7 @@ fn start_spinner_only_on_a_terminal() {
         }
     });
     let mut screen = String::new();
-    while !screen.contains("Now listening on:") {
+    while !screen.contains(crate::support::READY_LINE) {
         let line = rx
             .recv_timeout(crate::support::DEADLINE)
             .unwrap_or_else(|_| panic!("no ready line on the terminal:\n{screen}"));

@@ -189,7 +189,7 @@ fn command_after_dashes_and_app_path() {
             app.to_str().expect("utf-8"),
         ],
     );
-    let ready = ancm.wait_stderr("ready", |l| l.contains("Now listening on:"));
+    let ready = ancm.wait_stderr("ready", crate::support::is_ready_line);
     assert!(ready.contains(&format!("{}/shop/", ancm.url)), "{ready}");
     let echo: serde_json::Value = ancm.get("/shop/echo").json().expect("json");
     assert_eq!(echo["env"]["ASPNETCORE_APPL_PATH"], "/shop");

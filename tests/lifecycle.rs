@@ -180,7 +180,7 @@ fn watched_files_recycle_the_app() {
 fn several_processes_share_the_load_and_survive_a_crash() {
     let app = AppDir::new(r#"processesPerApplication="3""#, &[]);
     let ancm = Ancm::run_app(&app, &[]);
-    let ready = |l: &str| l.contains("Now listening on:");
+    let ready = crate::support::is_ready_line;
     ancm.wait_stderr_count("three processes", 3, ready);
     let pids: BTreeSet<u32> = ancm.ready_pids().into_iter().collect();
     assert_eq!(pids.len(), 3, "three processes, each its own: {pids:?}");
@@ -224,7 +224,7 @@ fn several_processes_share_the_load_and_survive_a_crash() {
 fn requests_go_to_the_least_busy_process() {
     let app = AppDir::new("", &[]);
     let ancm = Ancm::run_app(&app, &["--processes", "2"]);
-    ancm.wait_stderr_count("two processes", 2, |l| l.contains("Now listening on:"));
+    ancm.wait_stderr_count("two processes", 2, crate::support::is_ready_line);
     let url = format!("{}/sleep?ms=1500", ancm.url);
     let busy = std::thread::spawn(move || client().get(url).send().and_then(|r| r.text()));
     let line = ancm.wait_stdout("the slow request", |l| {

@@ -680,10 +680,16 @@ fn url_in(line: &str) -> String {
     format!("{}{}", &line[start..scheme_end], &rest[..end])
 }
 
+/// How ancm's ready line begins: "Now listening on: URLS (app pid N, port M)", as ANCM logs it,
+/// written where ancm announces an app ready (src/run.rs today). bench/helpers.py (`READY`)
+/// parses the same line: change the three together. [`is_ready_line`] and [`parse_ready`]
+/// are the tests' one reading of it.
+pub const READY_LINE: &str = "Now listening on:";
+
 /// ancm's line for a ready app process; the app's own output (Kestrel prints "Now listening
 /// on:" too) shows with an `[app PID]` mark and no pid and port of ancm's.
 pub fn is_ready_line(line: &str) -> bool {
-    line.contains("Now listening on:") && line.contains("(app pid ")
+    line.contains(READY_LINE) && line.contains("(app pid ")
 }
 
 /// `(pid, port)` from "Now listening on: ... (app pid N, port M)".
