@@ -30,7 +30,7 @@ both_paths! {
         let answer = ancm.get("/pid");
         assert_eq!(answer.status(), 200, "{:#?}", ancm.stderr());
         assert_ne!(answer.text().expect("pid"), first.to_string());
-        let (second, _) = ancm.wait_ready_after(first);
+        let second = ancm.wait_ready_process_after(first);
         assert_ne!(first, second);
         assert_eq!(ancm.get("/pid").text().expect("pid"), second.to_string());
         ancm.wait_stderr("the crash to be reported", |l| {

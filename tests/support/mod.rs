@@ -455,6 +455,61 @@ impl Ancm {
         parse_ready(&line)
     }
 
+    /// ancm's own account of itself, from `ancm status --json PID`, or why there is none yet:
+    /// `restarts` in all, and `processes`, each with `pid`, `port`, `state` and `restarts`.
+    fn try_status(&self) -> Result<serde_json::Value, String> {
+        let output = Command::new(ancm_bin())
+            .args(["status", "--json", &self.pid().to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ancm status");
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        serde_json::from_slice(&output.stdout).map_err(|err| format!("not JSON: {err}"))
+    }
+
+    /// [`Ancm::try_status`], for a test whose claim is the state and not the log's wording.
+    pub fn status(&self) -> serde_json::Value {
+        self.try_status()
+            .unwrap_or_else(|err| panic!("ancm status: {err}"))
+    }
+
+    /// Waits until ancm's status satisfies `done`, and returns it.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually_ok(what, || {
+            let status = self.try_status()?;
+            if done(&status) {
+                Ok(status)
+            } else {
+                Err(format!("{status:#}"))
+            }
+        })
+    }
+
+    /// Waits, by ancm's status, until an app process other than `previous_pid` is ready, and
+    /// returns its pid.
+    pub fn wait_ready_process_after(&self, previous_pid: u32) -> u32 {
+        let ready = |process: &serde_json::Value| {
+            process["state"] == "ready" && process["pid"] != previous_pid
+        };
+        let status = self.wait_status("a new app process to be ready", |status| {
+            status["processes"]
+                .as_array()
+                .is_some_and(|processes| processes.iter().any(ready))
+        });
+        let pid = status["processes"]
+            .as_array()
+            .and_then(|processes| processes.iter().find(|p| ready(p)))
+            .and_then(|process| process["pid"].as_u64())
+            .expect("a ready process's pid");
+        u32::try_from(pid).expect("a pid")
+    }
+
     pub fn wait_stderr(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         self.stderr.wait_for(what, pred)
     }
