@@ -89,6 +89,8 @@ fn a_second_signal_kills_at_once() {
     ancm.signal(Signal::SIGINT);
     let started = std::time::Instant::now();
     assert_eq!(ancm.wait_exit().code(), Some(0));
+    // A generous regression guard, not a measurement (timings are measured in bench/): the
+    // second signal cuts shutdownTimeLimit (60 s) short.
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!alive(app_pid));
     assert_eq!(

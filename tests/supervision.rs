@@ -65,7 +65,9 @@ fn rapid_fail_limit_pauses_restarts_without_spinning() {
         "{body}"
     );
 
-    // While paused, ancm neither restarts the app nor burns CPU.
+    // While paused, ancm neither restarts the app nor burns CPU. The CPU budget is a generous
+    // regression guard, not a measurement: a busy loop would use most of the 1.5 s; an idle
+    // ancm uses next to nothing, however loaded the machine.
     let cpu_before = cpu_time(ancm.pid());
     let watch_until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < watch_until {
@@ -182,6 +184,8 @@ fn start_timeout_and_missing_executable_give_502_pages() {
     assert_eq!(page.status(), 502);
     let body = page.text().expect("page");
     assert!(body.contains("within startupTimeLimit (1 s)"), "{body}");
+    // A generous regression guard, not a measurement (timings are measured in bench/): the
+    // page comes after startupTimeLimit (1 s), not after some longer wait.
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(ancm);
 
