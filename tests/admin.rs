@@ -11,8 +11,7 @@ use crate::support::{
 fn with_admin(app: &AppDir, extra: &[&str]) -> (Ancm, String) {
     let mut args = vec!["--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    args.push(app.path().to_str().expect("utf-8"));
-    let ancm = Ancm::run(&args);
+    let ancm = Ancm::run_app(app, &args);
     let line = ancm.wait_stderr("the admin line", |l| l.contains("admin endpoints on "));
     let start = line.find("http://").expect("a URL in the admin line");
     let url: String = line[start..]
@@ -464,9 +463,7 @@ fn registered(runtime: &std::path::Path, app: &AppDir, extra: &[&str]) -> Ancm {
     command
         .env("ANCM_LOG", "info")
         .env("XDG_RUNTIME_DIR", runtime);
-    let mut args = extra.to_vec();
-    args.push(app.path().to_str().expect("utf-8"));
-    Ancm::run_with(command, &args)
+    Ancm::run_app_with(command, app, extra)
 }
 
 /// `ancm ARGS` with `runtime` as $XDG_RUNTIME_DIR: its exit code and stdout.

@@ -17,9 +17,9 @@ use crate::support::{both_paths, eventually_ok, runtime, Ancm, AppDir, DEADLINE}
 const ENDLESS: &str = "/stream?bytes=100000000000&report=1";
 
 fn run(app: &AppDir, extra: &[&str]) -> Ancm {
-    let mut args = vec![app.path().to_str().expect("utf-8"), "--send-timeout", "1s"];
+    let mut args = vec!["--send-timeout", "1s"];
     args.extend_from_slice(extra);
-    let ancm = Ancm::run(&args);
+    let ancm = Ancm::run_app(app, &args);
     ancm.wait_ready();
     ancm
 }
