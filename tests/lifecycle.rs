@@ -252,6 +252,8 @@ fn lazy_start_waits_for_the_first_request() {
     let ancm = Ancm::run_app(&app, &["--lazy"]);
     assert_eq!(ancm.count_stderr(|l| l.contains("started the app")), 0);
     assert_eq!(ancm.get("/").status(), 200);
+    // ancm's log is read on a thread of its own: the line may come in just after the answer.
+    ancm.wait_stderr("the start", |l| l.contains("started the app"));
     assert_eq!(ancm.count_stderr(|l| l.contains("started the app")), 1);
 }
 
