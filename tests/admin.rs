@@ -168,7 +168,11 @@ fn status_and_metrics_follow_a_crash_and_the_restart() {
     let (ancm, admin) = with_admin(&app, &[]);
     let (first, port) = ancm.wait_ready();
 
-    let now = status(&admin);
+    // The status takes the process's state from the supervisor and its start time from the
+    // journal, which records the same event on a task of its own, a moment later.
+    let now = wait_status(&admin, "the start recorded", |s| {
+        !s["processes"][0]["started_at"].is_null()
+    });
     assert_eq!(now["pid"], ancm.pid());
     assert_eq!(now["app_dir"], app.path().to_str().expect("utf-8"));
     assert_eq!(now["urls"][0], format!("{}/", ancm.url));
