@@ -1,11 +1,22 @@
 //! The harness: runs the real `ancm` binary against the real sample app (examples/sampleapp) on
 //! loopback port 0, reads its output as it comes, and waits on conditions with deadlines.
+//! Beside it: `paths` (ancm on the lean path or hyper's, `both_paths!`), `wait` (`eventually`),
+//! `clients`, `process` (/proc and load), `apps` (the test apps) and `native_client`. Test
+//! modules share helpers through here, never with each other.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod apps;
+mod clients;
 pub mod native_client;
+mod paths;
 pub mod process;
+mod wait;
+
+pub use clients::{client, echoed, h2c_client, h2c_sender, raw_exchange, runtime, self_signed};
+pub(crate) use paths::both_paths;
+pub use paths::ProxyPath;
+pub use wait::{eventually, eventually_ok, eventually_some, wait_file};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -237,73 +248,6 @@ pub fn run_expecting_failure(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// The two ways ancm serves a plain HTTP/1.1 client: the lean path (src/proxy/lean/), which
-/// takes a request whose head and body are plain and whole, and hyper's path, which takes the
-/// rest. `ANCM_LEAN=off` in ancm's environment sends every request hyper's way, so one spec can
-/// be held to both (see [`both_paths!`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyPath {
-    Lean,
-    Hyper,
-}
-
-impl ProxyPath {
-    /// The value of `ANCM_LEAN` that chooses this path.
-    fn switch(self) -> &'static str {
-        match self {
-            ProxyPath::Lean => "on",
-            ProxyPath::Hyper => "off",
-        }
-    }
-}
-
-/// The lean path's trace line (src/proxy/lean/mod.rs) when it hands a connection to hyper's
-/// path, whatever the reason: a request it does not take (logged just before, as "a request
-/// for hyper's path" with its `why`) or one over a limit, which hyper's path answers.
-pub const HANDED_TO_HYPER: &str = "the connection goes to hyper";
-
-/// A request the lean path always hands to hyper (TRACE), and hyper answers itself without the
-/// app (405): its hand-over line marks a point in ancm's log, so every line logged before it
-/// has been read once that line has.
-const MARKER: &[u8] =
-    b"TRACE /ancm-test-marker HTTP/1.1\r\nHost: marker\r\nConnection: close\r\n\r\n";
-/// The `why` the lean path gives for [`MARKER`].
-const MARKER_WHY: &str = "CONNECT or TRACE";
-
-/// Stamps a test body twice, as `NAME::lean` and `NAME::hyper`: once with ancm's lean HTTP/1.1
-/// path on and once with it off (`ANCM_LEAN`), so both paths are held to one spec. The body
-/// gets the path as `PATH` and starts ancm with [`Ancm::on`] or [`Ancm::run_app_on`]. As
-/// ripgrep's `rgtest!` runs each test on both regex engines.
-///
-/// ```ignore
-/// both_paths! {
-///     /// What the spec claims.
-///     fn header_contract(path) { let ancm = Ancm::run_app_on(path, &app, &[]); ... }
-/// }
-/// ```
-macro_rules! both_paths {
-    ($(#[$attr:meta])* fn $name:ident($path:ident) $body:block) => {
-        $(#[$attr])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn spec($path: $crate::support::ProxyPath) $body
-
-            #[test]
-            fn lean() {
-                spec($crate::support::ProxyPath::Lean);
-            }
-
-            #[test]
-            fn hyper() {
-                spec($crate::support::ProxyPath::Hyper);
-            }
-        }
-    };
-}
-pub(crate) use both_paths;
-
 /// A running `ancm` process.
 pub struct Ancm {
     child: Child,
@@ -333,73 +277,6 @@ impl Ancm {
     /// Like [`Ancm::run_app`], from a prepared command (for its environment).
     pub fn run_app_with(command: Command, app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
         Ancm::run_with(command, &app_args(app, extra))
-    }
-
-    /// Like [`Ancm::run`], with the lean path on or off as `path` says. On the lean path ancm
-    /// also logs each request it hands to hyper, for [`Ancm::assert_lean_served`].
-    pub fn on(path: ProxyPath, args: &[&str]) -> Ancm {
-        let mut command = Command::new(ancm_bin());
-        let log = match path {
-            ProxyPath::Lean => "info,ancm::proxy::lean=trace",
-            ProxyPath::Hyper => "info",
-        };
-        command.env("ANCM_LOG", log).env("ANCM_LEAN", path.switch());
-        let mut ancm = Ancm::run_with(command, args);
-        ancm.path = Some(path);
-        ancm
-    }
-
-    /// [`Ancm::run_app`] on `path`.
-    pub fn run_app_on(path: ProxyPath, app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
-        Ancm::on(path, &app_args(app, extra))
-    }
-
-    /// For a spec that claims the lean path serves what it sent: on the lean run, fails the
-    /// test if any request so far was handed to hyper's path. Call it before a test sends
-    /// requests the lean path hands over by design. Nothing to check on hyper's run.
-    pub fn assert_lean_served(&self, what: &str) {
-        use std::sync::atomic::Ordering;
-        if self.path != Some(ProxyPath::Lean) {
-            return;
-        }
-        let markers = self.markers.fetch_add(1, Ordering::SeqCst) + 1;
-        let answer = raw_exchange(self.addr(), MARKER);
-        assert!(answer.starts_with("HTTP/1.1 405"), "the marker: {answer}");
-        // The marker's hand-over line follows the line giving its reason.
-        let mut handed = Vec::new();
-        self.stderr
-            .wait_until("the marker's hand-over line", |lines| {
-                let Some((reason, _)) = lines
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| l.contains(MARKER_WHY))
-                    .nth(markers - 1)
-                else {
-                    return false;
-                };
-                let Some(own) = lines[reason..]
-                    .iter()
-                    .position(|l| l.contains(HANDED_TO_HYPER))
-                else {
-                    return false;
-                };
-                handed = lines[..reason + own + 1]
-                    .iter()
-                    .filter(|l| l.contains(HANDED_TO_HYPER))
-                    .cloned()
-                    .collect();
-                true
-            });
-        let others = handed.len() - markers;
-        let reasons: Vec<String> = self
-            .stderr()
-            .into_iter()
-            .filter(|l| l.contains("a request for hyper's path") && !l.contains(MARKER_WHY))
-            .collect();
-        assert!(
-            others == 0,
-            "{what}: the lean path handed {others} connection(s) to hyper's: {reasons:?}"
-        );
     }
 
     /// Like [`Ancm::run`], from a prepared command (for its environment).
@@ -588,143 +465,6 @@ impl Drop for Ancm {
             let _ = self.child.wait();
         }
     }
-}
-
-/// How often [`eventually_ok`] looks again.
-const POLL: Duration = Duration::from_millis(10);
-
-/// Waits until `poll` gives `Ok`, looking again every 10 ms, and returns its value; fails the
-/// test after [`DEADLINE`] naming `what` and the state the last `Err` described. The suite's one
-/// polling loop: tests wait on conditions with a deadline, never sleep to synchronise.
-pub fn eventually_ok<T, E: std::fmt::Display>(
-    what: &str,
-    mut poll: impl FnMut() -> Result<T, E>,
-) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match poll() {
-            Ok(value) => return value,
-            Err(state) => {
-                let state = state.to_string();
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}{}{state}",
-                    if state.is_empty() { "" } else { ": " }
-                );
-            }
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Waits until `condition` holds; see [`eventually_ok`].
-pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    eventually_ok(what, || if condition() { Ok(()) } else { Err("") });
-}
-
-/// Waits until `found` gives a value and returns it; see [`eventually_ok`].
-pub fn eventually_some<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
-    eventually_ok(what, || found().ok_or(""))
-}
-
-/// Waits until `path` exists and its text (invalid UTF-8 replaced) satisfies `done`; returns
-/// the text.
-pub fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    eventually_ok(what, || {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        if path.exists() && done(&text) {
-            Ok(text)
-        } else {
-            Err(format!("not in {}:\n{text}", path.display()))
-        }
-    })
-}
-
-/// A runtime for tests that drive a client by hand.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// An HTTP/2 connection with prior knowledge (h2c) to `addr`, driven by a task on the current
-/// runtime.
-pub async fn h2c_sender(
-    addr: &str,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2c handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-/// A self-signed certificate for `localhost`, written as PEM files into a temp folder (kept
-/// alive by the first value): the folder, the certificate's and key's paths, and the
-/// certificate for a client to trust.
-pub fn self_signed() -> (
-    tempfile::TempDir,
-    PathBuf,
-    PathBuf,
-    rustls::pki_types::CertificateDer<'static>,
-) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("generate a certificate");
-    let files = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
-    (files, cert, key, certified.cert.der().clone())
-}
-
-/// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
-pub fn h2c_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(DEADLINE)
-        .build()
-        .expect("http client")
-}
-
-/// Sends `request` as raw bytes on a new connection to `addr` (`ip:port`) and returns all that
-/// comes back until the connection closes.
-pub fn raw_exchange(addr: &str, request: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// The values of header `name` the app saw, from the sample app's /echo answer.
-pub fn echoed<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
-    echo["headers"]
-        .as_array()
-        .expect("headers")
-        .iter()
-        .filter(|pair| pair[0] == name)
-        .filter_map(|pair| pair[1].as_str())
-        .collect()
-}
-
-/// A client that does not pool connections, so each test sees fresh connections.
-pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(DEADLINE)
-        .build()
-        .expect("http client")
 }
 
 fn url_in(line: &str) -> String {
