@@ -44,6 +44,8 @@ import subprocess
 import sys
 import time
 
+# ancm's ready line, written where ancm announces an app ready (src/run.rs today). The tests
+# read the same line in tests/support/mod.rs (READY_LINE, parse_ready): change them together.
 READY = re.compile(
     r"Now listening on: http://127\.0\.0\.1:(\d+)/ \(app pid (\d+), port (\d+)\)"
 )

@@ -3,14 +3,15 @@ use std::collections::HashMap;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{alive, client, Ancm, AppDir, DEADLINE};
+use crate::support::{
+    alive, client, eventually, eventually_ok, eventually_some, Ancm, AppDir, DEADLINE,
+};
 
 /// `ancm run --admin 127.0.0.1:0 APP`, and the admin listener's base URL.
 fn with_admin(app: &AppDir, extra: &[&str]) -> (Ancm, String) {
     let mut args = vec!["--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    args.push(app.path().to_str().expect("utf-8"));
-    let ancm = Ancm::run(&args);
+    let ancm = Ancm::run_app(app, &args);
     let line = ancm.wait_stderr("the admin line", |l| l.contains("admin endpoints on "));
     let start = line.find("http://").expect("a URL in the admin line");
     let url: String = line[start..]
@@ -85,18 +86,14 @@ fn wait_status(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
+    eventually_ok(what, || {
         let now = status(admin);
         if done(&now) {
-            return now;
+            Ok(now)
+        } else {
+            Err(format!("{now:#}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {now:#}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    })
 }
 
 #[test]
@@ -171,7 +168,11 @@ fn status_and_metrics_follow_a_crash_and_the_restart() {
     let (ancm, admin) = with_admin(&app, &[]);
     let (first, port) = ancm.wait_ready();
 
-    let now = status(&admin);
+    // The status takes the process's state from the supervisor and its start time from the
+    // journal, which records the same event on a task of its own, a moment later.
+    let now = wait_status(&admin, "the start recorded", |s| {
+        !s["processes"][0]["started_at"].is_null()
+    });
     assert_eq!(now["pid"], ancm.pid());
     assert_eq!(now["app_dir"], app.path().to_str().expect("utf-8"));
     assert_eq!(now["urls"][0], format!("{}/", ancm.url));
@@ -235,15 +236,14 @@ fn readyz_says_503_until_a_process_is_ready_and_again_while_draining() {
         l.contains("sampleapp sleeping")
     });
     ancm.signal(Signal::SIGTERM);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let body = loop {
+    let body = eventually_ok("readyz to turn 503", || {
         let (code, body) = get(&format!("{admin}/readyz"));
         if code == 503 {
-            break body;
+            Ok(body)
+        } else {
+            Err(format!("readyz stayed {code}"))
         }
-        assert!(std::time::Instant::now() < deadline, "readyz stayed {code}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    });
     assert!(body.contains("draining"), "{body}");
     assert_eq!(status(&admin)["draining"], true);
     assert_eq!(in_flight.join().expect("thread").expect("answer"), 200);
@@ -437,24 +437,15 @@ fn status_and_metrics_are_rendered_at_most_once_a_second_for_a_flood() {
     }
     let before = shown.expect("no round was quick enough to show the copy");
     // And it is only a copy for a while: the request since shows up.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let now = requests(&get(&format!("{admin}/metrics")).1);
-        if now != before {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the metrics never moved on"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually("the metrics to move on", || {
+        requests(&get(&format!("{admin}/metrics")).1) != before
+    });
 }
 
 #[test]
 fn admin_is_off_unless_asked_and_a_bad_address_is_refused() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     assert_eq!(ancm.count_stderr(|l| l.contains("admin endpoints on ")), 0);
 
@@ -476,9 +467,7 @@ fn registered(runtime: &std::path::Path, app: &AppDir, extra: &[&str]) -> Ancm {
     command
         .env("ANCM_LOG", "info")
         .env("XDG_RUNTIME_DIR", runtime);
-    let mut args = extra.to_vec();
-    args.push(app.path().to_str().expect("utf-8"));
-    Ancm::run_with(command, &args)
+    Ancm::run_app_with(command, app, extra)
 }
 
 /// `ancm ARGS` with `runtime` as $XDG_RUNTIME_DIR: its exit code and stdout.
@@ -558,11 +547,7 @@ fn ls_lists_the_running_instances_and_forgets_stopped_and_killed_ones() {
     assert!(a.wait_exit().success());
     assert!(!sockets.join(format!("{}.sock", a.pid())).exists());
     b.signal(Signal::SIGKILL);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while alive(b.pid()) {
-        assert!(std::time::Instant::now() < deadline, "ancm b did not die");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    eventually("ancm b to die", || !alive(b.pid()));
     assert!(socket_b.exists(), "a killed ancm leaves its socket");
     let (code, table, _) = ancm_cli(runtime.path(), &["ls"]);
     assert_eq!(code, Some(0));
@@ -671,18 +656,10 @@ fn logs_prints_the_last_lines_and_follows_across_a_kill_9() {
 
     // It ends with the instance.
     drop(ancm);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = follower.try_wait().expect("wait") {
-            assert!(status.success());
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ancm logs -f did not end with ancm"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let status = eventually_some("ancm logs -f to end with ancm", || {
+        follower.try_wait().expect("wait")
+    });
+    assert!(status.success());
 }
 
 /// A stop with a shutdown delay: /readyz turns 503 at once while ancm goes on serving, new
@@ -693,11 +670,9 @@ fn a_shutdown_delay_keeps_serving_while_readyz_says_503() {
     let (mut ancm, admin) = with_admin(&app, &["--shutdown-delay", "8s"]);
     ancm.wait_ready();
     ancm.signal(Signal::SIGTERM);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while get(&format!("{admin}/readyz")).0 != 503 {
-        assert!(std::time::Instant::now() < deadline, "readyz stayed ready");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    eventually("readyz to turn 503", || {
+        get(&format!("{admin}/readyz")).0 == 503
+    });
     ancm.wait_stderr("the delay", |l| l.contains("(the shutdown delay)"));
     // A client that has not heard yet still gets its answer, on a new connection.
     assert_eq!(

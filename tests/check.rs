@@ -494,7 +494,7 @@ fn handler_settings_change_what_run_does() {
         "</environmentVariables>\n        <handlerSettings>\n          <handlerSetting name=\"enableOutOfProcessConsoleRedirection\" value=\"False\" />\n          <handlerSetting name=\"forwardResponseConnectionHeader\" value=\"true\" />\n          <handlerSetting name=\"debugFile\" value=\".\\diag\\ancm.log\" />\n          <handlerSetting name=\"debugLevel\" value=\"FILE,TRACE\" />\n        </handlerSettings>",
     );
     std::fs::write(dir.path().join("web.config"), config).expect("write");
-    let mut ancm = Ancm::run(&[dir.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&dir, &[]);
     ancm.wait_ready();
     let response = ancm.get("/headers");
     assert_eq!(
@@ -540,7 +540,7 @@ fn debug_level_console_and_disabled_error_page() {
     std::fs::write(dir.path().join("web.config"), config).expect("write");
     let mut command = Command::new(ancm_bin());
     command.env_remove("ANCM_LOG");
-    let ancm = Ancm::run_with(command, &[dir.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &dir, &[]);
     let response = ancm.get("/");
     assert_eq!(response.status(), 502);
     assert_eq!(
@@ -559,7 +559,7 @@ fn debug_level_console_and_disabled_error_page() {
     std::fs::write(ok.path().join("web.config"), config).expect("write");
     let mut command = Command::new(ancm_bin());
     command.env_remove("ANCM_LOG");
-    let ancm = Ancm::run_with(command, &[ok.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &ok, &[]);
     ancm.wait_stderr("a debug line", |l| l.contains("the app listens"));
 }
 

@@ -90,7 +90,7 @@ fn start_spinner_only_on_a_terminal() {
         }
     });
     let mut screen = String::new();
-    while !screen.contains("Now listening on:") {
+    while !screen.contains(crate::support::READY_LINE) {
         let line = rx
             .recv_timeout(crate::support::DEADLINE)
             .unwrap_or_else(|_| panic!("no ready line on the terminal:\n{screen}"));
@@ -106,7 +106,7 @@ fn start_spinner_only_on_a_terminal() {
 
     drop(script);
 
-    let mut piped = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut piped = Ancm::run_app(&app, &[]);
     piped.wait_ready();
     piped.signal(nix::sys::signal::Signal::SIGTERM);
     piped.wait_exit();

@@ -148,7 +148,7 @@ fn windows_style_process_path_runs_the_unix_apphost() {
     );
     std::fs::create_dir(app.path().join("bin")).expect("mkdir");
     std::os::unix::fs::symlink(sampleapp(), app.path().join("bin/SampleApp")).expect("symlink");
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
 }
@@ -164,7 +164,7 @@ fn port_placeholders_and_port_env() {
         ),
         &[],
     );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--port-env", "PORT"]);
+    let ancm = Ancm::run_app(&app, &["--port-env", "PORT"]);
     let (_, port) = ancm.wait_ready();
     ancm.wait_stdout("the port argument", |l| {
         l.ends_with(&format!("port-arg={port}"))
@@ -179,15 +179,17 @@ fn port_placeholders_and_port_env() {
 fn command_after_dashes_and_app_path() {
     let dir = tempfile::tempdir().expect("dir");
     let app = sampleapp();
-    let mut ancm = Ancm::run(&[
-        dir.path().to_str().expect("utf-8"),
-        "--app-path",
-        "/shop",
-        "--shutdown-message",
-        "--",
-        app.to_str().expect("utf-8"),
-    ]);
-    let ready = ancm.wait_stderr("ready", |l| l.contains("Now listening on:"));
+    let mut ancm = Ancm::run_app(
+        &dir,
+        &[
+            "--app-path",
+            "/shop",
+            "--shutdown-message",
+            "--",
+            app.to_str().expect("utf-8"),
+        ],
+    );
+    let ready = ancm.wait_stderr("ready", crate::support::is_ready_line);
     assert!(ready.contains(&format!("{}/shop/", ancm.url)), "{ready}");
     let echo: serde_json::Value = ancm.get("/shop/echo").json().expect("json");
     assert_eq!(echo["env"]["ASPNETCORE_APPL_PATH"], "/shop");
@@ -235,7 +237,7 @@ fn a_missing_program_stops_run_and_smoke_at_start() {
 #[test]
 fn a_change_to_a_missing_program_keeps_the_old_process() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let (pid, _) = ancm.wait_ready();
     let config = std::fs::read_to_string(app.path().join("web.config")).expect("read");
     let config = config.replacen(
@@ -345,7 +347,7 @@ fn an_expansion_past_its_limit_is_refused_and_the_old_process_keeps_serving() {
 
     let mut command = Command::new(ancm_bin());
     command.env("ANCM_LOG", "info").env("ANCM_TEST_LONG", &long);
-    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &app, &[]);
     let (pid, _) = ancm.wait_ready();
     std::fs::write(&web_config, &hostile).expect("write");
     let refused = ancm.wait_stderr("the refused change", |l| {

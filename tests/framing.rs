@@ -1,10 +1,10 @@
 use std::convert::Infallible;
 
-use crate::support::{client, raw_exchange, Ancm, AppDir};
+use crate::support::{both_paths, client, raw_exchange, Ancm, AppDir, ProxyPath};
 
 fn sample() -> (AppDir, Ancm) {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     (app, ancm)
 }
@@ -131,25 +131,12 @@ fn the_app_sees_the_host_the_client_asked_for() {
     assert_eq!(fields(&echo, "headers", "host"), ["other.test"], "{echo}");
 }
 
-/// ancm on the lean path (the default), and on hyper's alone (an access log turns the lean
-/// path off).
-fn on_both_paths() -> Vec<(&'static str, AppDir, Ancm, tempfile::TempDir)> {
-    ["lean", "hyper"]
-        .into_iter()
-        .map(|path| {
-            let app = AppDir::new("", &[]);
-            let logs = tempfile::tempdir().expect("temp dir");
-            let log = logs.path().join("access.log");
-            let mut args = vec![];
-            if path == "hyper" {
-                args.extend(["--access-log", log.to_str().expect("utf-8")]);
-            }
-            args.push(app.path().to_str().expect("utf-8"));
-            let ancm = Ancm::run(&args);
-            ancm.wait_ready();
-            (path, app, ancm, logs)
-        })
-        .collect()
+/// The sample app behind ancm on `path`, ready.
+fn sample_on(path: ProxyPath) -> (AppDir, Ancm) {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run_app_on(path, &app, &[]);
+    ancm.wait_ready();
+    (app, ancm)
 }
 
 /// How many requests the sample app has had, this question included.
@@ -163,43 +150,43 @@ fn requests_seen(ancm: &Ancm) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_host_or_target_naming_another_site_and_connection_naming_framing_get_400_on_both_paths() {
-    let cases = [
-        // The target's authority would otherwise win over Host.
-        "GET http://evil/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
-        "GET http://good:8080/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
-        "GET http://user@good/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
-        // Hosts that are not host[:port].
-        "GET /echo HTTP/1.1\r\nHost: good@evil/x\r\nConnection: close\r\n\r\n",
-        "GET /echo HTTP/1.1\r\nHost: evil/x\r\nConnection: close\r\n\r\n",
-        "GET /echo HTTP/1.1\r\nHost: good:x\r\nConnection: close\r\n\r\n",
-        // Framing or the site named as a Connection option: the body, or Host, would be
-        // dropped on the way to the app.
-        "POST /echo HTTP/1.1\r\nHost: good\r\nContent-Length: 5\r\nConnection: content-length, close\r\n\r\nhello",
-        "POST /echo HTTP/1.1\r\nHost: good\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-        "GET /echo HTTP/1.1\r\nHost: good\r\nConnection: host, close\r\n\r\n",
-    ];
-    for (path, _app, ancm, _logs) in on_both_paths() {
+both_paths! {
+    fn a_host_or_target_naming_another_site_and_connection_naming_framing_get_400(path) {
+        let cases = [
+            // The target's authority would otherwise win over Host.
+            "GET http://evil/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+            "GET http://good:8080/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+            "GET http://user@good/echo HTTP/1.1\r\nHost: good\r\nConnection: close\r\n\r\n",
+            // Hosts that are not host[:port].
+            "GET /echo HTTP/1.1\r\nHost: good@evil/x\r\nConnection: close\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: evil/x\r\nConnection: close\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: good:x\r\nConnection: close\r\n\r\n",
+            // Framing or the site named as a Connection option: the body, or Host, would be
+            // dropped on the way to the app.
+            "POST /echo HTTP/1.1\r\nHost: good\r\nContent-Length: 5\r\nConnection: content-length, close\r\n\r\nhello",
+            "POST /echo HTTP/1.1\r\nHost: good\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "GET /echo HTTP/1.1\r\nHost: good\r\nConnection: host, close\r\n\r\n",
+        ];
+        let (_app, ancm) = sample_on(path);
         for request in cases {
             let answer = raw(&ancm, request);
             assert!(
                 answer.starts_with("HTTP/1.1 400"),
-                "{path}: {request:?} got: {answer}"
+                "{path:?}: {request:?} got: {answer}"
             );
         }
         // Only the count itself reached the app.
         assert_eq!(
             requests_seen(&ancm),
             "1",
-            "{path}: refused requests reached the app"
+            "{path:?}: refused requests reached the app"
         );
     }
 }
 
-#[test]
-fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
-    for (path, _app, ancm, _logs) in on_both_paths() {
+both_paths! {
+    fn a_malformed_request_after_a_good_one_gets_400(path) {
+        let (_app, ancm) = sample_on(path);
         for second in [
             "GARBAGE\r\n\r\n",
             "GET /echo HTTP/1.1\r\nHost: good\r\nBad Header\r\n\r\n",
@@ -214,17 +201,17 @@ fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
                 .match_indices("HTTP/1.1 ")
                 .map(|(at, _)| &answer[at + 9..at + 12])
                 .collect();
-            assert_eq!(statuses, ["200", "400"], "{path}: {second:?} got: {answer}");
+            assert_eq!(statuses, ["200", "400"], "{path:?}: {second:?} got: {answer}");
         }
     }
 }
 
-/// --max-request-head holds for a head that arrives whole behind a pipelined request too (hyper
-/// parses what is already in its buffer whatever its size), on both paths.
-#[test]
-fn a_pipelined_head_over_the_limit_gets_431_on_both_paths() {
-    let big = "a".repeat(20_000);
-    for (path, _app, ancm, _logs) in on_both_paths() {
+both_paths! {
+    /// --max-request-head holds for a head that arrives whole behind a pipelined request too (hyper
+    /// parses what is already in its buffer whatever its size), on both paths.
+    fn a_pipelined_head_over_the_limit_gets_431(path) {
+        let big = "a".repeat(20_000);
+        let (_app, ancm) = sample_on(path);
         let answer = raw(
             &ancm,
             &format!(
@@ -236,7 +223,7 @@ fn a_pipelined_head_over_the_limit_gets_431_on_both_paths() {
             .match_indices("HTTP/1.1 ")
             .map(|(at, _)| &answer[at + 9..at + 12])
             .collect();
-        assert_eq!(statuses, ["200", "431"], "{path}");
+        assert_eq!(statuses, ["200", "431"], "{path:?}");
     }
 }
 
@@ -309,88 +296,92 @@ fn a_client_body_broken_part_way_gets_400_as_the_clients_fault() {
     );
 }
 
-/// ancm in front of tests/apps/framing.py, ready.
-fn framing_app() -> (AppDir, Ancm) {
+/// ancm on `path` in front of tests/apps/framing.py, ready.
+fn framing_app(path: ProxyPath) -> (AppDir, Ancm) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
     let app = AppDir::new(
         &format!(r#"processPath="python3" arguments="-u {script}""#),
         &[],
     );
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_on(path, &app, &[]);
     ancm.wait_ready();
     (app, ancm)
 }
 
-#[test]
-fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole() {
-    let (_app, ancm) = framing_app();
-    let answer = raw(
-        &ancm,
-        "GET /both HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
-    );
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
-    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        !head.to_ascii_lowercase().contains("content-length: 5"),
-        "{answer}"
-    );
-    // Chunked on the client's hop too: the body between the chunk sizes is the alphabet.
-    let decoded: String = body
-        .split("\r\n")
-        .filter(|part| part.chars().all(|c| c.is_ascii_lowercase()) && part.len() > 2)
-        .collect();
-    assert_eq!(decoded, "abcdefghijklmnopqrstuvwxyz", "{answer}");
-    // Over a client that reads the framing itself; the next request goes on a fresh app
-    // connection, as one after ambiguous framing is not reused.
-    for _ in 0..2 {
-        assert_eq!(
-            ancm.get("/both").text().expect("body"),
-            "abcdefghijklmnopqrstuvwxyz"
+both_paths! {
+    fn a_response_framed_two_ways_is_read_as_chunked_and_sent_whole(path) {
+        let (_app, ancm) = framing_app(path);
+        let answer = raw(
+            &ancm,
+            "GET /both HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
         );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length: 5"),
+            "{answer}"
+        );
+        // Chunked on the client's hop too: the body between the chunk sizes is the alphabet.
+        let decoded: String = body
+            .split("\r\n")
+            .filter(|part| part.chars().all(|c| c.is_ascii_lowercase()) && part.len() > 2)
+            .collect();
+        assert_eq!(decoded, "abcdefghijklmnopqrstuvwxyz", "{answer}");
+        // Over a client that reads the framing itself; the next request goes on a fresh app
+        // connection, as one after ambiguous framing is not reused.
+        for _ in 0..2 {
+            assert_eq!(
+                ancm.get("/both").text().expect("body"),
+                "abcdefghijklmnopqrstuvwxyz"
+            );
+        }
+        assert_eq!(ancm.get("/after").text().expect("body"), "ok /after");
+        ancm.wait_stderr("the warning", |l| {
+            l.contains("both Transfer-Encoding and Content-Length")
+        });
+        ancm.assert_lean_served("a response framed two ways");
     }
-    assert_eq!(ancm.get("/after").text().expect("body"), "ok /after");
-    ancm.wait_stderr("the warning", |l| {
-        l.contains("both Transfer-Encoding and Content-Length")
-    });
 }
 
-/// The app's responses as HTTP/1.1 frames them, read the way RFC 9112 says: informational
-/// responses skipped, chunk extensions passed over, a body without framing read until the app
-/// closes, a reason phrase kept; a chunked body that turns malformed aborts the client's
-/// response instead of ending it as if complete. The app connection is reused after each
-/// response that ended cleanly.
-#[test]
-fn app_responses_are_read_as_http_1_1_frames_them() {
-    let (_app, ancm) = framing_app();
+both_paths! {
+    /// The app's responses as HTTP/1.1 frames them, read the way RFC 9112 says: informational
+    /// responses skipped, chunk extensions passed over, a body without framing read until the app
+    /// closes, a reason phrase kept; a chunked body that turns malformed aborts the client's
+    /// response instead of ending it as if complete. The app connection is reused after each
+    /// response that ended cleanly.
+    fn app_responses_are_read_as_http_1_1_frames_them(path) {
+        let (_app, ancm) = framing_app(path);
 
-    let hinted = ancm.get("/early-hints");
-    assert_eq!(hinted.status(), 200);
-    assert_eq!(hinted.text().expect("body"), "ok");
-    assert_eq!(ancm.get("/extensions").text().expect("body"), "hello");
-    assert_eq!(
-        ancm.get("/until-close").text().expect("body"),
-        "all of this, until the app closes"
-    );
-    let reason = raw(
-        &ancm,
-        "GET /reason HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        reason.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
-        "{reason}"
-    );
+        let hinted = ancm.get("/early-hints");
+        assert_eq!(hinted.status(), 200);
+        assert_eq!(hinted.text().expect("body"), "ok");
+        assert_eq!(ancm.get("/extensions").text().expect("body"), "hello");
+        assert_eq!(
+            ancm.get("/until-close").text().expect("body"),
+            "all of this, until the app closes"
+        );
+        let reason = raw(
+            &ancm,
+            "GET /reason HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            reason.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
+            "{reason}"
+        );
 
-    let broken = raw(
-        &ancm,
-        "GET /bad-chunk HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
-    );
-    // Whatever of it had gone out, the client sees the connection close without the last chunk.
-    assert!(
-        !broken.ends_with("0\r\n\r\n"),
-        "a broken body must not look complete: {broken}"
-    );
-    ancm.wait_stderr("the reason in the log", |l| {
-        l.contains("malformed chunked body")
-    });
-    assert_eq!(ancm.get("/after").text().expect("body"), "ok /after");
+        let broken = raw(
+            &ancm,
+            "GET /bad-chunk HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+        );
+        // Whatever of it had gone out, the client sees the connection close without the last chunk.
+        assert!(
+            !broken.ends_with("0\r\n\r\n"),
+            "a broken body must not look complete: {broken}"
+        );
+        ancm.wait_stderr("the reason in the log", |l| {
+            l.contains("malformed chunked body")
+        });
+        assert_eq!(ancm.get("/after").text().expect("body"), "ok /after");
+        ancm.assert_lean_served("responses framed as HTTP/1.1 allows");
+    }
 }

@@ -168,7 +168,7 @@ fn user_runs_the_app_as_that_user() {
         ),
     )
     .expect("write web.config");
-    let ancm = Ancm::run(&[dir.path().to_str().expect("utf-8"), "--user", "nobody"]);
+    let ancm = Ancm::run_app(&dir, &["--user", "nobody"]);
     let (pid, _) = ancm.wait_ready();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let uid = status

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{alive, ancm_bin, client, sampleapp, wait_all_gone, AppDir, DEADLINE};
+use crate::support::{
+    alive, ancm_bin, client, eventually_ok, sampleapp, wait_all_gone, AppDir, DEADLINE,
+};
 
 /// `ancm helper`, spoken to as a native module would.
 struct Helper {
@@ -93,18 +95,12 @@ impl Helper {
     }
 
     fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the helper did not exit; seen {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let seen = format!("seen {:#?}", self.seen);
+        let child = &mut self.child;
+        eventually_ok("the helper to exit", || {
+            child.try_wait().expect("wait").ok_or(seen.as_str())
+        })
+        .code()
     }
 }
 

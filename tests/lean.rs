@@ -1,4 +1,4 @@
-use crate::support::{raw_exchange, Ancm, AppDir};
+use crate::support::{both_paths, raw_exchange, Ancm, AppDir, ProxyPath};
 
 /// The sample app's `/echo` answers (JSON bodies) in a raw exchange's text, in order.
 fn echoes_in(answer: &str) -> Vec<serde_json::Value> {
@@ -20,55 +20,59 @@ fn echoes_in(answer: &str) -> Vec<serde_json::Value> {
 
 fn started() -> (AppDir, Ancm) {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     (app, ancm)
 }
 
-#[test]
-fn pipelined_requests_are_answered_in_order_with_the_header_contract() {
-    let (_app, ancm) = started();
-    let requests = "GET /echo?n=1 HTTP/1.1\r\nHost: site\r\nMS-ASPNETCORE-TOKEN: forged\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n\
-                    POST /echo?n=2 HTTP/1.1\r\nHost: site\r\nContent-Length: 5\r\nConnection: keep-alive, Keep-Alive\r\nKeep-Alive: 5\r\n\r\nhello\
-                    GET /echo?n=3 HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n";
-    let answer = raw_exchange(ancm.addr(), requests.as_bytes());
-    let echoes = echoes_in(&answer);
-    let queries: Vec<_> = echoes.iter().map(|e| e["query"].clone()).collect();
-    assert_eq!(queries, ["n=1", "n=2", "n=3"], "{answer}");
-    assert_eq!(echoes[1]["bodyLength"], 5);
-    for echo in &echoes {
-        let headers = echo["headers"].as_array().expect("headers");
-        let names: Vec<&str> = headers.iter().filter_map(|h| h[0].as_str()).collect();
-        assert!(
-            !names.contains(&"connection") && !names.contains(&"keep-alive"),
-            "{names:?}"
-        );
-        let token: Vec<_> = headers
-            .iter()
-            .filter(|h| h[0] == "ms-aspnetcore-token")
-            .collect();
-        assert_eq!(token.len(), 1);
-        assert_ne!(token[0][1], "forged");
-        let host: Vec<_> = headers.iter().filter(|h| h[0] == "host").collect();
-        assert_eq!(host.len(), 1);
-        assert_eq!(host[0][1], "site");
+both_paths! {
+    fn pipelined_requests_are_answered_in_order_with_the_header_contract(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &[]);
+        ancm.wait_ready();
+        let requests = "GET /echo?n=1 HTTP/1.1\r\nHost: site\r\nMS-ASPNETCORE-TOKEN: forged\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n\
+                        POST /echo?n=2 HTTP/1.1\r\nHost: site\r\nContent-Length: 5\r\nConnection: keep-alive, Keep-Alive\r\nKeep-Alive: 5\r\n\r\nhello\
+                        GET /echo?n=3 HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n";
+        let answer = raw_exchange(ancm.addr(), requests.as_bytes());
+        let echoes = echoes_in(&answer);
+        let queries: Vec<_> = echoes.iter().map(|e| e["query"].clone()).collect();
+        assert_eq!(queries, ["n=1", "n=2", "n=3"], "{answer}");
+        assert_eq!(echoes[1]["bodyLength"], 5);
+        for echo in &echoes {
+            let headers = echo["headers"].as_array().expect("headers");
+            let names: Vec<&str> = headers.iter().filter_map(|h| h[0].as_str()).collect();
+            assert!(
+                !names.contains(&"connection") && !names.contains(&"keep-alive"),
+                "{names:?}"
+            );
+            let token: Vec<_> = headers
+                .iter()
+                .filter(|h| h[0] == "ms-aspnetcore-token")
+                .collect();
+            assert_eq!(token.len(), 1);
+            assert_ne!(token[0][1], "forged");
+            let host: Vec<_> = headers.iter().filter(|h| h[0] == "host").collect();
+            assert_eq!(host.len(), 1);
+            assert_eq!(host[0][1], "site");
+        }
+        let forwarded = |echo: &serde_json::Value| {
+            echo["headers"]
+                .as_array()
+                .expect("headers")
+                .iter()
+                .find(|h| h[0] == "x-forwarded-for")
+                .and_then(|h| h[1].as_str())
+                .map(str::to_owned)
+                .expect("X-Forwarded-For")
+        };
+        let first = forwarded(&echoes[0]);
+        assert!(first.starts_with("10.0.0.1, 127.0.0.1:"), "{first}");
+        assert!(forwarded(&echoes[2]).starts_with("127.0.0.1:"));
+        // The last request asked to close: the answer says so, and the connection ended.
+        assert!(answer.trim_end().ends_with('}') || answer.ends_with("0\r\n\r\n"));
+        assert!(answer.to_ascii_lowercase().contains("connection: close"));
+        ancm.assert_lean_served("pipelined requests");
     }
-    let forwarded = |echo: &serde_json::Value| {
-        echo["headers"]
-            .as_array()
-            .expect("headers")
-            .iter()
-            .find(|h| h[0] == "x-forwarded-for")
-            .and_then(|h| h[1].as_str())
-            .map(str::to_owned)
-            .expect("X-Forwarded-For")
-    };
-    let first = forwarded(&echoes[0]);
-    assert!(first.starts_with("10.0.0.1, 127.0.0.1:"), "{first}");
-    assert!(forwarded(&echoes[2]).starts_with("127.0.0.1:"));
-    // The last request asked to close: the answer says so, and the connection ended.
-    assert!(answer.trim_end().ends_with('}') || answer.ends_with("0\r\n\r\n"));
-    assert!(answer.to_ascii_lowercase().contains("connection: close"));
 }
 
 #[test]
@@ -121,7 +125,7 @@ fn ancm_lean_off_sends_every_request_through_hyper_path() {
         if let Some(value) = switch {
             command.env("ANCM_LEAN", value);
         }
-        let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+        let ancm = Ancm::run_app_with(command, &app, &[]);
         ancm.wait_ready();
         let answer = raw_exchange(
             ancm.addr(),
@@ -140,11 +144,27 @@ fn an_unknown_ancm_lean_value_is_warned_about_and_ignored() {
     command
         .env("ANCM_LOG", "info")
         .env("ANCM_LEAN", "sometimes");
-    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &app, &[]);
     ancm.wait_ready();
     let line = ancm.wait_stderr("the warning", |l| l.contains("ANCM_LEAN"));
     assert!(
         line.contains("sometimes") && line.contains("on and off"),
         "{line}"
     );
+}
+
+/// The check the two-path specs make, that the lean path served them, is not vacuous: a request
+/// the lean path hands to hyper's (its Connection header names another header) fails it.
+#[test]
+#[should_panic(expected = "the lean path handed 1 connection(s) to hyper's")]
+fn the_lean_served_check_sees_a_request_handed_to_hyper() {
+    let app = AppDir::new("", &[]);
+    let ancm = Ancm::run_app_on(ProxyPath::Lean, &app, &[]);
+    ancm.wait_ready();
+    let answer = raw_exchange(
+        ancm.addr(),
+        b"GET /echo HTTP/1.1\r\nHost: site\r\nX-Hop: 1\r\nConnection: x-hop, close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    ancm.assert_lean_served("a request naming a header in Connection");
 }

@@ -1,32 +1,14 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{ancm_bin, client, is_ready_line, wait_file, Ancm, AppDir, DEADLINE};
-
-/// What tests/apps/noisy.py writes, as plain text, in the order it writes it to its stdout and
-/// stderr.
-pub(crate) fn noisy_lines() -> Vec<String> {
-    let mut lines: Vec<String> = (1..=5)
-        .flat_map(|i| [format!("out {i}"), format!("err {i}")])
-        .collect();
-    lines.push("info: Microsoft.Hosting.Lifetime[0]".into());
-    lines.push("not utf-8: \u{fffd}\u{fffd} end".into());
-    lines.push("fatal: the last line".into());
-    lines
-}
-
-/// An app folder running tests/apps/noisy.py with `attributes` and `env`.
-pub(crate) fn noisy_app(attributes: &str, env: &[(&str, &str)]) -> AppDir {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/noisy.py");
-    AppDir::new(
-        &format!(r#"processPath="python3" arguments="{script}" {attributes}"#),
-        env,
-    )
-}
+use crate::support::apps::{noisy_app, noisy_lines};
+use crate::support::{
+    ancm_bin, client, eventually, eventually_ok, eventually_some, is_ready_line, wait_file, Ancm,
+    AppDir, DEADLINE,
+};
 
 /// The lines after the first one that `starts` matches, as many as `expected` has.
 fn lines_after(
@@ -70,7 +52,7 @@ fn stdout_log_name_and_content() {
         &[("SAMPLEAPP_PRINT_AT_START", "20000")],
     );
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     assert_eq!(ancm.get("/print?n=3&stream=stderr").status(), 200);
     ancm.signal(Signal::SIGTERM);
@@ -140,11 +122,7 @@ fn no_line_is_lost_when_the_app_writes_fast_and_exits_at_once() {
             ("SAMPLEAPP_EXIT_AT_START", "1"),
         ],
     );
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--stdout-log",
-        "out/app",
-    ]);
+    let ancm = Ancm::run_app(&app, &["--stdout-log", "out/app"]);
     // The failure is reported once the app's output is fully written out.
     ancm.wait_stderr("the rapid-fail pause", |l| {
         l.contains("not starting it again")
@@ -169,11 +147,7 @@ fn interleaved_coloured_output_shows_in_order_once_and_plain() {
         r#"rapidFailsPerMinute="0""#,
         &[("ASPNETCORE_DETAILEDERRORS", "true")],
     );
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--stdout-log",
-        "out/app",
-    ]);
+    let ancm = Ancm::run_app(&app, &["--stdout-log", "out/app"]);
     ancm.wait_stderr("the rapid-fail pause", |l| {
         l.contains("not starting it again")
     });
@@ -291,14 +265,9 @@ fn a_console_nobody_reads_holds_up_neither_the_app_nor_the_proxy() {
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(ancm.id()).expect("pid"));
     nix::sys::signal::kill(pid, Signal::SIGTERM).expect("signal ancm");
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = ancm.try_wait().expect("wait for ancm") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "ancm did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = eventually_some("ancm to stop on SIGTERM", || {
+        ancm.try_wait().expect("wait for ancm")
+    });
     assert_eq!(status.code(), Some(0));
 
     let files = log_files(&app.path().join("logs"), "stdout");
@@ -324,18 +293,16 @@ impl Drop for KillOnDrop {
 
 /// Prints batches of numbered lines through the app until the stdout log has `files` files.
 fn print_until_files(ancm: &Ancm, dir: &std::path::Path, files: usize) -> u64 {
-    let deadline = Instant::now() + DEADLINE;
     let mut batches = 0;
-    while log_files(dir, "stdout").len() < files {
-        assert!(
-            Instant::now() < deadline,
-            "only {:?}",
-            log_files(dir, "stdout")
-        );
+    eventually_ok("the stdout log's files", || {
+        let now = log_files(dir, "stdout");
+        if now.len() >= files {
+            return Ok(());
+        }
         assert_eq!(ancm.get("/print?n=40").status(), 200);
         batches += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("only {now:?}"))
+    });
     batches
 }
 
@@ -399,19 +366,15 @@ fn stdout_log_keeps_the_newest_files() {
     ]);
     ancm.wait_ready();
     // With the new file there are three: the oldest goes.
-    let deadline = Instant::now() + DEADLINE;
-    while old.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the oldest file is beyond the two kept"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("the oldest file, beyond the two kept, to go", || {
+        !old.exists()
+    });
     // Rotations go on; there are never more than two files, the newest ones.
     let mut seen = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + DEADLINE;
-    while seen.len() < 4 {
-        assert!(Instant::now() < deadline, "rotated into {seen:?}");
+    eventually_ok("four rotations", || {
+        if seen.len() >= 4 {
+            return Ok(());
+        }
         assert_eq!(ancm.get("/print?n=40").status(), 200);
         let files = log_files(&dir, "stdout");
         let logs: Vec<&PathBuf> = files
@@ -420,8 +383,8 @@ fn stdout_log_keeps_the_newest_files() {
             .collect();
         assert!(logs.len() <= 2, "{logs:?}");
         seen.extend(logs.into_iter().cloned());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("rotated into {seen:?}"))
+    });
     let left: Vec<PathBuf> = log_files(&dir, "stdout")
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "log"))
@@ -476,11 +439,7 @@ fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost
     std::fs::write(&web_config, text).expect("web.config");
     let dir = app.path().join("logs");
     let (access, debug) = (dir.join("access.log"), dir.join("debug.log"));
-    let mut ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--access-log",
-        access.to_str().expect("utf-8"),
-    ]);
+    let mut ancm = Ancm::run_app(&app, &["--access-log", access.to_str().expect("utf-8")]);
     ancm.wait_ready();
     let stdout_log = log_files(&dir, "stdout").pop().expect("the stdout log");
 
@@ -506,11 +465,9 @@ fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost
             k
         }
     });
-    let deadline = Instant::now() + DEADLINE;
-    while batches.load(Ordering::Relaxed) < 10 {
-        assert!(Instant::now() < deadline, "the printer does not print");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("the printer to print", || {
+        batches.load(Ordering::Relaxed) >= 10
+    });
     let rotated = |path: &std::path::Path, n: u32| {
         let mut name = path.as_os_str().to_owned();
         name.push(format!(".{n}"));
@@ -580,7 +537,7 @@ fn sigusr1_and_sighup_reopen_the_logs_that_logrotate_renamed_and_no_line_is_lost
 #[test]
 fn signals_ancm_has_no_use_for_stop_nothing_and_sigquit_stops_gracefully() {
     let app = AppDir::new("", &[]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&app, &[]);
     let (pid, _) = ancm.wait_ready();
     for signal in [
         Signal::SIGUSR2,
@@ -718,19 +675,15 @@ fn a_terminal_gets_the_app_s_colours_and_nothing_else() {
             return;
         }
     };
-    let deadline = Instant::now() + DEADLINE;
-    let screen = loop {
+    let screen = eventually_ok("the rapid-fail pause", || {
         let screen = std::fs::read(&screen_file).unwrap_or_default();
         let screen = String::from_utf8_lossy(&screen).into_owned();
         if screen.contains("not starting it again") {
-            break screen;
+            Ok(screen)
+        } else {
+            Err(format!("\n{screen:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "no rapid-fail pause:\n{screen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
     for pid in crate::support::descendants(script.id()) {
         if let Ok(raw) = i32::try_from(pid) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), Signal::SIGTERM);

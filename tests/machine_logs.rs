@@ -1,4 +1,4 @@
-use crate::support::{client, Ancm, AppDir, DEADLINE};
+use crate::support::{client, eventually_ok, Ancm, AppDir};
 
 #[test]
 fn json_log_format_makes_every_console_line_one_object() {
@@ -45,22 +45,17 @@ fn json_log_format_makes_every_console_line_one_object() {
 
 /// The access log's request lines (not its `#` directives) once `count` are there.
 fn wait_lines(path: &std::path::Path, count: usize) -> (Vec<String>, Vec<String>) {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
+    eventually_ok("the access log's lines", || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let (directives, lines): (Vec<String>, Vec<String>) = text
             .lines()
             .map(str::to_owned)
             .partition(|l| l.starts_with('#'));
         if lines.len() >= count {
-            return (directives, lines);
+            return Ok((directives, lines));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "access log so far:\n{text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        Err(format!("access log so far:\n{text}"))
+    })
 }
 
 #[test]

@@ -1,9 +1,8 @@
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{ancm_bin, descendants, sampleapp, Ancm, AppDir, DEADLINE};
+use crate::support::{ancm_bin, descendants, eventually_ok, sampleapp, Ancm, AppDir};
 
 /// The state letter of a process (R, S, Z, ...) and its command name, from /proc.
 fn state(pid: u32) -> Option<(char, String)> {
@@ -41,7 +40,7 @@ fn as_pid_1_it_reaps_orphans_and_stops_on_sigterm() {
         .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(ancm_bin())
         .env("ANCM_LOG", "info");
-    let mut ancm = Ancm::run_with(unshare, &[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app_with(unshare, &app, &[]);
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
     // unshare's child, which became ancm.
@@ -54,19 +53,18 @@ fn as_pid_1_it_reaps_orphans_and_stops_on_sigterm() {
 
     ancm.wait_stderr("an orphan", |l| l.contains("re-parented to ancm"));
     // The orphans lived and went, and nothing of them is left, not even a zombie.
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok("the orphans to go", || {
         let left: Vec<_> = descendants(pid1)
             .into_iter()
             .filter_map(state)
             .filter(|(letter, name)| *letter == 'Z' || name == "sleep")
             .collect();
         if left.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(format!("left behind: {left:?}"))
         }
-        assert!(Instant::now() < deadline, "left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid1).expect("pid")),

@@ -1,31 +1,18 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use crate::support::{client, raw_exchange, Ancm, AppDir, DEADLINE};
-
-/// The two ways ancm serves a plain HTTP/1.1 client. The access log turns the lean path off.
-#[derive(Debug, Clone, Copy)]
-enum Path {
-    Lean,
-    Hyper,
-}
+use crate::support::{both_paths, client, raw_exchange, Ancm, AppDir, ProxyPath, DEADLINE};
 
 /// ancm, on `path`, in front of one process of tests/apps/leftover.py, ready.
-fn leftover_app(path: Path) -> (AppDir, tempfile::TempDir, Ancm) {
+fn leftover_app(path: ProxyPath) -> (AppDir, Ancm) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/leftover.py");
     let app = AppDir::new(
         &format!(r#"processPath="python3" arguments="-u {script}""#),
         &[],
     );
-    let logs = tempfile::tempdir().expect("temp dir");
-    let log = logs.path().join("access.log");
-    let mut args = vec![app.path().to_str().expect("utf-8")];
-    if let Path::Hyper = path {
-        args.splice(0..0, ["--access-log", log.to_str().expect("utf-8")]);
-    }
-    let ancm = Ancm::run(&args);
+    let ancm = Ancm::run_app_on(path, &app, &[]);
     ancm.wait_ready();
-    (app, logs, ancm)
+    (app, ancm)
 }
 
 /// The answer to GET /victim, sent on the same client connection right behind `first`, so that
@@ -41,13 +28,12 @@ fn victim_behind(ancm: &Ancm, first: &str) -> String {
     last.to_owned()
 }
 
-/// An app that sent more than its response (past its Content-Length, or a body after the
-/// head of a HEAD response) left those bytes in its connection, already there when the next
-/// request takes it: the connection is closed instead, and the next client gets its own answer.
-#[test]
-fn an_app_connection_with_bytes_past_the_response_is_not_reused() {
-    for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+both_paths! {
+    /// An app that sent more than its response (past its Content-Length, or a body after the
+    /// head of a HEAD response) left those bytes in its connection, already there when the next
+    /// request takes it: the connection is closed instead, and the next client gets its own answer.
+    fn an_app_connection_with_bytes_past_the_response_is_not_reused(path) {
+        let (_app, ancm) = leftover_app(path);
         for first in ["GET /overlong", "HEAD /head-body"] {
             let answer = victim_behind(&ancm, first);
             assert!(
@@ -55,21 +41,22 @@ fn an_app_connection_with_bytes_past_the_response_is_not_reused() {
                 "{path:?}, behind {first}: {answer}"
             );
         }
+        ancm.assert_lean_served("responses with bytes past their end");
     }
 }
 
-/// A response framed two ways (Transfer-Encoding and Content-Length) ends where ancm read it,
-/// which may not be where the app meant: the connection is not reused, so what the app sends
-/// after (here, late) reaches no other client.
-#[test]
-fn an_app_connection_after_an_ambiguous_response_is_not_reused() {
-    for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+both_paths! {
+    /// A response framed two ways (Transfer-Encoding and Content-Length) ends where ancm read it,
+    /// which may not be where the app meant: the connection is not reused, so what the app sends
+    /// after (here, late) reaches no other client.
+    fn an_app_connection_after_an_ambiguous_response_is_not_reused(path) {
+        let (_app, ancm) = leftover_app(path);
         let answer = victim_behind(&ancm, "GET /ambiguous");
         assert!(
             answer.starts_with("200") && answer.ends_with("\r\n\r\nok /victim"),
             "{path:?}: {answer}"
         );
+        ancm.assert_lean_served("a response framed two ways");
     }
 }
 
@@ -87,15 +74,15 @@ fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, what: &str) {
     }
 }
 
-/// An app that answered before taking the request body may never read it, and would take it
-/// for the start of the next request on that connection (here a body that begins a request
-/// for /stolen). The body went to the app only after the answer had begun: the connection is
-/// not reused, and the next request gets its own answer.
-#[test]
-fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused() {
-    let body = "GET /stolen HTTP/1.1\r\nX-Pad: ";
-    for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+both_paths! {
+    /// An app that answered before taking the request body may never read it, and would take it
+    /// for the start of the next request on that connection (here a body that begins a request
+    /// for /stolen). The body went to the app only after the answer had begun: the connection is
+    /// not reused, and the next request gets its own answer. (The body comes after the head, so
+    /// on the lean run the lean path hands the request to hyper's.)
+    fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused(path) {
+        let body = "GET /stolen HTTP/1.1\r\nX-Pad: ";
+        let (_app, ancm) = leftover_app(path);
         let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let head = format!(
@@ -120,20 +107,13 @@ fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused() {
     }
 }
 
-/// The rule holds back only connections an app left in doubt: after a request body the app
-/// read in full before answering (small, as the lean path takes it, and large, streamed on
-/// hyper's path), the next request reuses the connection.
-#[test]
-fn an_app_connection_is_reused_after_a_body_the_app_read() {
-    let app = AppDir::new("", &[]);
-    let logs = tempfile::tempdir().expect("temp dir");
-    let log = logs.path().join("access.log");
-    for path in [Path::Lean, Path::Hyper] {
-        let mut args = vec![app.path().to_str().expect("utf-8")];
-        if let Path::Hyper = path {
-            args.splice(0..0, ["--access-log", log.to_str().expect("utf-8")]);
-        }
-        let ancm = Ancm::run(&args);
+both_paths! {
+    /// The rule holds back only connections an app left in doubt: after a request body the app
+    /// read in full before answering (small, as the lean path takes it, and large, streamed on
+    /// hyper's path), the next request reuses the connection.
+    fn an_app_connection_is_reused_after_a_body_the_app_read(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &[]);
         ancm.wait_ready();
         // One client connection: ancm's pools are per proxy thread, and a client connection
         // stays on one thread.

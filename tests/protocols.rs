@@ -29,11 +29,7 @@ where
 #[test]
 fn websocket_echo_outlives_request_timeout() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--request-timeout",
-        "1",
-    ]);
+    let ancm = Ancm::run_app(&app, &["--request-timeout", "1"]);
     ancm.wait_ready();
     runtime().block_on(async {
         let mut request = format!("ws://{}/ws", ancm.addr())
@@ -76,7 +72,7 @@ fn websocket_echo_outlives_request_timeout() {
 #[test]
 fn upgrade_without_101_is_an_ordinary_response() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
 
     let echo: serde_json::Value = client()
@@ -107,7 +103,7 @@ fn upgrade_without_101_is_an_ordinary_response() {
 #[test]
 fn open_websocket_does_not_hold_up_stop() {
     let app = AppDir::new("", &[]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let rt = runtime();
     let mut ws = rt.block_on(async {
@@ -140,7 +136,7 @@ fn open_websocket_does_not_hold_up_stop() {
 #[test]
 fn h2c_with_prior_knowledge() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let client = h2c_client();
 
@@ -232,13 +228,15 @@ fn https_with_alpn_h2_and_http1() {
     let (_files, cert, key, root) = crate::support::self_signed();
 
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--tls-cert",
-        cert.to_str().expect("utf-8"),
-        "--tls-key",
-        key.to_str().expect("utf-8"),
-    ]);
+    let ancm = Ancm::run_app(
+        &app,
+        &[
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
     ancm.wait_ready();
     let addr = ancm.addr();
     let port = addr.rsplit(':').next().expect("port");
@@ -333,7 +331,7 @@ fn unreadable_tls_file_is_named() {
 #[test]
 fn client_gone_aborts_the_request_to_the_app() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let addr = ancm.addr();
 
@@ -357,7 +355,7 @@ fn client_gone_aborts_the_request_to_the_app() {
 #[test]
 fn http2_stream_reset_aborts_the_request_to_the_app() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let addr = ancm.addr();
     let rt = runtime();
@@ -391,7 +389,7 @@ fn http2_stream_reset_aborts_the_request_to_the_app() {
 #[test]
 fn server_sent_events_arrive_as_written() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
 
     for (name, client) in [("HTTP/1.1", client()), ("h2c", h2c_client())] {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{client, descendants, wait_all_gone, wait_file, Ancm, AppDir, DEADLINE};
+use crate::support::{
+    both_paths, client, descendants, eventually, wait_all_gone, wait_file, Ancm, AppDir, DEADLINE,
+};
 
 fn kill(pid: u32, signal: Signal) {
     nix::sys::signal::kill(
@@ -46,7 +48,7 @@ fn load(
 #[test]
 fn kill_9_of_the_app_under_load_answers_every_request() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     let (first, _) = ancm.wait_ready();
     let stop = Arc::new(AtomicBool::new(false));
     let client = client();
@@ -63,26 +65,22 @@ fn kill_9_of_the_app_under_load_answers_every_request() {
             .send()
     });
     // Wait until both loops are under way.
-    let deadline = Instant::now() + DEADLINE;
-    while crate::support::client()
-        .get(format!("{}/requests", ancm.url))
-        .send()
-        .and_then(|r| r.text())
-        .ok()
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0)
-        < 50
-    {
-        assert!(Instant::now() < deadline, "load did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("the load to start", || {
+        crate::support::client()
+            .get(format!("{}/requests", ancm.url))
+            .send()
+            .and_then(|r| r.text())
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            >= 50
+    });
     kill(first, Signal::SIGKILL);
     let (second, _) = ancm.wait_ready_after(first);
     // Service is back: the new process answers.
-    let deadline = Instant::now() + DEADLINE;
-    while ancm.get("/pid").text().unwrap_or_default() != second.to_string() {
-        assert!(Instant::now() < deadline, "service did not come back");
-    }
+    eventually("the service to come back", || {
+        ancm.get("/pid").text().unwrap_or_default() == second.to_string()
+    });
     stop.store(true, Ordering::SeqCst);
     for seen in [gets.join().expect("gets"), uploads.join().expect("uploads")] {
         assert!(
@@ -97,7 +95,7 @@ fn kill_9_of_the_app_under_load_answers_every_request() {
 #[test]
 fn sigkill_of_ancm_under_load_leaves_no_process_and_frees_the_ports() {
     let app = AppDir::new("", &[]);
-    let mut ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app(&app, &[]);
     let (_, app_port) = ancm.wait_ready();
     let front: SocketAddr = ancm
         .url
@@ -117,70 +115,68 @@ fn sigkill_of_ancm_under_load_leaves_no_process_and_frees_the_ports() {
     stop.store(true, Ordering::SeqCst);
     let _ = loader.join();
     wait_all_gone(&tree);
-    let deadline = Instant::now() + DEADLINE;
     for addr in [front, SocketAddr::from(([127, 0, 0, 1], app_port))] {
-        while TcpListener::bind(addr).is_err() {
-            assert!(Instant::now() < deadline, "{addr} was not freed");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(&format!("{addr} to be freed"), || {
+            TcpListener::bind(addr).is_ok()
+        });
     }
 }
 
-#[test]
-fn slow_clients_do_not_stop_others_and_are_closed() {
-    let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--header-read-timeout",
-        "2s",
-    ]);
-    ancm.wait_ready();
-    let front: SocketAddr = ancm
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("front address");
+both_paths! {
+    fn slow_clients_do_not_stop_others_and_are_closed(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &["--header-read-timeout", "2s"]);
+        ancm.wait_ready();
+        let front: SocketAddr = ancm
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("front address");
 
-    // 500 clients, each trickling its request head a byte at a time.
-    let mut slow: Vec<TcpStream> = (0..500)
-        .map(|_| {
-            let mut s = TcpStream::connect(front).expect("connect");
-            s.write_all(b"GET / HTTP/1.1\r\nHo").expect("write");
-            s.set_read_timeout(Some(Duration::from_millis(5)))
-                .expect("timeout");
-            s
-        })
-        .collect();
-    let started = Instant::now();
-    // Others are served meanwhile, promptly.
-    for _ in 0..20 {
-        let asked = Instant::now();
-        assert_eq!(ancm.get("/").status(), 200);
-        assert!(
-            asked.elapsed() < Duration::from_secs(1),
-            "served promptly despite slow clients"
-        );
-    }
-    // A byte a second until ancm closes them all; bounded.
-    let mut open = slow.len();
-    while open > 0 && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_secs(1));
-        open = 0;
-        for stream in &mut slow {
-            let closed = stream.write_all(b"s").is_err() || is_closed(stream);
-            if !closed {
-                open += 1;
+        // 500 clients, each trickling its request head a byte at a time.
+        let mut slow: Vec<TcpStream> = (0..500)
+            .map(|_| {
+                let mut s = TcpStream::connect(front).expect("connect");
+                s.write_all(b"GET / HTTP/1.1\r\nHo").expect("write");
+                s.set_read_timeout(Some(Duration::from_millis(5)))
+                    .expect("timeout");
+                s
+            })
+            .collect();
+        let started = Instant::now();
+        // Others are served meanwhile, promptly.
+        for _ in 0..20 {
+            let asked = Instant::now();
+            assert_eq!(ancm.get("/").status(), 200);
+            // A generous regression guard, not a measurement (timings are measured in bench/):
+            // a GET held up by the slow clients would wait for their 2 s header read timeout.
+            assert!(
+                asked.elapsed() < Duration::from_secs(1),
+                "served promptly despite slow clients"
+            );
+        }
+        // A byte a second until ancm closes them all; bounded.
+        let mut open = slow.len();
+        while open > 0 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_secs(1));
+            open = 0;
+            for stream in &mut slow {
+                let closed = stream.write_all(b"s").is_err() || is_closed(stream);
+                if !closed {
+                    open += 1;
+                }
             }
         }
+        assert_eq!(
+            open, 0,
+            "slow clients are closed by the header read timeout"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "not before the timeout"
+        );
+        ancm.assert_lean_served("slow clients and the requests beside them");
     }
-    assert_eq!(
-        open, 0,
-        "slow clients are closed by the header read timeout"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_secs(2),
-        "not before the timeout"
-    );
 }
 
 /// Whether the peer has closed `stream` (a read returns end of file or an error other than a
@@ -210,55 +206,57 @@ fn raw(front: SocketAddr, request: &[u8]) -> String {
     answer.lines().next().unwrap_or_default().to_owned()
 }
 
-#[test]
-fn hostile_requests_get_a_clear_4xx_and_never_reach_the_app() {
-    let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
-    ancm.wait_ready();
-    let front: SocketAddr = ancm
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("front address");
-    let requests_seen = || -> u64 {
-        ancm.get("/requests")
-            .text()
-            .expect("count")
+both_paths! {
+    /// On the lean run, most of these are handed to hyper's path, which refuses them.
+    fn hostile_requests_get_a_clear_4xx_and_never_reach_the_app(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &[]);
+        ancm.wait_ready();
+        let front: SocketAddr = ancm
+            .url
+            .trim_start_matches("http://")
             .parse()
-            .expect("number")
-    };
+            .expect("front address");
+        let requests_seen = || -> u64 {
+            ancm.get("/requests")
+                .text()
+                .expect("count")
+                .parse()
+                .expect("number")
+        };
 
-    let before = requests_seen();
-    let big = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(200_000)
-    );
-    for (request, status) in [
-        (b"GARBAGE\r\n\r\n".to_vec(), "400"),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n".to_vec(), "400"),
-        (big.into_bytes(), "431"),
-        (b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n".to_vec(), "400"),
-        (b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc".to_vec(), "400"),
-        (b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(), "400"),
-    ] {
-        let line = raw(front, &request);
-        assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{} -> {line}", String::from_utf8_lossy(&request[..request.len().min(60)]));
+        let before = requests_seen();
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        );
+        for (request, status) in [
+            (b"GARBAGE\r\n\r\n".to_vec(), "400"),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n".to_vec(), "400"),
+            (big.into_bytes(), "431"),
+            (b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n".to_vec(), "400"),
+            (b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc".to_vec(), "400"),
+            (b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(), "400"),
+        ] {
+            let line = raw(front, &request);
+            assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{} -> {line}", String::from_utf8_lossy(&request[..request.len().min(60)]));
+        }
+        // The count request itself is the only one the app saw.
+        assert_eq!(requests_seen(), before + 1, "none of those reached the app");
+
+        // Content-Length and chunked together: chunked wins (RFC 9112 §6.3) and the connection
+        // closes after the answer, so a request hidden behind the body is never run.
+        let before = requests_seen();
+        let smuggle = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /crash HTTP/1.1\r\nHost: x\r\n\r\n";
+        let line = raw(front, smuggle);
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        assert_eq!(
+            requests_seen(),
+            before + 2,
+            "the upload and the count, nothing smuggled"
+        );
+        assert_eq!(ancm.get("/").status(), 200, "ancm and the app are still up");
     }
-    // The count request itself is the only one the app saw.
-    assert_eq!(requests_seen(), before + 1, "none of those reached the app");
-
-    // Content-Length and chunked together: chunked wins (RFC 9112 §6.3) and the connection
-    // closes after the answer, so a request hidden behind the body is never run.
-    let before = requests_seen();
-    let smuggle = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /crash HTTP/1.1\r\nHost: x\r\n\r\n";
-    let line = raw(front, smuggle);
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    assert_eq!(
-        requests_seen(),
-        before + 2,
-        "the upload and the count, nothing smuggled"
-    );
-    assert_eq!(ancm.get("/").status(), 200, "ancm and the app are still up");
 }
 
 #[test]
@@ -272,7 +270,7 @@ fn an_unwritable_log_folder_leaves_the_app_running() {
         b"a file where the folder should be",
     )
     .expect("write");
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     assert_eq!(ancm.get("/").status(), 200);
     ancm.wait_stderr("why there is no log", |l| {
@@ -316,11 +314,7 @@ fn a_full_log_disk_drops_lines_counted_and_logging_goes_on_once_there_is_room() 
     let filler = logs.join("filler");
     let _ = std::fs::write(&filler, vec![b'x'; 32 * 1024]);
     let access_log = logs.join("access.log");
-    let ancm = Ancm::run(&[
-        app.path().to_str().expect("utf-8"),
-        "--access-log",
-        access_log.to_str().expect("utf-8"),
-    ]);
+    let ancm = Ancm::run_app(&app, &["--access-log", access_log.to_str().expect("utf-8")]);
     ancm.wait_ready();
     ancm.wait_stderr("why lines are missing", |l| {
         l.contains("stdout log") && l.contains("writing failed")
@@ -469,7 +463,7 @@ fn goaway_then_close(stream: &mut TcpStream, pong: bool) -> bool {
 #[test]
 fn idle_http2_connections_are_closed_with_goaway_after_the_idle_timeout() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--idle-timeout", "1s"]);
+    let ancm = Ancm::run_app(&app, &["--idle-timeout", "1s"]);
     ancm.wait_ready();
 
     // One that says nothing past its preface, one that makes a request and then goes silent.
@@ -516,7 +510,7 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
         .arg("--nofile=256:4096")
         .arg("--")
         .arg(crate::support::ancm_bin());
-    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &app, &[]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", ancm.pid())).expect("limits");
     let line = limits
         .lines()
@@ -559,7 +553,7 @@ fn out_of_file_descriptors_open_connections_are_still_served_and_the_log_says_wh
         .arg("--nofile=64:64")
         .arg("--")
         .arg(crate::support::ancm_bin());
-    let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app_with(command, &app, &[]);
     ancm.wait_ready();
     let mut open = TcpStream::connect(ancm.addr()).expect("connect");
     open.set_read_timeout(Some(DEADLINE)).expect("timeout");
@@ -567,17 +561,19 @@ fn out_of_file_descriptors_open_connections_are_still_served_and_the_log_says_wh
 
     let shortage = |l: &str| l.contains("out of file descriptors");
     let mut idle = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
+    // Not a wait but load: connections opened as fast as they go until the shortage shows.
+    // (Opened 10 ms apart instead, the shortage was never seen to end: not looked into.)
+    let deadline = std::time::Instant::now() + DEADLINE;
     while ancm.count_stderr(shortage) == 0 {
         assert!(
-            Instant::now() < deadline,
+            std::time::Instant::now() < deadline,
             "no word of the shortage with {} idle connections",
             idle.len()
         );
         if idle.len() < 100 {
             idle.push(TcpStream::connect(ancm.addr()).expect("connect (into the backlog)"));
         } else {
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
     for _ in 0..3 {
@@ -603,30 +599,31 @@ fn out_of_file_descriptors_open_connections_are_still_served_and_the_log_says_wh
     );
 }
 
-/// A request head over http.sys's 16 KiB gets 431, as IIS refuses it by default; one who raised
-/// IIS's MaxRequestBytes raises --max-request-head and the app gets it.
-#[test]
-fn request_heads_stop_at_16_kib_unless_raised() {
-    let app = AppDir::new("", &[]);
-    let request = format!(
-        "GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(20_000)
-    );
-    let path = app.path().to_str().expect("utf-8");
-    let ancm = Ancm::run(&[path]);
-    ancm.wait_ready();
-    let front: SocketAddr = ancm.addr().parse().expect("front address");
-    assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 431"));
-    // Just under the limit, the whole head (request line, Host, the rest) is taken.
-    let under = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(16 * 1024 - 100)
-    );
-    assert!(raw(front, under.as_bytes()).starts_with("HTTP/1.1 200"));
-    drop(ancm);
+both_paths! {
+    /// A request head over http.sys's 16 KiB gets 431, as IIS refuses it by default; one who raised
+    /// IIS's MaxRequestBytes raises --max-request-head and the app gets it. On the lean run, a
+    /// head over the limit is handed to hyper's path, which answers 431.
+    fn request_heads_stop_at_16_kib_unless_raised(path) {
+        let app = AppDir::new("", &[]);
+        let request = format!(
+            "GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(20_000)
+        );
+        let ancm = Ancm::run_app_on(path, &app, &[]);
+        ancm.wait_ready();
+        let front: SocketAddr = ancm.addr().parse().expect("front address");
+        assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 431"));
+        // Just under the limit, the whole head (request line, Host, the rest) is taken.
+        let under = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(16 * 1024 - 100)
+        );
+        assert!(raw(front, under.as_bytes()).starts_with("HTTP/1.1 200"));
+        drop(ancm);
 
-    let raised = Ancm::run(&[path, "--max-request-head", "32KiB"]);
-    raised.wait_ready();
-    let front: SocketAddr = raised.addr().parse().expect("front address");
-    assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 200"));
+        let raised = Ancm::run_app_on(path, &app, &["--max-request-head", "32KiB"]);
+        raised.wait_ready();
+        let front: SocketAddr = raised.addr().parse().expect("front address");
+        assert!(raw(front, request.as_bytes()).starts_with("HTTP/1.1 200"));
+    }
 }

@@ -1,9 +1,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{ancm_bin, sampleapp, Ancm, DEADLINE};
+use crate::support::{ancm_bin, eventually_ok, sampleapp, Ancm};
 
 /// The unprivileged user the app runs as, or `None` (the test is skipped) when ancm cannot
 /// change user because the tests do not run as root.
@@ -216,14 +216,10 @@ fn inherited_app() -> tempfile::TempDir {
 /// What the inherited app under `ancm` reports, once it is ready.
 fn inherited(ancm: &Ancm) -> serde_json::Value {
     ancm.wait_ready();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok("the report", || {
         let body = ancm.get("/").text().expect("the report");
-        if let Ok(report) = serde_json::from_str(&body) {
-            return report;
-        }
-        assert!(Instant::now() < deadline, "no report: {body}");
-    }
+        serde_json::from_str(&body).map_err(|_| format!("no report: {body}"))
+    })
 }
 
 /// Under --user the app gets no descriptor ancm inherited (here one open on a root-only file)
@@ -281,15 +277,16 @@ fn user_stdout_log_rotation_deletes_nothing_of_roots() {
     std::fs::rename(&logs, app.path().join("logs.before")).expect("rename");
     std::os::unix::fs::symlink(root.path(), &logs).expect("plant a symlink");
 
-    let deadline = Instant::now() + DEADLINE;
     let cannot = |l: &str| l.contains("cannot start a new stdout log file");
-    while ancm.count_stderr(cannot) == 0 {
+    eventually_ok("the stdout log's refusal", || {
+        if ancm.count_stderr(cannot) > 0 {
+            return Ok(());
+        }
         let left: Vec<&PathBuf> = old.iter().filter(|f| f.exists()).collect();
         assert_eq!(left.len(), old.len(), "root's files were deleted: {left:?}");
-        assert!(Instant::now() < deadline, "{:?}", ancm.stderr());
         assert_eq!(ancm.get("/print?n=40").status(), 200);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("{:?}", ancm.stderr()))
+    });
     let left: Vec<&PathBuf> = old.iter().filter(|f| f.exists()).collect();
     assert_eq!(left.len(), old.len(), "root's files were deleted: {left:?}");
     let in_root: Vec<_> = std::fs::read_dir(root.path())

@@ -1,7 +1,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{ancm_bin, descendants, wait_all_gone, AppDir};
+use crate::support::{ancm_bin, descendants, eventually, wait_all_gone, AppDir};
 
 fn smoke(dir: &AppDir, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -125,14 +125,14 @@ fn usage_and_config_errors_exit_2() {
 
 #[test]
 fn a_failed_start_shows_the_apps_output_in_order_once_and_plain() {
-    let dir = crate::logs::noisy_app("", &[]);
+    let dir = crate::support::apps::noisy_app("", &[]);
     let (output, _) = smoke(&dir, &["--timeout", "20"]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let err = String::from_utf8(output.stderr).expect("plain UTF-8");
     let (_, block) = err
         .split_once("the app's last output:\n")
         .unwrap_or_else(|| panic!("{err}"));
-    let expected = crate::logs::noisy_lines();
+    let expected = crate::support::apps::noisy_lines();
     let shown: Vec<&str> = block.lines().take(expected.len()).collect();
     assert_eq!(shown, expected, "{err}");
 }
@@ -173,11 +173,7 @@ fn sigusr1_and_sigusr2_do_not_cut_the_run_short() {
         .spawn()
         .expect("run ancm smoke");
     // The guard and the app, while smoke waits for the app.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while descendants(child.id()).len() < 2 {
-        assert!(Instant::now() < deadline, "no app started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("an app to start", || descendants(child.id()).len() >= 2);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     for signal in [
         nix::sys::signal::Signal::SIGUSR1,

@@ -11,15 +11,15 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{runtime, Ancm, AppDir, DEADLINE};
+use crate::support::{both_paths, eventually_ok, runtime, Ancm, AppDir, DEADLINE};
 
 /// A download far larger than any buffer between the app and a client that does not read.
 const ENDLESS: &str = "/stream?bytes=100000000000&report=1";
 
 fn run(app: &AppDir, extra: &[&str]) -> Ancm {
-    let mut args = vec![app.path().to_str().expect("utf-8"), "--send-timeout", "1s"];
+    let mut args = vec!["--send-timeout", "1s"];
     args.extend_from_slice(extra);
-    let ancm = Ancm::run(&args);
+    let ancm = Ancm::run_app(app, &args);
     ancm.wait_ready();
     ancm
 }
@@ -44,32 +44,53 @@ fn read_to_close(stream: &mut TcpStream) {
     }
 }
 
-/// An HTTP/1.1 client that asks for a download and reads nothing is cut off after the send
-/// timeout, and its request to the app is aborted; on the lean path and on hyper's (which an
-/// access log takes every request to).
-#[test]
-fn a_client_that_stops_reading_is_cut_off_and_its_request_aborted() {
-    let logs = tempfile::tempdir().expect("temp dir");
-    let access_log = logs.path().join("access.log");
-    let access_log = access_log.to_str().expect("utf-8");
-    for (path, extra) in [
-        ("lean", vec![]),
-        ("hyper", vec!["--access-log", access_log]),
-    ] {
+both_paths! {
+    /// An HTTP/1.1 client that asks for a download and reads nothing is cut off after the send
+    /// timeout, and its request to the app is aborted.
+    fn a_client_that_stops_reading_is_cut_off_and_its_request_aborted(path) {
         let app = AppDir::new("", &[]);
-        let ancm = run(&app, &extra);
+        let ancm = Ancm::run_app_on(path, &app, &["--send-timeout", "1s"]);
+        ancm.wait_ready();
         let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
         write!(stream, "GET {ENDLESS} HTTP/1.1\r\nHost: site\r\n\r\n").expect("send");
         wait_aborted(&ancm);
         read_to_close(&mut stream);
-        assert_eq!(ancm.get("/").status(), 200, "{path}: others are served");
+        assert_eq!(ancm.get("/").status(), 200, "{path:?}: others are served");
         assert!(
             ancm.stderr()
                 .iter()
                 .any(|l| l.contains("took nothing of its response")),
-            "{path}: {:?}",
+            "{path:?}: {:?}",
             ancm.stderr()
         );
+        ancm.assert_lean_served("a client that stops reading");
+    }
+}
+
+both_paths! {
+    /// A keep-alive connection with no request for the idle timeout is closed.
+    fn an_idle_connection_is_closed_after_the_idle_timeout(path) {
+        let app = AppDir::new("", &[]);
+        let ancm = Ancm::run_app_on(path, &app, &["--idle-timeout", "1s"]);
+        ancm.wait_ready();
+        let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
+        stream
+            .write_all(b"GET /pid HTTP/1.1\r\nHost: site\r\n\r\n")
+            .expect("send");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(err) => panic!("{path:?}: the idle connection is still open: {err}"),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path:?}: {answer}");
+        ancm.assert_lean_served("an idle connection");
     }
 }
 
@@ -175,7 +196,7 @@ fn an_http2_stream_the_client_does_not_read_is_reset() {
 #[test]
 fn an_idle_websocket_is_closed_after_the_idle_timeout() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8"), "--idle-timeout", "1s"]);
+    let ancm = Ancm::run_app(&app, &["--idle-timeout", "1s"]);
     ancm.wait_ready();
     runtime().block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", ancm.addr()))
@@ -215,16 +236,15 @@ fn an_http2_connection_holds_at_most_32_requests_to_the_app() {
             .collect()
     });
     let arrived = |lines: &[String], i: u32| lines.iter().any(|l| l.contains(&waiting(i)));
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let in_app = loop {
+    let in_app = eventually_ok("32 streams in the app", || {
         let lines = ancm.stdout();
         let in_app: Vec<u32> = (0..33).filter(|&i| arrived(&lines, i)).collect();
         if in_app.len() >= 32 {
-            break in_app;
+            Ok(in_app)
+        } else {
+            Err(format!("{lines:?}"))
         }
-        assert!(std::time::Instant::now() < deadline, "{lines:?}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    });
     assert_eq!(in_app.len(), 32, "one stream waits for the app: {in_app:?}");
     let queued = (0..33).find(|i| !in_app.contains(i)).expect("one queued");
     // One of the 32 ends (reset by the client): the queued stream goes to the app then, and

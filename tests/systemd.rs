@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{ancm_bin, client, wait_all_gone, Ancm, AppDir, DEADLINE};
+use crate::support::{
+    ancm_bin, client, eventually, eventually_ok, wait_all_gone, Ancm, AppDir, DEADLINE,
+};
 
 /// The notifications ancm sent so far, one datagram each.
 struct NotifySocket {
@@ -61,7 +63,7 @@ fn tells_systemd_ready_status_reloading_watchdog_and_stopping() {
         .env("ANCM_LOG", "info")
         .env("NOTIFY_SOCKET", &path)
         .env("WATCHDOG_USEC", "300000");
-    let mut ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
+    let mut ancm = Ancm::run_app_with(command, &app, &[]);
     let ready = notify.wait_for("READY=1", |l| l == "READY=1");
     assert!(
         ready
@@ -130,16 +132,7 @@ fn free_port() -> u16 {
 
 /// The first answer from `url`, where a socket-activated ancm may still be starting.
 fn first_answer(http: &reqwest::blocking::Client, url: &str) -> reqwest::blocking::Response {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match http.get(url).send() {
-            Ok(response) => return response,
-            Err(err) => {
-                assert!(Instant::now() < deadline, "no answer from {url}: {err}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
+    eventually_ok(&format!("an answer from {url}"), || http.get(url).send())
 }
 
 /// Socket activation with systemd's own tool: it holds the listening socket and starts ancm
@@ -198,11 +191,10 @@ fn a_passed_socket_that_is_not_tcp_is_refused_clearly() {
         .map(Stopped)
         .expect("systemd-socket-activate");
     // The tool starts its program on the first connection.
+    eventually("the socket to appear", || {
+        std::os::unix::net::UnixStream::connect(&path).is_ok()
+    });
     let deadline = Instant::now() + DEADLINE;
-    while std::os::unix::net::UnixStream::connect(&path).is_err() {
-        assert!(Instant::now() < deadline, "the socket never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let status = loop {
         if let Some(status) = activator.0.try_wait().expect("wait") {
             break status;

@@ -315,7 +315,7 @@ fn the_apps_own_https_port_wins() {
 #[test]
 fn plain_http_has_no_https_port_and_no_client_certificate() {
     let app = AppDir::new("", &[]);
-    let ancm = Ancm::run(&[app.path().to_str().expect("utf-8")]);
+    let ancm = Ancm::run_app(&app, &[]);
     ancm.wait_ready();
     let echo: serde_json::Value = crate::support::client()
         .get(format!("{}/echo", ancm.url))

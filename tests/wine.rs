@@ -13,12 +13,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use crate::native_module::{check_exchange, run_client};
-use crate::support::{Ancm, DEADLINE};
+use crate::support::native_client::{check_exchange, run_client};
+use crate::support::{eventually_ok, Ancm, DEADLINE};
 
 /// Where the Windows build and Wine are.
 struct Wine {
@@ -148,36 +147,29 @@ fn programs_in(dir: &Path) -> Vec<u32> {
 
 /// Waits until `count` processes (at least) run from `dir`, and returns them.
 fn wait_programs_in(dir: &Path, count: usize) -> Vec<u32> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok(&format!("{count} processes from {}", dir.display()), || {
         let found = programs_in(dir);
         if found.len() >= count {
-            return found;
+            Ok(found)
+        } else {
+            Err(format!("found {found:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "expected {count} processes from {}, found {found:?}",
-            dir.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    })
 }
 
 /// Waits until no process runs from `dir`.
 fn wait_none_in(dir: &Path) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left = programs_in(dir);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes from {} outlived ancm: {left:?}",
-            dir.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually_ok(
+        &format!("the processes from {} to go", dir.display()),
+        || {
+            let left = programs_in(dir);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("outlived ancm: {left:?}"))
+            }
+        },
+    );
 }
 
 fn kill(pid: u32) {

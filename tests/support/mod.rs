@@ -1,7 +1,22 @@
 //! The harness: runs the real `ancm` binary against the real sample app (examples/sampleapp) on
 //! loopback port 0, reads its output as it comes, and waits on conditions with deadlines.
+//! Beside it: `paths` (ancm on the lean path or hyper's, `both_paths!`), `wait` (`eventually`),
+//! `clients`, `process` (/proc and load), `apps` (the test apps) and `native_client`. Test
+//! modules share helpers through here, never with each other.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod apps;
+mod clients;
+pub mod native_client;
+mod paths;
+pub mod process;
+mod wait;
+
+pub use clients::{client, echoed, h2c_client, h2c_sender, raw_exchange, runtime, self_signed};
+pub(crate) use paths::both_paths;
+pub use paths::ProxyPath;
+pub use wait::{eventually, eventually_ok, eventually_some, wait_file};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -113,7 +128,15 @@ impl AppDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
 
+impl AsRef<Path> for AppDir {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AppDir {
     /// Adds `<handlerSetting name value>` to the web.config [`AppDir::new`] wrote, and returns
     /// the web.config's new text.
     pub fn add_handler_setting(&self, name: &str, value: &str) -> String {
@@ -201,6 +224,13 @@ impl Lines {
     }
 }
 
+/// The app folder, then `extra`, as `ancm run` takes them.
+fn app_args<'a>(app: &'a impl AsRef<Path>, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![app.as_ref().to_str().expect("an app folder named in UTF-8")];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// `ancm run --listen 127.0.0.1:0 ARGS...` for a start that must fail: its exit code and
 /// stderr. The port is a free one, so a start that wrongly succeeds fails the test's
 /// expectations instead of taking a fixed port.
@@ -225,6 +255,10 @@ pub struct Ancm {
     stderr: Arc<Lines>,
     /// The proxy's base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// The path [`Ancm::on`] chose, if any.
+    path: Option<ProxyPath>,
+    /// How many [`MARKER`] requests have been sent.
+    markers: std::sync::atomic::AtomicUsize,
 }
 
 impl Ancm {
@@ -233,6 +267,16 @@ impl Ancm {
         let mut command = Command::new(ancm_bin());
         command.env("ANCM_LOG", "info");
         Ancm::run_with(command, args)
+    }
+
+    /// `ancm run APP EXTRA...`: ancm on the app folder `app`, returning once it listens.
+    pub fn run_app(app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
+        Ancm::run(&app_args(app, extra))
+    }
+
+    /// Like [`Ancm::run_app`], from a prepared command (for its environment).
+    pub fn run_app_with(command: Command, app: &impl AsRef<Path>, extra: &[&str]) -> Ancm {
+        Ancm::run_with(command, &app_args(app, extra))
     }
 
     /// Like [`Ancm::run`], from a prepared command (for its environment).
@@ -254,6 +298,8 @@ impl Ancm {
             stdout,
             stderr,
             url: String::new(),
+            path: None,
+            markers: std::sync::atomic::AtomicUsize::new(0),
         };
         let line = ancm.wait_stderr("the listening line", |l| {
             l.contains("ancm listening on http")
@@ -284,6 +330,61 @@ impl Ancm {
             is_ready_line(l) && parse_ready(l).0 != previous_pid
         });
         parse_ready(&line)
+    }
+
+    /// ancm's own account of itself, from `ancm status --json PID`, or why there is none yet:
+    /// `restarts` in all, and `processes`, each with `pid`, `port`, `state` and `restarts`.
+    fn try_status(&self) -> Result<serde_json::Value, String> {
+        let output = Command::new(ancm_bin())
+            .args(["status", "--json", &self.pid().to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ancm status");
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        serde_json::from_slice(&output.stdout).map_err(|err| format!("not JSON: {err}"))
+    }
+
+    /// [`Ancm::try_status`], for a test whose claim is the state and not the log's wording.
+    pub fn status(&self) -> serde_json::Value {
+        self.try_status()
+            .unwrap_or_else(|err| panic!("ancm status: {err}"))
+    }
+
+    /// Waits until ancm's status satisfies `done`, and returns it.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually_ok(what, || {
+            let status = self.try_status()?;
+            if done(&status) {
+                Ok(status)
+            } else {
+                Err(format!("{status:#}"))
+            }
+        })
+    }
+
+    /// Waits, by ancm's status, until an app process other than `previous_pid` is ready, and
+    /// returns its pid.
+    pub fn wait_ready_process_after(&self, previous_pid: u32) -> u32 {
+        let ready = |process: &serde_json::Value| {
+            process["state"] == "ready" && process["pid"] != previous_pid
+        };
+        let status = self.wait_status("a new app process to be ready", |status| {
+            status["processes"]
+                .as_array()
+                .is_some_and(|processes| processes.iter().any(ready))
+        });
+        let pid = status["processes"]
+            .as_array()
+            .and_then(|processes| processes.iter().find(|p| ready(p)))
+            .and_then(|process| process["pid"].as_u64())
+            .expect("a ready process's pid");
+        u32::try_from(pid).expect("a pid")
     }
 
     pub fn wait_stderr(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -329,20 +430,15 @@ impl Ancm {
 
     /// Waits for ancm to exit, failing the test after [`DEADLINE`].
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for ancm") {
-                self.stdout.wait_closed();
-                self.stderr.wait_closed();
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ancm did not exit; its log:\n{}",
-                self.stderr.all().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = eventually_ok("ancm to exit", || {
+            self.child
+                .try_wait()
+                .expect("wait for ancm")
+                .ok_or_else(|| format!("its log:\n{}", self.stderr.all().join("\n")))
+        });
+        self.stdout.wait_closed();
+        self.stderr.wait_closed();
+        status
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -371,111 +467,6 @@ impl Drop for Ancm {
     }
 }
 
-/// A client speaking HTTP/2 without TLS (h2c, with prior knowledge).
-/// Waits until `path` exists and its text (invalid UTF-8 replaced) satisfies `done`; returns
-/// the text.
-pub fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        if path.exists() && done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not in {}:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A runtime for tests that drive a client by hand.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// An HTTP/2 connection with prior knowledge (h2c) to `addr`, driven by a task on the current
-/// runtime.
-pub async fn h2c_sender(
-    addr: &str,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2c handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-/// A self-signed certificate for `localhost`, written as PEM files into a temp folder (kept
-/// alive by the first value): the folder, the certificate's and key's paths, and the
-/// certificate for a client to trust.
-pub fn self_signed() -> (
-    tempfile::TempDir,
-    PathBuf,
-    PathBuf,
-    rustls::pki_types::CertificateDer<'static>,
-) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .expect("generate a certificate");
-    let files = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
-    (files, cert, key, certified.cert.der().clone())
-}
-
-pub fn h2c_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(DEADLINE)
-        .build()
-        .expect("http client")
-}
-
-/// Sends `request` as raw bytes on a new connection to `addr` (`ip:port`) and returns all that
-/// comes back until the connection closes.
-pub fn raw_exchange(addr: &str, request: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// The values of header `name` the app saw, from the sample app's /echo answer.
-pub fn echoed<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
-    echo["headers"]
-        .as_array()
-        .expect("headers")
-        .iter()
-        .filter(|pair| pair[0] == name)
-        .filter_map(|pair| pair[1].as_str())
-        .collect()
-}
-
-/// A client that does not pool connections, so each test sees fresh connections.
-pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(DEADLINE)
-        .build()
-        .expect("http client")
-}
-
 fn url_in(line: &str) -> String {
     let start = line.find("http").expect("a URL");
     let scheme_end = line[start..].find("://").expect("a scheme") + start + 3;
@@ -484,10 +475,16 @@ fn url_in(line: &str) -> String {
     format!("{}{}", &line[start..scheme_end], &rest[..end])
 }
 
+/// How ancm's ready line begins: "Now listening on: URLS (app pid N, port M)", as ANCM logs it,
+/// written where ancm announces an app ready (src/run.rs today). bench/helpers.py (`READY`)
+/// parses the same line: change the three together. [`is_ready_line`] and [`parse_ready`]
+/// are the tests' one reading of it.
+pub const READY_LINE: &str = "Now listening on:";
+
 /// ancm's line for a ready app process; the app's own output (Kestrel prints "Now listening
 /// on:" too) shows with an `[app PID]` mark and no pid and port of ancm's.
 pub fn is_ready_line(line: &str) -> bool {
-    line.contains("Now listening on:") && line.contains("(app pid ")
+    line.contains(READY_LINE) && line.contains("(app pid ")
 }
 
 /// `(pid, port)` from "Now listening on: ... (app pid N, port M)".
@@ -528,18 +525,14 @@ pub use ancm::supervisor::descendants;
 
 /// Waits until none of `pids` is alive.
 pub fn wait_all_gone(pids: &[u32]) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually_ok("processes to be gone", || {
         let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
         if left.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("processes outlived ancm: {left:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "processes outlived ancm: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
 }
 
 /// 64-bit FNV-1a, as the sample app's /upload computes it.
