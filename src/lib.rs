@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! From the edge inwards: a module imports only modules further down this list (`lib.rs`
-//! aside, which only dispatches), but for the two pairs named after it.
+//! aside, which only dispatches); `scripts/layout-check` checks that no two modules import
+//! each other, here or inside a folder, and that no source file passes 600 lines.
 //! - `commands`: one module per subcommand (`run`, `smoke`, `check`, `helper`, and `ls`,
 //!   `status`, `logs` in `instances`), each thin: its arguments in, its outcome out. Only this
 //!   file imports it.
@@ -31,11 +32,12 @@
 //! - `systemd`: systemd's protocol only (notify, socket activation, the watchdog interval, the
 //!   variables the app must not inherit). A leaf: it imports nothing from the crate.
 //! - `output`: a command's stdout and the broken-pipe rule. A leaf.
-//!
-//! Two pairs still import each other: `logs` ↔ `supervisor` (the `--user` opener process is
-//! tracked as the app's are) and `logs` ↔ `config` (the default of `--logs-keep`).
+//! - `children`: ancm's own direct children that an owner waits for, which the orphan reaper
+//!   leaves alone (Linux). A leaf.
 
 pub mod admin;
+#[cfg(target_os = "linux")]
+mod children;
 pub mod cli;
 mod commands;
 pub mod config;

@@ -136,7 +136,7 @@ pub(super) fn build(sources: Sources<'_>, env: Env<'_>) -> Result<AppConfig, Con
         ready_path,
         health: None,
         max_memory: None,
-        logs_keep: crate::logs::RECENT_BYTES,
+        logs_keep: run_only::DEFAULT_LOGS_KEEP,
         recycle_every: None,
         run_as: None,
         warnings,

@@ -11,7 +11,7 @@
 //! looking its settings up through `sources`: `launch` (what runs), `attributes` (the
 //! one-value attributes), `handler` (hostingModel and `<handlerSettings>`), `stdout_log`,
 //! `environment`, `forwarding`, `request_limits`; `run_only` then applies what only
-//! `ancm run` sets. Config imports nothing of the crate but `logs::RECENT_BYTES`.
+//! `ancm run` sets. Config imports nothing of the crate.
 
 mod attributes;
 mod build;
@@ -47,7 +47,7 @@ pub use error::{ConfigError, Origin};
 pub use forwarding::ForwardedFor;
 pub use input::{ClientCert, Overrides, Request, RunOnly, TlsFiles};
 pub use request_limits::RequestLimits;
-pub use run_only::{HealthCheck, RunAs};
+pub use run_only::{HealthCheck, RunAs, DEFAULT_LOGS_KEEP};
 pub use stdout_log::Rotation;
 
 use build::{build, Sources};

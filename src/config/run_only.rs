@@ -15,6 +15,11 @@ use super::values;
 use super::AppConfig;
 
 /// As nginx's client_header_timeout is 60 s, but a loopback sidecar can be stricter.
+/// Bytes of the app's output kept for `ancm logs` and the admin listener by default
+/// (`--logs-keep`): a thousand lines of a usual length, or 64 of the longest (lines are cut at
+/// `logs::LINE_LIMIT`).
+pub const DEFAULT_LOGS_KEEP: usize = 1024 * 1024;
+
 pub(super) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// nginx's keepalive_timeout, which also closes its idle HTTP/2 connections.
 pub(super) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);

@@ -32,7 +32,7 @@ pub(crate) use console::{flush as flush_console, print_stderr, LogWriter};
 pub use console::{Console, ConsoleThread};
 #[cfg(unix)]
 pub use open_as::{is_opener_process, run_opener};
-pub use recent::{Recent, RecentLine, DEFAULT_BYTES as RECENT_BYTES};
+pub use recent::{Recent, RecentLine};
 pub use tail::Tail;
 
 /// One line of the app's output for the console, without its line ending.

@@ -282,12 +282,12 @@ mod opener {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         #[cfg(target_os = "linux")]
-        let spawning = crate::supervisor::Spawning::begin();
+        let spawning = crate::children::Spawning::begin();
         let mut child = command.spawn()?;
         drop(command);
         #[cfg(target_os = "linux")]
         {
-            crate::supervisor::owned(child.id());
+            crate::children::owned(child.id());
             drop(spawning);
         }
         let answer = exchange(&mut ours, request);
@@ -296,7 +296,7 @@ mod opener {
         }
         let _ = child.wait();
         #[cfg(target_os = "linux")]
-        crate::supervisor::released(child.id());
+        crate::children::released(child.id());
         answer
     }
 

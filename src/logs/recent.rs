@@ -11,9 +11,8 @@ use tokio::sync::broadcast;
 /// Lines kept for `ancm logs -n N` at most.
 pub(super) const KEPT: usize = 1000;
 
-/// Bytes of text kept by default: a thousand lines of a usual length, or 64 of the longest
-/// (lines are cut at [`super::LINE_LIMIT`]).
-pub const DEFAULT_BYTES: usize = 1024 * 1024;
+/// Bytes of text kept by default (`--logs-keep`'s default, which config owns).
+pub(super) const DEFAULT_BYTES: usize = crate::config::DEFAULT_LOGS_KEEP;
 
 /// Lines a follower may fall behind by before it misses some (and is told how many).
 const FEED: usize = 1024;

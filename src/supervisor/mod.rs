@@ -52,8 +52,6 @@ pub use platform::guard::watch_orphans;
 pub use platform::guard::{is_guard_process, run as run_guard, Guard};
 #[cfg(target_os = "linux")]
 pub use platform::orphans::adopt_orphans;
-#[cfg(target_os = "linux")]
-pub(crate) use platform::orphans::{owned, released, Spawning};
 pub use platform::tree::{descendants, tree_memory};
 pub use status::{
     Event, EventKind, Exit, Failure, FailureKind, ListeningElsewhere, Phase, RecycleError, Status,

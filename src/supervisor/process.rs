@@ -114,7 +114,7 @@ impl AppProcess {
         };
 
         #[cfg(target_os = "linux")]
-        let spawning = super::platform::orphans::Spawning::begin();
+        let spawning = crate::children::Spawning::begin();
         let mut child = command.spawn()?;
         // The command holds ancm's copies of the pipe's write end: the app's output reaches
         // end of file only once they are closed too.
@@ -123,7 +123,7 @@ impl AppProcess {
         // tokio waits for this one: the orphan reaper must leave it alone.
         #[cfg(target_os = "linux")]
         {
-            super::platform::orphans::owned(pid);
+            crate::children::owned(pid);
             drop(spawning);
         }
         let containment = match Containment::new(pid, &child, prepared) {
@@ -258,7 +258,7 @@ impl AppProcess {
         let _ = self.child.wait().await;
         #[cfg(target_os = "linux")]
         {
-            super::platform::orphans::released(self.pid);
+            crate::children::released(self.pid);
             // Without a cgroup, what left the tree is found among ancm's orphans.
             if !self.containment.holds_all() {
                 let token = self.token.clone();

@@ -47,7 +47,7 @@ impl Guard {
         let exe = std::env::current_exe()?;
         use std::os::unix::process::CommandExt;
         #[cfg(target_os = "linux")]
-        let spawning = orphans::Spawning::begin();
+        let spawning = crate::children::Spawning::begin();
         let mut child = Command::new(exe)
             .env(GUARD_VARIABLE, "1")
             .stdin(Stdio::piped())
@@ -58,7 +58,7 @@ impl Guard {
             .spawn()?;
         #[cfg(target_os = "linux")]
         {
-            orphans::owned(child.id());
+            crate::children::owned(child.id());
             drop(spawning);
         }
         let stdin = child

@@ -15,20 +15,13 @@
 //! token in its environment, and all their descendants.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-/// Direct children that have an owner waiting for them.
-static OWNED: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-/// Spawns under way: their child may exist before it is registered.
-static SPAWNING: AtomicUsize = AtomicUsize::new(0);
-/// Bumped when a spawn ends, so a scan that overlapped one is not trusted.
-static SPAWNED: AtomicU64 = AtomicU64::new(0);
+use crate::children;
 
 /// How often orphans are looked for besides on SIGCHLD: an orphan that does not exit sends
 /// none, and the guard must learn of it.
@@ -41,63 +34,18 @@ pub fn adopt_orphans() {
     }
 }
 
-/// Held around a spawn until the child is registered with [`owned`].
-pub(crate) struct Spawning(());
-
-impl Spawning {
-    pub(crate) fn begin() -> Spawning {
-        SPAWNING.fetch_add(1, Ordering::SeqCst);
-        Spawning(())
-    }
-}
-
-impl Drop for Spawning {
-    fn drop(&mut self) {
-        SPAWNED.fetch_add(1, Ordering::SeqCst);
-        SPAWNING.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Registers a direct child whose owner waits for it.
-pub(crate) fn owned(pid: u32) {
-    if let Ok(mut owned) = OWNED.lock() {
-        owned.get_or_insert_with(HashSet::new).insert(pid);
-    }
-}
-
-/// Unregisters a direct child once its owner has reaped it.
-pub(crate) fn released(pid: u32) {
-    if let Ok(mut owned) = OWNED.lock() {
-        if let Some(owned) = owned.as_mut() {
-            owned.remove(&pid);
-        }
-    }
-}
-
-fn is_owned(pid: u32) -> bool {
-    OWNED
-        .lock()
-        .map(|o| o.as_ref().is_some_and(|o| o.contains(&pid)))
-        .unwrap_or(true)
-}
-
 /// ancm's children that nobody waits for: (pid, whether it is a zombie). Blocking: reads
 /// /proc. `None` when a spawn overlapped the scan.
 fn orphans() -> Option<Vec<(u32, bool)>> {
-    let before = SPAWNED.load(Ordering::SeqCst);
-    if SPAWNING.load(Ordering::SeqCst) > 0 {
-        return None;
-    }
+    let scan = children::Scan::begin()?;
     let me = std::process::id();
     let mut found = Vec::new();
     for entry in children().unwrap_or_else(process_table) {
-        if entry.ppid == me && !is_owned(entry.pid) {
+        if entry.ppid == me && !children::is_owned(entry.pid) {
             found.push((entry.pid, entry.zombie));
         }
     }
-    let overlapped =
-        SPAWNING.load(Ordering::SeqCst) > 0 || SPAWNED.load(Ordering::SeqCst) != before;
-    (!overlapped).then_some(found)
+    scan.undisturbed().then_some(found)
 }
 
 /// One process, as /proc/PID/stat shows it.
