@@ -479,7 +479,7 @@ fn single_length(headers: &mut HeaderMap) {
     }
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        if super::exchange::take_content_length(value.as_bytes(), &mut length).is_err() {
+        if super::h1::take_content_length(value.as_bytes(), &mut length).is_err() {
             return;
         }
     }

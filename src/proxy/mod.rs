@@ -9,19 +9,19 @@
 
 pub mod access_log;
 mod app_path;
-mod body;
 mod contract;
-mod exchange;
 mod front;
+mod h1;
 mod headers;
 mod lean;
 mod pages;
-mod pool;
+mod response_body;
 mod send_timeout;
 pub mod stats;
 mod tls;
 mod trim;
 mod tunnel;
+mod upstream;
 mod workers;
 
 use std::time::Duration;
@@ -39,15 +39,17 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
 use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
 use app_path::{AppBase, Route};
-use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
-use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use lean::{
     framing as lean_request_framing, head_for_app as lean_head_for_app,
     response_for_client as lean_response_for_client,
 };
-use pool::{SendError, Unanswered};
+use response_body::IdleTimeout;
+use upstream::exchange::{self, AppBody};
+use upstream::pool;
+use upstream::pool::{SendError, Unanswered};
+use upstream::request_body::{BadBody, ClientBodyFailed, Progress, RequestBody};
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<AppBody>, Full<Bytes>>;
@@ -527,7 +529,7 @@ pub fn hyper_head_for_app(
         client,
     );
     let mut out = Vec::new();
-    exchange::encode_head(&mut out, &parts.method, &parts.uri, &headers);
+    h1::encode_head(&mut out, &parts.method, &parts.uri, &headers);
     out
 }
 

@@ -26,10 +26,12 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::exchange::{self, Connection, ExchangeError, Step};
-use super::pool::{self, Outcome, SendError};
+use super::h1::{self, ExchangeError, Step};
 use super::send_timeout::Stalls;
 use super::stats::STATS;
+use super::upstream::connection::Outcome;
+use super::upstream::connection::{self, Connection};
+use super::upstream::pool::{self, SendError};
 use super::{error_chain, pages, ClientInfo, Proxy};
 use crate::supervisor::{Backend, InFlight};
 pub use parse::{framing, head_for_app};
@@ -337,7 +339,7 @@ impl Split<'_, '_> {
                         let page = pages::bad_gateway(super::SWITCHED_UNASKED);
                         return self.answer_page(page, request, started).await.0;
                     }
-                    Ok(Parsed::Partial) if conn.buf.len() > exchange::MAX_HEAD => {
+                    Ok(Parsed::Partial) if conn.buf.len() > h1::MAX_HEAD => {
                         let err = ExchangeError::HeadTooLarge;
                         return self.failed(backend, &err, request, started).await;
                     }
@@ -396,7 +398,7 @@ impl Split<'_, '_> {
                     framing_anomaly: head.conflicting,
                     leftover: !app.connection.buf.is_empty(),
                 };
-                if pool::reusable(outcome) {
+                if connection::reusable(outcome) {
                     pool::put_at(backend, app.connection, ended);
                 }
                 if rules.close {
@@ -469,7 +471,7 @@ impl Split<'_, '_> {
                 self.fill(conn, limit).await?;
             },
             Framing::Chunked(mut state) => loop {
-                match exchange::chunk_step(&mut state, &mut conn.buf).map_err(BodyFailed::App)? {
+                match h1::chunk_step(&mut state, &mut conn.buf).map_err(BodyFailed::App)? {
                     Step::Data(data) => {
                         sent += data.len();
                         chunk(self.out, &data);

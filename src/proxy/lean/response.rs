@@ -14,12 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::StatusCode;
 
 use super::super::contract::{self, ConnectionOptions, Field, Hop};
-use super::super::exchange::{
-    ends_chunked, take_content_length, Chunk, ExchangeError, MAX_HEADERS,
-};
-
-/// Header lines parsed without a heap buffer; a head with more is parsed again with one.
-const USUAL_HEADERS: usize = 64;
+use super::super::h1::{self, ends_chunked, take_content_length, Chunk, ExchangeError};
 
 /// How the app delimits the response body (RFC 9112 §6.3).
 pub(super) enum Framing {
@@ -105,20 +100,10 @@ fn rewrite_any(
     out: &mut Vec<u8>,
     mark: usize,
 ) -> Result<Parsed, ExchangeError> {
-    let mut usual = [const { MaybeUninit::uninit() }; USUAL_HEADERS];
-    match rewrite_with(buf, &mut usual, rules, out) {
-        Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
-            out.truncate(mark);
-            let mut many = vec![MaybeUninit::uninit(); MAX_HEADERS];
-            match rewrite_with(buf, &mut many, rules, out) {
-                Err(ExchangeError::Head(httparse::Error::TooManyHeaders)) => {
-                    Err(ExchangeError::TooManyHeaders)
-                }
-                parsed => parsed,
-            }
-        }
-        parsed => parsed,
-    }
+    h1::with_header_slots(|slots| {
+        out.truncate(mark);
+        rewrite_with(buf, slots, rules, out)
+    })
 }
 
 fn rewrite_with<'b>(

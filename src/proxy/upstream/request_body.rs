@@ -1,153 +1,27 @@
-//! A response body that fails when the app leaves it idle for longer than requestTimeout,
-//! bounding each gap as WinHTTP's receive timeout does for ANCM (spec §4.7), not the total;
-//! and that gives the app connection back to its pool once read in full. The request body
-//! going the other way reports how the app takes it, for the same timeout and the body limit,
-//! loses the trailer fields a client may not send the app, and marks the client's own failures
-//! so that they are not taken for the app's.
+//! The request body on its way to the app: the client's, with its first frame possibly read
+//! ahead, reporting how the app takes it (for requestTimeout and maxAllowedContentLength),
+//! losing the trailer fields a client may not send the app, and marking the client's own
+//! failures so that they are not taken for the app's.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
-
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
-use super::exchange::{AppBody, Connection};
-use crate::supervisor::InFlight;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A response body that holds the app connection it is read from.
-pub(super) trait HoldsConnection {
-    /// The connection, once the body has been read in full and it can serve another request.
-    fn take_connection(&mut self) -> Option<Connection>;
-}
-
-impl HoldsConnection for AppBody {
-    fn take_connection(&mut self) -> Option<Connection> {
-        AppBody::take_connection(self)
-    }
-}
-
-pin_project_lite::pin_project! {
-    pub struct IdleTimeout<B> {
-        #[pin]
-        inner: B,
-        // Re-armed lazily: each frame only notes the time, so a fast stream does not touch
-        // the timer wheel per frame.
-        #[pin]
-        sleep: Option<Sleep>,
-        limit: Duration,
-        last_activity: Instant,
-        // Counts the request as in flight until the whole body has been read (or failed).
-        request: Option<InFlight>,
-    }
-}
-
-impl<B> IdleTimeout<B> {
-    /// `limit` of `None` never times out.
-    pub(super) fn new(inner: B, limit: Option<Duration>, request: Option<InFlight>) -> Self
-    where
-        B: Body + HoldsConnection,
-    {
-        let now = Instant::now();
-        let mut body = IdleTimeout {
-            inner,
-            sleep: limit.map(|l| tokio::time::sleep_until(now + l)),
-            limit: limit.unwrap_or(Duration::MAX),
-            last_activity: now,
-            request,
-        };
-        // Nothing to read (HEAD, 204, 304, an empty body): the front will not poll it.
-        if body.inner.is_end_stream() {
-            finish(&mut body.request, &mut body.inner);
-        }
-        body
-    }
-}
-
-/// The response has been read in full: the request is over and its connection can serve another.
-fn finish<B: HoldsConnection>(request: &mut Option<InFlight>, body: &mut B) {
-    if let Some(in_flight) = request.take() {
-        if let Some(connection) = body.take_connection() {
-            super::pool::put(in_flight.backend(), connection);
-        }
-    }
-}
-
-/// The app sent nothing for requestTimeout in the middle of a response.
-#[derive(Debug, thiserror::Error)]
-#[error("the app sent no data for {0:?} (requestTimeout) in the middle of its response")]
-pub(super) struct BodyIdle(Duration);
-
-impl<B> Body for IdleTimeout<B>
-where
-    B: Body<Data = Bytes> + HoldsConnection + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let mut this = self.project();
-        if let Poll::Ready(frame) = this.inner.as_mut().poll_frame(cx) {
-            *this.last_activity = Instant::now();
-            let frame = frame.map(|r| r.map_err(Into::into));
-            match &frame {
-                // The front stops polling once the body says it has ended.
-                Some(Ok(_)) if this.inner.is_end_stream() => {
-                    finish(this.request, this.inner.get_mut());
-                }
-                Some(Ok(_)) => {}
-                None => finish(this.request, this.inner.get_mut()),
-                // Dropped, the connection closes: what is left of the response is unknown.
-                Some(Err(err)) => {
-                    let err = super::error_chain(&**err);
-                    match this.request.take() {
-                        Some(request) => tracing::warn!(pid = request.backend().pid, err, "the app's response broke off part way; the client's response is cut off"),
-                        None => tracing::warn!(err, "the app's response broke off part way; the client's response is cut off"),
-                    }
-                }
-            }
-            return Poll::Ready(frame);
-        }
-        let Some(mut sleep) = this.sleep.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        loop {
-            ready!(sleep.as_mut().poll(cx));
-            let due = *this.last_activity + *this.limit;
-            if Instant::now() >= due {
-                return Poll::Ready(Some(Err(Box::new(BodyIdle(*this.limit)))));
-            }
-            sleep.as_mut().reset(due);
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+use super::super::h1::BoxError;
 
 /// What the proxy learns from a request body as the app takes it: when the app last took a
 /// frame, so that requestTimeout bounds the gaps the app leaves and never the client's own
 /// pace (WinHTTP's send timeout bounds each write, spec §4.7); and whether the body ran past
 /// the request limit (maxAllowedContentLength).
 #[derive(Debug)]
-pub(super) struct Progress {
+pub(in crate::proxy) struct Progress {
     /// [`millis`] when the app last took a frame, or [`WAITING_ON_CLIENT`].
     last: AtomicU64,
     too_large: AtomicBool,
@@ -163,7 +37,7 @@ fn millis() -> u64 {
 }
 
 impl Progress {
-    pub(super) fn new() -> Arc<Progress> {
+    pub(in crate::proxy) fn new() -> Arc<Progress> {
         Arc::new(Progress {
             last: AtomicU64::new(millis()),
             too_large: AtomicBool::new(false),
@@ -171,7 +45,7 @@ impl Progress {
     }
 
     /// When the app will have been idle for `limit`; `None` while the wait is on the client.
-    pub(super) fn idle_deadline(&self, limit: Duration) -> Option<Instant> {
+    pub(in crate::proxy) fn idle_deadline(&self, limit: Duration) -> Option<Instant> {
         match self.last.load(Ordering::Relaxed) {
             WAITING_ON_CLIENT => None,
             last => {
@@ -182,7 +56,7 @@ impl Progress {
     }
 
     /// Whether the body was cut off for passing the request limit.
-    pub(super) fn too_large(&self) -> bool {
+    pub(in crate::proxy) fn too_large(&self) -> bool {
         self.too_large.load(Ordering::Relaxed)
     }
 }
@@ -190,18 +64,18 @@ impl Progress {
 /// The client's body ran past maxAllowedContentLength: the app's request is aborted.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body is larger than maxAllowedContentLength ({0} bytes)")]
-pub(super) struct TooLarge(u64);
+pub(in crate::proxy) struct TooLarge(u64);
 
 /// The client's request body broke off or was malformed after it had started: the client's
 /// fault, told apart from the app's when forwarding fails with it.
 #[derive(Debug, thiserror::Error)]
 #[error("the client's request body failed")]
-pub(super) struct ClientBodyFailed(#[source] hyper::Error);
+pub(in crate::proxy) struct ClientBodyFailed(#[source] hyper::Error);
 
 /// A request body on its way to the app: the client's (with its first frame possibly read
 /// ahead, see [`RequestBody::checked`]), or none.
 #[derive(Debug)]
-pub(super) struct RequestBody {
+pub(in crate::proxy) struct RequestBody {
     /// What [`RequestBody::ready_data`] took and did not use, handed out first as it was
     /// (counted already).
     held: Option<Result<Frame<Bytes>, BoxError>>,
@@ -216,7 +90,7 @@ pub(super) struct RequestBody {
 
 /// The client's chunked body was malformed from its very first chunk.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum BadBody {
+pub(in crate::proxy) enum BadBody {
     #[error("the request body is not valid: {0}")]
     Invalid(hyper::Error),
     #[error("the request body did not start within {0:?}")]
@@ -224,7 +98,7 @@ pub(super) enum BadBody {
 }
 
 impl RequestBody {
-    pub(super) fn streamed(body: Incoming) -> Self {
+    pub(in crate::proxy) fn streamed(body: Incoming) -> Self {
         RequestBody {
             held: None,
             first: None,
@@ -238,7 +112,10 @@ impl RequestBody {
     /// Reads the first frame of a chunked body before anything goes to the app, so that a body
     /// whose framing is broken from the start is refused (400) without reaching the app. Waits
     /// at most `limit` for it.
-    pub(super) async fn checked(mut body: Incoming, limit: Duration) -> Result<Self, BadBody> {
+    pub(in crate::proxy) async fn checked(
+        mut body: Incoming,
+        limit: Duration,
+    ) -> Result<Self, BadBody> {
         use http_body_util::BodyExt;
         let first = match tokio::time::timeout(limit, body.frame()).await {
             Ok(Some(Ok(frame))) => Some(frame),
@@ -254,7 +131,7 @@ impl RequestBody {
     /// The body's first data if the client has sent it by now: polled, and polled once more
     /// after the connection's task has had a turn to read it, never waited for. A small body
     /// then goes to the app in the same write as the head.
-    pub(super) async fn ready_data(&mut self) -> Option<Bytes> {
+    pub(in crate::proxy) async fn ready_data(&mut self) -> Option<Bytes> {
         let mut turned = false;
         std::future::poll_fn(|cx| match Pin::new(&mut *self).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -280,12 +157,12 @@ impl RequestBody {
     }
 
     /// Data from [`RequestBody::ready_data`] that did not go to the app, to go first.
-    pub(super) fn give_back(&mut self, data: Bytes) {
+    pub(in crate::proxy) fn give_back(&mut self, data: Bytes) {
         self.held = Some(Ok(Frame::data(data)));
     }
 
     /// Cuts the body off past `limit` bytes and reports how it goes through `progress`.
-    pub(super) fn watched(mut self, limit: Option<u64>, progress: Arc<Progress>) -> Self {
+    pub(in crate::proxy) fn watched(mut self, limit: Option<u64>, progress: Arc<Progress>) -> Self {
         self.limit = limit;
         self.progress = Some(progress);
         self
@@ -296,7 +173,7 @@ impl RequestBody {
 fn for_the_app(frame: Frame<Bytes>) -> Frame<Bytes> {
     match frame.into_trailers() {
         Ok(mut trailers) => {
-            super::headers::strip_trailers(&mut trailers);
+            super::super::headers::strip_trailers(&mut trailers);
             Frame::trailers(trailers)
         }
         Err(frame) => frame,
@@ -324,7 +201,7 @@ impl Body for RequestBody {
             frame.map(|frame| match frame {
                 Ok(frame) => {
                     if let Some(data) = frame.data_ref() {
-                        super::stats::STATS.received(data.len());
+                        super::super::stats::STATS.received(data.len());
                     }
                     Ok(for_the_app(frame))
                 }
@@ -380,60 +257,5 @@ impl Body for RequestBody {
             hint.set_upper(upper.saturating_add(first));
         }
         hint
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::{BodyExt, StreamBody};
-
-    impl<S> HoldsConnection for StreamBody<S> {
-        fn take_connection(&mut self) -> Option<Connection> {
-            None
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn fails_after_an_idle_gap_but_not_on_a_slow_steady_stream() {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
-        let stream = tokio_stream_shim(rx);
-        let mut body = std::pin::pin!(IdleTimeout::new(
-            StreamBody::new(stream),
-            Some(Duration::from_secs(2)),
-            None,
-        ));
-        let sender = tokio::spawn(async move {
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"x")))).await;
-            }
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            drop(tx);
-        });
-        for _ in 0..3 {
-            let frame = body
-                .as_mut()
-                .frame()
-                .await
-                .expect("a frame")
-                .expect("not idle");
-            assert_eq!(frame.into_data().ok(), Some(Bytes::from_static(b"x")));
-        }
-        let err = body
-            .as_mut()
-            .frame()
-            .await
-            .expect("an error")
-            .expect_err("idle");
-        assert!(err.to_string().contains("requestTimeout"), "{err}");
-        sender.abort();
-    }
-
-    /// An mpsc receiver as a `Stream`, without pulling in tokio-stream.
-    fn tokio_stream_shim<T>(
-        mut rx: tokio::sync::mpsc::Receiver<T>,
-    ) -> impl futures_util::Stream<Item = T> {
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 }

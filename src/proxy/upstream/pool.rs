@@ -29,8 +29,10 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use tokio::net::TcpStream;
 
-use super::body::RequestBody;
-use super::exchange::{self, AppBody, Connection, ExchangeError, Failure};
+use super::super::h1::ExchangeError;
+use super::connection::Connection;
+use super::exchange::{self, AppBody, Failure};
+use super::request_body::RequestBody;
 use crate::supervisor::{self, Backend};
 
 /// How long an idle connection is kept. Kestrel closes keep-alive connections idle for 130 s,
@@ -45,7 +47,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a request could not be sent to the app or got no response.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum SendError {
+pub(in crate::proxy) enum SendError {
     #[error("cannot connect to {addr}")]
     Connect {
         addr: SocketAddr,
@@ -60,9 +62,9 @@ pub(super) enum SendError {
 
 /// A request that got no response, and the request itself when the app never saw it: no
 /// connection could be made, so it may go to another process as it is.
-pub(super) struct Unanswered {
-    pub(super) error: SendError,
-    pub(super) unsent: Option<Request<RequestBody>>,
+pub(in crate::proxy) struct Unanswered {
+    pub(in crate::proxy) error: SendError,
+    pub(in crate::proxy) unsent: Option<Request<RequestBody>>,
 }
 
 impl Unanswered {
@@ -131,37 +133,11 @@ impl Pools {
     }
 }
 
-/// What the end of one exchange says of its connection, as either path saw it.
-#[derive(Clone, Copy)]
-pub(super) struct Outcome {
-    /// The app's head allows another request (no `Connection: close`, not HTTP/1.0 without
-    /// keep-alive), and its body did not run until the app closed.
-    pub(super) keep_alive: bool,
-    /// The whole request body had gone to the app before its response head came back.
-    pub(super) body_sent_first: bool,
-    /// The response's framing was ambiguous (Transfer-Encoding and Content-Length both): it
-    /// was read one way, and the app may have meant the other.
-    pub(super) framing_anomaly: bool,
-    /// Bytes came after the response's end and were read with it.
-    pub(super) leftover: bool,
-}
-
-/// Whether a connection may serve another request once its response has been read in full:
-/// the one rule both paths follow. An app that answered before taking the whole body may
-/// never read the rest, which it would then take for the start of the next request; after
-/// ambiguous framing or stray bytes, where the next response starts is unknown. Such a
-/// connection is closed: the next request opens another, which costs a connect, where a
-/// reuse could hand one client another's answer.
-#[inline]
-pub(super) fn reusable(outcome: Outcome) -> bool {
-    outcome.keep_alive && outcome.body_sent_first && !outcome.framing_anomaly && !outcome.leftover
-}
-
 /// Sends `request` to `backend` on an idle connection, or a new one, and returns the response
 /// head; its body holds the connection, given back with [`put`] once the body is read.
 /// A request a reused connection closed on before taking any of it is sent again on a fresh
 /// one; one that reached the app is never sent again (it may be what made the app fail).
-pub(super) async fn send(
+pub(in crate::proxy) async fn send(
     backend: &Backend,
     mut request: Request<RequestBody>,
 ) -> Result<Response<AppBody>, Unanswered> {
@@ -198,12 +174,12 @@ pub(super) async fn send(
 
 /// Gives back a connection to `backend` whose response has been read in full, to the calling
 /// worker's pool.
-pub(super) fn put(backend: &Arc<Backend>, connection: Connection) {
+pub(in crate::proxy) fn put(backend: &Arc<Backend>, connection: Connection) {
     put_at(backend, connection, Instant::now());
 }
 
 /// [`put`], with the time it is, as the caller knows it.
-pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instant) {
+pub(in crate::proxy) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instant) {
     // Past the thread's end (its pools already dropped), the connection just closes.
     let _ = POOLS.try_with(|pools| {
         let mut pools = pools.borrow_mut();
@@ -236,12 +212,12 @@ pub(super) fn put_at(backend: &Arc<Backend>, connection: Connection, now: Instan
 /// open with nothing to read. The longest-waiting one, not the last given back: bytes an app
 /// sends late after a response then have the most time to arrive before the peek finds them,
 /// where the one given back a moment ago would take the next request before they come.
-pub(super) fn checkout(backend: &Backend) -> Option<Connection> {
+pub(in crate::proxy) fn checkout(backend: &Backend) -> Option<Connection> {
     checkout_at(backend, Instant::now())
 }
 
 /// [`checkout`], with the time it is, as the caller knows it.
-pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection> {
+pub(in crate::proxy) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.borrow_mut();
@@ -268,7 +244,7 @@ pub(super) fn checkout_at(backend: &Backend, now: Instant) -> Option<Connection>
 }
 
 /// Opens a new connection to `backend`.
-pub(super) async fn connect(backend: &Backend) -> Result<Connection, SendError> {
+pub(in crate::proxy) async fn connect(backend: &Backend) -> Result<Connection, SendError> {
     let addr = backend.addr;
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
