@@ -11,9 +11,11 @@ pub mod access_log;
 mod app_path;
 mod body;
 mod exchange;
+mod forward;
 mod front;
 mod headers;
 mod lean;
+mod outcome;
 mod pages;
 mod pool;
 mod send_timeout;
@@ -23,6 +25,7 @@ mod trim;
 mod tunnel;
 mod workers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,27 +39,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{AppConfig, ConfigError, ForwardedFor, RequestLimits};
-use crate::supervisor::{Backend, InFlight, Supervisor, Unavailable};
+use crate::supervisor::{Backend, Supervisor};
 use app_path::{AppBase, Route};
-use body::{BadBody, ClientBodyFailed, IdleTimeout, Progress, RequestBody};
+use body::{BadBody, IdleTimeout, Progress, RequestBody};
 use exchange::AppBody;
+use forward::{OverLimit, Transport};
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use lean::framing as lean_request_framing;
-use pool::{SendError, Unanswered};
+use outcome::NoAnswer;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<AppBody>, Full<Bytes>>;
-
-/// Why forwarding gave no response.
-enum Failed {
-    Send(SendError),
-    Timeout(Duration),
-    /// The request body passed maxAllowedContentLength on its way.
-    TooLarge,
-    /// The client's request body broke off or was malformed part way: the client's fault.
-    ClientBody(String),
-}
 
 /// Methods whose requests carry content by their meaning (RFC 9110 §8.6): sent without a body,
 /// they go to the app with `Content-Length: 0`, as WinHTTP sends them for ANCM. Kestrel
@@ -207,14 +201,14 @@ impl Proxy {
         } else {
             RequestBody::streamed(body)
         };
-        let mut backend = match self.supervisor.backend().await {
+        let backend = match forward::pick_backend(&self.supervisor).await {
             Ok(backend) => backend,
-            Err(unavailable) => return self.unavailable(&unavailable),
+            Err(why) => return page(why.answer()),
         };
         let request_timeout = backend.config.request_timeout;
         let limits = backend.config.request_limits;
-        if let Some(refused) = over_limits(&limits, &parts) {
-            return refused;
+        if let Some(over) = over_limits(&limits, &parts) {
+            return page(refuse(over));
         }
         let bodiless = body.is_end_stream();
         let declared_length = parts.headers.contains_key(header::CONTENT_LENGTH);
@@ -266,94 +260,38 @@ impl Proxy {
         *outgoing.version_mut() = Version::HTTP_11;
         *outgoing.headers_mut() = headers;
 
-        let mut in_flight = InFlight::new(backend.clone());
-        let mut result = self.send(&backend, outgoing, progress.as_deref()).await;
-        // Only a request the app never saw goes to another try (a process that cannot be
-        // reached has just died, or is about to be noticed dead): one that reached the app is
-        // never replayed, since it may be what made the app fail.
-        if let Err((Failed::Send(err), Some(mut unsent))) = result {
-            stats::STATS.connect_failed();
-            tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
-            backend.mark_unreachable();
-            match self.supervisor.backend().await {
-                Ok(next) => {
-                    backend = next;
-                    in_flight = InFlight::new(backend.clone());
-                    unsent
-                        .headers_mut()
-                        .insert(headers::MS_ASPNETCORE_TOKEN, backend.token.clone());
-                    result = self.send(&backend, unsent, progress.as_deref()).await;
-                }
-                Err(unavailable) => return self.unavailable(&unavailable),
-            }
+        let mut transport = HyperTransport {
+            proxy: self,
+            progress: progress.as_deref(),
+        };
+        let sent =
+            forward::send_with_one_retry(&self.supervisor, backend, &mut transport, outgoing).await;
+        let (response, in_flight) = match sent {
+            Ok(sent) => sent,
+            Err(why) => return page(why.answer()),
+        };
+        let backend = in_flight.backend();
+        // Upgraded, the app's connection becomes the tunnel's: not one to pool.
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return match client_upgrade {
+                Some(client_side) => self.tunnel(response, client_side, in_flight),
+                None => page(NoAnswer::SwitchedUnasked { pid: backend.pid }.answer()),
+            };
         }
-
-        match result {
-            // Upgraded, the app's connection becomes the tunnel's: not one to pool.
-            Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                match client_upgrade {
-                    Some(client_side) => self.tunnel(response, client_side, in_flight),
-                    None => {
-                        // RFC 9110 §15.2.2: a server must not switch unasked, and HTTP/2 cannot.
-                        tracing::warn!(
-                            pid = backend.pid,
-                            "the app answered 101 to a request that asked for no upgrade; answering 502"
-                        );
-                        page(pages::bad_gateway(SWITCHED_UNASKED))
-                    }
-                }
-            }
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                if access_log::enabled() {
-                    parts.extensions.insert(access_log::AppPid(backend.pid));
-                }
-                // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
-                let keep_connection =
-                    backend.config.forward_response_connection_header && version < Version::HTTP_2;
-                if headers::rewrite_response(&mut parts.headers, keep_connection) {
-                    tracing::warn!(
-                        pid = backend.pid,
-                        "the app answered with both Transfer-Encoding and Content-Length; its body was read as chunked and its Content-Length dropped"
-                    );
-                }
-                Response::from_parts(
-                    parts,
-                    Either::Left(IdleTimeout::new(body, request_timeout, Some(in_flight))),
-                )
-            }
-            Err((Failed::TooLarge, _)) => {
-                tracing::info!(pid = backend.pid, "a chunked request body passed maxAllowedContentLength; its request to the app was aborted");
-                too_large()
-            }
-            Err((Failed::ClientBody(err), _)) => {
-                tracing::info!(pid = backend.pid, err, "the client's request body broke off or was malformed part way; its request to the app was aborted; answering 400");
-                page(pages::client_error(
-                    StatusCode::BAD_REQUEST,
-                    "The request body is not valid or ended early.",
-                ))
-            }
-            Err((Failed::Timeout(limit), _)) => {
-                stats::STATS.timed_out();
-                tracing::warn!(
-                    pid = backend.pid,
-                    "the app did not answer within requestTimeout ({limit:?}); answering 502"
-                );
-                page(pages::bad_gateway(&timeout_reason(limit)))
-            }
-            Err((Failed::Send(err), unsent)) => {
-                if unsent.is_some() {
-                    stats::STATS.connect_failed();
-                }
-                let reason = if unsent.is_some() {
-                    CANNOT_CONNECT
-                } else {
-                    CLOSED_OR_INVALID
-                };
-                tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
-                page(pages::bad_gateway(reason))
-            }
+        let (mut parts, body) = response.into_parts();
+        if access_log::enabled() {
+            parts.extensions.insert(access_log::AppPid(backend.pid));
         }
+        // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2).
+        let keep_connection =
+            backend.config.forward_response_connection_header && version < Version::HTTP_2;
+        if headers::rewrite_response(&mut parts.headers, keep_connection) {
+            outcome::conflicting_framing(backend.pid);
+        }
+        Response::from_parts(
+            parts,
+            Either::Left(IdleTimeout::new(body, request_timeout, Some(in_flight))),
+        )
     }
 
     /// Sends one request to `backend`. requestTimeout bounds each wait on the app until the
@@ -366,17 +304,20 @@ impl Proxy {
         backend: &Backend,
         request: Request<RequestBody>,
         progress: Option<&Progress>,
-    ) -> Result<Response<AppBody>, (Failed, Option<Request<RequestBody>>)> {
+    ) -> Result<Response<AppBody>, (NoAnswer, Option<Request<RequestBody>>)> {
+        let pid = backend.pid;
         let forwarded = pool::send(backend, request);
         let Some(limit) = backend.config.request_timeout else {
-            return forwarded.await.map_err(|u| failed(u, progress));
+            return forwarded
+                .await
+                .map_err(|u| outcome::classify(u, progress, pid));
         };
         tokio::pin!(forwarded);
         let idle = tokio::time::sleep(limit);
         tokio::pin!(idle);
         loop {
             tokio::select! {
-                result = &mut forwarded => return result.map_err(|u| failed(u, progress)),
+                result = &mut forwarded => return result.map_err(|u| outcome::classify(u, progress, pid)),
                 () = &mut idle => {
                     let now = tokio::time::Instant::now();
                     let due = match progress {
@@ -385,70 +326,71 @@ impl Proxy {
                         Some(progress) => progress.idle_deadline(limit).unwrap_or(now + limit),
                     };
                     if due <= now {
-                        return Err((Failed::Timeout(limit), None));
+                        return Err((NoAnswer::Timeout { pid, limit }, None));
                     }
                     idle.as_mut().reset(due);
                 }
             }
         }
     }
-
-    fn unavailable(&self, unavailable: &Unavailable) -> Response<ProxyBody> {
-        page(self.unavailable_page(unavailable))
-    }
-
-    /// The page for a request no app process can take (502.5, or app_offline.htm's 503).
-    fn unavailable_page(&self, unavailable: &Unavailable) -> Response<Full<Bytes>> {
-        pages::startup_failure(unavailable, &self.supervisor.config())
-    }
 }
 
-/// What the 502 pages say, on either path.
-const CANNOT_CONNECT: &str =
-    "ancm could not connect to the app; it may have just exited and is being restarted.";
-const CLOSED_OR_INVALID: &str = "The app closed the connection or sent an invalid response.";
-const SWITCHED_UNASKED: &str = "The app switched protocols on a request that did not ask for it.";
+/// hyper's path's transport: hyper's client over the pool, under requestTimeout.
+struct HyperTransport<'a> {
+    proxy: &'a Proxy,
+    progress: Option<&'a Progress>,
+}
 
-fn timeout_reason(limit: Duration) -> String {
-    format!(
-        "The app did not answer within requestTimeout ({} s).",
-        limit.as_secs_f64()
-    )
+impl Transport for HyperTransport<'_> {
+    type Request = Request<RequestBody>;
+    type Response = Response<AppBody>;
+
+    async fn send(
+        &mut self,
+        backend: &Arc<Backend>,
+        request: Request<RequestBody>,
+    ) -> Result<Response<AppBody>, (NoAnswer, Option<Request<RequestBody>>)> {
+        self.proxy.send(backend, request, self.progress).await
+    }
+
+    fn readdress(&mut self, request: &mut Request<RequestBody>, backend: &Backend) {
+        request
+            .headers_mut()
+            .insert(headers::MS_ASPNETCORE_TOKEN, backend.token.clone());
+    }
 }
 
 /// IIS's request limits (requestFiltering/requestLimits), enforced before the app as IIS does:
 /// the IIS integration switches Kestrel's own body limit off. IIS answers 404.13, 404.14 and
 /// 404.15; outside IIS the standard 413 and 414 say the same to any client.
-fn over_limits(
-    limits: &RequestLimits,
-    parts: &http::request::Parts,
-) -> Option<Response<ProxyBody>> {
-    let path = parts.uri.path().len();
-    let query = parts.uri.query().map_or(0, str::len);
-    if path > limits.max_url || query > limits.max_query_string {
-        let (what, length, limit) = if path > limits.max_url {
-            ("URL", path, limits.max_url)
-        } else {
-            ("query string", query, limits.max_query_string)
-        };
-        tracing::info!("refused a request whose {what} is {length} bytes, over the limit of {limit} (requestLimits)");
-        return Some(page(pages::client_error(
-            StatusCode::URI_TOO_LONG,
-            &format!("The request's {what} is longer than this app accepts ({limit} bytes)."),
-        )));
-    }
-    let max_body = limits.max_body?;
+fn over_limits(limits: &RequestLimits, parts: &http::request::Parts) -> Option<OverLimit> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())?;
-    (declared > max_body).then(|| {
-        tracing::info!(
-            "refused a request body of {declared} bytes, over maxAllowedContentLength ({max_body})"
-        );
-        too_large()
-    })
+        .and_then(|v| v.parse::<u64>().ok());
+    let query = parts.uri.query().map_or(0, str::len);
+    forward::over_limits(limits, parts.uri.path().len(), query, declared)
+}
+
+/// The answer to a request over a limit, on hyper's path (the lean path hands such requests
+/// here).
+fn refuse(over: OverLimit) -> Response<Full<Bytes>> {
+    let (what, length, limit) = match over {
+        OverLimit::Body { length, limit } => {
+            tracing::info!(
+                "refused a request body of {length} bytes, over maxAllowedContentLength ({limit})"
+            );
+            return outcome::too_large();
+        }
+        OverLimit::Url { length, limit } => ("URL", length, limit),
+        OverLimit::Query { length, limit } => ("query string", length, limit),
+    };
+    tracing::info!("refused a request whose {what} is {length} bytes, over the limit of {limit} (requestLimits)");
+    pages::client_error(
+        StatusCode::URI_TOO_LONG,
+        &format!("The request's {what} is longer than this app accepts ({limit} bytes)."),
+    )
 }
 
 /// IIS gives the app only the requests under its virtual path; the rest are not the app's.
@@ -461,32 +403,6 @@ fn outside(base: &AppBase) -> Response<ProxyBody> {
         StatusCode::NOT_FOUND,
         &format!("This server serves only paths under {}.", base.base()),
     ))
-}
-
-fn too_large() -> Response<ProxyBody> {
-    page(pages::client_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "The request body is larger than this app accepts.",
-    ))
-}
-
-/// What a request that got no response failed of.
-fn failed(
-    unanswered: Unanswered,
-    progress: Option<&Progress>,
-) -> (Failed, Option<Request<RequestBody>>) {
-    let Unanswered { error, unsent } = unanswered;
-    if progress.is_some_and(Progress::too_large) {
-        return (Failed::TooLarge, None);
-    }
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        if let Some(client) = cause.downcast_ref::<ClientBodyFailed>() {
-            return (Failed::ClientBody(error_chain(client)), None);
-        }
-        source = cause.source();
-    }
-    (Failed::Send(error), unsent)
 }
 
 /// The front's TLS setup from --tls-cert/--tls-key, if given. A file that cannot be used is a

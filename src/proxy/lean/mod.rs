@@ -26,12 +26,16 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::access_log::Entry;
+use super::app_path::{AppBase, Target};
 use super::exchange::{self, Connection, ExchangeError, Step};
+use super::forward::{self, Addrs, Tally, Transport};
+use super::outcome::{self, Broke, NoAnswer};
 use super::pool::{self, Outcome, SendError};
 use super::send_timeout::Stalls;
 use super::stats::STATS;
-use super::{error_chain, pages, ClientInfo, Proxy};
-use crate::supervisor::{Backend, InFlight};
+use super::{error_chain, ClientInfo, Proxy};
+use crate::supervisor::Backend;
 pub use parse::framing;
 use response::{Framing, Parsed, Rules};
 
@@ -89,6 +93,7 @@ impl Deadline {
 struct Lean<'p> {
     proxy: &'p Proxy,
     client: &'p ClientInfo,
+    addrs: Addrs,
     shutdown: &'p CancellationToken,
     stream: TcpStream,
     /// Bytes from the client not yet taken.
@@ -110,9 +115,11 @@ enum Next {
 
 /// Serves the client on `stream` until it closes, ancm stops, or a request goes to hyper.
 /// `first` is when the first request's head must have come by.
+/// `addrs` are the client's address and the one it connected to, for the access log.
 pub(super) async fn serve(
     stream: TcpStream,
     client: &ClientInfo,
+    addrs: Addrs,
     proxy: &Proxy,
     shutdown: &CancellationToken,
     first: Instant,
@@ -120,6 +127,7 @@ pub(super) async fn serve(
     let mut lean = Lean {
         proxy,
         client,
+        addrs,
         shutdown,
         stream,
         buf: BytesMut::new(),
@@ -141,13 +149,6 @@ pub(super) async fn serve(
             }
         }
     }
-}
-
-/// How waiting on the app ended.
-enum Wait {
-    Read(io::Result<usize>),
-    TimedOut,
-    ClientGone,
 }
 
 impl Lean<'_> {
@@ -176,6 +177,7 @@ impl Lean<'_> {
                         let split = Split {
                             proxy: self.proxy,
                             client: self.client,
+                            addrs: self.addrs,
                             shutdown: self.shutdown,
                             stream: &mut self.stream,
                             out: &mut self.out,
@@ -221,6 +223,7 @@ impl Lean<'_> {
 struct Split<'a, 'p> {
     proxy: &'p Proxy,
     client: &'p ClientInfo,
+    addrs: Addrs,
     shutdown: &'p CancellationToken,
     stream: &'a mut TcpStream,
     out: &'a mut Vec<u8>,
@@ -232,70 +235,78 @@ impl Split<'_, '_> {
     /// Forwards `request` and sends the answer. Returns what comes next and how many bytes of
     /// the buffer the request took (none when it goes to hyper).
     async fn forward(mut self, request: &parse::Request<'_>) -> (Next, usize) {
-        let mut backend = match self.proxy.supervisor.backend().await {
+        // Under `--app-path`, a request outside the base gets its 404 on hyper's path, as
+        // every refusal does.
+        let strip = match &self.proxy.base {
+            None => None,
+            Some(base) => match base.target(request.target) {
+                Target::Outside => {
+                    tracing::trace!(why = "outside the app's path", "a request for hyper's path");
+                    return (Next::Hyper, 0);
+                }
+                Target::AsItCame => None,
+                Target::Stripped(rest) => Some((base, rest)),
+            },
+        };
+        let backend = match forward::pick_backend(&self.proxy.supervisor).await {
             Ok(backend) => backend,
-            Err(unavailable) => {
-                STATS.began();
-                let page = self.proxy.unavailable_page(&unavailable);
-                return self
-                    .answer_page(page, request, std::time::Instant::now())
-                    .await;
+            Err(why) => {
+                let mut tally = self.tally(request);
+                return self.answer_page(why.answer(), request, &mut tally).await;
             }
         };
-        let limits = &backend.config.request_limits;
         let (path, query) = request.path_and_query_len();
-        if path > limits.max_url
-            || query > limits.max_query_string
-            || limits
-                .max_body
-                .is_some_and(|max| request.body_len as u64 > max)
-        {
+        let declared = Some(request.body_len as u64);
+        if forward::over_limits(&backend.config.request_limits, path, query, declared).is_some() {
             // hyper's path answers it, as for every request over a limit.
             return (Next::Hyper, 0);
         }
         // One clock read at the start of a request and one at its end serve every deadline,
         // the pool's ages and the metrics.
-        let started = std::time::Instant::now();
-        STATS.began();
+        let mut tally = self.tally(request);
         let body = &request.bytes[request.head_len..];
         STATS.received(body.len());
-        let mut retried = false;
-        // Counted before the connect, so a recycle waits for this request from the start.
-        let mut in_flight = InFlight::new(backend.clone());
-        let app = loop {
-            match open(&backend, request, body, self.client, started).await {
-                Ok(app) => break app,
-                Err(err) => {
-                    STATS.connect_failed();
-                    if retried {
-                        tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
-                        let page = pages::bad_gateway(super::CANNOT_CONNECT);
-                        return self.answer_page(page, request, started).await;
-                    }
-                    tracing::warn!(pid = backend.pid, err = %error_chain(&err), "could not reach the app; trying once more");
-                    backend.mark_unreachable();
-                    retried = true;
-                    backend = match self.proxy.supervisor.backend().await {
-                        Ok(next) => {
-                            in_flight = InFlight::new(next.clone());
-                            next
-                        }
-                        Err(unavailable) => {
-                            let page = self.proxy.unavailable_page(&unavailable);
-                            return self.answer_page(page, request, started).await;
-                        }
-                    };
-                }
-            }
+        let mut opener = Opener {
+            request,
+            body,
+            client: self.client,
+            now: tally.started(),
+            strip,
         };
+        let supervisor = &self.proxy.supervisor;
+        let (app, in_flight) =
+            match forward::send_with_one_retry(supervisor, backend, &mut opener, ()).await {
+                Ok(sent) => sent,
+                Err(why) => return self.answer_page(why.answer(), request, &mut tally).await,
+            };
+        let backend = in_flight.backend();
         let rules = Rules {
             head_request: request.is_head(),
             keep_connection: backend.config.forward_response_connection_header,
             close: request.close || self.shutdown.is_cancelled(),
         };
-        let next = self.exchange(&backend, app, rules, request, started).await;
+        let next = self
+            .exchange(backend, app, rules, request, &mut tally)
+            .await;
         drop(in_flight);
         (next, request.len())
+    }
+
+    /// Counts a request begun now, with its access log line when requests are logged.
+    fn tally(&self, request: &parse::Request<'_>) -> Tally {
+        let (client, server) = self.addrs;
+        Tally::start(forward::log_entry(|| {
+            let (path, query) = match request.target.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (request.target, None),
+            };
+            let user_agent = request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
+                .map(|h| h.value);
+            Entry::from_head(request.method, path, query, user_agent, client, server)
+        }))
     }
 
     /// Sends the request written in `app.connection.head` and passes the response on.
@@ -305,21 +316,20 @@ impl Split<'_, '_> {
         mut app: App,
         rules: Rules,
         request: &parse::Request<'_>,
-        started: std::time::Instant,
+        tally: &mut Tally,
     ) -> Next {
         let limit = backend.config.request_timeout;
         // Without requestTimeout the app may take as long as it likes: a year stands for that.
         let wait = limit.unwrap_or(Duration::from_secs(86_400 * 365));
-        self.deadline.set(Instant::from_std(started) + wait);
+        self.deadline.set(Instant::from_std(tally.started()) + wait);
         if let Err(err) = self.send_head(&mut app, backend).await {
-            tracing::warn!(pid = backend.pid, err = %error_chain(&err), "forwarding to the app failed; answering 502");
-            let page = pages::bad_gateway(super::CLOSED_OR_INVALID);
-            return self.answer_page(page, request, started).await.0;
+            let why = NoAnswer::closed_or_invalid(backend.pid, &err);
+            return self.answer_page(why.answer(), request, tally).await.0;
         }
         let conn = &mut app.connection;
         let head = loop {
             if !conn.buf.is_empty() {
-                match response::rewrite(&conn.buf, rules, self.out) {
+                let invalid = match response::rewrite(&conn.buf, rules, self.out) {
                     Ok(Parsed::Head(head)) => {
                         conn.buf.advance(head.len);
                         break head;
@@ -329,62 +339,42 @@ impl Split<'_, '_> {
                         continue;
                     }
                     Ok(Parsed::Switched) => {
-                        tracing::warn!(
-                            pid = backend.pid,
-                            "the app answered 101 to a request that asked for no upgrade; answering 502"
-                        );
-                        let page = pages::bad_gateway(super::SWITCHED_UNASKED);
-                        return self.answer_page(page, request, started).await.0;
+                        let why = NoAnswer::SwitchedUnasked { pid: backend.pid };
+                        return self.answer_page(why.answer(), request, tally).await.0;
                     }
                     Ok(Parsed::Partial) if conn.buf.len() > exchange::MAX_HEAD => {
-                        let err = ExchangeError::HeadTooLarge;
-                        return self.failed(backend, &err, request, started).await;
+                        Some(ExchangeError::HeadTooLarge)
                     }
-                    Ok(Parsed::Partial) => {}
-                    Err(err) => return self.failed(backend, &err, request, started).await,
+                    Ok(Parsed::Partial) => None,
+                    Err(err) => Some(err),
+                };
+                if let Some(err) = invalid {
+                    let why = NoAnswer::closed_or_invalid(backend.pid, &err);
+                    return self.answer_page(why.answer(), request, tally).await.0;
                 }
             }
             let had = conn.buf.len();
-            match wait_app(conn, self.stream, self.deadline).await {
-                Wait::Read(Ok(0)) => {
-                    let err = if had == 0 {
-                        ExchangeError::Closed
-                    } else {
-                        ExchangeError::Invalid("the head ended early")
-                    };
-                    return self.failed(backend, &err, request, started).await;
-                }
-                Wait::Read(Ok(_)) => {}
-                Wait::Read(Err(err)) => {
-                    let err = ExchangeError::Read(err);
-                    return self.failed(backend, &err, request, started).await;
-                }
-                Wait::TimedOut => {
-                    let limit = limit.unwrap_or(Duration::MAX);
-                    STATS.timed_out();
-                    tracing::warn!(
-                        pid = backend.pid,
-                        "the app did not answer within requestTimeout ({limit:?}); answering 502"
-                    );
-                    let page = pages::bad_gateway(&super::timeout_reason(limit));
-                    return self.answer_page(page, request, started).await.0;
-                }
-                Wait::ClientGone => {
+            let broke = match wait_app(conn, self.stream, self.deadline).await {
+                Ok(0) if had == 0 => Broke::App(ExchangeError::Closed),
+                Ok(0) => Broke::App(ExchangeError::Invalid("the head ended early")),
+                Ok(_) => continue,
+                Err(broke) => broke,
+            };
+            return match broke.before_head(backend.pid, limit) {
+                Some(why) => self.answer_page(why.answer(), request, tally).await.0,
+                None => {
                     // As on hyper's path: a request abandoned by its client got no answer.
-                    self.end(started);
-                    return Next::Close;
+                    self.end(tally);
+                    Next::Close
                 }
-            }
+            };
         };
         if head.conflicting {
-            tracing::warn!(
-                pid = backend.pid,
-                "the app answered with both Transfer-Encoding and Content-Length; its body was read as chunked and its Content-Length dropped"
-            );
+            outcome::conflicting_framing(backend.pid);
         }
-        STATS.answered(Version::HTTP_11, head.status);
+        tally.answered(Version::HTTP_11, head.status, Some(backend.pid));
         let body = self.body(&mut app.connection, head.framing, limit).await;
-        let ended = self.end(started);
+        let ended = self.end(tally);
         match body {
             Ok(sent) => {
                 STATS.sent(sent.bytes);
@@ -404,11 +394,13 @@ impl Split<'_, '_> {
                     Next::KeepAlive
                 }
             }
-            Err(BodyFailed::App(err)) => {
+            Err(Broke::Client) => Next::Close,
+            Err(Broke::App(err)) => {
                 tracing::warn!(pid = backend.pid, err = %error_chain(&err), "the app's response broke off; closing the client's connection");
                 Next::Close
             }
-            Err(BodyFailed::Client) => Next::Close,
+            // `fill` tells a silent app as an invalid response.
+            Err(Broke::TimedOut) => Next::Close,
         }
     }
 
@@ -443,7 +435,7 @@ impl Split<'_, '_> {
         conn: &mut Connection,
         framing: Framing,
         limit: Option<Duration>,
-    ) -> Result<Sent, BodyFailed> {
+    ) -> Result<Sent, Broke> {
         let mut sent = 0;
         let mut reusable = true;
         match framing {
@@ -468,7 +460,7 @@ impl Split<'_, '_> {
                 self.fill(conn, limit).await?;
             },
             Framing::Chunked(mut state) => loop {
-                match exchange::chunk_step(&mut state, &mut conn.buf).map_err(BodyFailed::App)? {
+                match exchange::chunk_step(&mut state, &mut conn.buf).map_err(Broke::App)? {
                     Step::Data(data) => {
                         sent += data.len();
                         chunk(self.out, &data);
@@ -497,7 +489,7 @@ impl Split<'_, '_> {
                 flush(self.stream, self.out, self.proxy.send_timeout).await?;
                 match self.fill(conn, limit).await {
                     Ok(()) => {}
-                    Err(BodyFailed::App(ExchangeError::ClosedEarly)) => {
+                    Err(Broke::App(ExchangeError::ClosedEarly)) => {
                         self.out.extend_from_slice(b"0\r\n\r\n");
                         reusable = false;
                         break;
@@ -514,39 +506,21 @@ impl Split<'_, '_> {
     }
 
     /// Reads more of the response body; requestTimeout bounds each wait on the app.
-    async fn fill(
-        &mut self,
-        conn: &mut Connection,
-        limit: Option<Duration>,
-    ) -> Result<(), BodyFailed> {
+    async fn fill(&mut self, conn: &mut Connection, limit: Option<Duration>) -> Result<(), Broke> {
         if let Some(limit) = limit {
             self.deadline.set(Instant::now() + limit);
         }
         match wait_app(conn, self.stream, self.deadline).await {
-            Wait::Read(Ok(0)) => Err(BodyFailed::App(ExchangeError::ClosedEarly)),
-            Wait::Read(Ok(_)) => {
+            Ok(0) => Err(Broke::App(ExchangeError::ClosedEarly)),
+            Ok(_) => {
                 gather(conn);
                 Ok(())
             }
-            Wait::Read(Err(err)) => Err(BodyFailed::App(ExchangeError::Read(err))),
-            Wait::TimedOut => Err(BodyFailed::App(ExchangeError::Invalid(
+            Err(Broke::TimedOut) => Err(Broke::App(ExchangeError::Invalid(
                 "no body data within requestTimeout",
             ))),
-            Wait::ClientGone => Err(BodyFailed::Client),
+            Err(broke) => Err(broke),
         }
-    }
-
-    /// A 502 for an exchange that failed before the response head.
-    async fn failed(
-        &mut self,
-        backend: &Backend,
-        err: &ExchangeError,
-        request: &parse::Request<'_>,
-        started: std::time::Instant,
-    ) -> Next {
-        tracing::warn!(pid = backend.pid, err = %error_chain(err), "forwarding to the app failed; answering 502");
-        let page = pages::bad_gateway(super::CLOSED_OR_INVALID);
-        self.answer_page(page, request, started).await.0
     }
 
     /// One of ancm's pages as the answer to a request counted in the metrics.
@@ -554,18 +528,17 @@ impl Split<'_, '_> {
         &mut self,
         page: Response<Full<Bytes>>,
         request: &parse::Request<'_>,
-        started: std::time::Instant,
+        tally: &mut Tally,
     ) -> (Next, usize) {
-        STATS.answered(Version::HTTP_11, page.status());
+        tally.answered(Version::HTTP_11, page.status(), None);
         let next = self.page(page, request).await;
-        self.end(started);
+        self.end(tally);
         (next, request.len())
     }
 
-    /// Notes the end of a request that began at `started`.
-    fn end(&mut self, started: std::time::Instant) -> std::time::Instant {
-        let ended = std::time::Instant::now();
-        STATS.ended(ended.saturating_duration_since(started));
+    /// Notes the end of a request.
+    fn end(&mut self, tally: &Tally) -> std::time::Instant {
+        let ended = tally.end();
         *self.ended = ended;
         ended
     }
@@ -635,11 +608,6 @@ struct Sent {
     reusable: bool,
 }
 
-enum BodyFailed {
-    App(ExchangeError),
-    Client,
-}
-
 /// The app connection a request goes out on.
 struct App {
     connection: Connection,
@@ -658,42 +626,79 @@ impl App {
     }
 }
 
-/// An app connection (pooled or new) with `request` written into its head buffer.
-async fn open(
-    backend: &Backend,
-    request: &parse::Request<'_>,
-    body: &[u8],
-    client: &ClientInfo,
+/// The lean path's transport: an app connection (pooled or new) with the request written into
+/// its head buffer for the process it goes to.
+struct Opener<'r, 'b> {
+    request: &'r parse::Request<'b>,
+    body: &'r [u8],
+    client: &'r ClientInfo,
     now: std::time::Instant,
-) -> Result<App, SendError> {
-    let (mut connection, reused) = match pool::checkout_at(backend, now) {
-        Some(connection) => (connection, true),
-        None => (pool::connect(backend).await?, false),
-    };
-    connection.head.clear();
-    parse::write_for_app(
-        request,
-        body,
-        backend.token.as_bytes(),
-        client,
-        &mut connection.head,
-    );
-    Ok(App { connection, reused })
+    /// Under `--strip-app-path`, the base and the rest of the target, forwarded without it.
+    strip: Option<(&'r AppBase, &'r str)>,
 }
 
-/// Waits for the app to send more, for the deadline, or for the client to go away (which
-/// aborts the request: the app sees its connection close). Bytes the client sends meanwhile
+impl Transport for Opener<'_, '_> {
+    /// The request is written anew for each try, with the token of the process it goes to.
+    type Request = ();
+    type Response = App;
+
+    async fn send(
+        &mut self,
+        backend: &Arc<Backend>,
+        (): (),
+    ) -> Result<App, (NoAnswer, Option<()>)> {
+        self.open(backend)
+            .await
+            .map_err(|err| (NoAnswer::cannot_connect(backend.pid, &err), Some(())))
+    }
+}
+
+impl Opener<'_, '_> {
+    async fn open(&self, backend: &Backend) -> Result<App, SendError> {
+        let (mut connection, reused) = match pool::checkout_at(backend, self.now) {
+            Some(connection) => (connection, true),
+            None => (pool::connect(backend).await?, false),
+        };
+        connection.head.clear();
+        parse::write_for_app(
+            self.request,
+            self.body,
+            backend.token.as_bytes(),
+            self.client,
+            &mut connection.head,
+        );
+        if let Some((base, rest)) = self.strip {
+            base.strip_head(
+                &mut connection.head,
+                self.request.method.len(),
+                self.request.target.len(),
+                rest,
+                self.body.len(),
+            );
+        }
+        Ok(App { connection, reused })
+    }
+}
+
+/// Waits for the app to send more (how much; none when it closed), for the deadline, or for the
+/// client to go away (which aborts the request: the app sees its connection close). Bytes the client sends meanwhile
 /// (a pipelined request) are left in the socket.
-async fn wait_app(conn: &mut Connection, client: &TcpStream, deadline: &mut Deadline) -> Wait {
+async fn wait_app(
+    conn: &mut Connection,
+    client: &TcpStream,
+    deadline: &mut Deadline,
+) -> Result<usize, Broke> {
     let mut watching = true;
     loop {
         tokio::select! {
             biased;
-            read = std::future::poll_fn(|cx| conn.poll_fill(cx)) => return Wait::Read(read),
-            () = deadline.passed() => return Wait::TimedOut,
+            read = std::future::poll_fn(|cx| conn.poll_fill(cx)) => {
+                return read.map_err(|err| Broke::App(ExchangeError::Read(err)));
+            }
+            () = deadline.passed() => return Err(Broke::TimedOut),
             ready = client.readable(), if watching => {
                 if ready.is_err() || client_gone(client) {
-                    return Wait::ClientGone;
+                    return Err(Broke::Client);
                 }
                 // A pipelined request: the client is there; stop watching for this wait.
                 watching = false;
@@ -717,7 +722,7 @@ async fn flush(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     send_timeout: Option<Duration>,
-) -> Result<(), BodyFailed> {
+) -> Result<(), Broke> {
     if out.is_empty() {
         return Ok(());
     }
@@ -731,11 +736,11 @@ async fn send(
     stream: &mut TcpStream,
     bytes: &[u8],
     send_timeout: Option<Duration>,
-) -> Result<(), BodyFailed> {
+) -> Result<(), Broke> {
     let mut stream = Stalls::new(stream, send_timeout);
     stream.write_all(bytes).await.map_err(|err| {
         super::send_timeout::report(&err, None);
-        BodyFailed::Client
+        Broke::Client
     })
 }
 
