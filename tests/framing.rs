@@ -131,23 +131,20 @@ fn the_app_sees_the_host_the_client_asked_for() {
     assert_eq!(fields(&echo, "headers", "host"), ["other.test"], "{echo}");
 }
 
-/// ancm on the lean path (the default), and on hyper's alone (an access log turns the lean
-/// path off).
-fn on_both_paths() -> Vec<(&'static str, AppDir, Ancm, tempfile::TempDir)> {
+/// ancm on the lean path (the default), and on hyper's alone (`ANCM_LEAN=off`).
+fn on_both_paths() -> Vec<(&'static str, AppDir, Ancm)> {
     ["lean", "hyper"]
         .into_iter()
         .map(|path| {
             let app = AppDir::new("", &[]);
-            let logs = tempfile::tempdir().expect("temp dir");
-            let log = logs.path().join("access.log");
-            let mut args = vec![];
+            let mut command = std::process::Command::new(crate::support::ancm_bin());
+            command.env("ANCM_LOG", "info");
             if path == "hyper" {
-                args.extend(["--access-log", log.to_str().expect("utf-8")]);
+                command.env("ANCM_LEAN", "off");
             }
-            args.push(app.path().to_str().expect("utf-8"));
-            let ancm = Ancm::run(&args);
+            let ancm = Ancm::run_with(command, &[app.path().to_str().expect("utf-8")]);
             ancm.wait_ready();
-            (path, app, ancm, logs)
+            (path, app, ancm)
         })
         .collect()
 }
@@ -180,7 +177,7 @@ fn a_host_or_target_naming_another_site_and_connection_naming_framing_get_400_on
         "POST /echo HTTP/1.1\r\nHost: good\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         "GET /echo HTTP/1.1\r\nHost: good\r\nConnection: host, close\r\n\r\n",
     ];
-    for (path, _app, ancm, _logs) in on_both_paths() {
+    for (path, _app, ancm) in on_both_paths() {
         for request in cases {
             let answer = raw(&ancm, request);
             assert!(
@@ -199,7 +196,7 @@ fn a_host_or_target_naming_another_site_and_connection_naming_framing_get_400_on
 
 #[test]
 fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
-    for (path, _app, ancm, _logs) in on_both_paths() {
+    for (path, _app, ancm) in on_both_paths() {
         for second in [
             "GARBAGE\r\n\r\n",
             "GET /echo HTTP/1.1\r\nHost: good\r\nBad Header\r\n\r\n",
@@ -224,7 +221,7 @@ fn a_malformed_request_after_a_good_one_gets_400_on_both_paths() {
 #[test]
 fn a_pipelined_head_over_the_limit_gets_431_on_both_paths() {
     let big = "a".repeat(20_000);
-    for (path, _app, ancm, _logs) in on_both_paths() {
+    for (path, _app, ancm) in on_both_paths() {
         let answer = raw(
             &ancm,
             &format!(

@@ -3,29 +3,33 @@ use std::net::TcpStream;
 
 use crate::support::{client, raw_exchange, Ancm, AppDir, DEADLINE};
 
-/// The two ways ancm serves a plain HTTP/1.1 client. The access log turns the lean path off.
+/// The two ways ancm serves a plain HTTP/1.1 client. `ANCM_LEAN=off` turns the lean path off.
 #[derive(Debug, Clone, Copy)]
 enum Path {
     Lean,
     Hyper,
 }
 
+/// ancm with `args`, on `path`, not yet ready.
+fn run_on(path: Path, args: &[&str]) -> Ancm {
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "info");
+    if let Path::Hyper = path {
+        command.env("ANCM_LEAN", "off");
+    }
+    Ancm::run_with(command, args)
+}
+
 /// ancm, on `path`, in front of one process of tests/apps/leftover.py, ready.
-fn leftover_app(path: Path) -> (AppDir, tempfile::TempDir, Ancm) {
+fn leftover_app(path: Path) -> (AppDir, Ancm) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/leftover.py");
     let app = AppDir::new(
         &format!(r#"processPath="python3" arguments="-u {script}""#),
         &[],
     );
-    let logs = tempfile::tempdir().expect("temp dir");
-    let log = logs.path().join("access.log");
-    let mut args = vec![app.path().to_str().expect("utf-8")];
-    if let Path::Hyper = path {
-        args.splice(0..0, ["--access-log", log.to_str().expect("utf-8")]);
-    }
-    let ancm = Ancm::run(&args);
+    let ancm = run_on(path, &[app.path().to_str().expect("utf-8")]);
     ancm.wait_ready();
-    (app, logs, ancm)
+    (app, ancm)
 }
 
 /// The answer to GET /victim, sent on the same client connection right behind `first`, so that
@@ -47,7 +51,7 @@ fn victim_behind(ancm: &Ancm, first: &str) -> String {
 #[test]
 fn an_app_connection_with_bytes_past_the_response_is_not_reused() {
     for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+        let (_app, ancm) = leftover_app(path);
         for first in ["GET /overlong", "HEAD /head-body"] {
             let answer = victim_behind(&ancm, first);
             assert!(
@@ -64,7 +68,7 @@ fn an_app_connection_with_bytes_past_the_response_is_not_reused() {
 #[test]
 fn an_app_connection_after_an_ambiguous_response_is_not_reused() {
     for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+        let (_app, ancm) = leftover_app(path);
         let answer = victim_behind(&ancm, "GET /ambiguous");
         assert!(
             answer.starts_with("200") && answer.ends_with("\r\n\r\nok /victim"),
@@ -95,7 +99,7 @@ fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, what: &str) {
 fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused() {
     let body = "GET /stolen HTTP/1.1\r\nX-Pad: ";
     for path in [Path::Lean, Path::Hyper] {
-        let (_app, _logs, ancm) = leftover_app(path);
+        let (_app, ancm) = leftover_app(path);
         let mut stream = TcpStream::connect(ancm.addr()).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let head = format!(
@@ -126,14 +130,8 @@ fn an_app_connection_whose_app_answered_before_the_body_went_is_not_reused() {
 #[test]
 fn an_app_connection_is_reused_after_a_body_the_app_read() {
     let app = AppDir::new("", &[]);
-    let logs = tempfile::tempdir().expect("temp dir");
-    let log = logs.path().join("access.log");
     for path in [Path::Lean, Path::Hyper] {
-        let mut args = vec![app.path().to_str().expect("utf-8")];
-        if let Path::Hyper = path {
-            args.splice(0..0, ["--access-log", log.to_str().expect("utf-8")]);
-        }
-        let ancm = Ancm::run(&args);
+        let ancm = run_on(path, &[app.path().to_str().expect("utf-8")]);
         ancm.wait_ready();
         // One client connection: ancm's pools are per proxy thread, and a client connection
         // stays on one thread.

@@ -262,7 +262,7 @@ async fn connection(
             front,
         };
         let addrs = (remote, local);
-        if !proxy.lean || access_log::enabled() {
+        if !proxy.lean {
             return serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline)
                 .await;
         }

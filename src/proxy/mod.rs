@@ -86,8 +86,7 @@ pub struct Proxy {
     /// Closes every tunnel; cancelled by [`serve`] when its grace is over or it is dropped.
     close_tunnels: CancellationToken,
     /// Plain HTTP/1.1 clients are served by the lean path (`lean/`) until a request needs
-    /// hyper. Not with `--app-path` (its rewrite is on hyper's path only), nor with
-    /// `ANCM_LEAN=off`.
+    /// hyper; not with `ANCM_LEAN=off`.
     lean: bool,
 }
 
@@ -127,7 +126,7 @@ impl Proxy {
             forwarded_for: config.forwarded_for,
             base: AppBase::new(&config.appl_path, config.strip_app_path),
             tls,
-            lean: config.appl_path == "/" && lean_switch(std::env::var_os(LEAN_VARIABLE)),
+            lean: lean_switch(std::env::var_os(LEAN_VARIABLE)),
             tunnels: TaskTracker::new(),
             close_tunnels: CancellationToken::new(),
             supervisor,
