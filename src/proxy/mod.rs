@@ -48,6 +48,8 @@ pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use lean::framing as lean_request_framing;
 use outcome::NoAnswer;
+// For the modules below that write errors in log lines.
+use outcome::error_chain;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<AppBody>, Full<Bytes>>;
@@ -428,15 +430,4 @@ pub fn rewrite_request_headers(
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
