@@ -124,6 +124,7 @@ pub(super) struct Tally {
 
 impl Tally {
     /// Counts a request begun now; `entry` is its access log line, when there is a log.
+    #[inline]
     pub(super) fn start(entry: Option<Box<Entry>>) -> Tally {
         STATS.began();
         Tally {
@@ -133,11 +134,13 @@ impl Tally {
     }
 
     /// When the request began: its deadlines count from there.
+    #[inline]
     pub(super) fn started(&self) -> Instant {
         self.started
     }
 
     /// The answer's head, from the app process `pid` or (`None`) from ancm.
+    #[inline]
     pub(super) fn answered(&mut self, version: Version, status: StatusCode, pid: Option<u32>) {
         STATS.answered(version, status);
         if let Some(entry) = &mut self.entry {
@@ -146,6 +149,7 @@ impl Tally {
     }
 
     /// The request is over (answered, or abandoned by its client); returns when.
+    #[inline]
     pub(super) fn end(&self) -> Instant {
         let ended = Instant::now();
         let took = ended.saturating_duration_since(self.started);
@@ -158,6 +162,7 @@ impl Tally {
 }
 
 /// The access log line for a request whose head is read, if requests are logged.
+#[inline]
 pub(super) fn log_entry(make: impl FnOnce() -> Entry) -> Option<Box<Entry>> {
     access_log::enabled().then(|| Box::new(make()))
 }
