@@ -4,7 +4,7 @@
 //! access log. Each path supplies only its transport ([`Transport`]) and its rendering of the
 //! answers; nothing here allocates or dispatches dynamically per request.
 //!
-//! Must not import either path (`mod.rs`'s handler, `front.rs`, `lean/`): they import this.
+//! Must not import either path (`hyper_path/`, `front.rs`, `lean/`): they import this.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

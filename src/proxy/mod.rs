@@ -46,8 +46,6 @@ use exchange::AppBody;
 pub use front::{raise_open_file_limit, serve};
 pub use headers::ClientInfo;
 pub use lean::framing as lean_request_framing;
-// For the modules below that write errors in log lines.
-use outcome::error_chain;
 
 /// What the proxy answers with: the app's streamed body, or one of ancm's pages.
 pub type ProxyBody = Either<IdleTimeout<AppBody>, Full<Bytes>>;
@@ -158,4 +156,16 @@ pub fn rewrite_request_headers(
 
 fn page(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)
+}
+
+/// An error and its causes, `: `-joined, for log lines.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -5,7 +5,7 @@
 //! The errors of the transports (`exchange.rs`, `pool.rs`, `body.rs`) are mapped in here, not
 //! matched on by each path.
 //!
-//! Must not import either path (`mod.rs`'s handler, `front.rs`, `lean/`): they import this.
+//! Must not import either path (`hyper_path/`, `front.rs`, `lean/`): they import this.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +16,9 @@ use http_body_util::Full;
 
 use super::body::{ClientBodyFailed, Progress, RequestBody};
 use super::exchange::ExchangeError;
-use super::pages;
 use super::pool::Unanswered;
 use super::stats::STATS;
+use super::{error_chain, pages};
 use crate::config::AppConfig;
 use crate::supervisor::Unavailable;
 
@@ -192,16 +192,4 @@ impl Broke {
             Broke::Client => None,
         }
     }
-}
-
-/// An error and its causes, `: `-joined, for log lines.
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -2,7 +2,7 @@
 //! idle and header read timeouts, and hands each whole one to `request.rs`; and the connection
 //! as handed to hyper ([`Prefixed`]) at the first request the lean path does not take.
 //!
-//! Must not import hyper's path (`mod.rs`'s handler, `front.rs`), which imports this.
+//! Must not import hyper's path (`hyper_path/`) nor `front.rs`, which calls this.
 
 use std::io;
 use std::pin::Pin;

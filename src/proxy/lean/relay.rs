@@ -2,7 +2,7 @@
 //! chunks or until the app closes, re-framed for the client, gathered into few writes, with
 //! requestTimeout bounding each wait on the app and the send timeout each write to the client.
 //!
-//! Must not import hyper's path (`mod.rs`'s handler, `front.rs`).
+//! Must not import hyper's path (`hyper_path/`, `front.rs`).
 
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;

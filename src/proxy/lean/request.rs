@@ -2,7 +2,7 @@
 //! retry, tally) with the lean transport ([`Opener`]), the exchange up to the app's response
 //! head, and ancm's pages written as bytes. The body after the head is `relay.rs`'s.
 //!
-//! Must not import hyper's path (`mod.rs`'s handler, `front.rs`), nor `conn.rs`, which calls
+//! Must not import hyper's path (`hyper_path/`, `front.rs`), nor `conn.rs`, which calls
 //! this.
 
 use std::io;
