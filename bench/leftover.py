@@ -3,7 +3,6 @@
 hyper's path) against nginx, in one run.
 
     bench/leftover.py [--ancm PATH] [--victims N] [--rounds N] [--clients N] [--seed N]
-                      [--hyper-via access-log|app-path]
 
 The app is tests/apps/leftover.py (its one-thread mode, LEFTOVER_LOOP=1), one process behind
 each proxy. Concurrent clients, each on a
@@ -25,9 +24,7 @@ misrouted ones and their rate over all rounds and in each, and victims that got 
 502, a closed connection) instead.
 
 ancm is $CARGO_TARGET_DIR/release/ancm (or target/release/ancm) unless --ancm says otherwise;
-hyper's path is ancm with --access-log (which turns the lean path off), or with
-`--hyper-via app-path`, ancm with --app-path /b --strip-app-path (which turns it off too, the
-requests then going to /b/...): hyper's path without the access log's own work. nginx is the reference
+hyper's path is ancm with ANCM_LEAN=off in its environment. nginx is the reference
 (`upstream` with keepalive 64, as bench/proxy.conf.in). Everything is on 127.0.0.1, bounded by
 the victim count, and stopped at the end. Python 3 standard library only. LEFTOVER_DEBUG=1
 prints each misrouted or failed victim and keeps the temporary folder (ancm's and nginx's logs).
@@ -80,10 +77,6 @@ http {{
     }}
 }}
 """
-
-
-# Ports of proxies whose requests go under the app path /b.
-PREFIXED = set()
 
 
 def log(line):
@@ -150,7 +143,6 @@ class Reader:
 
 
 def client(port, kinds, victims, seed, name, totals, lock):
-    base = b"/b" if port in PREFIXED else b""
     rng = random.Random(seed)
     done = misrouted = errors = 0
     sock = reader = None
@@ -163,9 +155,9 @@ def client(port, kinds, victims, seed, name, totals, lock):
         if kind is None:
             n += 1
             path = f"/victim/{name}-{n}"
-            request = b"GET %s%s HTTP/1.1\r\nHost: site.test\r\n\r\n" % (base, path.encode())
+            request = b"GET %s HTTP/1.1\r\nHost: site.test\r\n\r\n" % path.encode()
         else:
-            request = KINDS[kind].replace(b" /late/", b" %s/late/" % base, 1)
+            request = KINDS[kind]
         try:
             sock.sendall(request)
             status, body = reader.response(kind == "head-body")
@@ -208,10 +200,11 @@ def load(port, kinds, victims, clients, seed):
     return totals
 
 
-def start_ancm(ancm, app_dir, extra, log_path):
+def start_ancm(ancm, app_dir, extra, log_path, env=None):
     out = open(log_path, "w")
     proc = subprocess.Popen(
         [ancm, "run", "--listen", "127.0.0.1:0", *extra, app_dir],
+        env={**os.environ, "ANCM_LEAN": "on", **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=out,
         start_new_session=True,
@@ -248,12 +241,6 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--hyper-via",
-        choices=["access-log", "app-path"],
-        default="access-log",
-        help="what turns the lean path off for hyper's path",
-    )
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="ancm-leftover-")
     procs = []
@@ -272,17 +259,10 @@ def main():
         procs.append(proc)
         proxies["ancm lean"] = port
         proc, port = start_ancm(
-            args.ancm,
-            app_dir,
-            ["--access-log", os.path.join(tmp, "access.log")]
-            if args.hyper_via == "access-log"
-            else ["--app-path", "/b", "--strip-app-path"],
-            os.path.join(tmp, "hyper.log"),
+            args.ancm, app_dir, [], os.path.join(tmp, "hyper.log"), {"ANCM_LEAN": "off"}
         )
         procs.append(proc)
         proxies["ancm hyper"] = port
-        if args.hyper_via == "app-path":
-            PREFIXED.add(port)
         app_port = free_port()
         procs.append(
             subprocess.Popen(

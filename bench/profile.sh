@@ -11,6 +11,8 @@
 # (hardware counters available), else valgrind's callgrind. `perf` forces perf sampling on
 # the cpu-clock software event, which works without hardware counters. Callgrind slows ancm
 # down ~50x, so its load is lighter: wrk -t1 -c8 for BENCH_PROFILE_SECS [15] seconds.
+# BENCH_ANCM=PATH profiles that ancm binary instead of building this tree's release build
+# (to compare two builds one after the other, under the same load from the rest of the machine).
 #
 # The full-speed runs (callgrind mode): wrk -t2 -c64 for BENCH_FULL_SECS [10] seconds,
 # BENCH_FULL_REPS [3] times for each proxy, interleaved, medians; BENCH_FULL_REPS=0 skips them.
@@ -86,8 +88,13 @@ APP_PID=""
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-(cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
-ANCM=${CARGO_TARGET_DIR:-$ROOT/target}/release/ancm
+if [ -n "${BENCH_ANCM:-}" ]; then
+    ANCM=$BENCH_ANCM
+    [ -x "$ANCM" ] || die "BENCH_ANCM is $ANCM: not an executable"
+else
+    (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+    ANCM=${CARGO_TARGET_DIR:-$ROOT/target}/release/ancm
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ancm-profile.XXXXXX")
 chmod 755 "$WORK"

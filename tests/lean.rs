@@ -168,3 +168,100 @@ fn the_lean_served_check_sees_a_request_handed_to_hyper() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     ancm.assert_lean_served("a request naming a header in Connection");
 }
+
+/// ancm in front of tests/apps/framing.py with `args`, the lean path on or (`ANCM_LEAN=off`)
+/// off, ready; and the app's pid.
+fn framing_app(lean: bool, args: &[&str]) -> (AppDir, Ancm, u32) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/framing.py");
+    let app = AppDir::new(
+        &format!(r#"processPath="python3" arguments="-u {script}""#),
+        &[],
+    );
+    let mut command = std::process::Command::new(crate::support::ancm_bin());
+    command.env("ANCM_LOG", "info").env_remove("ANCM_LEAN");
+    if !lean {
+        command.env("ANCM_LEAN", "off");
+    }
+    let mut all = vec![app.path().to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    let ancm = Ancm::run_with(command, &all);
+    let (pid, _) = ancm.wait_ready();
+    (app, ancm, pid)
+}
+
+/// `--app-path` (with `--strip-app-path`) is applied on the lean path: a request under the base
+/// is forwarded there, without the base (the app's `/case` answers it, its header name as the app
+/// wrote it); a request outside gets ancm's 404 (from hyper's path, as every refusal).
+#[test]
+fn the_lean_path_serves_requests_under_the_app_path() {
+    for (lean, header) in [
+        (true, "\r\nX-Written-As: This\r\n"),
+        (false, "\r\nx-written-as: This\r\n"),
+    ] {
+        let (_app, ancm, _) = framing_app(lean, &["--app-path", "/shop", "--strip-app-path"]);
+        let answer = raw_exchange(
+            ancm.addr(),
+            b"GET /Shop/case HTTP/1.1\r\nHost: site\r\n\r\n\
+              GET /case HTTP/1.1\r\nHost: site\r\n\r\n\
+              GET /shop/x?q=1 HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n",
+        );
+        let answers: Vec<&str> = answer.split("HTTP/1.1 ").skip(1).collect();
+        assert_eq!(answers.len(), 3, "{answer}");
+        assert!(answers[0].contains(header), "lean {lean}: {answer}");
+        assert!(answers[0].ends_with("\r\n\r\nok"), "{answer}");
+        assert!(answers[1].starts_with("404"), "{answer}");
+        assert!(answers[1].contains("only paths under /shop"), "{answer}");
+        assert!(answers[2].ends_with("ok /x?q=1"), "{answer}");
+    }
+}
+
+/// `--access-log` is written on the lean path (which keeps serving: the app's header name
+/// arrives as written), its lines the same as hyper's path writes for the same requests but for
+/// the time, the port and the time taken.
+#[test]
+fn access_log_lines_are_the_same_on_both_paths() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let mut lines = Vec::new();
+    for (lean, header) in [
+        (true, "\r\nX-Written-As: This\r\n"),
+        (false, "\r\nx-written-as: This\r\n"),
+    ] {
+        let log = logs.path().join(format!("access-{lean}.log"));
+        let (_app, ancm, pid) = framing_app(lean, &["--access-log", log.to_str().expect("utf-8")]);
+        let answer = raw_exchange(
+            ancm.addr(),
+            b"GET /case HTTP/1.1\r\nHost: site\r\nUser-Agent: test agent/1.0\r\n\r\n\
+              POST /upload HTTP/1.1\r\nHost: site\r\nContent-Length: 3\r\n\r\nabc\
+              GET /none?x=1&y=two HTTP/1.1\r\nHost: site\r\nUser-Agent: a\r\nUser-Agent: b\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.contains(header), "lean {lean}: {answer}");
+        let text = crate::support::wait_file(&log, "three request lines", |text| {
+            text.lines().filter(|l| !l.starts_with('#')).count() >= 3
+        });
+        let masked: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|line| {
+                let mut fields: Vec<&str> = line.split(' ').collect();
+                assert_eq!(fields.len(), 12, "{line}");
+                assert!(fields[10].parse::<u64>().is_ok(), "{line}");
+                assert_eq!(fields[11], pid.to_string(), "{line}");
+                for at in [0, 1, 6, 10, 11] {
+                    fields[at] = "*";
+                }
+                fields.join(" ")
+            })
+            .collect();
+        lines.push(masked);
+    }
+    assert_eq!(
+        lines[0],
+        [
+            "* * 127.0.0.1 GET /case - * 127.0.0.1 test+agent/1.0 200 * *",
+            "* * 127.0.0.1 POST /upload - * 127.0.0.1 - 200 * *",
+            "* * 127.0.0.1 GET /none x=1&y=two * 127.0.0.1 a 200 * *",
+        ],
+        "lean path"
+    );
+    assert_eq!(lines[0], lines[1], "lean path, then hyper's");
+}

@@ -261,14 +261,33 @@ pub(crate) struct AppPid(pub(crate) u32);
 impl Entry {
     pub(crate) fn new<B>(request: &Request<B>, client: SocketAddr, server: SocketAddr) -> Entry {
         let uri = request.uri();
+        let user_agent = request.headers().get(header::USER_AGENT);
+        Entry::from_head(
+            request.method().as_str(),
+            uri.path(),
+            uri.query(),
+            user_agent.map(http::HeaderValue::as_bytes),
+            client,
+            server,
+        )
+    }
+
+    /// A request's line from what either proxy path read of its head: the method, the target's
+    /// path and query string, and the (first) User-Agent.
+    pub(crate) fn from_head(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        user_agent: Option<&[u8]>,
+        client: SocketAddr,
+        server: SocketAddr,
+    ) -> Entry {
         Entry {
-            method: request.method().as_str().to_owned(),
-            stem: field(uri.path()),
-            query: uri.query().map_or_else(|| "-".to_owned(), field),
-            user_agent: request
-                .headers()
-                .get(header::USER_AGENT)
-                .map(|ua| field(&String::from_utf8_lossy(ua.as_bytes())))
+            method: method.to_owned(),
+            stem: field(path),
+            query: query.map_or_else(|| "-".to_owned(), field),
+            user_agent: user_agent
+                .map(|ua| field(&String::from_utf8_lossy(ua)))
                 .unwrap_or_else(|| "-".to_owned()),
             client,
             server,

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access_log;
+use super::forward::{self, Tally};
 use super::lean::{Ended, Prefixed};
 use super::send_timeout::{self, Stalls, Streams};
 use super::stats::STATS;
@@ -261,15 +262,15 @@ async fn connection(
             front,
         };
         let addrs = (remote, local);
-        if !proxy.lean || access_log::enabled() {
+        if !proxy.lean {
             return serve_connection(stream, client, addrs, proxy, &server, shutdown, deadline)
                 .await;
         }
-        let (stream, read) =
-            match super::lean::serve(stream, &client, &proxy, &shutdown, deadline).await {
-                Ended::Closed => return,
-                Ended::Hyper(stream, read) => (stream, read),
-            };
+        let lean = super::lean::serve(stream, &client, addrs, &proxy, &shutdown, deadline);
+        let (stream, read) = match lean.await {
+            Ended::Closed => return,
+            Ended::Hyper(stream, read) => (stream, read),
+        };
         // hyper takes over at a request boundary, as if the connection were new; the head it
         // starts with has the header read timeout a new head gets.
         let deadline = Instant::now() + proxy.header_read_timeout;
@@ -331,19 +332,14 @@ async fn serve_connection<I>(
                 // Never closed, so this cannot fail; without a permit, the request goes on.
                 let permit = app_connections.acquire_owned().await.ok();
                 let version = request.version();
-                let mut timed = Timed::start();
-                if access_log::enabled() {
-                    timed.1 = Some(Box::new(access_log::Entry::new(&request, remote, local)));
-                }
+                let entry = forward::log_entry(|| access_log::Entry::new(&request, remote, local));
+                let mut timed = Timed(Tally::start(entry));
                 let response = proxy.handle(request, &client).await;
-                STATS.answered(version, response.status());
-                if let Some(entry) = &mut timed.1 {
-                    let pid = response
-                        .extensions()
-                        .get::<access_log::AppPid>()
-                        .map(|p| p.0);
-                    entry.answered(response.status(), pid);
-                }
+                let pid = response
+                    .extensions()
+                    .get::<access_log::AppPid>()
+                    .map(|p| p.0);
+                timed.0.answered(version, response.status(), pid);
                 Ok::<_, Infallible>(response.map(|body| Counted {
                     body,
                     _in_progress: in_progress,
@@ -455,24 +451,12 @@ impl Drop for InProgress {
     }
 }
 
-/// One request for the metrics: in flight from its head until it is over, then its duration;
-/// and its access log line, when there is an access log.
-struct Timed(Instant, Option<Box<access_log::Entry>>);
-
-impl Timed {
-    fn start() -> Timed {
-        STATS.began();
-        Timed(Instant::now(), None)
-    }
-}
+/// A request's tally, over when hyper has sent or dropped its response.
+struct Timed(Tally);
 
 impl Drop for Timed {
     fn drop(&mut self) {
-        let took = self.0.elapsed();
-        STATS.ended(took);
-        if let Some(entry) = &self.1 {
-            entry.finish(took);
-        }
+        self.0.end();
     }
 }
 

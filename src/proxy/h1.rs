@@ -54,6 +54,30 @@ pub enum ExchangeError {
     Upload(#[source] BoxError),
 }
 
+/// A chunk's size line: its length in hex, then CRLF.
+pub(super) fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
+    let mut size = [0u8; 16];
+    let mut at = size.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        size[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&size[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One chunk of a chunked body: its size line, its data and CRLF.
+pub(super) fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    push_chunk_size(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `0\r\n`, the trailer fields, and the blank line that ends a chunked body.
 pub(super) fn last_chunk(trailers: Option<HeaderMap>) -> Bytes {
     let mut out = b"0\r\n".to_vec();
@@ -418,6 +442,19 @@ mod tests {
             }
         }
         Err(ExchangeError::ClosedEarly)
+    }
+
+    #[test]
+    fn chunks_written_read_back() {
+        let mut wire = Vec::new();
+        for data in [&b"a"[..], &[b'x'; 26], &[b'y'; 4096]] {
+            push_chunk(&mut wire, data);
+        }
+        assert!(wire.starts_with(b"1\r\na\r\n1a\r\n"));
+        wire.extend_from_slice(&last_chunk(None));
+        let (body, trailers) = decode_all(&wire).expect("valid");
+        assert_eq!(body.len(), 1 + 26 + 4096);
+        assert!(trailers.is_none());
     }
 
     #[test]

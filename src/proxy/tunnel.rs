@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::exchange::AppBody;
+use super::upstream::exchange::AppBody;
 use super::{error_chain, headers, page, pages, Proxy, ProxyBody};
 use crate::supervisor::InFlight;
 

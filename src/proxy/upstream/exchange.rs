@@ -21,8 +21,8 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::super::h1::{
-    chunk_step, encode_head, last_chunk, parse_head, response_framing, Decode, ExchangeError, Head,
-    Step, MAX_HEAD,
+    chunk_step, encode_head, last_chunk, parse_head, push_chunk_size, response_framing, Decode,
+    ExchangeError, Head, Step, MAX_HEAD,
 };
 use super::connection::{self, Connection, Outcome};
 use super::request_body::RequestBody;
@@ -267,7 +267,11 @@ impl Exchange {
                     Pending::of([data, Bytes::new(), Bytes::new()])
                 }
                 Upload::Chunked { .. } => Pending::of([
-                    Bytes::from(format!("{:x}\r\n", data.len())),
+                    {
+                        let mut line = Vec::with_capacity(18);
+                        push_chunk_size(&mut line, data.len());
+                        Bytes::from(line)
+                    },
                     data,
                     Bytes::from_static(b"\r\n"),
                 ]),
