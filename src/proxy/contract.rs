@@ -13,13 +13,11 @@ pub(super) enum Field {
     /// Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade: they describe
     /// one connection, not the message, and go on no other hop (RFC 9110 §7.6.1).
     Hop(Hop),
-    /// MS-ASPNETCORE-*: only ancm speaks for the module, whatever the case of the name.
-    Forged,
     /// X-Forwarded-For and X-Forwarded-Proto: ancm's value is joined after the client's.
     Forwarded(Forwarded),
     /// Content-Length: the body's framing, settled per hop.
     ContentLength,
-    /// Any other field: it goes through.
+    /// Any other field: it goes through (but see [`forged`] on a request).
     Keep,
 }
 
@@ -55,11 +53,11 @@ pub(super) const HOP_NAMES: [&str; 6] = [
 pub(super) const MS_ASPNETCORE: &[u8] = b"ms-aspnetcore";
 
 /// What the contract does with the field named `name` (any case). One length match, then at
-/// most one comparison: the lean path calls it for every header line.
-#[inline]
+/// most two comparisons: the lean path calls it for every header line, so it is inlined.
+#[inline(always)]
 pub(super) fn field(name: &[u8]) -> Field {
     let is = |lower: &str| name.eq_ignore_ascii_case(lower.as_bytes());
-    let known = match name.len() {
+    match name.len() {
         2 if is("te") => Field::Hop(Hop::Te),
         7 if is("upgrade") => Field::Hop(Hop::Upgrade),
         10 if is("connection") => Field::Hop(Hop::Connection),
@@ -70,14 +68,15 @@ pub(super) fn field(name: &[u8]) -> Field {
         17 if is("transfer-encoding") => Field::Hop(Hop::TransferEncoding),
         17 if is("x-forwarded-proto") => Field::Forwarded(Forwarded::Proto),
         _ => Field::Keep,
-    };
-    if known == Field::Keep
-        && name.len() >= MS_ASPNETCORE.len()
-        && name[..MS_ASPNETCORE.len()].eq_ignore_ascii_case(MS_ASPNETCORE)
-    {
-        return Field::Forged;
     }
-    known
+}
+
+/// Whether a request field is one only ancm may send the app (MS-ASPNETCORE-*, any case):
+/// a client's is dropped. Asked of a request's [`Field::Keep`] fields only.
+#[inline(always)]
+pub(super) fn forged(name: &[u8]) -> bool {
+    name.len() >= MS_ASPNETCORE.len()
+        && name[..MS_ASPNETCORE.len()].eq_ignore_ascii_case(MS_ASPNETCORE)
 }
 
 /// What a message's Connection header fields say, all of them read.
@@ -163,10 +162,12 @@ mod tests {
             assert_eq!(field(name.as_bytes()), Field::Hop(hop));
             assert_eq!(field(name.to_ascii_uppercase().as_bytes()), Field::Hop(hop));
         }
-        assert_eq!(field(b"MS-ASPNETCORE-TOKEN"), Field::Forged);
-        assert_eq!(field(b"ms-aspnetcore"), Field::Forged);
-        assert_eq!(field(b"MS-ASPNETCOREX"), Field::Forged);
-        assert_eq!(field(b"ms-aspnetcor"), Field::Keep);
+        for name in ["MS-ASPNETCORE-TOKEN", "ms-aspnetcore", "MS-ASPNETCOREX"] {
+            assert_eq!(field(name.as_bytes()), Field::Keep);
+            assert!(forged(name.as_bytes()), "{name}");
+        }
+        assert!(!forged(b"ms-aspnetcor"));
+        assert!(!forged(b"x-ms-aspnetcore"));
         assert_eq!(field(b"X-Forwarded-For"), Field::Forwarded(Forwarded::For));
         assert_eq!(
             field(b"x-forwarded-proto"),

@@ -332,10 +332,9 @@ pub(super) fn strip_trailers(trailers: &mut HeaderMap) {
         .keys()
         .filter(|name| {
             let name = name.as_str();
-            matches!(
-                contract::field(name.as_bytes()),
-                Field::Forged | Field::Hop(_)
-            ) || name.starts_with(X_FORWARDED)
+            matches!(contract::field(name.as_bytes()), Field::Hop(_))
+                || contract::forged(name.as_bytes())
+                || name.starts_with(X_FORWARDED)
         })
         .chain(
             [FORWARDED, header::HOST, header::CONTENT_LENGTH]
@@ -389,7 +388,7 @@ pub(super) fn rewrite_request(
     // identity, whatever the case of the name. (Collecting allocates only when one is found.)
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| contract::field(name.as_str().as_bytes()) == Field::Forged)
+        .filter(|name| contract::forged(name.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in forged {

@@ -226,7 +226,7 @@ pub(crate) fn write_for_app(
     for header in request.headers {
         // `parse` left TE, Transfer-Encoding and Upgrade to hyper, and Content-Length stays.
         let drop = match contract::field(header.name.as_bytes()) {
-            Field::Hop(_) | Field::Forged => true,
+            Field::Hop(_) => true,
             Field::Forwarded(Forwarded::For) => {
                 forwarded_for = true;
                 true
@@ -235,7 +235,8 @@ pub(crate) fn write_for_app(
                 forwarded_proto = true;
                 true
             }
-            Field::ContentLength | Field::Keep => false,
+            Field::ContentLength => false,
+            Field::Keep => contract::forged(header.name.as_bytes()),
         };
         if drop {
             let start = header.name.as_ptr() as usize - base;

@@ -173,7 +173,7 @@ fn rewrite_with<'b>(
                 date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
                 false
             }
-            Field::Forged | Field::Forwarded(_) => false,
+            Field::Forwarded(_) => false,
         };
         if skip && plain {
             out.extend_from_slice(&buf[run..at]);
@@ -270,7 +270,7 @@ fn kept(
             !contract::forwards_app_connection(rules.keep_connection, false, rules.close)
         }
         Field::Hop(_) | Field::ContentLength => true,
-        Field::Forged | Field::Forwarded(_) | Field::Keep => false,
+        Field::Forwarded(_) | Field::Keep => false,
     };
     !(hop || named_hops && named_by_connection(headers, name))
 }
