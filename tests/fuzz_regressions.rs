@@ -429,6 +429,11 @@ const RESPONSE_SHAPES: &[&str] = &[
     "HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Tab:\tv\r\nContent-Length: 2\r\n\r\n",
     "HTTP/1.1 500 Internal Server Error\r\nServer: Kestrel\r\nTransfer-Encoding: chunked\r\n\r\n",
     "HTTP/1.1 100 Continue\r\n\r\n",
+    // Found by the response_heads fuzz target: Content-Lengths that differ were refused on the
+    // lean path but passed on hyper's when nothing else read them (a HEAD, a chunked body).
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nContent-Length: 1, 2\r\n\r\n",
 ];
 
 #[test]

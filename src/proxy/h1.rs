@@ -369,6 +369,12 @@ pub(super) fn response_framing(
     head_request: bool,
     headers: &HeaderMap,
 ) -> Result<Decode, ExchangeError> {
+    // A Content-Length that is not one number is an invalid response whatever else frames it
+    // (RFC 9112 §6.3), on a bodiless answer too: the lean path reads it so, line by line.
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        take_content_length(value.as_bytes(), &mut length)?;
+    }
     if head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -382,10 +388,6 @@ pub(super) fn response_framing(
         } else {
             Decode::Close
         });
-    }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        take_content_length(value.as_bytes(), &mut length)?;
     }
     Ok(match length {
         Some(0) => Decode::Done,
