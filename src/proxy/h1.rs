@@ -341,7 +341,15 @@ fn parse_head_with<'h>(
     let reason = response
         .reason
         .filter(|reason| Some(*reason) != status.canonical_reason() && !reason.is_empty())
-        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()).ok());
+        .and_then(|reason| hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()).ok())
+        // A status with no reason of its own and none given (or none httparse could read)
+        // keeps an empty one, as the lean path writes it, rather than hyper's `<none>`.
+        .or_else(|| {
+            status
+                .canonical_reason()
+                .is_none()
+                .then(|| hyper::ext::ReasonPhrase::from_static(b""))
+        });
     Ok(Some((
         Head {
             status,
