@@ -308,17 +308,28 @@ pub(super) fn with_header_slots<'b, T>(
     }
 }
 
-fn parse_head_with<'h>(
-    buf: &'h [u8],
-    slots: &mut [MaybeUninit<httparse::Header<'h>>],
-) -> Result<Option<(Head, usize)>, ExchangeError> {
+/// The app's response head at the start of `buf`, parsed into `slots`, with its length;
+/// `None` while it is incomplete. Both paths read the app's heads with it.
+pub(super) fn parse_response<'h, 'b>(
+    buf: &'b [u8],
+    slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(httparse::Response<'h, 'b>, usize)>, ExchangeError> {
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut response, buf, slots)
         .map_err(ExchangeError::Head)?;
-    let len = match parsed {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => return Ok(None),
+    Ok(match parsed {
+        httparse::Status::Complete(len) => Some((response, len)),
+        httparse::Status::Partial => None,
+    })
+}
+
+fn parse_head_with<'h>(
+    buf: &'h [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'h>>],
+) -> Result<Option<(Head, usize)>, ExchangeError> {
+    let Some((response, len)) = parse_response(buf, slots)? else {
+        return Ok(None);
     };
     let code = response
         .code

@@ -264,8 +264,8 @@ const HOST_BYTES: [bool; 256] = {
     table
 };
 
-/// An unreserved or sub-delims byte.
-fn host_byte(b: u8) -> bool {
+/// An unreserved or sub-delims byte (RFC 3986).
+pub(super) fn host_byte(b: u8) -> bool {
     HOST_BYTES[usize::from(b)]
 }
 

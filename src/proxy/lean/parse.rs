@@ -8,7 +8,7 @@
 use std::mem::MaybeUninit;
 
 use super::super::contract::{self, ConnectionOptions, Field, Forwarded};
-use super::super::headers::{valid_host, ClientInfo};
+use super::super::headers::{host_byte, valid_host, ClientInfo};
 
 /// Header slots for [`parse`], left uninitialised: httparse fills those it uses.
 pub(crate) type Slots<'b> = [MaybeUninit<httparse::Header<'b>>; HEADER_SLOTS];
@@ -181,29 +181,7 @@ pub(crate) fn parse<'b>(buf: &'b [u8], slots: &'b mut Slots<'b>, max_head: usize
 /// Bytes taken in a target as they are: RFC 3986's unreserved, sub-delims, `:@/?%`. Others
 /// (quotes, braces, non-ASCII) go the hyper way, which has its own view of them.
 fn plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'?'
-                | b'%'
-        )
+    host_byte(b) || matches!(b, b':' | b'@' | b'/' | b'?' | b'%')
 }
 
 /// Writes `request` as the app gets it (spec §4.3): Host and the other fields as the client

@@ -112,13 +112,8 @@ fn rewrite_with<'b>(
     rules: Rules,
     out: &mut Vec<u8>,
 ) -> Result<Parsed, ExchangeError> {
-    let mut response = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut response, buf, slots)
-        .map_err(ExchangeError::Head)?;
-    let len = match parsed {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => return Ok(Parsed::Partial),
+    let Some((response, len)) = h1::parse_response(buf, slots)? else {
+        return Ok(Parsed::Partial);
     };
     let code = response
         .code
