@@ -319,6 +319,13 @@ fn client_head(written: &[u8]) -> Option<AppHead> {
             None => headers.push((name, vec![value])),
         }
     }
+    // Connection is a list (RFC 9110 §7.6.1): hyper's server writes its lines as one, joined
+    // with commas, which says the same as the lean path's lines as the app wrote them.
+    for (name, values) in &mut headers {
+        if name == "connection" && values.len() > 1 {
+            *values = vec![values.join(", ")];
+        }
+    }
     headers.sort();
     Some(AppHead { line, headers })
 }
