@@ -411,6 +411,7 @@ const RESPONSE_SHAPES: &[&str] = &[
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 007\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
     "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
@@ -451,6 +452,7 @@ fn lean_and_hyper_give_the_client_the_same_response_head() {
         // Two Connection lines kept by forwardResponseConnectionHeader: hyper's server joins
         // them into one, a list that says the same.
         b"HTTP/1.1 204 No Content\r\nConnection: a\r\nConnection: b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: a\r\nConnection: \r\nContent-Length: 2\r\n\r\n",
     ] {
         framing_check::check_response(shape);
     }

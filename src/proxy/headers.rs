@@ -465,15 +465,16 @@ pub(super) fn rewrite_response(headers: &mut HeaderMap, keep_connection: bool) -
     conflicting
 }
 
-/// A length the app wrote as a list of equal numbers or on several lines (`5, 5`), which the
-/// response was read by, goes to the client as the one number it is: a client may refuse a
-/// list (RFC 9110 §8.6), and the lean path writes the number alone too.
+/// A length the app wrote as a list of equal numbers, on several lines (`5, 5`) or with
+/// leading zeros, which the response was read by, goes to the client as the one number it is:
+/// a client may refuse a list (RFC 9110 §8.6), and the lean path writes the number alone too.
 fn single_length(headers: &mut HeaderMap) {
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     let (Some(first), more) = (values.next(), values.next().is_some()) else {
         return;
     };
-    if !more && !first.as_bytes().contains(&b',') {
+    let value = first.as_bytes();
+    if !more && !value.contains(&b',') && (value.len() <= 1 || value[0] != b'0') {
         return;
     }
     let mut length = None;

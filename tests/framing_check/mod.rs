@@ -320,10 +320,17 @@ fn client_head(written: &[u8]) -> Option<AppHead> {
         }
     }
     // Connection is a list (RFC 9110 §7.6.1): hyper's server writes its lines as one, joined
-    // with commas, which says the same as the lean path's lines as the app wrote them.
+    // with commas, which says the same as the lean path's lines as the app wrote them. Its
+    // items are compared, empty ones aside (RFC 9110 §5.6.1).
     for (name, values) in &mut headers {
-        if name == "connection" && values.len() > 1 {
-            *values = vec![values.join(", ")];
+        if name == "connection" {
+            *values = values
+                .iter()
+                .flat_map(|value| value.split(','))
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
     }
     headers.sort();
