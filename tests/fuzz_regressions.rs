@@ -453,6 +453,7 @@ fn lean_and_hyper_give_the_client_the_same_response_head() {
         // them into one, a list that says the same.
         b"HTTP/1.1 204 No Content\r\nConnection: a\r\nConnection: b\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nConnection: a\r\nConnection: \r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: connection\nX-Hop: 1\n\r\n",
     ] {
         framing_check::check_response(shape);
     }

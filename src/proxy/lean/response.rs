@@ -260,14 +260,18 @@ fn kept(
 ) -> bool {
     let name = header.name.as_bytes();
     // Content-Length is written again from the framing decided.
-    let hop = match contract::field(name) {
+    let field = contract::field(name);
+    let hop = match field {
         Field::Hop(Hop::Connection) => {
             !contract::forwards_app_connection(rules.keep_connection, false, rules.close)
         }
         Field::Hop(_) | Field::ContentLength => true,
         Field::Forwarded(_) | Field::Keep => false,
     };
-    !(hop || named_hops && named_by_connection(headers, name))
+    // The fixed hop-by-hop fields follow their own rule above, whatever Connection names
+    // (a kept Connection that names itself stays), as on hyper's path.
+    let named = named_hops && !matches!(field, Field::Hop(_)) && named_by_connection(headers, name);
+    !(hop || named)
 }
 
 /// Whether the app's Connection header names `name` as one for this hop only. Host names the
