@@ -454,6 +454,7 @@ fn lean_and_hyper_give_the_client_the_same_response_head() {
         b"HTTP/1.1 204 No Content\r\nConnection: a\r\nConnection: b\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nConnection: a\r\nConnection: \r\nContent-Length: 2\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nConnection: connection\nX-Hop: 1\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: x-hop, close\xff\r\nX-Hop: 1\r\nX-Kept: 2\r\n\r\n",
     ] {
         framing_check::check_response(shape);
     }

@@ -551,18 +551,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            // As bytes: a value with other bytes beside its options still names them, as the
+            // lean path reads it.
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
             .filter(|option| {
                 // Host names the site, not the connection: a client cannot have it dropped.
-                !option.eq_ignore_ascii_case("host")
-                    && !matches!(contract::field(option.as_bytes()), Field::Hop(_))
+                !option.eq_ignore_ascii_case(b"host")
+                    && !matches!(contract::field(option), Field::Hop(_))
                     && headers
                         .keys()
-                        .any(|name| name.as_str().eq_ignore_ascii_case(option))
+                        .any(|name| name.as_str().as_bytes().eq_ignore_ascii_case(option))
             })
-            .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
+            .filter_map(|option| HeaderName::from_bytes(option).ok())
             .collect();
         for name in named {
             headers.remove(name);
