@@ -177,6 +177,9 @@ fn rewrite_with<'b>(
     }
     let close = options.closes(response.version == Some(0));
     let named_hops = options.names_fields;
+    // An app's Date that its Connection names goes with the other named fields: ours replaces
+    // it, as hyper's server adds one on the other path.
+    let date = date && !(named_hops && named_by_connection(headers, b"date"));
     if plain && !named_hops {
         if first.is_some() {
             out.extend_from_slice(&buf[run..next]);
